@@ -1,0 +1,44 @@
+# The two commands: `make run` (the main job on embedded defaults) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+VAR ?= var
+SAMPLE_WIKI ?= enwiki
+SAMPLE_DUMP ?= $(shell scripts/sample_dump.sh $(VAR))
+
+.PHONY: run test lint venv services services-stop bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+$(VAR)/models/$(SAMPLE_WIKI)/manifest.json: | venv
+	$(PY) -m model train --wiki $(SAMPLE_WIKI) --dump $(SAMPLE_DUMP) --out $(VAR)/models/$(SAMPLE_WIKI)
+
+run: venv $(VAR)/models/$(SAMPLE_WIKI)/manifest.json
+	$(PY) -m runner --config runner/sample-config.yaml refresh
+	$(PY) -m runner --config runner/sample-config.yaml status
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+services: venv
+	scripts/services.sh start
+
+services-stop:
+	scripts/services.sh stop
+
+test: venv services
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+
+bench: venv
+	$(PY) benchmarks/recommend_bench.py
+
+clean:
+	rm -rf $(VAR) .pytest_cache
