@@ -96,7 +96,7 @@ def test_mediawiki_has_the_complete_dump(mediawiki):
 def test_link_tables_and_search_are_filled(mediawiki):
     # categories and templates come from refreshLinks after the fast import
     # the stub template and the category it adds are on ~476 articles of the dump
-    used = mediawiki.get(action="query", list="embeddedin", eititle="Veidne:Nadabeigts rakstīņs",
+    used = mediawiki.get(action="query", list="embeddedin", eititle="Taiss:Nadabeigts rakstīņs",
                          einamespace="0", eilimit="max")
     assert len(used["query"]["embeddedin"]) > 400
     members = mediawiki.get(action="query", list="categorymembers",
