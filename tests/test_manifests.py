@@ -265,6 +265,19 @@ def test_job_failure_policy_names_the_container_and_needs_never_restart():
                 assert 0 not in rule["onExitCodes"]["values"]
 
 
+def test_grace_period_lets_the_pages_in_flight_finish():
+    config = _runner_config_module()
+    raw = yaml.safe_load(RUNNER_CONFIG.read_text())
+    page_timeout = raw.get("runner", {}).get("page_timeout",
+                                             config.RunnerSection.page_timeout)
+    for where, resource in workloads():
+        grace = job_spec(resource)["template"]["spec"].get("terminationGracePeriodSeconds", 30)
+        assert grace > page_timeout, (
+            f"{where}: terminationGracePeriodSeconds {grace} <= runner.page_timeout "
+            f"{page_timeout}: SIGKILL would cut a page in flight before its commit")
+        assert grace < DEADLINE_MARGIN
+
+
 def _dockerfile_uid() -> int:
     users = [ln.split()[1] for ln in (REPO / "Dockerfile").read_text().splitlines()
              if ln.startswith("USER ")]
