@@ -259,6 +259,8 @@ def _coerce(value: Any, tp: Any, where: str, env: typing.Mapping[str, str]) -> A
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0], where, env)
     if origin is Literal:
+        if value is False and "off" in args:
+            value = "off"  # YAML 1.1 reads a bare off as false
         if value not in args:
             choices = ", ".join(repr(a) for a in args)
             raise ConfigError(f"{where}: {value!r} is not one of {choices}")

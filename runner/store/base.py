@@ -105,6 +105,10 @@ class Store:
             sql = sql.replace("{ids}", ",".join(["?"] * n))
         return sql.replace("?", self.placeholder) if self.placeholder != "?" else sql
 
+    def _sql_raw(self, sql: str) -> str:
+        """Ad-hoc SQL written with "?" placeholders, for this dialect (tests, tools)."""
+        return sql.replace("?", self.placeholder) if self.placeholder != "?" else sql
+
     @contextmanager
     def transaction(self) -> Iterator[Any]:
         """One atomic unit of work; rolled back on any exception."""

@@ -61,5 +61,8 @@ class MysqlStore(Store):
         return store
 
     def _begin(self, cur: Any) -> None:
-        self.conn.ping(reconnect=True)
-        self.conn.begin()
+        try:
+            self.conn.begin()
+        except (pymysql.err.OperationalError, pymysql.err.InterfaceError):
+            self.conn.connect()  # the server closed an idle connection: open a new one
+            self.conn.begin()

@@ -1,0 +1,227 @@
+"""Command line of the refresh job: ``python -m runner [--config FILE] COMMAND ...``.
+
+Commands: refresh, backfill, status, revalidate, drift (see ``--help`` and docs/runner.md).
+
+Exit codes:
+  0  ok (also: --max-runtime reached before the target; a clean stop, see the log's
+     stop_reason "max_runtime", so a CronJob is not retried for it)
+  1  failure (a wiki's run failed, or was interrupted by SIGTERM/SIGINT)
+  2  bad usage or configuration (nothing was done)
+  3  the lock of a wiki is held by another run (that wiki was skipped at once)
+  4  the ZooKeeper lock was lost mid-run (work done so far is committed)
+With several wikis the most severe code wins: 1, then 4, then 3, then 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from runner.config import Config, ConfigError, load_config
+from runner.job import (
+    EXIT_FAILURE,
+    EXIT_LOCK_HELD,
+    EXIT_LOCK_LOST,
+    EXIT_OK,
+    EXIT_USAGE,
+    RunOptions,
+    RunResult,
+    StopFlag,
+)
+from runner.logs import setup_logging
+from runner.metrics import open_metrics
+
+log = logging.getLogger("runner")
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected i/N such as 0/3, got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"shard {text}: need 0 <= i < N")
+    return i, n
+
+
+def _positive(kind: type) -> object:
+    def conv(text: str) -> object:
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return v
+    return conv
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m runner", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 2)[2])
+    p.add_argument("--config", help="YAML config (default: runner/sample-config.yaml)")
+    p.add_argument("--log-format", choices=("json", "text"), default="json")
+    p.add_argument("--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--dry-run", action="store_true", help="evaluate, write nothing")
+        sp.add_argument("--workers", type=_positive(int), help="worker processes (CPU count)")
+
+    r = sub.add_parser("refresh", help="fill each wiki's pool up to its target")
+    r.add_argument("--wiki", action="append", help="only this wiki (repeatable)")
+    r.add_argument("--target", type=int, help="pool target instead of the configured one")
+    r.add_argument("--max-runtime", type=_positive(float), help="seconds, then stop cleanly")
+    r.add_argument("--shard", type=_shard, help="i/N: this pod's share of the candidates")
+    r.add_argument("--batch-size", type=_positive(int))
+    r.add_argument("--limit", type=_positive(int), help="evaluate at most N candidates")
+    r.add_argument("--topic", help="only this topic (search strategy)")
+    common(r)
+
+    b = sub.add_parser("backfill", help="evaluate given pages now")
+    b.add_argument("--wiki", required=True)
+    g = b.add_mutually_exclusive_group(required=True)
+    g.add_argument("--page", action="append", help="a title (repeatable)")
+    g.add_argument("--titles-file", help="one title per line")
+    b.add_argument("--force", action="store_true", help="skip the criteria that may be skipped")
+    common(b)
+
+    s = sub.add_parser("status", help="pool size, rows, outbox and last run per wiki")
+    s.add_argument("--wiki", action="append")
+    s.add_argument("--format", choices=("table", "json"), default="table")
+
+    v = sub.add_parser("revalidate", help="re-evaluate stored rows that fail a check")
+    v.add_argument("--wiki", required=True)
+    v.add_argument("--older-than", help="made before: 2024-05-01, unix time, or age (30d)")
+    v.add_argument("--checksum-mismatch", action="store_true",
+                   help="made with other dataset checksums than the current model's")
+    v.add_argument("--score-below", type=float, help="any link scoring below this")
+    v.add_argument("--all", action="store_true", help="every row")
+    v.add_argument("--delete-null-rows", action="store_true",
+                   help="also forget 'nothing usable' rows (criteria became more permissive)")
+    v.add_argument("--limit", type=_positive(int), help="at most N rows")
+    v.add_argument("--force", action="store_true")
+    common(v)
+
+    d = sub.add_parser("drift", help="reconcile the table with the search index's tags")
+    d.add_argument("--wiki", required=True)
+    d.add_argument("--resend", action="store_true", help="announce every pooled page again")
+    d.add_argument("--dry-run", action="store_true")
+    return p
+
+
+def _exit_code(results: list[RunResult]) -> int:
+    codes = {r.exit_code for r in results}
+    for code in (EXIT_FAILURE, EXIT_LOCK_LOST, EXIT_LOCK_HELD):
+        if code in codes:
+            return code
+    return EXIT_OK
+
+
+def _install_signals(stop: StopFlag) -> None:
+    def handler(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        if stop.reason == name and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set(name)
+        log.warning("signal received: stopping after the pages in flight",
+                    extra={"signal": name})
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _titles(args: argparse.Namespace) -> tuple[str, ...]:
+    if args.page:
+        return tuple(args.page)
+    try:
+        text = Path(args.titles_file).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"--titles-file: cannot read {args.titles_file}: {e.strerror}") \
+            from None
+    titles = tuple(t.strip() for t in text.splitlines() if t.strip())
+    if not titles:
+        raise ConfigError(f"--titles-file: {args.titles_file} has no titles")
+    return titles
+
+
+def _run(cfg: Config, args: argparse.Namespace) -> int:
+    from runner import repair, status
+    from runner.app import run_wiki
+
+    if args.command == "status":
+        rows = status.collect(cfg, args.wiki)
+        print(json.dumps({"wikis": rows}, indent=2) if args.format == "json"
+              else status.table(rows))
+        return EXIT_OK
+
+    for w in getattr(args, "wiki", None) or []:
+        cfg.wiki(w)  # unknown wiki: a config error before any work
+    metrics = open_metrics(cfg.metrics)
+    stop = StopFlag()
+    _install_signals(stop)
+    results: list[RunResult] = []
+    try:
+        if args.command == "refresh":
+            opts = RunOptions(command="refresh", target=args.target, dry_run=args.dry_run,
+                              workers=args.workers, max_runtime=args.max_runtime,
+                              shard=args.shard, batch_size=args.batch_size, limit=args.limit,
+                              topic=args.topic)
+            for w in args.wiki or sorted(cfg.wikis):
+                if stop:
+                    break
+                results.append(run_wiki(cfg, w, opts, metrics, stop))
+        elif args.command == "backfill":
+            opts = RunOptions(command="backfill", dry_run=args.dry_run, workers=args.workers,
+                              force=args.force, titles=_titles(args))
+            results.append(run_wiki(cfg, args.wiki, opts, metrics, stop))
+        elif args.command == "revalidate":
+            if not (args.older_than or args.checksum_mismatch or args.score_below is not None
+                    or args.all or args.delete_null_rows):
+                raise ConfigError("revalidate: give at least one of --older-than, "
+                                  "--checksum-mismatch, --score-below, --all, "
+                                  "--delete-null-rows")
+            checksums = None
+            if args.checksum_mismatch:
+                from model import open_model
+
+                checksums = dict(open_model(cfg.wiki(args.wiki).model).checksums)
+            spec = repair.RevalidateSpec(
+                older_than=repair.parse_when(args.older_than) if args.older_than else None,
+                checksums=checksums, score_below=args.score_below, all=args.all,
+                delete_null=args.delete_null_rows, limit=args.limit)
+            opts = RunOptions(command="revalidate", dry_run=args.dry_run, workers=args.workers,
+                              force=args.force)
+            results.append(repair.revalidate(cfg, args.wiki, spec, opts, metrics, stop))
+        elif args.command == "drift":
+            opts = RunOptions(command="drift", dry_run=args.dry_run)
+            results.append(repair.drift(cfg, args.wiki, resend=args.resend, options=opts,
+                                        metrics=metrics))
+    finally:
+        metrics.close()
+    for r in results:
+        log.info("run finished", extra=r.as_dict())
+    if sys.stdout.isatty():
+        print(status.summary([r.as_dict() for r in results]))
+    return _exit_code(results)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_format, logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        cfg = load_config(args.config)
+        return _run(cfg, args)
+    except (ConfigError, ValueError) as e:
+        log.error("bad usage or configuration: %s", e, extra={"error": str(e)})
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

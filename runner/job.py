@@ -1,0 +1,433 @@
+"""The refresh loop of one wiki: select -> fetch -> evaluate -> recommend -> prune -> store ->
+publish, with SPEC §5's stop rules.
+
+Stops: the pool target is reached; a whole batch yields no success (search/random: the
+candidate supply is exhausted; not for the allpages walk, which goes to its end); no more
+candidates; ``--limit`` candidates evaluated; ``--max-runtime`` passed; the lock was lost;
+SIGTERM/SIGINT. Whatever the stop, pages in flight finish and are committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from runner import criteria as C
+from runner import metric_names as M
+from runner.config import Config, WikiConfig
+from runner.coordination import LocalPoolTarget, PoolTarget, UnlimitedTarget
+from runner.events import EventFactory, Publisher, PublishStats
+from runner.lock import WikiLock
+from runner.metrics import Metrics
+from runner.prune import prune
+from runner.records import Candidate, Evaluation, PageData
+from runner.sources import TimedSource
+from runner.store import Store
+from runner.workers import DEFAULT_RECOMMENDER, Task, TaskResult, WorkerPool
+
+log = logging.getLogger("runner.job")
+
+# Exit codes of the CLI (documented in runner/__main__.py and docs/runner.md).
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_LOCK_HELD, EXIT_LOCK_LOST = 0, 1, 2, 3, 4
+
+FETCH_CHUNK = 50  # titles per fetch (the Action API's limit without apihighlimits)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    command: str = "refresh"  # refresh | backfill | revalidate
+    target: int | None = None  # overrides the wiki's pool_target
+    dry_run: bool = False  # evaluate and recommend, write nothing
+    workers: int | None = None
+    max_runtime: float | None = None
+    shard: tuple[int, int] | None = None
+    batch_size: int | None = None
+    limit: int | None = None  # candidates to evaluate at most
+    force: bool = False  # backfill --force: skip the criteria that may be skipped
+    titles: tuple[str, ...] | None = None  # backfill: exactly these pages
+    topic: str | None = None
+    recommender: str = DEFAULT_RECOMMENDER
+
+    @property
+    def shard_label(self) -> str:
+        return f"{self.shard[0]}/{self.shard[1]}" if self.shard else ""
+
+
+@dataclass
+class RunResult:
+    wiki: str
+    status: str = "ok"  # ok | lock_held | lock_lost | interrupted | failed
+    stop_reason: str = ""
+    outcomes: Counter = field(default_factory=Counter)
+    pool_before: int = 0
+    pool_after: int = 0
+    target: int = 0
+    upkeep_removed: int = 0
+    seconds: float = 0.0
+    events: PublishStats = field(default_factory=PublishStats)
+    error: str = ""
+    dry_run: bool = False
+
+    @property
+    def evaluated(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def exit_code(self) -> int:
+        return {"ok": EXIT_OK, "lock_held": EXIT_LOCK_HELD,
+                "lock_lost": EXIT_LOCK_LOST}.get(self.status, EXIT_FAILURE)
+
+    def as_dict(self) -> dict:
+        return {"wiki": self.wiki, "status": self.status, "stop_reason": self.stop_reason,
+                "outcomes": dict(sorted(self.outcomes.items())), "evaluated": self.evaluated,
+                "pool_before": self.pool_before, "pool_after": self.pool_after,
+                "target": self.target, "upkeep_removed": self.upkeep_removed,
+                "seconds": round(self.seconds, 3), "events_sent": self.events.sent,
+                "events_failed": self.events.failed, "events_pending": self.events.pending,
+                "dry_run": self.dry_run, "error": self.error}
+
+
+class StopFlag:
+    """Set from a signal handler; read between pages."""
+
+    def __init__(self) -> None:
+        self.reason = ""
+
+    def set(self, reason: str) -> None:
+        self.reason = self.reason or reason
+
+    def __bool__(self) -> bool:
+        return bool(self.reason)
+
+
+class WikiJob:
+    """One run of one wiki over already-opened adapters (the CLI opens and closes them)."""
+
+    def __init__(self, cfg: Config, wiki: WikiConfig, *, source: TimedSource, store: Store,
+                 publisher: Publisher, metrics: Metrics, lock: WikiLock,
+                 options: RunOptions, stop: StopFlag | None = None,
+                 pool_target: Callable[[int, int], PoolTarget] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.cfg, self.wiki, self.options = cfg, wiki, options
+        self.source, self.store, self.publisher = source, store, publisher
+        self.metrics, self.lock, self.clock = metrics, lock, clock
+        self.stop = stop or StopFlag()
+        self.make_target = pool_target or LocalPoolTarget
+        self.events = EventFactory(wiki.name, cfg.events.stream, cfg.events.schema_uri,
+                                   wiki.domain)
+        self.result = RunResult(wiki.name, dry_run=options.dry_run)
+        self.started = time.monotonic()
+        self.workers: WorkerPool | None = None
+        self.target: PoolTarget = UnlimitedTarget()
+        self._key = 0
+        self._taken = 0  # candidates taken into evaluation (for --limit)
+        self._taken_max = 0  # highest page id taken in the current batch (resume point)
+
+    # ------------------------------------------------------------------ top level
+    def run(self) -> RunResult:
+        res, opts, name = self.result, self.options, self.wiki.name
+        run_id = None if opts.dry_run else self.store.start_run(opts.command, opts.shard_label)
+        try:
+            self._publish()
+            if opts.command == "refresh":
+                self.upkeep()
+            res.pool_before = self.store.pool_size()
+            self.metrics.gauge(M.POOL_SIZE, res.pool_before, wiki=name)
+            if opts.titles is None:
+                res.target = self.wiki.pool_target if opts.target is None else opts.target
+                self.target = self.make_target(res.target, res.pool_before)
+            res.stop_reason = self._loop()
+            if self.lock.lost:
+                res.status, res.stop_reason = "lock_lost", "lock_lost"
+            elif self.stop.reason in ("SIGTERM", "SIGINT"):
+                res.status = "interrupted"
+        except Exception as e:
+            res.status, res.error = "failed", f"{type(e).__name__}: {e}"
+            self.metrics.incr(M.ERRORS, wiki=name, kind="run")
+            log.exception("run failed", extra={"wiki": name})
+        finally:
+            if self.workers:
+                self.workers.close()
+            self.target.close()
+            try:
+                self._publish()
+                res.pool_after = self.store.pool_size()
+                self.metrics.gauge(M.POOL_SIZE, res.pool_after, wiki=name)
+            except Exception as e:  # noqa: BLE001 - report, keep the first error if any
+                if res.status == "ok":
+                    res.status, res.error = "failed", f"{type(e).__name__}: {e}"
+                log.exception("final publish failed", extra={"wiki": name})
+            res.seconds = time.monotonic() - self.started
+            self.metrics.timing(M.RUN_DURATION, res.seconds * 1000.0, wiki=name)
+            self.metrics.incr(M.RUNS, wiki=name, status=res.status)
+            if run_id is not None:
+                try:
+                    self.store.finish_run(run_id, res.status, res.stop_reason,
+                                          dict(res.outcomes), res.pool_after)
+                except Exception:  # noqa: BLE001 - the run's own outcome matters more
+                    log.exception("could not record the run", extra={"wiki": name})
+        return res
+
+    def _publish(self) -> None:
+        if self.options.dry_run:
+            return
+        stats = self.publisher.drain()
+        ev = self.result.events
+        ev.sent += stats.sent
+        ev.failed += stats.failed
+        ev.pending = stats.pending
+        ev.error = stats.error or ev.error
+
+    # ------------------------------------------------------------------ upkeep
+    def upkeep(self) -> int:
+        """Drop rows whose revision is no longer the page's latest; queue clear events."""
+        removed = 0
+        for batch in self.store.iter_pooled_pages(500):
+            if self.lock.lost:
+                break
+            latest = self.source.latest_revisions([p for p, _ in batch])
+            stale = [p for p, rev in batch if latest.get(p) != rev]
+            if not stale:
+                continue
+            titles = self.store.pool_titles(stale)
+            missing = [p for p in stale if p not in titles]
+            if missing:
+                titles.update(self.source.page_titles(missing))
+            for p in stale:
+                log.info("pooled page changed or gone: row removed", extra={
+                    "wiki": self.wiki.name, "page_id": p, "title": titles.get(p),
+                    "outcome": "upkeep_removed", "dry_run": self.options.dry_run})
+            if not self.options.dry_run:
+                with self.metrics.timer(M.DB_TIME, wiki=self.wiki.name):
+                    self.store.remove_pages([(p, titles.get(p)) for p in stale],
+                                            self.events.clear)
+            removed += len(stale)
+        self.result.upkeep_removed = removed
+        return removed
+
+    # ------------------------------------------------------------------ candidates
+    def _batches(self) -> Iterator[tuple[str | None, list[Candidate]]]:
+        opts = self.options
+        size = opts.batch_size or self.wiki.candidates.batch_size or self.cfg.runner.batch_size
+        if opts.titles is not None:
+            titles = list(opts.titles)
+            for i in range(0, len(titles), size):
+                yield None, [Candidate(t) for t in titles[i:i + size]]
+            return
+        strategy = self.wiki.candidates.strategy
+        topics: list[str | None] = [opts.topic] if opts.topic else (
+            list(self.wiki.candidates.topics) if strategy == "search" else [])
+        for topic in topics or [None]:
+            resume = self.store.resume_point(self._resume_key()) \
+                if strategy == "allpages" else None
+            for batch in self.source.candidates(strategy, batch_size=size, topic=topic,
+                                                resume_from=resume, shard=opts.shard):
+                yield topic, batch
+                if self._stopping():
+                    return
+            if strategy == "allpages" and not opts.dry_run and not self._stopping():
+                self.store.set_resume_point(self._resume_key(), None)  # walk done: restart
+
+    def _resume_key(self) -> str:
+        return "allpages" + (f":{self.options.shard_label}" if self.options.shard else "")
+
+    def _stopping(self) -> str:
+        """The reason to stop taking new pages, or ''."""
+        if self.lock.lost:
+            return "lock_lost"
+        if self.stop:
+            return self.stop.reason
+        mr = self.options.max_runtime or self.cfg.runner.max_runtime
+        if mr is not None and time.monotonic() - self.started >= mr:
+            return "max_runtime"
+        if self.target.remaining() <= 0:
+            return "target_reached"
+        return ""
+
+    def _limit_left(self) -> int | None:
+        limit = self.options.limit
+        return None if limit is None else max(0, limit - self._taken)
+
+    def _loop(self) -> str:
+        reason = self._stopping()
+        if reason:
+            return reason
+        strategy = "titles" if self.options.titles is not None \
+            else self.wiki.candidates.strategy
+        exhausted_topic: str | None | bool = False
+        for topic, batch in self._batches():
+            if exhausted_topic is not False and topic == exhausted_topic:
+                continue
+            successes, complete = self._run_batch(batch)
+            reason = self._stopping() or ("limit_reached" if self._limit_left() == 0 else "")
+            if reason:
+                return reason
+            if complete and strategy == "allpages" and self._taken_max \
+                    and not self.options.dry_run:
+                self.store.set_resume_point(self._resume_key(), self._taken_max)
+            if successes == 0 and strategy in ("search", "random"):
+                log.info("a whole batch without success: candidates exhausted",
+                         extra={"wiki": self.wiki.name, "topic": topic})
+                if len(self.wiki.candidates.topics) <= 1 or self.options.topic:
+                    return "batch_without_success"
+                exhausted_topic = topic
+        return "titles_done" if self.options.titles is not None else "candidates_exhausted"
+
+    # ------------------------------------------------------------------ one batch
+    def _evaluated_chunks(self, batch: list[Candidate]) -> Iterator[list[PageData]]:
+        """Fetch and apply the criteria, FETCH_CHUNK pages at a time; yield passing pages."""
+        crit = self.wiki.criteria
+        for i in range(0, len(batch), FETCH_CHUNK):
+            if self._stopping():
+                return
+            chunk = batch[i:i + FETCH_CHUNK]
+            left = self._limit_left()
+            if left is not None:
+                chunk = chunk[:left]
+                if not chunk:
+                    return
+            self._taken += len(chunk)
+            self._taken_max = max([self._taken_max, *(c.page_id or 0 for c in chunk)])
+            pages = self.source.fetch([c.title for c in chunk])
+            found = {p.title for p in pages}
+            for c in chunk:
+                if c.title not in found and not any(_same(c.title, t) for t in found):
+                    self._record(Evaluation(c.title, C.OTHER, c.page_id,
+                                            detail="page not found or not an article"))
+            revs = [p.rev_id for p in pages]
+            states = self.store.revision_states(revs)
+            subs = self.store.prior_submissions(revs)
+            now = self.clock()
+            passing = []
+            for p in pages:
+                if p.namespace != 0 or p.is_redirect:
+                    self._record(Evaluation(p.title, C.OTHER, p.page_id, p.rev_id,
+                                            detail="not an article (namespace or redirect)"))
+                    continue
+                state = C.StoreState(p.rev_id in states, states.get(p.rev_id, False),
+                                     p.rev_id in subs)
+                verdict = C.evaluate(p, crit, state, force=self.options.force, now=now)
+                if verdict.outcome:
+                    self._record(Evaluation(p.title, verdict.outcome, p.page_id, p.rev_id,
+                                            detail=verdict.detail))
+                else:
+                    passing.append(p)
+            if passing:
+                yield passing
+
+    def _pool(self) -> WorkerPool:
+        if self.workers is None:
+            crit = self.wiki.criteria
+            options = {"threshold": crit.minimum_link_score,
+                       "max_recommendations": crit.maximum_links_per_task,
+                       "excluded_sections": tuple(crit.excluded_sections)}
+            n = self.options.workers or self.cfg.runner.workers or os.cpu_count() or 1
+            self.workers = WorkerPool(self.wiki.model, workers=n,
+                                      page_timeout=self.cfg.runner.page_timeout,
+                                      options=options, recommender=self.options.recommender)
+            self.workers.start()
+        return self.workers
+
+    def _run_batch(self, batch: list[Candidate]) -> tuple[int, bool]:
+        """Returns (successes, whether every candidate of the batch was dealt with)."""
+        self._taken_max = 0
+        chunks = self._evaluated_chunks(batch)
+        ready: deque[PageData] = deque()
+        inflight: dict[int, PageData] = {}
+        successes = 0
+        exhausted = False
+
+        def feed() -> None:
+            nonlocal exhausted
+            while not self._stopping():
+                if not ready:
+                    if exhausted:
+                        return
+                    nxt = next(chunks, None)
+                    if nxt is None:
+                        exhausted = True
+                        return
+                    ready.extend(nxt)
+                    continue
+                pool = self._pool()
+                if not pool.idle:
+                    return
+                page = ready.popleft()
+                self._key += 1
+                inflight[self._key] = page
+                pool.submit(Task(self._key, page.title, page.page_id, page.rev_id,
+                                 page.wikitext))
+
+        feed()
+        while inflight:
+            results = self.workers.wait(timeout=0.5) if self.workers else []
+            feed()  # give idle workers their next page before the parent's own work
+            for res in results:
+                successes += self._finish(inflight.pop(res.key), res)
+            if results:
+                feed()
+        complete = exhausted and not ready
+        return successes, complete
+
+    # ------------------------------------------------------------------ one page
+    def _finish(self, page: PageData, res: TaskResult) -> int:
+        name, crit = self.wiki.name, self.wiki.criteria
+        self.metrics.timing(M.MODEL_TIME, res.seconds * 1000.0, wiki=name)
+        if not res.ok or not isinstance(res.recommendation, dict):
+            self.metrics.incr(M.ERRORS, wiki=name, kind="worker")
+            self._record(Evaluation(page.title, C.OTHER, page.page_id, page.rev_id,
+                                    detail=f"recommendation failed: {res.error}"), error=True)
+            return 0
+        rec = res.recommendation
+        links = list(rec.get("links") or [])
+        targets = self.source.targets({x["link_target"] for x in links}) if links else {}
+        rejected = self.store.rejected_targets(page.page_id, crit.rejection_limit) \
+            if links else set()
+        pr = prune(links, targets, rejected, crit, force=self.options.force)
+        if pr.outcome != C.SUCCESS:
+            if pr.remember_unavailable and not self.options.dry_run:
+                with self.metrics.timer(M.DB_TIME, wiki=name):
+                    self.store.save_null(page.page_id, page.rev_id, page.title,
+                                         self.events.clear)
+            self._record(Evaluation(page.title, pr.outcome, page.page_id, page.rev_id,
+                                    detail=pr.detail))
+            return 0
+        latest = self.source.latest_revisions([page.page_id]).get(page.page_id)
+        if latest != page.rev_id:
+            self._record(Evaluation(page.title, C.OTHER, page.page_id, page.rev_id,
+                                    detail=f"page changed meanwhile (now revision {latest})"))
+            return 0
+        if not self.target.claim():
+            log.info("target reached by others; result dropped",
+                     extra={"wiki": name, "title": page.title})
+            return 0
+        data = {"links": list(pr.links),
+                "meta": {**(rec.get("meta") or {}), "task_timestamp": int(self.clock())}}
+        if not self.options.dry_run:
+            try:
+                with self.metrics.timer(M.DB_TIME, wiki=name):
+                    self.store.save_recommendation(page.page_id, page.rev_id, page.title, data,
+                                                   self.events.set(page.page_id, page.title))
+            except BaseException:
+                self.target.release()
+                raise
+        self._record(Evaluation(page.title, C.SUCCESS, page.page_id, page.rev_id,
+                                recommendation=data, detail=pr.detail))
+        return 1
+
+    def _record(self, ev: Evaluation, error: bool = False) -> None:
+        self.result.outcomes[ev.outcome] += 1
+        self.metrics.incr(M.OUTCOME, wiki=self.wiki.name, outcome=ev.outcome)
+        (log.warning if error else log.info)("evaluated", extra={
+            "wiki": self.wiki.name, "title": ev.title, "outcome": ev.outcome,
+            "page_id": ev.page_id, "rev_id": ev.rev_id, "detail": ev.detail})
+
+
+def _same(a: str, b: str) -> bool:
+    na = a.replace("_", " ").strip()
+    nb = b.replace("_", " ").strip()
+    return na[:1].upper() + na[1:] == nb[:1].upper() + nb[1:]

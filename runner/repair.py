@@ -1,0 +1,165 @@
+"""Repair tools (SPEC §5): revalidate stored rows, and fix drift between table and search.
+
+``revalidate`` picks rows with data that fail a check (made before a date, by another model,
+with a link scoring below X, or all), removes them with a clear event, and evaluates those
+pages again (like ``backfill``): what still qualifies comes back with a set event.
+
+``drift`` reconciles the table with what the search index was told (``addlink_pool``):
+a page tagged without a data row gets a clear event, a data row never announced gets a set
+event; ``--resend`` re-announces every pooled page (after a search index rebuild). When the
+source can list the pages search has tagged (``tagged_pages()``, CirrusSearch only) that list
+is reconciled too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from runner.app import Adapters, locked
+from runner.config import Config
+from runner.job import RunOptions, RunResult, StopFlag, WikiJob
+from runner.lock import WikiLock
+from runner.metrics import Metrics
+from runner.store import StoredRow
+
+log = logging.getLogger("runner.repair")
+
+
+def parse_when(text: str, now: float | None = None) -> float:
+    """'2024-05-01', '2024-05-01T12:00:00Z', a unix time, or an age such as '30d', '12h'."""
+    now = time.time() if now is None else now
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([smhdw])", text.strip())
+    if m:
+        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+        return now - float(m.group(1)) * unit
+    if re.fullmatch(r"\d{9,}", text.strip()):
+        return float(text)
+    try:
+        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"--older-than: cannot read {text!r} (use 2024-05-01, a unix time "
+                         "or an age like 30d)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+@dataclass(frozen=True)
+class RevalidateSpec:
+    older_than: float | None = None  # task_timestamp before this unix time
+    checksums: dict | None = None  # rows made with other dataset checksums than these
+    score_below: float | None = None  # rows with any link scoring below this
+    all: bool = False
+    delete_null: bool = False  # also forget NULL rows (criteria became more permissive)
+    limit: int | None = None
+
+
+def why_stale(row: StoredRow, spec: RevalidateSpec) -> str:
+    """The first check a row fails, or '' when it is still good."""
+    data = row.data or {}
+    meta = data.get("meta") or {}
+    if spec.all:
+        return "all"
+    if spec.checksums is not None and (meta.get("dataset_checksums") or {}) != spec.checksums:
+        return "checksum_mismatch"
+    if spec.older_than is not None and float(meta.get("task_timestamp") or 0) < spec.older_than:
+        return "older_than"
+    if spec.score_below is not None:
+        scores = [float(x.get("score", 0)) for x in data.get("links") or []]
+        if not scores or min(scores) < spec.score_below:
+            return "score_below"
+    return ""
+
+
+def revalidate(cfg: Config, wiki: str, spec: RevalidateSpec, options: RunOptions,
+               metrics: Metrics, stop: StopFlag | None = None) -> RunResult:
+    def body(lock: WikiLock) -> RunResult:
+        from contextlib import ExitStack
+
+        with ExitStack() as stack:
+            a = Adapters(cfg, wiki, metrics, stack)
+            picked: list[tuple[StoredRow, str]] = []
+            for row in a.store.iter_data_rows():
+                reason = why_stale(row, spec)
+                if reason:
+                    picked.append((row, reason))
+                    if spec.limit is not None and len(picked) >= spec.limit:
+                        break
+            nulls = list(a.store.iter_null_rows()) if spec.delete_null else []
+            pages = [r.page_id for r, _ in picked]
+            titles = a.store.pool_titles(pages)
+            titles.update(a.source.page_titles([p for p in pages if p not in titles]))
+            reasons = Counter(reason for _, reason in picked)
+            for row, reason in picked:
+                log.info("row to revalidate", extra={
+                    "wiki": wiki, "page_id": row.page_id, "rev_id": row.rev_id,
+                    "title": titles.get(row.page_id), "reason": reason,
+                    "dry_run": options.dry_run})
+            if options.dry_run:
+                res = RunResult(wiki, stop_reason="dry_run", dry_run=True)
+                res.outcomes.update({f"would_revalidate_{k}": v for k, v in reasons.items()})
+                if nulls:
+                    res.outcomes["would_delete_null_row"] = len(nulls)
+                return res
+            for page, rev in nulls:
+                a.store.delete_null_row(page, rev)
+            a.store.remove_pages([(p, titles.get(p)) for p in pages], a.events.clear)
+            redo = tuple(dict.fromkeys(titles[p] for p in pages if p in titles))
+            job = WikiJob(cfg, cfg.wiki(wiki), source=a.source, store=a.store,
+                          publisher=a.publisher, metrics=metrics, lock=lock,
+                          options=RunOptions(command="revalidate", titles=redo,
+                                             force=options.force, workers=options.workers,
+                                             recommender=options.recommender),
+                          stop=stop)
+            res = job.run()
+            res.outcomes.update({f"revalidated_{k}": v for k, v in reasons.items()})
+            if nulls:
+                res.outcomes["deleted_null_row"] = len(nulls)
+            return res
+
+    return locked(cfg, wiki, options, metrics, body)
+
+
+def drift(cfg: Config, wiki: str, *, resend: bool, options: RunOptions,
+          metrics: Metrics) -> RunResult:
+    def body(lock: WikiLock) -> RunResult:
+        from contextlib import ExitStack
+
+        res = RunResult(wiki, stop_reason="drift", dry_run=options.dry_run)
+        with ExitStack() as stack:
+            a = Adapters(cfg, wiki, metrics, stack)
+            rows = {r.page_id: r.rev_id for r in a.store.iter_data_rows()}
+            entries = {p: (rev, t) for p, rev, t in a.store.iter_pool_entries()}
+            tagged = getattr(a.source.inner, "tagged_pages", None)
+            in_search: dict[int, str] = dict(tagged()) if tagged else {}
+            to_clear = {p: t for p, (_, t) in entries.items() if p not in rows}
+            to_clear.update({p: t for p, t in in_search.items() if p not in rows})
+            to_set = [p for p in rows if p not in entries or resend
+                      or (tagged is not None and p not in in_search)]
+            titles = {p: entries[p][1] for p in to_set if p in entries}
+            titles.update(a.source.page_titles([p for p in to_set if p not in titles]))
+            unknown = [p for p in to_set if p not in titles]
+            res.outcomes.update({"clear": len(to_clear), "set": len(to_set) - len(unknown),
+                                 "no_title": len(unknown)})
+            for p in unknown:
+                log.warning("row without a resolvable title: cannot announce it",
+                            extra={"wiki": wiki, "page_id": p})
+            if options.dry_run:
+                return res
+            now = time.time()
+            a.store.forget_pool_entries(to_clear)
+            a.store.queue_events(
+                [(p, a.events.clear(p, t, now)) for p, t in to_clear.items()]
+                + [(p, a.events.set(p, titles[p], now)) for p in to_set if p in titles],
+                pool=[(p, rows[p], titles[p]) for p in to_set if p in titles])
+            stats = a.publisher.drain()
+            res.events = stats
+            res.pool_after = res.pool_before = a.store.pool_size()
+        return res
+
+    return locked(cfg, wiki, options, metrics, body)
