@@ -20,6 +20,7 @@ import requests
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICES = REPO / "scripts" / "services.sh"
+SERVICES_DIR = Path(os.environ.get("ADDLINK_SERVICES_DIR", REPO / "var" / "services"))
 MW_PORT = int(os.environ.get("ADDLINK_MW_PORT", "8089"))
 ZK_PORT = int(os.environ.get("ADDLINK_ZK_PORT", "2181"))
 USER_AGENT = "addlink-tests/0.1 (https://example.org/addlink; addlink tests on 127.0.0.1)"
@@ -139,6 +140,29 @@ class MediaWiki:
 
     def wikitext(self, title: str) -> str:
         return self.page(title)["revisions"][0]["slots"]["main"]["content"]
+
+    @property
+    def conf_path(self) -> Path:
+        return SERVICES_DIR / "mediawiki" / "conf" / "LocalSettings.php"
+
+    @property
+    def db_path(self) -> Path:
+        """The wiki's SQLite database (open read-only, e.g. ``?mode=ro``, to cross-check)."""
+        return SERVICES_DIR / "mediawiki" / "data" / f"{self.dbname}.sqlite"
+
+    def create_bot_password(self, appid: str | None = None,
+                            grants: str = "basic,highvolume,editpage") -> tuple[str, str]:
+        """A new bot password of the Admin user: (``Admin@<appid>``, password)."""
+        appid = appid or f"t{secrets.token_hex(4)}"
+        password = secrets.token_hex(16)
+        proc = subprocess.run(
+            ["php", "/usr/share/mediawiki/maintenance/createBotPassword.php",
+             "--appid", appid, "--grants", grants, "Admin", password],
+            env={**os.environ, "MW_CONFIG_FILE": str(self.conf_path)},
+            capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"createBotPassword failed: {proc.stdout}{proc.stderr}")
+        return f"Admin@{appid}", password
 
 
 @pytest.fixture(scope="session")
