@@ -1,0 +1,283 @@
+"""On-disk lookups over one wiki's datasets, so a recommending process stays small.
+
+A model directory holds ``manifest.json``, the classifier (``model.json``), the entity
+vectors (``vectors.npy``, memory-mapped) and a Bloom filter of anchor keys
+(``anchors.bloom``, memory-mapped), plus the keyed datasets (anchors, redirects, page ids,
+entity index) either as SQLite files in the same directory or as MySQL tables (after
+``python -m model load``). The Bloom filter answers "surely not an anchor" for most n-grams
+without touching the database, which keeps lookups per page cheap whatever the wiki's size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+
+# Dataset name -> (file, table, key column, value columns). The names are the reference
+# system's, so `meta.dataset_checksums` keeps its keys ("w2vfiltered" holds the entity index).
+DATASETS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
+    "anchors": (
+        "anchors.sqlite",
+        "anchors",
+        "anchor",
+        ("link_prob", "total", "kurtosis", "targets"),
+    ),
+    "redirects": ("redirects.sqlite", "redirects", "title", ("target",)),
+    "pageids": ("pageids.sqlite", "pageids", "title", ("page_id",)),
+    "w2vfiltered": ("entities.sqlite", "entities", "title", ("vector_row", "indegree")),
+}
+CHUNK = 500  # keys per IN (...) query: below SQLite's and MySQL's parameter limits
+
+
+class DatasetError(RuntimeError):
+    """A model directory or dataset store is missing, incomplete or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """One anchor text: its candidate targets (most frequent first) and its statistics."""
+
+    key: str
+    targets: tuple[tuple[str, int], ...]  # (target title, distinct linking pages)
+    total: int  # distinct (page, target) link occurrences over all targets
+    link_prob: float  # pages linking it / pages where it appears at all
+    kurtosis: float  # of the target counts: how peaked the choice of target is
+
+
+# ---------------------------------------------------------------------------- checksums
+
+
+def rows_checksum(rows: Iterable[Sequence]) -> str:
+    """sha256 over rows in key order: identical content gives identical checksums on any store."""
+    h = hashlib.sha256()
+    for row in rows:
+        h.update(json.dumps(list(row), ensure_ascii=False, separators=(",", ":")).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def file_checksum(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------- bloom filter
+
+
+class Bloom:
+    """A Bloom filter over anchor keys; false positives only cost one exact lookup."""
+
+    def __init__(self, bits: np.ndarray, hashes: int):
+        self.bits, self.hashes, self.size = bits, hashes, len(bits) * 8
+
+    @staticmethod
+    def sized(n: int, error: float = 0.01) -> tuple[int, int]:
+        size = max(64, int(-n * math.log(error) / (math.log(2) ** 2)))
+        return (size + 7) // 8, max(1, round(size / max(n, 1) * math.log(2)))
+
+    def _positions(self, keys: Sequence[str]) -> np.ndarray:
+        digests = (
+            np.frombuffer(
+                b"".join(hashlib.blake2b(k.encode(), digest_size=8).digest() for k in keys),
+                dtype="<u4",
+            )
+            .reshape(-1, 2)
+            .astype(np.uint64)
+        )
+        steps = np.arange(self.hashes, dtype=np.uint64)
+        return (digests[:, :1] + steps * (digests[:, 1:] | 1)) % np.uint64(self.size)
+
+    def add(self, keys: Sequence[str]) -> None:
+        pos = self._positions(keys).ravel()
+        np.bitwise_or.at(self.bits, pos >> 3, (1 << (pos & 7)).astype(np.uint8))
+
+    def contains(self, keys: Sequence[str]) -> np.ndarray:
+        if not keys:
+            return np.zeros(0, dtype=bool)
+        pos = self._positions(keys)
+        hit = (self.bits[pos >> 3] >> (pos & 7).astype(np.uint8)) & 1
+        return hit.all(axis=1)
+
+
+# ---------------------------------------------------------------------------- stores
+
+
+class DatasetStore(Protocol):
+    """Keyed lookups of one wiki's datasets; two implementations: SQLite files and MySQL."""
+
+    def get(self, dataset: str, keys: Sequence[str]) -> dict[str, tuple]: ...
+
+    def rows(self, dataset: str) -> Iterator[tuple]: ...
+
+    def close(self) -> None: ...
+
+
+def _chunks(keys: Sequence[str]) -> Iterator[Sequence[str]]:
+    for i in range(0, len(keys), CHUNK):
+        yield keys[i : i + CHUNK]
+
+
+class SqliteStore:
+    """The embedded default: one read-only SQLite file per dataset in the model directory."""
+
+    def __init__(self, directory: Path):
+        self.conns: dict[str, sqlite3.Connection] = {}
+        for name, (file, *_rest) in DATASETS.items():
+            path = directory / file
+            if not path.exists():
+                raise DatasetError(f"dataset {name!r} missing: {path}")
+            conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+            conn.execute("PRAGMA cache_size = -8000")  # 8 MB page cache per dataset at most
+            self.conns[name] = conn
+
+    def get(self, dataset: str, keys: Sequence[str]) -> dict[str, tuple]:
+        _, table, key, values = DATASETS[dataset]
+        out: dict[str, tuple] = {}
+        conn = self.conns[dataset]
+        for chunk in _chunks(list(keys)):
+            sql = (
+                f"SELECT {key}, {', '.join(values)} FROM {table} "
+                f"WHERE {key} IN ({','.join('?' * len(chunk))})"
+            )
+            for row in conn.execute(sql, chunk):
+                out[row[0]] = row[1:]
+        return out
+
+    def rows(self, dataset: str) -> Iterator[tuple]:
+        _, table, key, values = DATASETS[dataset]
+        yield from self.conns[dataset].execute(
+            f"SELECT {key}, {', '.join(values)} FROM {table} ORDER BY {key}"
+        )
+
+    def close(self) -> None:
+        for conn in self.conns.values():
+            conn.close()
+
+
+def mysql_connect(url: str):
+    """A pymysql connection from ``mysql://user[:password]@host[:port]/db``."""
+    import pymysql
+
+    u = urlparse(url)
+    if u.scheme != "mysql" or not u.path.strip("/"):
+        raise DatasetError(f"not a mysql://user@host/db URL: {url!r}")
+    return pymysql.connect(
+        host=u.hostname or "127.0.0.1",
+        port=u.port or 3306,
+        user=unquote(u.username or "root"),
+        password=unquote(u.password or ""),
+        database=u.path.strip("/"),
+        charset="utf8mb4",
+        autocommit=True,
+    )
+
+
+def mysql_table(wiki: str, dataset: str) -> str:
+    if not wiki.replace("_", "").isalnum():
+        raise DatasetError(f"invalid wiki name {wiki!r}")
+    return f"addlink_{wiki}_{DATASETS[dataset][1]}"
+
+
+class MysqlStore:
+    """Production: the datasets as MySQL tables ``addlink_<wiki>_<dataset>``."""
+
+    def __init__(self, url: str, wiki: str):
+        self.conn, self.wiki = mysql_connect(url), wiki
+
+    def get(self, dataset: str, keys: Sequence[str]) -> dict[str, tuple]:
+        _, _, key, values = DATASETS[dataset]
+        table = mysql_table(self.wiki, dataset)
+        out: dict[str, tuple] = {}
+        with self.conn.cursor() as cur:
+            for chunk in _chunks(list(keys)):
+                cur.execute(
+                    f"SELECT {key}, {', '.join(values)} FROM {table} "
+                    f"WHERE {key} IN ({','.join(['%s'] * len(chunk))})",
+                    [k.encode() for k in chunk],
+                )
+                for row in cur.fetchall():
+                    out[row[0].decode()] = tuple(
+                        v.decode() if isinstance(v, bytes) else v for v in row[1:]
+                    )
+        return out
+
+    def rows(self, dataset: str) -> Iterator[tuple]:
+        _, _, key, values = DATASETS[dataset]
+        with self.conn.cursor() as cur:
+            cur.execute(
+                f"SELECT {key}, {', '.join(values)} FROM {mysql_table(self.wiki, dataset)} "
+                f"ORDER BY {key}"
+            )
+            for row in cur.fetchall_unbuffered() if hasattr(cur, "fetchall_unbuffered") else cur:
+                yield tuple(v.decode() if isinstance(v, bytes) else v for v in row)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+# ---------------------------------------------------------------------------- the model
+
+
+class Model:
+    """One wiki's model: classifier, vectors and dataset lookups, opened once per process."""
+
+    def __init__(self, directory: Path, store: DatasetStore):
+        import xgboost
+
+        self.directory = directory
+        self.manifest = json.loads((directory / "manifest.json").read_text())
+        self.wiki: str = self.manifest["wiki"]
+        self.language: str = self.manifest["language"]
+        self.checksums: dict[str, str] = self.manifest["checksums"]
+        self.features: str = self.manifest["features"]
+        self.namespaces = frozenset(self.manifest["namespaces"])
+        self.store = store
+        self.vectors = np.load(directory / "vectors.npy", mmap_mode="r")
+        bloom = self.manifest["bloom"]
+        self.bloom = Bloom(np.load(directory / "anchors.bloom.npy", mmap_mode="r"), bloom["hashes"])
+        self.booster = xgboost.Booster(params={"nthread": 1})
+        self.booster.load_model(str(directory / "model.json"))
+
+    def anchors(self, keys: Iterable[str]) -> dict[str, Anchor]:
+        keys = list(dict.fromkeys(keys))
+        maybe = [k for k, hit in zip(keys, self.bloom.contains(keys), strict=True) if hit]
+        return {
+            k: Anchor(k, tuple(map(tuple, json.loads(targets))), total, prob, kurt)
+            for k, (prob, total, kurt, targets) in self.store.get("anchors", maybe).items()
+        }
+
+    def resolve(self, titles: Iterable[str]) -> dict[str, str]:
+        """Title -> the article it redirects to (titles that are no redirect map to themselves)."""
+        titles = list(dict.fromkeys(titles))
+        found = self.store.get("redirects", titles)
+        return {t: found[t][0] if t in found else t for t in titles}
+
+    def entities(self, titles: Iterable[str]) -> dict[str, tuple[int, int]]:
+        """Title -> (vector row, in-degree) for titles the model has seen linked."""
+        return {t: (v[0], v[1]) for t, v in self.store.get("w2vfiltered", list(titles)).items()}
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_model(path: str | Path, store: str | None = None) -> Model:
+    """Open a model directory; ``store`` is a mysql:// URL to read the datasets from MySQL."""
+    directory = Path(path)
+    if not (directory / "manifest.json").is_file():
+        raise DatasetError(f"no model at {directory} (manifest.json missing); train one first")
+    if store is None:
+        return Model(directory, SqliteStore(directory))
+    wiki = json.loads((directory / "manifest.json").read_text())["wiki"]
+    return Model(directory, MysqlStore(store, wiki))

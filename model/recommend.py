@@ -1,0 +1,210 @@
+"""Link recommendations for one article, in the reference format (SPEC §2, format_version 1).
+
+Two steps: ``score`` finds every eligible mention and scores its candidate targets in one
+classifier call (the expensive part, done once), ``select`` picks non-overlapping links for
+a threshold (cheap, so a backtest can sweep thresholds over one scoring).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.datasets import Model
+from model.features import TOP_CANDIDATES, cosine, pair_features
+from model.text import ngrams
+from model.version import APPLICATION_VERSION
+from model.wikitext import Page, TextSpan, parse
+
+CONTEXT_CHARS = 10
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The best target of one mention (its first eligible occurrence) and its score."""
+
+    start: int  # offset of the mention in the wikitext
+    end: int
+    text: str
+    key: str
+    length: int
+    target: str
+    score: float
+    targets: tuple[str, ...]  # every candidate considered: none may be suggested twice
+    span: TextSpan
+
+
+def key_ngrams(texts: Iterable[str], language: str) -> set[str]:
+    """Keys of every n-gram of the given texts: mentions inside these are not suggested."""
+    return {m.key for text in texts for m in ngrams(text, language)}
+
+
+def context_vector(model: Model, titles: Iterable[str]) -> np.ndarray | None:
+    """Mean unit vector of the page's linked articles: what the page is about."""
+    rows = sorted(row for row, _ in model.entities(titles).values())
+    if not rows:
+        return None
+    vectors = np.asarray(model.vectors[rows], dtype=np.float32)
+    return vectors.sum(axis=0)
+
+
+def score(
+    model: Model,
+    wikitext: str,
+    *,
+    title: str,
+    excluded_sections: Sequence[str] = (),
+    extra_links: Iterable[str] = (),
+) -> tuple[Page, list[Scored]]:
+    """Score every eligible mention of the page (SPEC §2's skip rules apply here)."""
+    page = parse(wikitext, excluded_sections, model.namespaces)
+    language = model.language
+    linked_titles = [link.target for link in page.links] + [title, *extra_links]
+    resolved = model.resolve(linked_titles)
+    linked = set(resolved.values()) | set(resolved)
+    blocked = key_ngrams([title] + [link.anchor for link in page.links], language)
+
+    first: dict[str, tuple] = {}
+    for span in page.spans:
+        if span.excluded:
+            continue
+        for m in ngrams(span.text, language):
+            if m.key not in first and m.key not in blocked:
+                first[m.key] = (m, span)
+    anchors = model.anchors(first)
+    mentions = []
+    for key, anchor in anchors.items():
+        candidates = anchor.targets[:TOP_CANDIDATES]
+        if any(t in linked for t, _ in anchor.targets):
+            continue
+        mentions.append((first[key], anchor, candidates))
+    if not mentions:
+        return page, []
+
+    entities = model.entities({t for _, _, cands in mentions for t, _ in cands})
+    context = context_vector(model, linked)
+    rows, owners = [], []
+    for i, ((m, span), anchor, candidates) in enumerate(mentions):
+        text = span.text[m.start : m.end]
+        for rank, (target, count) in enumerate(candidates):
+            row, indegree = entities.get(target, (None, 0))
+            vector = None if row is None else np.asarray(model.vectors[row])
+            rows.append(
+                pair_features(
+                    model.features,
+                    mention=text,
+                    length=m.length,
+                    anchor=anchor,
+                    rank=rank,
+                    target=target,
+                    count=count,
+                    similarity=cosine(context, vector),
+                    indegree=indegree,
+                    sentence_start=m.sentence_start,
+                )
+            )
+            owners.append((i, target))
+    probabilities = predict(model, rows)
+
+    best: dict[int, tuple[float, str]] = {}
+    for (i, target), p in zip(owners, probabilities, strict=True):
+        if i not in best or p > best[i][0]:
+            best[i] = (float(p), target)
+    out = []
+    for i, (p, target) in best.items():
+        (m, span), anchor, candidates = mentions[i]
+        out.append(
+            Scored(
+                start=span.offset + m.start,
+                end=span.offset + m.end,
+                text=span.text[m.start : m.end],
+                key=m.key,
+                length=m.length,
+                target=target,
+                score=p,
+                targets=tuple(t for t, _ in candidates),
+                span=span,
+            )
+        )
+    out.sort(key=lambda s: s.start)
+    return page, out
+
+
+def predict(model: Model, rows: list[list[float]]) -> np.ndarray:
+    import xgboost
+
+    matrix = xgboost.DMatrix(np.asarray(rows, dtype=np.float32), missing=np.nan)
+    return model.booster.predict(matrix)
+
+
+def select(scored: Sequence[Scored], threshold: float, limit: int) -> list[Scored]:
+    """Longer mentions first (SPEC §2), no overlaps, each target once; the best ``limit``."""
+    chosen: list[Scored] = []
+    targets: set[str] = set()
+    for s in sorted(scored, key=lambda s: (-s.length, -s.score, s.start)):
+        if s.score < threshold or s.target in targets:
+            continue
+        if any(s.start < c.end and c.start < s.end for c in chosen):
+            continue
+        chosen.append(s)
+        targets.add(s.target)
+    best = sorted(chosen, key=lambda s: (-s.score, s.start))[:limit]
+    return sorted(best, key=lambda s: s.start)
+
+
+def link_records(page_spans: Sequence[TextSpan], chosen: Sequence[Scored]) -> list[dict]:
+    """SPEC §2 link objects; match_index counts earlier occurrences in the scanned text."""
+    out = []
+    for index, s in enumerate(chosen):
+        before = "".join(sp.text for sp in page_spans if sp.offset < s.span.offset)
+        local = s.start - s.span.offset
+        match_index = before.count(s.text) + s.span.text[:local].count(s.text)
+        out.append(
+            {
+                "context_after": s.span.text[
+                    local + len(s.text) : local + len(s.text) + CONTEXT_CHARS
+                ],
+                "context_before": s.span.text[max(0, local - CONTEXT_CHARS) : local],
+                "link_index": index,
+                "link_target": s.target,
+                "link_text": s.text,
+                "match_index": match_index,
+                "score": s.score,
+                "wikitext_offset": s.start,
+            }
+        )
+    return out
+
+
+def recommend(
+    model: Model,
+    wikitext: str,
+    *,
+    title: str,
+    pageid: int = 0,
+    revid: int = 0,
+    threshold: float = 0.5,
+    max_recommendations: int = 15,
+    excluded_sections: Sequence[str] = (),
+) -> dict:
+    """Link suggestions for one page in format_version 1."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be within [0, 1], got {threshold}")
+    if max_recommendations < 0:
+        raise ValueError(f"max_recommendations must be >= 0, got {max_recommendations}")
+    page, scored = score(model, wikitext, title=title, excluded_sections=excluded_sections)
+    links = link_records(page.spans, select(scored, threshold, max_recommendations))
+    return {
+        "links": links,
+        "links_count": len(links),
+        "meta": {
+            "application_version": APPLICATION_VERSION,
+            "dataset_checksums": dict(model.checksums),
+            "format_version": 1,
+        },
+        "page_title": title,
+        "pageid": pageid,
+        "revid": revid,
+    }
