@@ -80,15 +80,20 @@ start_mariadb() {
     [[ -x /usr/sbin/mariadbd ]] || apt_install mariadb-server
     local dir=$STATE/mariadb
     mkdir -p "$dir"
-    as_root install -d -o mysql -g mysql /run/mysqld
-    if [[ ! -d /var/lib/mysql/mysql ]]; then
-        as_root mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
+    if as_root mysqladmin -uroot ping >/dev/null 2>&1; then
+        log "mariadb: running (socket) but TCP root login fails; enabling it"
+    else
+        as_root install -d -o mysql -g mysql /run/mysqld
+        if [[ ! -d /var/lib/mysql/mysql ]]; then
+            as_root mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
+        fi
+        as_root start-stop-daemon --start --background --make-pidfile \
+            --pidfile "$dir/mariadb.pid" --exec /usr/sbin/mariadbd -- \
+            --user=mysql --bind-address=127.0.0.1 --port=3306 9>&- \
+            || die "mariadb: start-stop-daemon failed"
+        wait_for 30 mariadb as_root mysqladmin -uroot ping >/dev/null 2>&1 \
+            || die "mariadb: no answer on its socket after 30 s"
     fi
-    as_root start-stop-daemon --start --background --make-pidfile --pidfile "$dir/mariadb.pid" \
-        --exec /usr/sbin/mariadbd -- --user=mysql --bind-address=127.0.0.1 --port=3306 \
-        || die "mariadb: start-stop-daemon failed"
-    wait_for 30 mariadb as_root mysqladmin -uroot ping >/dev/null 2>&1 \
-        || die "mariadb: no answer on its socket after 30 s"
     # Debian's root@localhost authenticates by unix socket only; allow TCP with no password.
     as_root mysql -uroot <<'SQL' || die "mariadb: could not enable TCP root login"
 ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('');
@@ -137,7 +142,7 @@ admin.enableServer=false
 EOF
     setsid bash -c 'echo $$ >"$0"; exec java -Xmx256m -cp /usr/share/java/zookeeper.jar \
         org.apache.zookeeper.server.quorum.QuorumPeerMain "$1"' \
-        "$dir/zookeeper.pid" "$dir/zoo.cfg" >"$dir/zookeeper.log" 2>&1 </dev/null &
+        "$dir/zookeeper.pid" "$dir/zoo.cfg" >"$dir/zookeeper.log" 2>&1 </dev/null 9>&- &
     wait_for 30 zookeeper zk_up || die "zookeeper: no 'imok' after 30 s (see $dir/zookeeper.log)"
     log "zookeeper: started on 127.0.0.1:$ZK_PORT"
 }
@@ -155,7 +160,7 @@ MW_API=http://127.0.0.1:$MW_PORT/api.php
 mw_siteinfo() {
     curl -fsS --max-time 5 "$MW_API?action=query&meta=siteinfo&format=json&formatversion=2" 2>/dev/null
 }
-mw_up() { mw_siteinfo | grep -q "\"wikiid\":\"$MW_DBNAME\""; }
+mw_up() { local doc; doc=$(mw_siteinfo) && [[ $doc == *"\"wikiid\":\"$MW_DBNAME\""* ]]; }
 mw_port_busy() { curl -s --max-time 2 -o /dev/null "http://127.0.0.1:$MW_PORT/"; }
 
 mw_stamp() {
@@ -238,7 +243,8 @@ start_mediawiki() {
     [[ -f $MW_DUMP ]] || die "mediawiki: dump not found: $MW_DUMP (set ADDLINK_SHARED)"
     local need=()
     [[ -f $MW_HOME/maintenance/install.php ]] || need+=(mediawiki)
-    php -m 2>/dev/null | grep -qi '^pdo_sqlite$' || need+=(php-sqlite3)
+    local mods; mods=$(php -m 2>/dev/null || true)
+    [[ $mods == *pdo_sqlite* ]] || need+=(php-sqlite3)
     command -v php >/dev/null || need+=(php-cli)
     command -v sqlite3 >/dev/null || need+=(sqlite3)
     command -v curl >/dev/null || need+=(curl)
@@ -257,7 +263,7 @@ start_mediawiki() {
     # Own process group (setsid): stopping must also stop the PHP_CLI_SERVER_WORKERS children.
     MW_CONFIG_FILE=$MW_CONF PHP_CLI_SERVER_WORKERS=4 setsid bash -c \
         'echo $$ >"$0"; exec php -S "127.0.0.1:$1" -t "$2"' \
-        "$MW_DIR/php.pid" "$MW_PORT" "$MW_HOME" >"$MW_DIR/php-server.log" 2>&1 </dev/null &
+        "$MW_DIR/php.pid" "$MW_PORT" "$MW_HOME" >"$MW_DIR/php-server.log" 2>&1 </dev/null 9>&- &
     wait_for 30 mediawiki mw_up \
         || die "mediawiki: api.php did not answer after 30 s (see $MW_DIR/php-server.log)"
     log "mediawiki: serving $MW_API"
@@ -284,4 +290,9 @@ case $action in
     *) usage ;;
 esac
 mkdir -p "$STATE"
+if [[ $action != status ]]; then
+    # One start/stop at a time (parallel test sessions must not both import the wiki).
+    exec 9>"$STATE/.lock"
+    flock -w 900 9 || die "another services.sh $action held $STATE/.lock for 15 minutes"
+fi
 for n in "${names[@]}"; do "${action}_$n"; done
