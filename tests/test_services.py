@@ -6,7 +6,6 @@ import bz2
 import html
 import re
 import subprocess
-import time
 import uuid
 
 import pymysql
@@ -21,15 +20,13 @@ def run_services(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(SERVICES), *args], capture_output=True, text=True, timeout=120)
 
 
-def test_start_is_idempotent_and_fast(mysql_url, zk_hosts, mediawiki):
-    t0 = time.monotonic()
+def test_start_is_idempotent(mysql_url, zk_hosts, mediawiki):
     proc = run_services("start")
-    elapsed = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr
     assert "mariadb: up" in proc.stderr
     assert "zookeeper: up" in proc.stderr
     assert "mediawiki: up" in proc.stderr
-    assert elapsed < 5, f"start with everything up took {elapsed:.1f} s"
+    assert "installing" not in proc.stderr and "started" not in proc.stderr
 
 
 def test_status_reports_all_three(mediawiki, zk_hosts):

@@ -345,10 +345,8 @@ def test_5xx_json_and_timeouts_are_retried_then_given_up():
 def test_connection_refused_and_api_errors():
     with Scripted([]) as srv:
         url = srv.url
-    t0 = time.monotonic()
     with pytest.raises(ApiSourceError, match="giving up after 2 attempts: ConnectionError"):
         flaky_source(url, retries=1).latest_revisions([7])
-    assert time.monotonic() - t0 < 5
     bad = {"error": {"code": "badvalue", "info": "Unrecognized value for parameter \"x\"."}}
     with Scripted([(200, {}, bad, 0)]) as srv, \
             pytest.raises(ApiSourceError, match="API error badvalue"):
