@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -92,10 +93,14 @@ def test_pod_resources_round_up_and_scale_with_workers(small):
     one = capacity.pod_resources(m, 1, headroom=1.25)
     # (100 + 200) x 1.25 = 375 -> 384 MiB; 0.5 cores -> 500m.
     assert one == {"requests": {"cpu": "500m", "memory": "384Mi"},
-                   "limits": {"cpu": "500m", "memory": "384Mi"}}
+                   "limits": {"cpu": "1000m", "memory": "384Mi"}}
     four = capacity.pod_resources(m, 4, headroom=1.25)
-    # (100 + 800) x 1.25 = 1125 -> 1152 MiB; 2 cores.
-    assert four["requests"] == {"cpu": "2000m", "memory": "1152Mi"}
+    # (100 + 800) x 1.25 = 1125 -> 1152 MiB; 4 x 0.5 = 2 cores requested, 4 allowed.
+    assert four == {"requests": {"cpu": "2000m", "memory": "1152Mi"},
+                    "limits": {"cpu": "4000m", "memory": "1152Mi"}}
+    # 0.33 cores per worker rounds up to the next 100m.
+    m3 = capacity.Measurement(**{**m.__dict__, "cpu_per_worker": 0.33})
+    assert capacity.pod_resources(m3, 2)["requests"]["cpu"] == "700m"
     with pytest.raises(ValueError):
         capacity.pod_resources(m, 0)
 
@@ -104,8 +109,8 @@ def test_missing_input_fails_clearly(tmp_path, capsys):
     missing = tmp_path / "nothing.json"
     with pytest.raises(capacity.InputError, match="measurement file not found"):
         capacity.load_measurement(missing)
-    code = capacity.main(["--input", str(missing), "--wikis", "300", "--pool-target", "3000",
-                          "--churn", "0.05", "--success-rate", "0.3"])
+    code = capacity.main(["plan", "--input", str(missing), "--wikis", "300",
+                          "--pool-target", "3000", "--churn", "0.05", "--success-rate", "0.3"])
     captured = capsys.readouterr()
     assert code == 2
     assert "nothing.json" in captured.err and "not found" in captured.err
@@ -144,8 +149,9 @@ def test_bad_assumptions_are_refused(small):
 
 
 def test_cli_json_and_doc_update(small, tmp_path, capsys):
-    args = ["--input", str(small), "--wikis", "10", "--pool-target", "1000", "--churn", "0.1",
-            "--success-rate", "0.25", "--max-runtime", "1000", "--memory-headroom", "1.0"]
+    args = ["plan", "--input", str(small), "--wikis", "10", "--pool-target", "1000",
+            "--churn", "0.1", "--success-rate", "0.25", "--max-runtime", "1000",
+            "--memory-headroom", "1.0"]
     assert capacity.main([*args, "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["plan"]["evaluations_per_day"] == pytest.approx(4000)
@@ -161,3 +167,76 @@ def test_cli_json_and_doc_update(small, tmp_path, capsys):
     assert section == printed
     assert "| CronJob groups | 1 |" in section
     assert "--update-doc" not in section  # the recorded command reproduces the section
+
+
+# --- measure: the real runner, a real process tree ------------------------------------------
+
+LTG_DUMP = REPO.parent / "shared" / "data" / "dumps" / "ltgwiki-20170901-pages-articles.xml.bz2"
+
+
+@pytest.fixture(scope="module")
+def ltg_model_dir(request, tmp_path_factory) -> Path:
+    """The session's ltgwiki model when conftest provides one, else one trained here (~15 s)."""
+    try:
+        return Path(request.getfixturevalue("ltg_model"))
+    except pytest.FixtureLookupError:
+        from model.train import Settings, train_model
+
+        out = tmp_path_factory.mktemp("capacity-model") / "ltgwiki"
+        train_model(LTG_DUMP, out, Settings(complete=True), wiki="ltgwiki")
+        return out
+
+
+def test_measure_a_real_runner_run(ltg_model_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)  # python -m runner from the checkout
+    config = tmp_path / "config.yaml"
+    config.write_text(f"""
+store: {{type: sqlite, path: {tmp_path}/addlink.sqlite}}
+events: {{type: jsonlines, path: {tmp_path}/events.jsonl}}
+lock: {{type: file, dir: {tmp_path}/locks}}
+metrics: {{type: "off"}}
+wikis:
+  ltgwiki:
+    language: ltg
+    model: {ltg_model_dir}
+    pool_target: 100000
+    source: {{type: dump, path: {LTG_DUMP}, complete: true, cache_dir: {tmp_path}/cache}}
+    candidates: {{strategy: random, seed: 1}}
+""")
+    command = [sys.executable, "-m", "runner", "--config", str(config), "--log-format=json",
+               "refresh", "--wiki=ltgwiki", "--workers=2", "--limit=80"]
+    record = capacity.measure(command, machine="test")
+    out = tmp_path / "m.json"
+    out.write_text(json.dumps(record))
+    m = capacity.load_measurement(out)  # what measure writes, plan accepts
+    assert m.workers == 2 and m.wiki == "ltgwiki"
+    assert 0 < m.pages_evaluated <= 80
+    assert m.pages_evaluated == sum(record["outcomes"].values())
+    # A Python process with numpy and xgboost loaded is tens of MiB; the workers load the
+    # model on top of what the main process has.
+    assert 20 < m.parent_rss_mb < 300 and 20 < m.worker_rss_mb < 300
+    assert 0 < m.cpu_per_worker <= 1.5
+    assert record["cpu_seconds"] > 0.5  # the workers' CPU is counted, not only the parent's
+    assert m.pages_per_second_per_worker > 0
+
+
+def test_measure_refuses_a_failed_or_silent_run(tmp_path):
+    with pytest.raises(capacity.InputError, match="--workers"):
+        capacity.measure([sys.executable, "-c", "pass"])
+    with pytest.raises(capacity.InputError, match="exited 3"):
+        capacity.measure([sys.executable, "-c", "import sys; sys.exit(3)", "--workers=1"])
+    with pytest.raises(capacity.InputError, match="run finished"):
+        capacity.measure([sys.executable, "-c", "print('hello')", "--workers=1"])
+
+
+def test_operations_doc_capacity_section_is_what_its_command_prints(capsys, monkeypatch):
+    """docs/operations.md's capacity figures are regenerated output, not edited by hand."""
+    monkeypatch.chdir(REPO)  # the recorded command uses repository-relative paths
+    doc = REPO / "docs" / "operations.md"
+    section = capacity.doc_section(doc)
+    command = section.split("`", 2)[1]
+    words = shlex.split(command)
+    assert words[:2] == ["python", "benchmarks/capacity.py"], command
+    assert capacity.main(words[2:]) == 0, f"the recorded command fails: {command}"
+    assert capsys.readouterr().out == section, (
+        "docs/operations.md is stale: rerun its capacity command with --update-doc")
