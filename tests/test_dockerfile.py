@@ -362,3 +362,56 @@ def test_entrypoint_help_runs_in_a_clean_venv(clean_venv, image_app):
     result = _run_in_image(clean_venv, image_app, "-m", "runner", "--help")
     assert result.returncode == 0, result.stderr
     assert "refresh" in result.stdout
+
+
+# --- the image at work: config, store, model and workers from the copied tree alone --------
+
+LTG_DUMP = REPO.parent / "shared" / "data" / "dumps" / "ltgwiki-20170901-pages-articles.xml.bz2"
+
+
+@pytest.fixture(scope="module")
+def ltg_model_dir(request) -> Path:
+    """The session's ltgwiki model when conftest provides one, else one trained once and
+    cached under var/cache by the hash of the model code (~15 s)."""
+    try:
+        return Path(request.getfixturevalue("ltg_model"))
+    except pytest.FixtureLookupError:
+        pass
+    digest = hashlib.sha256()
+    for path in sorted((REPO / "model").glob("*.py")):
+        digest.update(path.read_bytes())
+    out = REPO / "var" / "cache" / f"ltg-model-{digest.hexdigest()[:16]}"
+    if not (out / "manifest.json").is_file():
+        from model.train import Settings, train_model
+
+        train_model(LTG_DUMP, out, Settings(complete=True), wiki="ltgwiki")
+    return out
+
+
+def test_image_runs_a_dry_refresh_with_a_mounted_model(clean_venv, image_app, ltg_model_dir,
+                                                      tmp_path):
+    """A real (dry) refresh from the image's tree: SQL from queries/, model, worker processes."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"""
+store: {{type: sqlite, path: "{tmp_path}/{{wiki}}.sqlite"}}
+events: {{type: jsonlines, path: "{tmp_path}/events.jsonl"}}
+lock: {{type: file, dir: "{tmp_path}/locks"}}
+wikis:
+  ltgwiki:
+    language: ltg
+    model: "{ltg_model_dir}"
+    source: {{type: dump, path: "{LTG_DUMP}", complete: true, cache_dir: "{tmp_path}/cache"}}
+""")
+    result = _run_in_image(clean_venv, image_app, "-m", "runner", "--config", str(config),
+                           "--log-format=json", "refresh", "--wiki=ltgwiki", "--dry-run",
+                           "--workers=2", "--limit=30")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    (summary,) = [r for r in records if r.get("message") == "run finished"]
+    assert summary["status"] == "ok" and 0 < summary["evaluated"] <= 30, summary
+    assert "other" not in summary["outcomes"], (
+        f"pages failed in the workers (a dependency missing from requirements.txt?): {summary}")
+    status = _run_in_image(clean_venv, image_app, "-m", "runner", "--config", str(config),
+                           "status", "--format", "json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["wikis"][0]["wiki"] == "ltgwiki"
