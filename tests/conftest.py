@@ -171,3 +171,7 @@ def mediawiki() -> MediaWiki:
     start_service("mediawiki")
     base = f"http://127.0.0.1:{MW_PORT}"
     return MediaWiki(api_url=f"{base}/api.php", index_url=f"{base}/index.php")
+
+
+# Trained models (session-scoped, trained once from the shared dumps): ltg_model, en_model.
+from tests.model_fixtures import en_model, ltg_model  # noqa: E402, F401
