@@ -125,7 +125,8 @@ class WikiJob:
         self.target: PoolTarget = UnlimitedTarget()
         self._key = 0
         self._taken = 0  # candidates taken into evaluation (for --limit)
-        self._taken_max = 0  # highest page id taken in the current batch (resume point)
+        self._taken_ids: list[int] = []  # page ids taken in the current batch, in order
+        self._done_ids: set[int] = set()  # page ids with an outcome
 
     # ------------------------------------------------------------------ top level
     def run(self) -> RunResult:
@@ -232,6 +233,16 @@ class WikiJob:
             if strategy == "allpages" and not opts.dry_run and not self._stopping():
                 self.store.set_resume_point(self._resume_key(), None)  # walk done: restart
 
+    def _save_resume_point(self) -> None:
+        """Resume after the longest run of taken pages that all got an outcome."""
+        last = 0
+        for pid in self._taken_ids:
+            if not pid or pid not in self._done_ids:
+                break
+            last = pid
+        if last:
+            self.store.set_resume_point(self._resume_key(), last)
+
     def _resume_key(self) -> str:
         return "allpages" + (f":{self.options.shard_label}" if self.options.shard else "")
 
@@ -262,13 +273,12 @@ class WikiJob:
         for topic, batch in self._batches():
             if exhausted_topic is not False and topic == exhausted_topic:
                 continue
-            successes, complete = self._run_batch(batch)
+            successes = self._run_batch(batch)
+            if strategy == "allpages" and not self.options.dry_run:
+                self._save_resume_point()
             reason = self._stopping() or ("limit_reached" if self._limit_left() == 0 else "")
             if reason:
                 return reason
-            if complete and strategy == "allpages" and self._taken_max \
-                    and not self.options.dry_run:
-                self.store.set_resume_point(self._resume_key(), self._taken_max)
             if successes == 0 and strategy in ("search", "random"):
                 log.info("a whole batch without success: candidates exhausted",
                          extra={"wiki": self.wiki.name, "topic": topic})
@@ -291,7 +301,7 @@ class WikiJob:
                 if not chunk:
                     return
             self._taken += len(chunk)
-            self._taken_max = max([self._taken_max, *(c.page_id or 0 for c in chunk)])
+            self._taken_ids.extend(c.page_id or 0 for c in chunk)
             pages = self.source.fetch([c.title for c in chunk])
             found = {p.title for p in pages}
             for c in chunk:
@@ -332,9 +342,9 @@ class WikiJob:
             self.workers.start()
         return self.workers
 
-    def _run_batch(self, batch: list[Candidate]) -> tuple[int, bool]:
-        """Returns (successes, whether every candidate of the batch was dealt with)."""
-        self._taken_max = 0
+    def _run_batch(self, batch: list[Candidate]) -> int:
+        """Evaluate one batch; returns its number of successes."""
+        self._taken_ids, self._done_ids = [], set()
         chunks = self._evaluated_chunks(batch)
         ready: deque[PageData] = deque()
         inflight: dict[int, PageData] = {}
@@ -370,8 +380,7 @@ class WikiJob:
                 successes += self._finish(inflight.pop(res.key), res)
             if results:
                 feed()
-        complete = exhausted and not ready
-        return successes, complete
+        return successes
 
     # ------------------------------------------------------------------ one page
     def _finish(self, page: PageData, res: TaskResult) -> int:
@@ -420,6 +429,8 @@ class WikiJob:
         return 1
 
     def _record(self, ev: Evaluation, error: bool = False) -> None:
+        if ev.page_id:
+            self._done_ids.add(ev.page_id)
         self.result.outcomes[ev.outcome] += 1
         self.metrics.incr(M.OUTCOME, wiki=self.wiki.name, outcome=ev.outcome)
         (log.warning if error else log.info)("evaluated", extra={

@@ -138,6 +138,9 @@ class WorkerPool:
         self.grace = grace
         self.start_timeout = start_timeout
         self.ctx = mp.get_context("forkserver")
+        # Workers fork from a server that already imported the heavy modules: a replacement
+        # for a crashed worker starts in well under a second.
+        self.ctx.set_forkserver_preload(["runner.workers", "model"])
         self.slots: list[_Slot] = []
         self.restarts = 0
 

@@ -1,0 +1,71 @@
+"""Shared helpers of the runner tests.
+
+- model directories come from the session fixtures ``en_model`` / ``ltg_model``
+  (tests/model_fixtures.py, via conftest).
+- ``misbehaving``: a recommender for the worker pool that wraps the real model but, for a few
+  named pages, raises, crashes the process, overruns its time budget, or hangs where no
+  signal can interrupt it: the failure paths of the worker pool on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from runner.workers import Task, model_recommender
+
+DUMPS = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "dumps")
+EN_DUMP = f"{DUMPS}/enwiki-20160501-sample.xml.bz2"
+LTG_DUMP = f"{DUMPS}/ltgwiki-20170901-pages-articles.xml.bz2"
+
+RAISE, CRASH, SLOW, STUCK = "Raise", "Crash", "Slow", "Stuck"
+
+
+def misbehaving(model_path: str, options: dict):
+    real = model_recommender(model_path, options)
+
+    def run(task: Task) -> dict:
+        if task.title.startswith(RAISE):
+            raise ValueError(f"cannot handle {task.title}")
+        if task.title.startswith(CRASH):
+            os._exit(3)
+        if task.title.startswith(SLOW):
+            time.sleep(120)  # interrupted by the soft budget (SIGALRM)
+        if task.title.startswith(STUCK):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+            time.sleep(120)  # nothing interrupts this: the parent must kill the worker
+        return real(task)
+
+    return run
+
+
+def crash_some(model_path: str, options: dict):
+    """The real model, except that the process dies on pages whose id ends in 0."""
+    real = model_recommender(model_path, options)
+
+    def run(task: Task) -> dict:
+        if task.page_id % 10 == 0:
+            os._exit(5)
+        return real(task)
+
+    return run
+
+
+def dump_slice(path, pages: int, source: str = LTG_DUMP) -> str:
+    """The first ``pages`` pages of a dump as a plain XML dump (a slice of the wiki)."""
+    import bz2
+
+    out = []
+    with bz2.open(source, "rt", encoding="utf-8") as f:
+        n = 0
+        for line in f:
+            out.append(line)
+            if line.strip() == "</page>":
+                n += 1
+                if n >= pages:
+                    break
+    out.append("</mediawiki>\n")
+    path.write_text("".join(out), encoding="utf-8")
+    return str(path)
