@@ -26,7 +26,7 @@ def setup_logging(fmt: str = "json", level: int = logging.INFO) -> None:
         handler.setFormatter(JsonFormatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            json_ensure_ascii=False))
+            datefmt="%Y-%m-%dT%H:%M:%S%z", json_ensure_ascii=False))
     else:
         handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()

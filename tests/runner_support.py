@@ -69,3 +69,17 @@ def dump_slice(path, pages: int, source: str = LTG_DUMP) -> str:
     out.append("</mediawiki>\n")
     path.write_text("".join(out), encoding="utf-8")
     return str(path)
+
+
+def drop_database(url: str) -> None:
+    import pymysql
+
+    from runner.store.mysql import parse_mysql_url
+
+    kw = parse_mysql_url(url)
+    conn = pymysql.connect(host=kw["host"], port=kw["port"], user=kw["user"], autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{kw['database']}`")
+    finally:
+        conn.close()

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import secrets
 
-import pymysql
 import pytest
 
 from runner.events import EventFactory
 from runner.store import Store, StoreError
 from runner.store.mysql import MysqlStore, parse_mysql_url
 from runner.store.sqlite import SqliteStore
+from tests.runner_support import drop_database
 
 EVENTS = EventFactory("enwiki", "test.stream", "/development/x/1.0.0", "en.wikipedia.org")
 DATA = {"links": [{"link_text": "a", "link_target": "A", "score": 0.9}],
@@ -27,17 +27,9 @@ def store(request, tmp_path) -> Store:
         # one database per test: tables start empty
         url = f"{base}_{secrets.token_hex(3)}"
         s = MysqlStore.open(url, "enwiki", create_database=True)
-        request.addfinalizer(lambda: _drop(url))
+        request.addfinalizer(lambda: drop_database(url))
     yield s
     s.close()
-
-
-def _drop(url: str) -> None:
-    kw = parse_mysql_url(url)
-    conn = pymysql.connect(host=kw["host"], port=kw["port"], user=kw["user"], autocommit=True)
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{kw['database']}`")
-    conn.close()
 
 
 def _kinds(store: Store) -> list:
