@@ -160,7 +160,8 @@ def _run(cfg: Config, args: argparse.Namespace) -> int:
               else status.table(rows))
         return EXIT_OK
 
-    for w in getattr(args, "wiki", None) or []:
+    wikis = getattr(args, "wiki", None) or []
+    for w in [wikis] if isinstance(wikis, str) else wikis:
         cfg.wiki(w)  # unknown wiki: a config error before any work
     metrics = open_metrics(cfg.metrics)
     stop = StopFlag()
