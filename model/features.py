@@ -25,6 +25,7 @@ FULL = REFERENCE + (
     "sentence_start",
     "exact",
     "log_total",
+    "log_page_count",
 )
 FEATURE_SETS = {"reference": REFERENCE, "full": FULL}
 TOP_CANDIDATES = 10
@@ -53,6 +54,7 @@ def pair_features(
     similarity: float,
     indegree: int,
     sentence_start: bool,
+    page_count: int,
 ) -> list[float]:
     """One feature row, in the order of ``FEATURE_SETS[feature_set]``."""
     row = [
@@ -74,6 +76,7 @@ def pair_features(
         1.0 if sentence_start else 0.0,
         1.0 if mention.lower() == target.lower() else 0.0,
         math.log1p(anchor.total),
+        math.log1p(page_count),
     ]
 
 

@@ -7,6 +7,7 @@ a threshold (cheap, so a backtest can sweep thresholds over one scoring).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -41,6 +42,11 @@ def key_ngrams(texts: Iterable[str], language: str) -> set[str]:
     return {m.key for text in texts for m in ngrams(text, language)}
 
 
+def key_counts(texts: Iterable[str], language: str) -> Counter:
+    """How often each n-gram key occurs on the page (text and link anchors): topicality."""
+    return Counter(m.key for text in texts for m in ngrams(text, language))
+
+
 def context_vector(model: Model, titles: Iterable[str]) -> np.ndarray | None:
     """Mean unit vector of the page's linked articles: what the page is about."""
     rows = sorted(row for row, _ in model.entities(titles).values())
@@ -57,6 +63,7 @@ def score(
     title: str,
     excluded_sections: Sequence[str] = (),
     extra_links: Iterable[str] = (),
+    page_counts: Counter | None = None,
 ) -> tuple[Page, list[Scored]]:
     """Score every eligible mention of the page (SPEC §2's skip rules apply here)."""
     page = parse(wikitext, excluded_sections, model.namespaces)
@@ -65,14 +72,18 @@ def score(
     resolved = model.resolve(linked_titles)
     linked = set(resolved.values()) | set(resolved)
     blocked = key_ngrams([title] + [link.anchor for link in page.links], language)
-
+    counts: Counter = Counter()
     first: dict[str, tuple] = {}
     for span in page.spans:
+        mentions = list(ngrams(span.text, language))
+        counts.update(m.key for m in mentions)
         if span.excluded:
             continue
-        for m in ngrams(span.text, language):
+        for m in mentions:
             if m.key not in first and m.key not in blocked:
                 first[m.key] = (m, span)
+    if page_counts is None:
+        page_counts = counts + key_counts([link.anchor for link in page.links], language)
     anchors = model.anchors(first)
     mentions = []
     for key, anchor in anchors.items():
@@ -103,6 +114,7 @@ def score(
                     similarity=cosine(context, vector),
                     indegree=indegree,
                     sentence_start=m.sentence_start,
+                    page_count=page_counts[m.key],
                 )
             )
             owners.append((i, target))
@@ -133,10 +145,7 @@ def score(
 
 
 def predict(model: Model, rows: list[list[float]]) -> np.ndarray:
-    import xgboost
-
-    matrix = xgboost.DMatrix(np.asarray(rows, dtype=np.float32), missing=np.nan)
-    return model.booster.predict(matrix)
+    return model.booster.inplace_predict(np.asarray(rows, dtype=np.float32), missing=np.nan)
 
 
 def select(scored: Sequence[Scored], threshold: float, limit: int) -> list[Scored]:

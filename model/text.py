@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import lru_cache
+from typing import NamedTuple
 
 import regex
 
@@ -25,6 +26,7 @@ _SCRIPT_PIECE = regex.compile(
 # A sentence ends after . ! ? followed by space, or after a full-width terminator.
 _SENTENCE_END = regex.compile(r"(?<=[.!?;])\s+|(?<=[。！？｡])\s*|\n+")
 _SPACE = regex.compile(r"\s+")
+_ODD_SPACE = regex.compile(r"[^\S ]|  ")  # white space other than single spaces
 
 MAX_NGRAM = 5
 
@@ -58,6 +60,8 @@ _NO_SPACE_LANGS = {"ja", "zh", "th", "lo", "km", "my", "bo", "dz", "wuu", "zh_yu
 
 def tokens(text: str, language: str = "en") -> list[tuple[int, int]]:
     """Word spans of ``text`` as (start, end) offsets."""
+    if _NO_SPACE_RUN.search(text) is None:  # the common case: one regex pass
+        return [m.span() for m in _WORD.finditer(text)]
     out: list[tuple[int, int]] = []
     for m in _WORD.finditer(text):
         word = m.group()
@@ -99,22 +103,32 @@ def normalize_title(title: str) -> str:
     return title[:1].upper() + title[1:]
 
 
-class Mention:
+class Mention(NamedTuple):
     """An n-gram of one sentence: where it is and its dictionary key."""
 
-    __slots__ = ("start", "end", "key", "length", "sentence_start")
-
-    def __init__(self, start: int, end: int, key: str, length: int, sentence_start: bool):
-        self.start, self.end, self.key = start, end, key
-        self.length, self.sentence_start = length, sentence_start
+    start: int
+    end: int
+    key: str
+    length: int
+    sentence_start: bool
 
 
 def ngrams(text: str, language: str = "en", max_n: int = MAX_NGRAM) -> Iterator[Mention]:
-    """All 1..max_n token n-grams within each sentence of ``text``."""
+    """All 1..max_n token n-grams within each sentence of ``text``.
+
+    The hot loop of recommending: keys are slices of the lower-cased sentence, and the
+    regex normalization runs only where a sentence has unusual white space or where
+    lower-casing changes the length (e.g. "İ").
+    """
     for s_start, s_end in sentences(text):
         sentence = text[s_start:s_end]
         toks = tokens(sentence, language)
-        for i, (a, _) in enumerate(toks):
-            for n in range(1, min(max_n, len(toks) - i) + 1):
+        lower = sentence.lower()
+        exact = len(lower) == len(sentence) and _ODD_SPACE.search(sentence) is None
+        count = len(toks)
+        for i in range(count):
+            a = toks[i][0]
+            for n in range(1, min(max_n, count - i) + 1):
                 b = toks[i + n - 1][1]
-                yield Mention(s_start + a, s_start + b, normalize(sentence[a:b]), n, i == 0)
+                key = lower[a:b] if exact else normalize(sentence[a:b])
+                yield Mention(s_start + a, s_start + b, key, n, i == 0)

@@ -306,9 +306,10 @@ def page_pairs(lookup: _Lookup, record: dict, language: str) -> Iterator[tuple[l
     The reference system trains only on linked anchors and never shows its classifier the
     unlinked mentions it will mostly be asked about.
     """
-    from model.recommend import key_ngrams
+    from model.recommend import key_counts, key_ngrams
     from model.text import ngrams
 
+    page_counts = key_counts(record["s"] + [a for _, a in record["l"]], language)
     page_targets = Counter(t for t, _ in record["l"])
     blocked = key_ngrams([record["t"]], language)
     full_context = np.zeros(lookup.vectors.shape[1], dtype=np.float32)
@@ -349,6 +350,7 @@ def page_pairs(lookup: _Lookup, record: dict, language: str) -> Iterator[tuple[l
                         similarity=cosine(context, None if e is None else lookup.vectors[e[0]]),
                         indegree=0 if e is None else e[1],
                         sentence_start=m.sentence_start,
+                        page_count=page_counts[m.key],
                     ),
                     int(target == truth),
                 )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import mwparserfromhell
 import regex
-from mwparserfromhell.nodes import Heading, Text, Wikilink
+from mwparserfromhell.nodes import Heading, Text
 
 from model.text import normalize_title
 
@@ -118,7 +118,7 @@ def parse(
             section = name
             section_excluded = any(h.lower() in excluded for _, h in headings)
         offset += len(node_text)
-    return Page(tuple(spans), tuple(article_links(code, namespaces)))
+    return Page(tuple(spans), tuple(article_links(wikitext, namespaces)))
 
 
 def link_target(title: str, namespaces: frozenset[str] = CANONICAL_NAMESPACES) -> str | None:
@@ -136,13 +136,22 @@ def link_target(title: str, namespaces: frozenset[str] = CANONICAL_NAMESPACES) -
     return normalize_title(title)
 
 
-def article_links(code, namespaces: frozenset[str] = CANONICAL_NAMESPACES) -> list[Link]:
-    """Every article wikilink anywhere on the page, including inside templates."""
+# [[target]] or [[target|anchor]]; an anchor may hold single brackets but no nested link.
+_LINK = regex.compile(r"\[\[([^\[\]{}|<>\n]+)(?:\|((?:[^\[\]]|\[[^\[\]]*\])*))?\]\]")
+_QUOTES = regex.compile(r"'{2,}")
+
+
+def article_links(wikitext: str, namespaces: frozenset[str] = CANONICAL_NAMESPACES) -> list[Link]:
+    """Every article wikilink anywhere on the page, including inside templates.
+
+    A regular expression over the raw text rather than a walk of the parse tree: ten times
+    faster, and a link it over-counts (say, inside a comment) only makes us more careful.
+    """
     out = []
-    for link in code.filter(forcetype=Wikilink):
-        target = link_target(str(link.title), namespaces)
+    for m in _LINK.finditer(wikitext):
+        target = link_target(m.group(1), namespaces)
         if target is None:
             continue
-        anchor = link.text.strip_code().strip() if link.text is not None else str(link.title)
-        out.append(Link(target, anchor.strip()))
+        anchor = m.group(2) if m.group(2) is not None else m.group(1)
+        out.append(Link(target, _QUOTES.sub("", anchor).strip()))
     return out
