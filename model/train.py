@@ -522,8 +522,8 @@ def train_model(
     settings = settings or Settings()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    site = dumps.site_info(dump_path)
+    if wiki and wiki != site.dbname:
+        raise TrainingError(f"--wiki {wiki} but the dump is of {site.dbname}")
     with tempfile.TemporaryDirectory(prefix="addlink-train-") as work:
-        corpus = extract(dump_path, Path(work))
-        if wiki and wiki != corpus.site.dbname:
-            raise TrainingError(f"--wiki {wiki} but the dump is of {corpus.site.dbname}")
-        return build_model(corpus, out, settings)
+        return build_model(extract(dump_path, Path(work)), out, settings)
