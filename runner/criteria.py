@@ -94,11 +94,12 @@ def evaluate(page: PageData, criteria: Criteria, state: StoreState, *, force: bo
 
 
 def _page_rules(page: PageData, c: Criteria, now: float) -> Verdict:
-    words = word_count(page.wikitext)
-    if words < c.minimum_word_count:
-        return Verdict(OTHER, f"word count too small ({words})")
-    if c.maximum_word_count is not None and words > c.maximum_word_count:
-        return Verdict(OTHER, f"word count too large ({words})")
+    if c.minimum_word_count > 0 or c.maximum_word_count is not None:  # else: no need to count
+        words = word_count(page.wikitext)
+        if words < c.minimum_word_count:
+            return Verdict(OTHER, f"word count too small ({words})")
+        if c.maximum_word_count is not None and words > c.maximum_word_count:
+            return Verdict(OTHER, f"word count too large ({words})")
     age = now - page.timestamp
     if age < c.minimum_time_since_last_edit:
         return Verdict(MINIMUM_TIME, f"last edit {int(age)} s ago")

@@ -14,6 +14,7 @@ import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from runner import criteria as C
@@ -35,6 +36,9 @@ log = logging.getLogger("runner.job")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_LOCK_HELD, EXIT_LOCK_LOST = 0, 1, 2, 3, 4
 
 FETCH_CHUNK = 50  # titles per fetch (the Action API's limit without apihighlimits)
+FETCH_AHEAD = 3  # chunks fetched ahead of the workers
+IO_THREADS = 3  # concurrent source requests (fetches, lookups, next candidate batch)
+MAX_MODEL_FAILURES = 25  # at least this many, and most model calls failed: stop the run
 
 
 @dataclass(frozen=True)
@@ -122,9 +126,13 @@ class WikiJob:
         self.result = RunResult(wiki.name, dry_run=options.dry_run)
         self.started = time.monotonic()
         self.workers: WorkerPool | None = None
+        self.workers_startup = 0.0  # seconds spent starting the workers (model opens)
         self.target: PoolTarget = UnlimitedTarget()
         self._key = 0
         self._taken = 0  # candidates taken into evaluation (for --limit)
+        self._io = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="addlink-io")
+        self._model_calls = self._model_failures = 0
+        self._post: dict[Future, tuple[PageData, dict]] = {}  # recommendations in lookup
         self._taken_ids: list[int] = []  # page ids taken in the current batch, in order
         self._done_ids: set[int] = set()  # page ids with an outcome
 
@@ -151,6 +159,7 @@ class WikiJob:
             self.metrics.incr(M.ERRORS, wiki=name, kind="run")
             log.exception("run failed", extra={"wiki": name})
         finally:
+            self._io.shutdown(wait=True, cancel_futures=True)
             if self.workers:
                 self.workers.close()
             self.target.close()
@@ -225,13 +234,24 @@ class WikiJob:
         for topic in topics or [None]:
             resume = self.store.resume_point(self._resume_key()) \
                 if strategy == "allpages" else None
-            for batch in self.source.candidates(strategy, batch_size=size, topic=topic,
-                                                resume_from=resume, shard=opts.shard):
+            for batch in self._prefetched(self.source.candidates(
+                    strategy, batch_size=size, topic=topic, resume_from=resume,
+                    shard=opts.shard)):
                 yield topic, batch
                 if self._stopping():
                     return
             if strategy == "allpages" and not opts.dry_run and not self._stopping():
                 self.store.set_resume_point(self._resume_key(), None)  # walk done: restart
+
+    def _prefetched(self, batches: Iterator[list[Candidate]]) -> Iterator[list[Candidate]]:
+        """Ask the source for the next batch while this one is being evaluated."""
+        fut = self._io.submit(next, batches, None)
+        while True:
+            batch = fut.result()
+            if batch is None:
+                return
+            fut = self._io.submit(next, batches, None)
+            yield batch
 
     def _save_resume_point(self) -> None:
         """Resume after the longest run of taken pages that all got an outcome."""
@@ -288,46 +308,33 @@ class WikiJob:
         return "titles_done" if self.options.titles is not None else "candidates_exhausted"
 
     # ------------------------------------------------------------------ one batch
-    def _evaluated_chunks(self, batch: list[Candidate]) -> Iterator[list[PageData]]:
-        """Fetch and apply the criteria, FETCH_CHUNK pages at a time; yield passing pages."""
-        crit = self.wiki.criteria
-        for i in range(0, len(batch), FETCH_CHUNK):
-            if self._stopping():
-                return
-            chunk = batch[i:i + FETCH_CHUNK]
-            left = self._limit_left()
-            if left is not None:
-                chunk = chunk[:left]
-                if not chunk:
-                    return
-            self._taken += len(chunk)
-            self._taken_ids.extend(c.page_id or 0 for c in chunk)
-            pages = self.source.fetch([c.title for c in chunk])
-            found = {p.title for p in pages}
-            for c in chunk:
-                if c.title not in found and not any(_same(c.title, t) for t in found):
-                    self._record(Evaluation(c.title, C.OTHER, c.page_id,
-                                            detail="page not found or not an article"))
-            revs = [p.rev_id for p in pages]
-            states = self.store.revision_states(revs)
-            subs = self.store.prior_submissions(revs)
-            now = self.clock()
-            passing = []
-            for p in pages:
-                if p.namespace != 0 or p.is_redirect:
-                    self._record(Evaluation(p.title, C.OTHER, p.page_id, p.rev_id,
-                                            detail="not an article (namespace or redirect)"))
-                    continue
-                state = C.StoreState(p.rev_id in states, states.get(p.rev_id, False),
-                                     p.rev_id in subs)
-                verdict = C.evaluate(p, crit, state, force=self.options.force, now=now)
-                if verdict.outcome:
-                    self._record(Evaluation(p.title, verdict.outcome, p.page_id, p.rev_id,
-                                            detail=verdict.detail))
-                else:
-                    passing.append(p)
-            if passing:
-                yield passing
+    def _apply_criteria(self, chunk: list[Candidate], pages: list[PageData]) -> list[PageData]:
+        """Record the outcome of every page a rule rejects; return the pages that pass."""
+        found = {p.title for p in pages}
+        for c in chunk:
+            if c.title not in found and not any(_same(c.title, t) for t in found):
+                self._record(Evaluation(c.title, C.OTHER, c.page_id,
+                                        detail="page not found or not an article"))
+        revs = [p.rev_id for p in pages]
+        states = self.store.revision_states(revs)
+        subs = self.store.prior_submissions(revs)
+        now = self.clock()
+        passing = []
+        for p in pages:
+            if p.namespace != 0 or p.is_redirect:
+                self._record(Evaluation(p.title, C.OTHER, p.page_id, p.rev_id,
+                                        detail="not an article (namespace or redirect)"))
+                continue
+            state = C.StoreState(p.rev_id in states, states.get(p.rev_id, False),
+                                 p.rev_id in subs)
+            verdict = C.evaluate(p, self.wiki.criteria, state, force=self.options.force,
+                                 now=now)
+            if verdict.outcome:
+                self._record(Evaluation(p.title, verdict.outcome, p.page_id, p.rev_id,
+                                        detail=verdict.detail))
+            else:
+                passing.append(p)
+        return passing
 
     def _pool(self) -> WorkerPool:
         if self.workers is None:
@@ -339,29 +346,50 @@ class WikiJob:
             self.workers = WorkerPool(self.wiki.model, workers=n,
                                       page_timeout=self.cfg.runner.page_timeout,
                                       options=options, recommender=self.options.recommender)
+            t0 = time.monotonic()
             self.workers.start()
+            self.workers_startup = time.monotonic() - t0
         return self.workers
 
     def _run_batch(self, batch: list[Candidate]) -> int:
-        """Evaluate one batch; returns its number of successes."""
+        """Evaluate one batch; returns its number of successes.
+
+        Page data is fetched by I/O threads, FETCH_AHEAD chunks ahead, while the workers
+        recommend; the parent applies the criteria, dispatches, prunes and stores. It only
+        blocks on a fetch when no worker has anything to do.
+        """
         self._taken_ids, self._done_ids = [], set()
-        chunks = self._evaluated_chunks(batch)
+        todo = deque(batch[i:i + FETCH_CHUNK] for i in range(0, len(batch), FETCH_CHUNK))
+        fetching: deque[tuple[list[Candidate], Future]] = deque()
         ready: deque[PageData] = deque()
         inflight: dict[int, PageData] = {}
         successes = 0
-        exhausted = False
+
+        def top_up() -> None:
+            while todo and len(fetching) < FETCH_AHEAD:
+                chunk = todo.popleft()
+                left = self._limit_left()
+                if left is not None:
+                    chunk = chunk[:left]
+                    if not chunk:
+                        todo.clear()
+                        return
+                self._taken += len(chunk)
+                self._taken_ids.extend(c.page_id or 0 for c in chunk)
+                fetching.append((chunk, self._io.submit(self.source.fetch,
+                                                        [c.title for c in chunk])))
 
         def feed() -> None:
-            nonlocal exhausted
             while not self._stopping():
+                top_up()
                 if not ready:
-                    if exhausted:
+                    if not fetching:
                         return
-                    nxt = next(chunks, None)
-                    if nxt is None:
-                        exhausted = True
-                        return
-                    ready.extend(nxt)
+                    chunk, fut = fetching[0]
+                    if not fut.done() and inflight:
+                        return  # the workers are busy; collect their results first
+                    fetching.popleft()
+                    ready.extend(self._apply_criteria(chunk, fut.result()))
                     continue
                 pool = self._pool()
                 if not pool.idle:
@@ -373,27 +401,68 @@ class WikiJob:
                                  page.wikitext))
 
         feed()
-        while inflight:
-            results = self.workers.wait(timeout=0.5) if self.workers else []
+        while inflight or self._post:
+            waiting_io = (bool(fetching) and not ready) or bool(self._post)
+            results = self.workers.wait(timeout=0.01 if waiting_io else 0.5) \
+                if self.workers and inflight else []
             feed()  # give idle workers their next page before the parent's own work
             for res in results:
                 successes += self._finish(inflight.pop(res.key), res)
-            if results:
-                feed()
+            successes += self._drain_post(block=not inflight)
+            feed()
+        for _, fut in fetching:
+            fut.cancel()
         return successes
 
     # ------------------------------------------------------------------ one page
     def _finish(self, page: PageData, res: TaskResult) -> int:
-        name, crit = self.wiki.name, self.wiki.criteria
+        """A worker's answer: failures are recorded now; a recommendation with links waits
+        for its target and revision lookups (I/O threads) in ``self._post``."""
+        name = self.wiki.name
+        self._model_calls += 1
         self.metrics.timing(M.MODEL_TIME, res.seconds * 1000.0, wiki=name)
         if not res.ok or not isinstance(res.recommendation, dict):
             self.metrics.incr(M.ERRORS, wiki=name, kind="worker")
             self._record(Evaluation(page.title, C.OTHER, page.page_id, page.rev_id,
                                     detail=f"recommendation failed: {res.error}"), error=True)
+            self._model_failures += 1
+            if self._model_failures >= MAX_MODEL_FAILURES \
+                    and self._model_failures * 2 > self._model_calls:
+                raise RuntimeError(f"the model failed on {self._model_failures} of "
+                                   f"{self._model_calls} pages; last error: {res.error}")
             return 0
-        rec = res.recommendation
+        links = list(res.recommendation.get("links") or [])
+        if not links:
+            return self._complete(page, res.recommendation, {}, None)
+        self._post[self._io.submit(self._lookup, page, links)] = (page, res.recommendation)
+        return 0
+
+    def _needed_links(self) -> int:
+        return 1 if self.options.force else max(1, self.wiki.criteria.minimum_links_per_task)
+
+    def _lookup(self, page: PageData, links: list[dict]) -> tuple[dict, int | None]:
+        """(I/O thread) Existence of the link targets and, if the page can still succeed,
+        its latest revision (SPEC §5: it must still be the one recommended for)."""
+        targets = self.source.targets({x["link_target"] for x in links})
+        latest = None
+        if len(links) >= self._needed_links():
+            latest = self.source.latest_revisions([page.page_id]).get(page.page_id)
+        return targets, latest
+
+    def _drain_post(self, block: bool) -> int:
+        """Complete the recommendations whose lookups are done (all of them if ``block``)."""
+        successes = 0
+        for fut in list(self._post):
+            if block or fut.done():
+                page, rec = self._post.pop(fut)
+                targets, latest = fut.result()
+                successes += self._complete(page, rec, targets, latest)
+        return successes
+
+    def _complete(self, page: PageData, rec: dict, targets: dict, latest: int | None) -> int:
+        """Prune, check the revision, store the row and its event (one transaction)."""
+        name, crit = self.wiki.name, self.wiki.criteria
         links = list(rec.get("links") or [])
-        targets = self.source.targets({x["link_target"] for x in links}) if links else {}
         rejected = self.store.rejected_targets(page.page_id, crit.rejection_limit) \
             if links else set()
         pr = prune(links, targets, rejected, crit, force=self.options.force)
@@ -405,7 +474,6 @@ class WikiJob:
             self._record(Evaluation(page.title, pr.outcome, page.page_id, page.rev_id,
                                     detail=pr.detail))
             return 0
-        latest = self.source.latest_revisions([page.page_id]).get(page.page_id)
         if latest != page.rev_id:
             self._record(Evaluation(page.title, C.OTHER, page.page_id, page.rev_id,
                                     detail=f"page changed meanwhile (now revision {latest})"))

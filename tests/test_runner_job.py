@@ -322,3 +322,12 @@ def test_zookeeper_session_loss_stops_the_run(tmp_path, ltg_model, zk_hosts, ltg
     assert 1 <= res.pool_after < 40
     # what was done is committed: rows and their events
     assert len(events(tmp_path / "events.jsonl")) == res.pool_after
+
+
+def test_a_model_failing_on_most_pages_fails_the_run(tmp_path, ltg_model, ltg_slice):
+    cfg = make_config(tmp_path, ltg_model, dump=ltg_slice, target=4)
+    res = run_wiki(cfg, "ltgwiki", RunOptions(recommender="tests.runner_support:broken"),
+                   Metrics())
+    assert (res.status, res.exit_code) == ("failed", 1)
+    assert "the model failed on 25 of 25 pages" in res.error and "shape mismatch" in res.error
+    assert res.outcomes[C.OTHER] == 25 and rows(cfg) == {}

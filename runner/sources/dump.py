@@ -24,6 +24,7 @@ import lzma
 import os
 import re
 import sqlite3
+import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -170,7 +171,7 @@ def _chunks(items: list, n: int) -> Iterator[list]:
 
 
 class DumpSource:
-    """``WikiSource`` backed by the dump cache. Use from one thread."""
+    """``WikiSource`` backed by the dump cache; safe to call from several threads."""
 
     def __init__(self, path: str | os.PathLike, *, complete: bool = False,
                  cache_dir: str | os.PathLike = "var/cache", seed: int | None = None) -> None:
@@ -182,10 +183,27 @@ class DumpSource:
         self.cache = cache_path(self.dump, Path(cache_dir))
         if not self.cache.is_file():
             build_cache(self.dump, self.cache)
-        self.conn = sqlite3.connect(f"file:{self.cache}?mode=ro", uri=True)
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """A read-only connection per thread: the job fetches from I/O threads."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(f"file:{self.cache}?mode=ro", uri=True,
+                                   check_same_thread=False)
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
 
     def close(self) -> None:
-        self.conn.close()
+        with self._conns_lock:
+            for conn in self._conns:
+                conn.close()
+            self._conns.clear()
 
     @property
     def dbname(self) -> str:
