@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from model.datasets import open_model
-from model.recommend import key_counts, score, select
+from model.recommend import score, select
 from model.text import normalize
 from model.train import Corpus, Settings, build_model, extract
 
@@ -59,10 +59,7 @@ def evaluate(corpus: Corpus, settings: Settings, limit: int = 15) -> dict:
             gold = {(normalize(text[a:b]), t) for a, b, t in gold_links}
             gold_targets = {t for _, t in gold}
             context = [t for t, _ in record["l"] if t not in gold_targets]
-            page_counts = key_counts(record["s"] + [a for _, a in record["l"]], model.language)
-            _, scored = score(
-                model, text, title=record["t"], extra_links=context, page_counts=page_counts
-            )
+            _, scored = score(model, text, title=record["t"], extra_links=context)
             sentences += 1
             for threshold in THRESHOLDS:
                 found = {(normalize(s.text), s.target) for s in select(scored, threshold, limit)}

@@ -25,7 +25,6 @@ FULL = REFERENCE + (
     "sentence_start",
     "exact",
     "log_total",
-    "log_page_count",
 )
 FEATURE_SETS = {"reference": REFERENCE, "full": FULL}
 TOP_CANDIDATES = 10
@@ -54,7 +53,6 @@ def pair_features(
     similarity: float,
     indegree: int,
     sentence_start: bool,
-    page_count: int,
 ) -> list[float]:
     """One feature row, in the order of ``FEATURE_SETS[feature_set]``."""
     row = [
@@ -76,7 +74,6 @@ def pair_features(
         1.0 if sentence_start else 0.0,
         1.0 if mention.lower() == target.lower() else 0.0,
         math.log1p(anchor.total),
-        math.log1p(page_count),
     ]
 
 

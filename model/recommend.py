@@ -7,7 +7,6 @@ a threshold (cheap, so a backtest can sweep thresholds over one scoring).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -15,7 +14,7 @@ import numpy as np
 
 from model.datasets import Model
 from model.features import TOP_CANDIDATES, cosine, pair_features
-from model.text import ngrams
+from model.text import ngrams, normalize
 from model.version import APPLICATION_VERSION
 from model.wikitext import Page, TextSpan, parse
 
@@ -42,9 +41,13 @@ def key_ngrams(texts: Iterable[str], language: str) -> set[str]:
     return {m.key for text in texts for m in ngrams(text, language)}
 
 
-def key_counts(texts: Iterable[str], language: str) -> Counter:
-    """How often each n-gram key occurs on the page (text and link anchors): topicality."""
-    return Counter(m.key for text in texts for m in ngrams(text, language))
+def in_title(key: str, title: str) -> bool:
+    """A mention that is part of the page's own title is not suggested (SPEC §2).
+
+    A substring test, as in the reference: "Peru" inside "Peruvian history", or a stem inside
+    an inflected title word in languages that attach case endings.
+    """
+    return key in normalize(title)
 
 
 def context_vector(model: Model, titles: Iterable[str]) -> np.ndarray | None:
@@ -63,7 +66,6 @@ def score(
     title: str,
     excluded_sections: Sequence[str] = (),
     extra_links: Iterable[str] = (),
-    page_counts: Counter | None = None,
 ) -> tuple[Page, list[Scored]]:
     """Score every eligible mention of the page (SPEC §2's skip rules apply here)."""
     page = parse(wikitext, excluded_sections, model.namespaces)
@@ -71,19 +73,14 @@ def score(
     linked_titles = [link.target for link in page.links] + [title, *extra_links]
     resolved = model.resolve(linked_titles)
     linked = set(resolved.values()) | set(resolved)
-    blocked = key_ngrams([title] + [link.anchor for link in page.links], language)
-    counts: Counter = Counter()
+    blocked = key_ngrams([link.anchor for link in page.links], language)
     first: dict[str, tuple] = {}
     for span in page.spans:
-        mentions = list(ngrams(span.text, language))
-        counts.update(m.key for m in mentions)
         if span.excluded:
             continue
-        for m in mentions:
-            if m.key not in first and m.key not in blocked:
+        for m in ngrams(span.text, language):
+            if m.key not in first and m.key not in blocked and not in_title(m.key, title):
                 first[m.key] = (m, span)
-    if page_counts is None:
-        page_counts = counts + key_counts([link.anchor for link in page.links], language)
     anchors = model.anchors(first)
     mentions = []
     for key, anchor in anchors.items():
@@ -114,7 +111,6 @@ def score(
                     similarity=cosine(context, vector),
                     indegree=indegree,
                     sentence_start=m.sentence_start,
-                    page_count=page_counts[m.key],
                 )
             )
             owners.append((i, target))

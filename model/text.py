@@ -23,8 +23,10 @@ _NO_SPACE_RUN = regex.compile(
 _SCRIPT_PIECE = regex.compile(
     r"\p{Han}+|[\p{Hiragana}]+|[\p{Katakana}ー]+|[^\p{Han}\p{Hiragana}\p{Katakana}ー]+"
 )
-# A sentence ends after . ! ? followed by space, or after a full-width terminator.
-_SENTENCE_END = regex.compile(r"(?<=[.!?;])\s+|(?<=[。！？｡])\s*|\n+")
+# A sentence ends after a terminator followed by space (Latin, Greek ";", Armenian, Arabic,
+# Devanagari/Bengali danda, Ethiopic), or after a full-width terminator.
+TERMINATORS = ".!?;։؟।॥።"
+_SENTENCE_END = regex.compile(rf"(?<=[{TERMINATORS}])\s+|(?<=[。！？｡])\s*|\n+")
 _SPACE = regex.compile(r"\s+")
 _ODD_SPACE = regex.compile(r"[^\S ]|  ")  # white space other than single spaces
 

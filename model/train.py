@@ -30,7 +30,7 @@ from model import dump as dumps
 from model.datasets import DATASETS, Anchor, Bloom, file_checksum, rows_checksum
 from model.features import FEATURE_SETS, TOP_CANDIDATES, cosine, kurtosis, pair_features
 from model.progress import progress
-from model.text import normalize, sentences
+from model.text import TERMINATORS, normalize, sentences
 from model.version import APPLICATION_VERSION
 from model.wikitext import CANONICAL_NAMESPACES, link_target, parse
 
@@ -40,6 +40,7 @@ MIN_LINK_PROB = 0.065  # SPEC §2: anchors linked less often than this are dropp
 MAX_TARGETS = 50  # candidate targets kept per anchor (the top 10 are scored)
 DIMENSIONS = 50
 COMPLETE_RESOLVE_RATIO = 0.25  # links resolving inside the dump above this: a complete wiki
+ENDINGS = set(TERMINATORS + "。！？｡")
 _NO_LETTER = regex.compile(r"^[^\p{L}]*$")
 _DATE_LIKE = regex.compile(r"^(?:\p{N}+[\s.,/\-–]*)+(?:\p{L}+\.?)?$|^\p{L}+\.?\s+\p{N}{1,4}$")
 _DISAMBIG_TEMPLATE = regex.compile(r"disamb|^dab$|^dp$|неоднозначн|αποσαφήνιση|曖昧", regex.I)
@@ -110,7 +111,7 @@ def pure_sentences(code, namespaces: frozenset[str]) -> list[list]:
         for a, b in sentences(text):
             if a == 0 and not at_line_start:
                 continue  # the run began mid-sentence, after other markup
-            if b == len(text.rstrip()) and not text.rstrip().endswith((".", "!", "?", "。")):
+            if b == len(text.rstrip()) and text.rstrip()[-1:] not in ENDINGS:
                 continue  # the run ends mid-sentence, before other markup
             if any(s[0] < b and a < s[1] and not (a <= s[0] and s[1] <= b) for s in spans):
                 continue
@@ -191,6 +192,10 @@ class Settings:
     max_depth: int = 6
     min_child_weight: float = 2.0
     eta: float = 0.1
+    # Weight of a positive pair relative to a negative one. Below 1 the classifier needs more
+    # evidence before it scores a link >= 0.5: a wrong suggestion costs a newcomer's trust,
+    # a missing one only a little of the pool.
+    positive_weight: float = 0.5
 
 
 def _target_ok(corpus: Corpus, target: str, complete: bool) -> bool:
@@ -306,12 +311,10 @@ def page_pairs(lookup: _Lookup, record: dict, language: str) -> Iterator[tuple[l
     The reference system trains only on linked anchors and never shows its classifier the
     unlinked mentions it will mostly be asked about.
     """
-    from model.recommend import key_counts, key_ngrams
+    from model.recommend import in_title
     from model.text import ngrams
 
-    page_counts = key_counts(record["s"] + [a for _, a in record["l"]], language)
     page_targets = Counter(t for t, _ in record["l"])
-    blocked = key_ngrams([record["t"]], language)
     full_context = np.zeros(lookup.vectors.shape[1], dtype=np.float32)
     for t in page_targets:
         v = lookup.vector(t)
@@ -329,7 +332,7 @@ def page_pairs(lookup: _Lookup, record: dict, language: str) -> Iterator[tuple[l
         seen: set[str] = set()
         for m in ngrams(text, language):
             anchor = lookup.anchors.get(m.key)
-            if anchor is None or m.key in seen or m.key in blocked:
+            if anchor is None or m.key in seen or in_title(m.key, record["t"]):
                 continue
             seen.add(m.key)
             if any(t in linked for t, _ in anchor.targets):
@@ -350,7 +353,6 @@ def page_pairs(lookup: _Lookup, record: dict, language: str) -> Iterator[tuple[l
                         similarity=cosine(context, None if e is None else lookup.vectors[e[0]]),
                         indegree=0 if e is None else e[1],
                         sentence_start=m.sentence_start,
-                        page_count=page_counts[m.key],
                     ),
                     int(target == truth),
                 )
@@ -375,6 +377,7 @@ def train_classifier(rows: list[list[float]], labels: list[int], settings: Setti
         "nthread": 1,
         "seed": settings.seed,
         "tree_method": "hist",
+        "scale_pos_weight": settings.positive_weight,
     }
     # A deterministic holdout (every 10th row) only to report AUC; the model uses all rows.
     holdout = np.arange(len(y)) % 10 == 0
