@@ -5,7 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 VAR ?= var
 SAMPLE_WIKI ?= enwiki
-SAMPLE_DUMP ?= $(shell scripts/sample_dump.sh $(VAR))
+# Evaluated only where used (recursive "="), so `make test` never fetches the sample.
+SAMPLE_DUMP = $(shell scripts/sample_dump.sh $(VAR))
 
 .PHONY: run test lint venv services services-stop bench clean
 
@@ -21,8 +22,8 @@ $(VAR)/models/$(SAMPLE_WIKI)/manifest.json: | venv
 	$(PY) -m model train --wiki $(SAMPLE_WIKI) --dump $(SAMPLE_DUMP) --out $(VAR)/models/$(SAMPLE_WIKI)
 
 run: venv $(VAR)/models/$(SAMPLE_WIKI)/manifest.json
-	$(PY) -m runner --config runner/sample-config.yaml refresh
-	$(PY) -m runner --config runner/sample-config.yaml status
+	ADDLINK_SAMPLE_DUMP=$(SAMPLE_DUMP) $(PY) -m runner --config runner/sample-config.yaml refresh
+	ADDLINK_SAMPLE_DUMP=$(SAMPLE_DUMP) $(PY) -m runner --config runner/sample-config.yaml status
 
 lint: venv
 	$(VENV)/bin/ruff check .
