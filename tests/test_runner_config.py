@@ -8,8 +8,9 @@ import pytest
 import yaml
 
 from runner.config import SAMPLE_CONFIG, ConfigError, load_config, parse_config
+from tests.model_fixtures import LTG_DUMP
 
-DUMP = "/work/shared/data/dumps/ltgwiki-20170901-pages-articles.xml.bz2"
+DUMP = str(LTG_DUMP)
 
 
 def minimal(**over) -> dict:

@@ -11,8 +11,9 @@ from runner.config import Criteria
 from runner.prune import prune
 from runner.records import TargetInfo
 from runner.sources.dump import DumpSource
+from tests.model_fixtures import EN_DUMP
 
-DUMP = "/work/shared/data/dumps/enwiki-20160501-sample.xml.bz2"
+DUMP = str(EN_DUMP)
 CRIT = Criteria(disambiguation_templates=("Disambiguation", "Dab"))
 FRESH = C.StoreState()
 
