@@ -86,10 +86,12 @@ def test_compressions_and_cache_reuse(tmp_path, fmt):
     with bz2.open(EN_DUMP) as f:
         raw = f.read()
     path = tmp_path / f"en.xml{'' if fmt == 'plain' else '.' + fmt}"
-    opener = {"plain": open, "bz2": lambda p, m: bz2.open(p, m, compresslevel=1),
-              "xz": lambda p, m: lzma.open(p, m, preset=0)}[fmt]
-    with opener(path, "wb") as f:
-        f.write(raw)
+    if fmt == "plain":
+        path.write_bytes(raw)
+    elif fmt == "bz2":
+        path.write_bytes(bz2.compress(raw, compresslevel=1))
+    else:
+        path.write_bytes(lzma.compress(raw, preset=0))
     src = DumpSource(path, cache_dir=tmp_path / "cache")
     assert len(all_ids(src, strategy="allpages")) == 106
     stamp = src.cache.stat().st_mtime_ns
