@@ -41,6 +41,11 @@ class WikiSource(Protocol):
         """page id -> latest revision id, for pool upkeep; missing pages are left out."""
         ...
 
+    def page_titles(self, page_ids: Iterable[int]) -> dict[int, str]:
+        """page id -> title of existing pages (the title a clear/set event needs when only
+        the page id is stored); missing pages are left out."""
+        ...
+
 
 def open_source(wiki: WikiConfig, user_agent: str) -> WikiSource:
     """The configured source of one wiki (``source.type``: api or dump)."""
