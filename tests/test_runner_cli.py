@@ -78,6 +78,11 @@ def test_refresh_status_backfill(config):
     (done,) = [x for x in log_lines(r.stdout) if x["message"] == "run finished"]
     assert done["outcomes"] == {"would_revalidate_all": 3}
 
+    r = cli("--config", str(config), "revalidate", "--wiki", "ltgwiki", "--checksum-mismatch",
+            "--older-than", "2001-01-15", "--score-below", "0.6", "--dry-run")
+    (done,) = [x for x in log_lines(r.stdout) if x["message"] == "run finished"]
+    assert r.returncode == 0 and done["outcomes"] == {}  # same model, newer, scores >= 0.6
+
     r = cli("--config", str(config), "drift", "--wiki", "ltgwiki")
     (done,) = [x for x in log_lines(r.stdout) if x["message"] == "run finished"]
     assert r.returncode == 0 and done["outcomes"] == {"clear": 0, "set": 0, "no_title": 0}

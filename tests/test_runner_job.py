@@ -331,3 +331,59 @@ def test_a_model_failing_on_most_pages_fails_the_run(tmp_path, ltg_model, ltg_sl
     assert (res.status, res.exit_code) == ("failed", 1)
     assert "the model failed on 25 of 25 pages" in res.error and "shape mismatch" in res.error
     assert res.outcomes[C.OTHER] == 25 and rows(cfg) == {}
+
+
+def test_statsd_metrics_of_a_run(tmp_path, ltg_model, ltg_slice):
+    import socket
+
+    from runner.metrics import StatsdMetrics
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.5)
+    cfg = make_config(tmp_path, ltg_model, dump=ltg_slice, target=2)
+    res = run_wiki(cfg, "ltgwiki", RunOptions(), StatsdMetrics("127.0.0.1",
+                                                                sock.getsockname()[1]))
+    got: list[str] = []
+    try:
+        while True:
+            got.append(sock.recv(65535).decode())
+    except TimeoutError:
+        pass
+    sock.close()
+    names = {p.split(":")[0] for p in got}
+    assert "addlink.ltgwiki.pool_size:0|g" in got and "addlink.ltgwiki.pool_size:2|g" in got
+    assert sum(int(p.split(":")[1].split("|")[0]) for p in got
+               if p.startswith("addlink.ltgwiki.outcome.")) == res.evaluated
+    assert "addlink.ltgwiki.outcome.success:1|c" in got
+    assert {"addlink.ltgwiki.time.api", "addlink.ltgwiki.time.model",
+            "addlink.ltgwiki.time.db", "addlink.ltgwiki.run_duration",
+            "addlink.ltgwiki.events.sent", "addlink.ltgwiki.runs.ok"} <= names
+
+
+def test_drift_repair(tmp_path, ltg_model, ltg_slice):
+    from runner.repair import drift
+
+    cfg = make_config(tmp_path, ltg_model, dump=ltg_slice, target=3)
+    run_wiki(cfg, "ltgwiki", RunOptions(), Metrics())
+    pages = sorted(p for p, v in rows(cfg).items() if v[1] is not None)
+    store = open_store(cfg.store, "ltgwiki")
+    with store.transaction() as cur:  # as GrowthExperiments does when a page is edited
+        cur.execute("DELETE FROM growthexperiments_link_recommendations WHERE gelr_page = ?",
+                    (pages[0],))
+    store.forget_pool_entries([pages[1]])  # a row search was never told about
+    store.close()
+    n = len(events(tmp_path / "events.jsonl"))
+    dry = drift(cfg, "ltgwiki", resend=False, options=RunOptions(dry_run=True),
+                metrics=Metrics())
+    assert dry.outcomes == {"clear": 1, "set": 1, "no_title": 0}
+    assert len(events(tmp_path / "events.jsonl")) == n
+    res = drift(cfg, "ltgwiki", resend=False, options=RunOptions(), metrics=Metrics())
+    new = events(tmp_path / "events.jsonl")[n:]
+    assert res.events.sent == 2
+    assert [(e["page"]["page_id"], next(iter(e["weighted_tags"]))) for e in new] == \
+        [(pages[0], "clear"), (pages[1], "set")]
+    again = drift(cfg, "ltgwiki", resend=False, options=RunOptions(), metrics=Metrics())
+    assert again.outcomes == {"clear": 0, "set": 0, "no_title": 0}
+    resend = drift(cfg, "ltgwiki", resend=True, options=RunOptions(), metrics=Metrics())
+    assert resend.outcomes["set"] == 2 and resend.events.sent == 2
