@@ -25,6 +25,7 @@ Prints a Markdown table (and ``--json`` the raw figures).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -33,6 +34,8 @@ import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -61,11 +64,25 @@ def config(args: argparse.Namespace, work: Path, target: int):
     return parse_config(doc, env={})
 
 
-class RssSampler(threading.Thread):
+def server_cpu() -> float:
+    """CPU seconds used so far by the local MediaWiki (``php -S`` and its workers)."""
+    total = 0.0
+    for p in psutil.process_iter(["cmdline"]):
+        if (p.info["cmdline"] or [])[:2] == ["php", "-S"]:
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system
+    return total
+
+
+class Sampler(threading.Thread):
+    """Peak RSS and CPU time of the parent and of each worker process, every 50 ms."""
+
     def __init__(self, job: WikiJob) -> None:
         super().__init__(daemon=True)
         self.job, self.done = job, threading.Event()
         self.workers: dict[int, int] = {}
+        self.worker_cpu: dict[int, float] = {}
         self.parent = 0
 
     def run(self) -> None:
@@ -73,6 +90,9 @@ class RssSampler(threading.Thread):
             pool = self.job.workers
             for pid in pool.pids() if pool else []:
                 self.workers[pid] = max(self.workers.get(pid, 0), rss_bytes(pid))
+                with contextlib.suppress(psutil.Error):
+                    t = psutil.Process(pid).cpu_times()
+                    self.worker_cpu[pid] = t.user + t.system
             self.parent = max(self.parent, rss_bytes(os.getpid()))
             time.sleep(0.05)
 
@@ -109,11 +129,12 @@ def one_run(args: argparse.Namespace, workers: int, *, limit: int | None,
         job = WikiJob(cfg, cfg.wiki(args.wiki), source=a.source, store=a.store,
                       publisher=a.publisher, metrics=metrics, lock=NoLock(),
                       options=RunOptions(workers=workers, limit=limit))
-        sampler = RssSampler(job)
+        sampler = Sampler(job)
         sampler.start()
-        t0 = time.monotonic()
+        t0, c0, s0 = time.monotonic(), time.process_time(), server_cpu()
         res = job.run()
         wall = time.monotonic() - t0
+        parent_cpu, srv_cpu = time.process_time() - c0, server_cpu() - s0
         sampler.done.set()
         sampler.join()
         startup = job.workers_startup
@@ -123,7 +144,12 @@ def one_run(args: argparse.Namespace, workers: int, *, limit: int | None,
                 "successes": res.outcomes.get("success", 0), "stop": res.stop_reason,
                 "pool": res.pool_after,
                 "worker_rss_mb": [round(v / 2**20, 1) for v in sampler.workers.values()],
-                "parent_rss_mb": round(sampler.parent / 2**20, 1)}
+                "parent_rss_mb": round(sampler.parent / 2**20, 1),
+                "cpu_ms_per_page": {
+                    "workers": round(1000 * sum(sampler.worker_cpu.values())
+                                     / max(1, res.evaluated), 2),
+                    "parent": round(1000 * parent_cpu / max(1, res.evaluated), 2),
+                    "server": round(1000 * srv_cpu / max(1, res.evaluated), 2)}}
 
 
 def main() -> int:
@@ -173,9 +199,15 @@ def main() -> int:
         t, f = r["throughput"], r["fill"]
         rss = max(t["worker_rss_mb"] + f["worker_rss_mb"] or [0])
         print(f"| {t['workers']} | {t['evaluated']} | {t['pages_per_s']} | "
-              f"{t['pages_per_s'] / base:.2f}x | {t['machine_speedup']:.2f}x | {t['startup_s']} | "
-              f"{f['wall_s']} ({f['evaluated']}, {f['stop']}) | {rss} | "
+              f"{t['pages_per_s'] / base:.2f}x | {t['machine_speedup']:.2f}x | "
+              f"{t['startup_s']} | {f['wall_s']} ({f['evaluated']}, {f['stop']}) | {rss} | "
               f"{max(t['parent_rss_mb'], f['parent_rss_mb'])} |")
+    print("\n| workers | CPU ms per page: workers | parent | MediaWiki server |")
+    print("|---|---|---|---|")
+    for r in rows:
+        c = r["throughput"]["cpu_ms_per_page"]
+        print(f"| {r['throughput']['workers']} | {c['workers']} | {c['parent']} | "
+              f"{c['server']} |")
     return 0
 
 
