@@ -37,42 +37,51 @@ def _articles(dump: Path) -> list:
     return [p for p in pages(dump) if p.namespace == 0 and not p.redirect]
 
 
+def peak_rss_mb() -> float:
+    """VmHWM of this process: unlike ru_maxrss it is not inherited across exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def measure(model_dir: Path, dump: Path, rounds: int) -> dict:
-    """In this process: parse throughput, then recommend latency, throughput and peak RSS."""
+    """In this process: bare parse and recommend of each page, one after the other.
+
+    Interleaving the two per page keeps their ratio honest on a machine whose load changes.
+    """
     import mwparserfromhell
     import numpy as np
 
     from model import open_model, recommend
 
     articles = _articles(dump)
-    start = time.perf_counter()
-    for _ in range(rounds):
-        for page in articles:
-            mwparserfromhell.parse(page.text)
-    parse_rate = rounds * len(articles) / (time.perf_counter() - start)
-
     model = open_model(model_dir)
     recommend(model, articles[0].text, title=articles[0].title)  # warm caches and imports
-    latencies, links = [], 0
-    start = time.perf_counter()
+    parse_times, latencies, links = [], [], 0
     for _ in range(rounds):
         for page in articles:
             t0 = time.perf_counter()
+            mwparserfromhell.parse(page.text)
+            t1 = time.perf_counter()
             result = recommend(model, page.text, title=page.title)
-            latencies.append(time.perf_counter() - t0)
+            t2 = time.perf_counter()
+            parse_times.append(t1 - t0)
+            latencies.append(t2 - t1)
             links += result["links_count"]
-    elapsed = time.perf_counter() - start
     lat = np.asarray(latencies) * 1000
+    parse_rate = len(parse_times) / sum(parse_times)
+    rate = len(latencies) / sum(latencies)
     return {
         "pages": len(articles),
         "rounds": rounds,
         "chars_per_page": int(sum(len(p.text) for p in articles) / len(articles)),
         "parse_pages_per_s": round(parse_rate, 2),
-        "pages_per_s": round(len(latencies) / elapsed, 2),
-        "ratio_to_parse": round(len(latencies) / elapsed / parse_rate, 3),
+        "pages_per_s": round(rate, 2),
+        "ratio_to_parse": round(rate / parse_rate, 3),
         "p50_ms": round(float(np.percentile(lat, 50)), 1),
         "p95_ms": round(float(np.percentile(lat, 95)), 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak_rss_mb(),
         "links": links,
         "anchors": json.loads((model_dir / "manifest.json").read_text())["counts"]["anchors"],
     }
@@ -133,7 +142,11 @@ def main() -> int:
     p.add_argument("--pad-anchors", type=int, default=0)
     p.add_argument("--json", type=Path)
     p.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--pad-only", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.pad_only:
+        pad(args.model, args.pad_only, args.pad_anchors)
+        return 0
     if args.child:
         print(json.dumps(measure(args.child, args.dump, args.rounds)))
         return 0
@@ -145,7 +158,19 @@ def main() -> int:
     if args.pad_anchors:
         with tempfile.TemporaryDirectory() as tmp:
             padded = Path(tmp) / "padded"
-            pad(args.model, padded, args.pad_anchors)
+            subprocess.run(  # in its own process: this one stays small for the next child
+                [
+                    sys.executable,
+                    __file__,
+                    "--pad-only",
+                    str(padded),
+                    "--model",
+                    str(args.model),
+                    "--pad-anchors",
+                    str(args.pad_anchors),
+                ],
+                check=True,
+            )
             results["padded"] = run_child(padded, args.dump, args.rounds)
         b, g = results["base"], results["padded"]
         results["change"] = {

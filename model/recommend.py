@@ -14,7 +14,7 @@ import numpy as np
 
 from model.datasets import Model
 from model.features import TOP_CANDIDATES, cosine, pair_features
-from model.text import ngrams, normalize
+from model.text import ngrams, normalize, page_mentions
 from model.version import APPLICATION_VERSION
 from model.wikitext import Page, TextSpan, parse
 
@@ -41,13 +41,13 @@ def key_ngrams(texts: Iterable[str], language: str) -> set[str]:
     return {m.key for text in texts for m in ngrams(text, language)}
 
 
-def in_title(key: str, title: str) -> bool:
+def title_filter(title: str):
     """A mention that is part of the page's own title is not suggested (SPEC §2).
 
     A substring test, as in the reference: "Peru" inside "Peruvian history", or a stem inside
     an inflected title word in languages that attach case endings.
     """
-    return key in normalize(title)
+    return normalize(title).__contains__
 
 
 def context_vector(model: Model, titles: Iterable[str]) -> np.ndarray | None:
@@ -73,17 +73,18 @@ def score(
     linked_titles = [link.target for link in page.links] + [title, *extra_links]
     resolved = model.resolve(linked_titles)
     linked = set(resolved.values()) | set(resolved)
-    blocked = key_ngrams([link.anchor for link in page.links], language)
+    spans = [s for s in page.spans if not s.excluded]
     first: dict[str, tuple] = {}
-    for span in page.spans:
-        if span.excluded:
-            continue
-        for m in ngrams(span.text, language):
-            if m.key not in first and m.key not in blocked and not in_title(m.key, title):
-                first[m.key] = (m, span)
+    for t, m in page_mentions([s.text for s in spans], language, model.bloom.contains):
+        if m.key not in first:
+            first[m.key] = (m, spans[t])
     anchors = model.anchors(first)
+    in_title = title_filter(title)
+    blocked = key_ngrams([link.anchor for link in page.links], language) if anchors else set()
     mentions = []
     for key, anchor in anchors.items():
+        if key in blocked or in_title(key):
+            continue
         candidates = anchor.targets[:TOP_CANDIDATES]
         if any(t in linked for t, _ in anchor.targets):
             continue

@@ -7,7 +7,8 @@ so an anchor learnt from a link matches the same span when it later appears as p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from bisect import bisect_right
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -115,22 +116,98 @@ class Mention(NamedTuple):
     sentence_start: bool
 
 
-def ngrams(text: str, language: str = "en", max_n: int = MAX_NGRAM) -> Iterator[Mention]:
-    """All 1..max_n token n-grams within each sentence of ``text``.
+def split_sentences(text: str, language: str) -> Iterator[tuple[int, str, str | None, list]]:
+    """(offset, sentence, its lower-cased form or None, token spans) for each sentence.
 
-    The hot loop of recommending: keys are slices of the lower-cased sentence, and the
-    regex normalization runs only where a sentence has unusual white space or where
-    lower-casing changes the length (e.g. "İ").
+    The text is tokenized once and its tokens dealt out to sentences: tokens never cross a
+    sentence end. The lower-cased form is None where keys need the slow normalization
+    (unusual white space, or lower-casing that changes the length, e.g. "İ").
     """
+    toks = tokens(text, language)
+    k = 0
     for s_start, s_end in sentences(text):
+        while k < len(toks) and toks[k][0] < s_start:
+            k += 1
+        first = k
+        while k < len(toks) and toks[k][1] <= s_end:
+            k += 1
         sentence = text[s_start:s_end]
-        toks = tokens(sentence, language)
         lower = sentence.lower()
         exact = len(lower) == len(sentence) and _ODD_SPACE.search(sentence) is None
+        yield (
+            s_start,
+            sentence,
+            lower if exact else None,
+            [(a - s_start, b - s_start) for a, b in toks[first:k]],
+        )
+
+
+def ngrams(text: str, language: str = "en", max_n: int = MAX_NGRAM) -> Iterator[Mention]:
+    """All 1..max_n token n-grams within each sentence of ``text``."""
+    for s_start, sentence, lower, toks in split_sentences(text, language):
         count = len(toks)
         for i in range(count):
             a = toks[i][0]
             for n in range(1, min(max_n, count - i) + 1):
                 b = toks[i + n - 1][1]
-                key = lower[a:b] if exact else normalize(sentence[a:b])
+                key = lower[a:b] if lower is not None else normalize(sentence[a:b])
                 yield Mention(s_start + a, s_start + b, key, n, i == 0)
+
+
+def prefixes(key: str, language: str = "en") -> list[str]:
+    """Every key an n-gram growing towards ``key`` passes through, ``key`` included.
+
+    Token prefixes for space-separated text; every character prefix where a no-space script
+    appears, because its word pieces depend on the surrounding text.
+    """
+    if _NO_SPACE_RUN.search(key):
+        return [key[:i] for i in range(1, len(key) + 1)]
+    return [key[:end] for _, end in tokens(key, language)] or [key]
+
+
+def page_mentions(
+    texts: list[str],
+    language: str,
+    passes: Callable[[list[str]], Sequence[bool]],
+    max_n: int = MAX_NGRAM,
+) -> list[tuple[int, Mention]]:
+    """The n-grams of several texts that can still be anchors, as (text index, mention).
+
+    Grows n-grams one token at a time and drops those whose key fails ``passes`` (a filter
+    of anchor prefixes, checked for the whole page at once per length), so the work follows
+    the few n-grams that can match rather than all of them. Sorted by position.
+    """
+    # One pass over all texts joined by line breaks (which always end a sentence), then each
+    # sentence is mapped back to its text: far fewer calls than one pass per text node.
+    starts, pos = [], 0
+    for text in texts:
+        starts.append(pos)
+        pos += len(text) + 1
+    sents = []
+    for s_start, sentence, lower, toks in split_sentences("\n".join(texts), language):
+        t = bisect_right(starts, s_start) - 1
+        sents.append((t, s_start - starts[t], sentence, lower, toks))
+    frontier = [(si, i) for si, s in enumerate(sents) for i in range(len(s[4]))]
+    out: list[tuple[int, Mention]] = []
+    for n in range(1, max_n + 1):
+        items, keys = [], []
+        for si, i in frontier:
+            t, s_start, sentence, lower, toks = sents[si]
+            if i + n > len(toks):
+                continue
+            a, b = toks[i][0], toks[i + n - 1][1]
+            key = lower[a:b] if lower is not None else normalize(sentence[a:b])
+            items.append((si, i, a, b, key))
+            keys.append(key)
+        if not items:
+            break
+        unique = list(dict.fromkeys(keys))
+        ok = dict(zip(unique, passes(unique), strict=True))
+        frontier = []
+        for si, i, a, b, key in items:
+            if ok[key]:
+                frontier.append((si, i))
+                t, s_start = sents[si][0], sents[si][1]
+                out.append((t, Mention(s_start + a, s_start + b, key, n, i == 0)))
+    out.sort(key=lambda tm: (tm[0], tm[1].start, tm[1].end))
+    return out

@@ -30,7 +30,7 @@ from model import dump as dumps
 from model.datasets import DATASETS, Anchor, Bloom, file_checksum, rows_checksum
 from model.features import FEATURE_SETS, TOP_CANDIDATES, cosine, kurtosis, pair_features
 from model.progress import progress
-from model.text import TERMINATORS, normalize, sentences
+from model.text import TERMINATORS, normalize, prefixes, sentences
 from model.version import APPLICATION_VERSION
 from model.wikitext import CANONICAL_NAMESPACES, link_target, parse
 
@@ -311,9 +311,10 @@ def page_pairs(lookup: _Lookup, record: dict, language: str) -> Iterator[tuple[l
     The reference system trains only on linked anchors and never shows its classifier the
     unlinked mentions it will mostly be asked about.
     """
-    from model.recommend import in_title
+    from model.recommend import title_filter
     from model.text import ngrams
 
+    in_title = title_filter(record["t"])
     page_targets = Counter(t for t, _ in record["l"])
     full_context = np.zeros(lookup.vectors.shape[1], dtype=np.float32)
     for t in page_targets:
@@ -332,7 +333,7 @@ def page_pairs(lookup: _Lookup, record: dict, language: str) -> Iterator[tuple[l
         seen: set[str] = set()
         for m in ngrams(text, language):
             anchor = lookup.anchors.get(m.key)
-            if anchor is None or m.key in seen or in_title(m.key, record["t"]):
+            if anchor is None or m.key in seen or in_title(m.key):
                 continue
             seen.add(m.key)
             if any(t in linked for t, _ in anchor.targets):
@@ -476,9 +477,10 @@ def build_model(
         )
         booster.save_model(str(tmp / "model.json"))
         checksums["model"] = file_checksum(tmp / "model.json")
-        size, hashes = Bloom.sized(len(anchors))
+        keys = sorted({p for key in anchors for p in prefixes(key, corpus.site.language)})
+        size, hashes = Bloom.sized(len(keys))
         bloom = Bloom(np.zeros(size, dtype=np.uint8), hashes)
-        bloom.add(sorted(anchors))
+        bloom.add(keys)
         np.save(tmp / "anchors.bloom.npy", bloom.bits)
         manifest = {
             "wiki": corpus.site.dbname,
@@ -498,7 +500,7 @@ def build_model(
                 "training_pairs": len(labels),
                 "positives": int(sum(labels)),
             },
-            "bloom": {"bytes": size, "hashes": hashes},
+            "bloom": {"bytes": size, "hashes": hashes, "prefixes": len(keys)},
             "checksums": checksums,
             "training": metrics,
             "code_version": APPLICATION_VERSION,
