@@ -53,6 +53,43 @@ def make_config(tmp_path: Path, model: str, *, dump: str = LTG_DUMP, target: int
     return parse_config(doc, env={})
 
 
+def qualifying(model, dump: str, cache_dir: Path) -> set[int]:
+    """Oracle, straight from the model API: articles that are no disambiguation page and get
+    2+ links scoring >= 0.6 (red links removed when the dump is complete)."""
+    from model import open_model, recommend
+
+    m = open_model(model)
+    src = DumpSource(dump, complete=dump == LTG_DUMP, cache_dir=cache_dir)
+    out = set()
+    for batch in src.candidates("allpages", batch_size=500):
+        for p in src.fetch([c.title for c in batch]):
+            if "Template:Zeimeibu škiršona" in p.templates:
+                continue
+            links = recommend(m, p.wikitext, title=p.title, pageid=p.page_id, revid=p.rev_id,
+                              threshold=0.6, max_recommendations=10,
+                              excluded_sections=("Nūruodis",))["links"]
+            info = src.targets([x["link_target"] for x in links])
+            if sum(1 for x in links if info[x["link_target"]].page_id is not None
+                   or not info[x["link_target"]].known) >= 2:
+                out.add(p.page_id)
+    src.close()
+    return out
+
+
+@pytest.fixture(scope="module")
+def good_full(ltg_model, tmp_path_factory) -> set[int]:
+    got = qualifying(ltg_model, LTG_DUMP, tmp_path_factory.mktemp("oracle"))
+    assert len(got) >= 5, "the model finds too few good ltgwiki pages for these tests"
+    return got
+
+
+@pytest.fixture(scope="module")
+def good_slice(ltg_model, ltg_slice, tmp_path_factory) -> set[int]:
+    got = qualifying(ltg_model, ltg_slice, tmp_path_factory.mktemp("oracle"))
+    assert len(got) >= 4, "the model finds too few good pages in the slice for these tests"
+    return got
+
+
 def rows(cfg) -> dict[int, tuple[int, dict | None]]:
     store = open_store(cfg.store, "ltgwiki")
     try:
@@ -94,21 +131,22 @@ def assert_valid_rows(cfg, data_rows: dict, min_score: float = 0.6) -> None:
     src.close()
 
 
-def test_refresh_fills_the_pool_with_valid_rows_and_events(tmp_path, ltg_model):
-    cfg = make_config(tmp_path, ltg_model, target=6,
+def test_refresh_fills_the_pool_with_valid_rows_and_events(tmp_path, ltg_model, good_full):
+    cfg = make_config(tmp_path, ltg_model, target=4,
                       candidates={"strategy": "allpages", "batch_size": 100})
     res = run_wiki(cfg, "ltgwiki", RunOptions(), Metrics())
     assert (res.status, res.stop_reason, res.exit_code) == ("ok", "target_reached", 0)
-    assert res.pool_before == 0 and res.pool_after == 6
-    assert res.outcomes[C.SUCCESS] == 6
+    assert res.pool_before == 0 and res.pool_after == 4
+    assert res.outcomes[C.SUCCESS] == 4
     all_rows = rows(cfg)
     data_rows = {p: v for p, v in all_rows.items() if v[1] is not None}
-    assert len(data_rows) == 6
+    assert len(data_rows) == 4 and set(data_rows) <= good_full
     assert_valid_rows(cfg, data_rows)
-    # NULL rows for pages with nothing usable; counted by outcome
-    nulls = sum(1 for v in all_rows.values() if v[1] is None)
-    assert nulls == res.outcomes[C.GOOD_LINKS_COUNT_TOO_SMALL] + \
-        res.outcomes[C.ALL_RECOMMENDATIONS_PRUNED] - _not_remembered(res)
+    # NULL rows for pages with nothing usable (none when a red link was pruned)
+    nulls = {p for p, v in all_rows.items() if v[1] is None}
+    assert 0 < len(nulls) <= res.outcomes[C.GOOD_LINKS_COUNT_TOO_SMALL] + \
+        res.outcomes[C.ALL_RECOMMENDATIONS_PRUNED]
+    assert not nulls & good_full
     # exactly one valid set event per row
     evs = events(tmp_path / "events.jsonl")
     v = validator()
@@ -116,33 +154,30 @@ def test_refresh_fills_the_pool_with_valid_rows_and_events(tmp_path, ltg_model):
     assert sorted(e["page"]["page_id"] for e in evs) == sorted(data_rows)
     assert all(e["weighted_tags"] == {"set": {"recommendation.link": [{"tag": "exists"}]}}
                for e in evs)
-    # disambiguation pages were seen and skipped by rule
-    assert res.evaluated == sum(res.outcomes.values())
 
     # target reached: the next run does nothing but upkeep
     again = run_wiki(cfg, "ltgwiki", RunOptions(), Metrics())
     assert again.stop_reason == "target_reached" and again.evaluated == 0
-    assert again.pool_after == 6 and len(events(tmp_path / "events.jsonl")) == 6
+    assert again.pool_after == 4 and len(events(tmp_path / "events.jsonl")) == 4
     # the allpages walk resumes after the last page id it finished
     store = open_store(cfg.store, "ltgwiki")
     resume = store.resume_point("allpages")
     store.close()
     assert resume is not None and resume >= max(data_rows)
-    more = run_wiki(cfg, "ltgwiki", RunOptions(target=8), Metrics())
-    assert more.pool_after == 8 and more.outcomes[C.ALREADY_STORED] == 0
+    more = run_wiki(cfg, "ltgwiki", RunOptions(target=1000), Metrics())
     assert more.outcomes[C.KNOWN_UNAVAILABLE] == 0  # the walk did not start over
+    assert more.stop_reason == "candidates_exhausted"  # allpages: no zero-success stop
+    # the whole wiki walked: the pool is exactly the oracle's pages
+    assert {p for p, v in rows(cfg).items() if v[1] is not None} == good_full
 
 
-def _not_remembered(res) -> int:
-    return 0  # a complete dump prunes no red links: every "nothing usable" is remembered
-
-
-def test_exhausting_candidates_then_everything_is_known(tmp_path, ltg_model, ltg_slice):
+def test_exhausting_candidates_then_everything_is_known(tmp_path, ltg_model, ltg_slice,
+                                                        good_slice):
     cfg = make_config(tmp_path, ltg_model, dump=ltg_slice, target=500)
     first = run_wiki(cfg, "ltgwiki", RunOptions(), Metrics())
     assert first.status == "ok"
     assert first.stop_reason in ("batch_without_success", "candidates_exhausted")
-    assert 8 <= first.pool_after < 100
+    assert {p for p, v in rows(cfg).items() if v[1] is not None} == good_slice
     assert first.outcomes[C.DISAMBIGUATION] > 0
     second = run_wiki(cfg, "ltgwiki", RunOptions(), Metrics())
     # the first batch of the second run has only already stored / known pages: no work
@@ -186,11 +221,11 @@ def test_second_run_exits_at_once_when_locked(tmp_path, ltg_model, ltg_slice):
 
 
 def test_crashing_pages_count_as_other_and_the_run_goes_on(tmp_path, ltg_model, ltg_slice):
-    cfg = make_config(tmp_path, ltg_model, dump=ltg_slice, target=4)
+    cfg = make_config(tmp_path, ltg_model, dump=ltg_slice, target=2)
     res = run_wiki(cfg, "ltgwiki",
                    RunOptions(recommender="tests.runner_support:crash_some"), Metrics())
     assert res.status == "ok" and res.stop_reason == "target_reached"
-    assert res.outcomes[C.OTHER] >= 1 and res.outcomes[C.SUCCESS] == 4
+    assert res.outcomes[C.OTHER] >= 1 and res.outcomes[C.SUCCESS] == 2
     assert all(p % 10 for p in rows(cfg))  # crashed pages got no row
 
 
@@ -212,16 +247,16 @@ def _edited_dump(tmp_path: Path, source: str, titles: set[str]) -> Path:
 
 
 def test_upkeep_removes_rows_of_edited_pages(tmp_path, ltg_model, ltg_slice):
-    cfg = make_config(tmp_path, ltg_model, dump=ltg_slice, target=5)
-    assert run_wiki(cfg, "ltgwiki", RunOptions(), Metrics()).pool_after == 5
+    cfg = make_config(tmp_path, ltg_model, dump=ltg_slice, target=3)
+    assert run_wiki(cfg, "ltgwiki", RunOptions(), Metrics()).pool_after == 3
     before = {p: r for p, (r, d) in rows(cfg).items() if d is not None}
     src = DumpSource(ltg_slice, cache_dir=str(tmp_path / "cache"))
     edited_titles = set(src.page_titles(list(before)[:2]).values())
     src.close()
     edited = _edited_dump(tmp_path, ltg_slice, edited_titles)
-    cfg2 = make_config(tmp_path, ltg_model, dump=str(edited), target=5)
+    cfg2 = make_config(tmp_path, ltg_model, dump=str(edited), target=3)
     res = run_wiki(cfg2, "ltgwiki", RunOptions(), Metrics())
-    assert res.upkeep_removed == 2 and res.pool_before == 3
+    assert res.upkeep_removed == 2 and res.pool_before == 1
     evs = events(tmp_path / "events.jsonl")
     clears = [e for e in evs if "clear" in e["weighted_tags"]]
     assert sorted(e["page"]["page_title"] for e in clears) == sorted(edited_titles)
@@ -232,7 +267,7 @@ def test_upkeep_removes_rows_of_edited_pages(tmp_path, ltg_model, ltg_slice):
             assert after.get(p) in (None, rev + 10_000_000)
         else:
             assert after[p] == rev
-    assert res.pool_after == 5
+    assert res.pool_after == 3
 
 
 def _ids(titles: set[str], tmp_path: Path) -> set[int]:
@@ -274,13 +309,13 @@ def test_backfill_force_and_revalidate(tmp_path, ltg_model, ltg_slice):
 
 def test_eventgate_and_mariadb(tmp_path, ltg_model, mysql_url, ltg_slice):
     with EventGate() as eg:
-        cfg = make_config(tmp_path, ltg_model, dump=ltg_slice, target=4,
+        cfg = make_config(tmp_path, ltg_model, dump=ltg_slice, target=3,
                           store={"type": "mysql", "url": mysql_url},
                           events={"type": "eventgate", "url": eg.url, "batch_size": 2})
         eg.fail_next(503, 1)
         res = run_wiki(cfg, "ltgwiki", RunOptions(), Metrics())
-        assert res.status == "ok" and res.pool_after == 4
-        assert res.events.sent == 4 and res.events.pending == 0
+        assert res.status == "ok" and res.pool_after == 3
+        assert res.events.sent == 3 and res.events.pending == 0
         data_rows = {p: v for p, v in rows(cfg).items() if v[1] is not None}
         assert sorted(e["page"]["page_id"] for e in eg.accepted) == sorted(data_rows)
         assert eg.requests[0][0] == 503

@@ -42,7 +42,7 @@ def make_config(tmp_path, mediawiki, model, db, eventgate_url, **criteria):
            "lock": {"type": "file", "dir": str(tmp_path / "locks")},
            "wikis": {"ltgwiki": {
                "language": "ltg", "domain": "ltg.wikipedia.org", "model": str(model),
-               "pool_target": 5,
+               "pool_target": 4,
                "source": {"type": "api", "api_url": mediawiki.api_url},
                "candidates": {"strategy": "allpages", "batch_size": 100},
                "criteria": {"disambiguation_templates": ["Zeimeibu škiršona"], **criteria}}}}
@@ -86,9 +86,9 @@ def test_pool_filled_and_edit_removes_page(tmp_path, mediawiki, ltg_model, scrat
         cfg = make_config(tmp_path, mediawiki, ltg_model, scratch_db, eg.url,
                           minimum_time_since_last_edit=0)
         res = run_wiki(cfg, "ltgwiki", RunOptions(), Metrics())
-        assert (res.status, res.stop_reason, res.pool_after) == ("ok", "target_reached", 5)
+        assert (res.status, res.stop_reason, res.pool_after) == ("ok", "target_reached", 4)
         rows = data_rows(cfg)
-        assert len(rows) == 5
+        assert len(rows) == 4
         assert_rows_valid(mediawiki, rows)
         # one validated event per row (the local EventGate rejects invalid ones)
         assert eg.requests and all(status == 201 for status, _ in eg.requests)
@@ -105,7 +105,7 @@ def test_pool_filled_and_edit_removes_page(tmp_path, mediawiki, ltg_model, scrat
         assert new_rev != old_rev
         n = len(eg.accepted)
         res2 = run_wiki(cfg, "ltgwiki", RunOptions(), Metrics())
-        assert res2.upkeep_removed == 1 and res2.pool_before == 4 and res2.pool_after == 5
+        assert res2.upkeep_removed == 1 and res2.pool_before == 3 and res2.pool_after == 4
         new = eg.accepted[n:]
         assert new[0]["page"] == {"page_id": page_id, "page_title": title, "namespace_id": 0,
                                   "is_redirect": False}
@@ -130,7 +130,7 @@ def test_change_tags_of_the_last_edit(tmp_path, mediawiki, ltg_model, scratch_db
     with EventGate() as eg:
         cfg = make_config(tmp_path, mediawiki, ltg_model, scratch_db, eg.url,
                           minimum_time_since_last_edit=0)
-        title = "Leivuons"
+        title = "18 godu symts"  # not a good task anyway: the rules come before the model
         text = mediawiki.wikitext(title)
         tagged = mediawiki.edit(title, text + f"\n\n<!-- addlink {time.time_ns()} -->",
                                 tags=["newcomer task add link"])
@@ -146,3 +146,5 @@ def test_change_tags_of_the_last_edit(tmp_path, mediawiki, ltg_model, scratch_db
                                                   force=True), Metrics())
         assert C.LAST_EDIT_LINK_RECOMMENDATION_REVERT not in res.outcomes
         assert res.evaluated == 1
+        # leave the page with an ordinary last edit for later sessions
+        mediawiki.edit(title, mediawiki.wikitext(title) + f"\n<!-- {time.time_ns()} -->")
