@@ -28,7 +28,7 @@ def config(tmp_path, ltg_model, slice_dump) -> Path:
            "events": {"type": "jsonlines", "path": str(tmp_path / "events.jsonl")},
            "lock": {"type": "file", "dir": str(tmp_path / "locks")},
            "wikis": {"ltgwiki": {
-               "language": "ltg", "model": str(ltg_model), "pool_target": 3,
+               "language": "ltg", "model": str(ltg_model), "pool_target": 2,
                "source": {"type": "dump", "path": slice_dump,
                           "cache_dir": str(tmp_path / "cache")},
                "candidates": {"strategy": "allpages"}}}}
@@ -55,17 +55,17 @@ def test_refresh_status_backfill(config):
     assert evaluated and all({"wiki", "title", "outcome"} <= set(x) for x in evaluated)
     (done,) = [x for x in lines if x["message"] == "run finished"]
     assert (done["status"], done["stop_reason"], done["pool_after"]) == \
-        ("ok", "target_reached", 3)
+        ("ok", "target_reached", 2)
 
     r = cli("--config", str(config), "status", "--format", "json")
     assert r.returncode == 0
     (st,) = json.loads(r.stdout)["wikis"]
-    assert st["wiki"] == "ltgwiki" and st["pool_size"] == 3 and st["target"] == 3
-    assert st["last_run"]["status"] == "ok" and st["last_run"]["outcomes"]["success"] == 3
+    assert st["wiki"] == "ltgwiki" and st["pool_size"] == 2 and st["target"] == 2
+    assert st["last_run"]["status"] == "ok" and st["last_run"]["outcomes"]["success"] == 2
     assert st["outbox"] == {"pending": 0, "failed": 0}
     table = cli("--config", str(config), "status").stdout
     assert table.splitlines()[0].split()[:3] == ["wiki", "pool", "target"]
-    assert table.splitlines()[1].split()[:3] == ["ltgwiki", "3", "3"]
+    assert table.splitlines()[1].split()[:3] == ["ltgwiki", "2", "2"]
 
     r = cli("--config", str(config), "backfill", "--wiki", "ltgwiki", "--page", "Leivuons",
             "--dry-run")
@@ -76,7 +76,7 @@ def test_refresh_status_backfill(config):
     r = cli("--config", str(config), "revalidate", "--wiki", "ltgwiki", "--all", "--dry-run")
     assert r.returncode == 0
     (done,) = [x for x in log_lines(r.stdout) if x["message"] == "run finished"]
-    assert done["outcomes"] == {"would_revalidate_all": 3}
+    assert done["outcomes"] == {"would_revalidate_all": 2}
 
     r = cli("--config", str(config), "revalidate", "--wiki", "ltgwiki", "--checksum-mismatch",
             "--older-than", "2001-01-15", "--score-below", "0.6", "--dry-run")
