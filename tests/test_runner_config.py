@@ -27,10 +27,16 @@ def test_sample_config_loads_with_spec_defaults():
     assert cfg.store.type == "sqlite" and cfg.events.type == "jsonlines"
     assert cfg.lock.type == "file" and cfg.metrics.type == "off"
     c = w.criteria
-    assert (c.minimum_links_per_task, c.minimum_link_score, c.maximum_links_per_task,
+    assert (c.minimum_links_per_task, c.maximum_links_per_task,
             c.maximum_links_to_show_per_task, c.minimum_time_since_last_edit,
-            c.minimum_word_count, c.maximum_word_count) == (2, 0.6, 10, 3, 86400, 0, None)
+            c.minimum_word_count, c.maximum_word_count) == (2, 10, 3, 86400, 0, None)
     assert 0 < w.pool_target <= 106
+    # the production defaults when nothing is configured (SPEC §5)
+    d = parse_config(minimal(), env={}).wiki("ltgwiki")
+    assert (d.pool_target, d.criteria.minimum_links_per_task, d.criteria.minimum_link_score,
+            d.criteria.maximum_links_per_task, d.criteria.maximum_links_to_show_per_task,
+            d.criteria.minimum_time_since_last_edit, d.criteria.minimum_word_count,
+            d.criteria.maximum_word_count) == (500, 2, 0.6, 10, 3, 86400, 0, None)
     assert SAMPLE_CONFIG.name == "sample-config.yaml"
 
 
