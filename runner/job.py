@@ -10,7 +10,6 @@ SIGTERM/SIGINT. Whatever the stop, pages in flight finish and are committed.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from runner.prune import prune
 from runner.records import Candidate, Evaluation, PageData
 from runner.sources import TimedSource
 from runner.store import Store
-from runner.workers import DEFAULT_RECOMMENDER, Task, TaskResult, WorkerPool
+from runner.workers import DEFAULT_RECOMMENDER, Task, TaskResult, WorkerPool, available_cpus
 
 log = logging.getLogger("runner.job")
 
@@ -342,7 +341,7 @@ class WikiJob:
             options = {"threshold": crit.minimum_link_score,
                        "max_recommendations": crit.maximum_links_per_task,
                        "excluded_sections": tuple(crit.excluded_sections)}
-            n = self.options.workers or self.cfg.runner.workers or os.cpu_count() or 1
+            n = self.options.workers or self.cfg.runner.workers or available_cpus()
             self.workers = WorkerPool(self.wiki.model, workers=n,
                                       page_timeout=self.cfg.runner.page_timeout,
                                       options=options, recommender=self.options.recommender)

@@ -90,3 +90,17 @@ def test_unusable_model_fails_fast_with_its_path(tmp_path):
     with pytest.raises(WorkerError,
                        match=f"could not open the model {tmp_path}: .*manifest.json missing"):
         WorkerPool(str(tmp_path), workers=1, page_timeout=5).start()
+
+
+def test_available_cpus_respects_affinity():
+    import os
+
+    from runner.workers import available_cpus
+
+    before = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(before)})
+        assert available_cpus() == 1
+    finally:
+        os.sched_setaffinity(0, before)
+    assert 1 <= available_cpus() <= len(before)
