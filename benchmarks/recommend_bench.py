@@ -92,6 +92,7 @@ def pad(model_dir: Path, out: Path, count: int) -> None:
     import numpy as np
 
     from model.datasets import Bloom
+    from model.text import prefixes
 
     shutil.copytree(model_dir, out)
     conn = sqlite3.connect(out / "anchors.sqlite")
@@ -104,6 +105,7 @@ def pad(model_dir: Path, out: Path, count: int) -> None:
     keys = [k for (k,) in conn.execute("SELECT anchor FROM anchors")]
     conn.close()
     manifest = json.loads((out / "manifest.json").read_text())
+    keys = sorted({p for key in keys for p in prefixes(key, manifest["language"])})
     size, hashes = Bloom.sized(len(keys))
     bloom = Bloom(np.zeros(size, dtype=np.uint8), hashes)
     for i in range(0, len(keys), 100_000):
