@@ -9,6 +9,7 @@ mention. Backtests compare the two (``python -m model backtest --features refere
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 
 import Levenshtein
 import numpy as np
@@ -77,14 +78,43 @@ def pair_features(
     ]
 
 
-def unit(v: np.ndarray) -> np.ndarray:
-    n = float(np.linalg.norm(v))
-    return v / n if n > 0 else v
-
-
 def cosine(context: np.ndarray | None, vector: np.ndarray | None) -> float:
     """Similarity of the page's link context and a target; NaN (missing) when unknown."""
     if context is None or vector is None:
         return math.nan
     n = float(np.linalg.norm(context))
     return float(np.dot(context, vector) / n) if n > 0 else math.nan
+
+
+def candidate_rows(
+    feature_set: str,
+    *,
+    mention: str,
+    length: int,
+    anchor: Anchor,
+    sentence_start: bool,
+    context: np.ndarray | None,
+    entities: Mapping[str, tuple[int, int]],
+    vectors: np.ndarray,
+) -> Iterator[tuple[str, list[float]]]:
+    """(target, features) for each of the anchor's top candidates: one mention's rows.
+
+    Training and recommending both build their rows here, so they cannot drift apart.
+    """
+    for rank, (target, count) in enumerate(anchor.targets[:TOP_CANDIDATES]):
+        row, indegree = entities.get(target, (None, 0))
+        yield (
+            target,
+            pair_features(
+                feature_set,
+                mention=mention,
+                length=length,
+                anchor=anchor,
+                rank=rank,
+                target=target,
+                count=count,
+                similarity=cosine(context, None if row is None else np.asarray(vectors[row])),
+                indegree=indegree,
+                sentence_start=sentence_start,
+            ),
+        )

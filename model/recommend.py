@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.datasets import Model
-from model.features import TOP_CANDIDATES, cosine, pair_features
+from model.features import TOP_CANDIDATES, candidate_rows
 from model.text import ngrams, normalize, page_mentions
 from model.version import APPLICATION_VERSION
 from model.wikitext import Page, TextSpan, parse
@@ -95,25 +95,18 @@ def score(
     entities = model.entities({t for _, _, cands in mentions for t, _ in cands})
     context = context_vector(model, linked)
     rows, owners = [], []
-    for i, ((m, span), anchor, candidates) in enumerate(mentions):
-        text = span.text[m.start : m.end]
-        for rank, (target, count) in enumerate(candidates):
-            row, indegree = entities.get(target, (None, 0))
-            vector = None if row is None else np.asarray(model.vectors[row])
-            rows.append(
-                pair_features(
-                    model.features,
-                    mention=text,
-                    length=m.length,
-                    anchor=anchor,
-                    rank=rank,
-                    target=target,
-                    count=count,
-                    similarity=cosine(context, vector),
-                    indegree=indegree,
-                    sentence_start=m.sentence_start,
-                )
-            )
+    for i, ((m, span), anchor, _) in enumerate(mentions):
+        for target, features in candidate_rows(
+            model.features,
+            mention=span.text[m.start : m.end],
+            length=m.length,
+            anchor=anchor,
+            sentence_start=m.sentence_start,
+            context=context,
+            entities=entities,
+            vectors=model.vectors,
+        ):
+            rows.append(features)
             owners.append((i, target))
     probabilities = predict(model, rows)
 

@@ -28,7 +28,7 @@ from mwparserfromhell.nodes import Heading, Text, Wikilink
 
 from model import dump as dumps
 from model.datasets import DATASETS, Anchor, Bloom, file_checksum, rows_checksum
-from model.features import FEATURE_SETS, TOP_CANDIDATES, cosine, kurtosis, pair_features
+from model.features import FEATURE_SETS, candidate_rows, kurtosis
 from model.progress import progress
 from model.text import TERMINATORS, normalize, prefixes, sentences
 from model.version import APPLICATION_VERSION
@@ -339,24 +339,17 @@ def page_pairs(lookup: _Lookup, record: dict, language: str) -> Iterator[tuple[l
             if any(t in linked for t, _ in anchor.targets):
                 continue
             truth = gold.get((m.start, m.end))
-            mention = text[m.start : m.end]
-            for rank, (target, count) in enumerate(anchor.targets[:TOP_CANDIDATES]):
-                e = lookup.entities.get(target)
-                yield (
-                    pair_features(
-                        lookup.features,
-                        mention=mention,
-                        length=m.length,
-                        anchor=anchor,
-                        rank=rank,
-                        target=target,
-                        count=count,
-                        similarity=cosine(context, None if e is None else lookup.vectors[e[0]]),
-                        indegree=0 if e is None else e[1],
-                        sentence_start=m.sentence_start,
-                    ),
-                    int(target == truth),
-                )
+            for target, features in candidate_rows(
+                lookup.features,
+                mention=text[m.start : m.end],
+                length=m.length,
+                anchor=anchor,
+                sentence_start=m.sentence_start,
+                context=context,
+                entities=lookup.entities,
+                vectors=lookup.vectors,
+            ):
+                yield features, int(target == truth)
 
 
 def train_classifier(rows: list[list[float]], labels: list[int], settings: Settings):
