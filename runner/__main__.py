@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--dry-run", action="store_true", help="evaluate, write nothing")
-        sp.add_argument("--workers", type=_positive(int), help="worker processes (CPU count)")
+        sp.add_argument("--workers", type=_positive(int),
+                        help="worker processes (default: usable CPUs)")
 
     r = sub.add_parser("refresh", help="fill each wiki's pool up to its target")
     r.add_argument("--wiki", action="append", help="only this wiki (repeatable)")

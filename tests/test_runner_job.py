@@ -6,6 +6,7 @@ from __future__ import annotations
 import bz2
 import json
 import re
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from runner.metrics import Metrics
 from runner.sources.dump import DumpSource
 from runner.store import open_store
 from tests.eventgate import EventGate, validator
-from tests.runner_support import LTG_DUMP, dump_slice
+from tests.runner_support import LTG_DUMP, drop_database, dump_slice
 
 LINK_FIELDS = {"link_text", "link_target", "wikitext_offset", "match_index", "context_before",
                "context_after", "score", "link_index"}
@@ -307,10 +308,18 @@ def test_backfill_force_and_revalidate(tmp_path, ltg_model, ltg_slice):
     assert {p for p, v in rows(cfg).items() if v[1] is not None} == set(data_rows)
 
 
-def test_eventgate_and_mariadb(tmp_path, ltg_model, mysql_url, ltg_slice):
+@pytest.fixture
+def scratch_db(mysql_url):
+    """A database of its own (the session's stays empty for others), dropped afterwards."""
+    url = f"{mysql_url}_{secrets.token_hex(3)}"
+    yield url
+    drop_database(url)
+
+
+def test_eventgate_and_mariadb(tmp_path, ltg_model, scratch_db, ltg_slice):
     with EventGate() as eg:
         cfg = make_config(tmp_path, ltg_model, dump=ltg_slice, target=3,
-                          store={"type": "mysql", "url": mysql_url},
+                          store={"type": "mysql", "url": scratch_db, "create_database": True},
                           events={"type": "eventgate", "url": eg.url, "batch_size": 2})
         eg.fail_next(503, 1)
         res = run_wiki(cfg, "ltgwiki", RunOptions(), Metrics())
