@@ -8,6 +8,7 @@ from contextlib import ExitStack
 
 from runner import metric_names as M
 from runner.config import Config
+from runner.coordination import pool_target_factory
 from runner.events import EventFactory, Publisher, open_sink
 from runner.job import RunOptions, RunResult, StopFlag, WikiJob
 from runner.lock import LockError, LockHeld, WikiLock, open_lock
@@ -82,7 +83,8 @@ def run_wiki(cfg: Config, wiki: str, options: RunOptions, metrics: Metrics,
                 return RunResult(wiki, status="failed", stop_reason="setup", error=str(e))
             job = WikiJob(cfg, cfg.wiki(wiki), source=a.source, store=a.store,
                           publisher=a.publisher, metrics=metrics, lock=lock,
-                          options=options, stop=stop)
+                          options=options, stop=stop,
+                          pool_target=pool_target_factory(options.shard))
             return job.run()
 
     return locked(cfg, wiki, options, metrics, body)

@@ -68,3 +68,14 @@ class UnlimitedTarget:
 
     def close(self) -> None:
         pass
+
+
+def pool_target_factory(shard: tuple[int, int] | None) -> type[LocalPoolTarget]:
+    """How a run draws its budget: ``factory(target, current_pool_size) -> PoolTarget``.
+
+    The one place to choose a shared implementation for ``--shard i/N`` (a ZooKeeper
+    counter of "still needed" under ``<lock.root>/<wiki>/``, issue 4). Until then every
+    process, sharded or not, counts locally from the pool size it saw when it started, so N
+    shards together may overshoot the target by up to N-1 times what was missing.
+    """
+    return LocalPoolTarget
