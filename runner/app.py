@@ -52,7 +52,7 @@ class Adapters:
 def locked(cfg: Config, wiki: str, options: RunOptions, metrics: Metrics,
            body: Callable[[WikiLock], RunResult]) -> RunResult:
     """Run ``body`` holding the wiki's lock; a held lock is reported at once."""
-    lock: WikiLock = NoLock() if options.dry_run else open_lock(cfg.lock, wiki)
+    lock: WikiLock = NoLock() if options.dry_run else open_lock(cfg.lock, wiki, options.shard)
     try:
         lock.acquire()
     except LockHeld as e:

@@ -44,8 +44,19 @@ def test_file_lock_held_by_another_process(tmp_path):
     lock.release()
 
 
-def test_open_lock_by_config(tmp_path):
-    assert isinstance(open_lock(LockSection(type="file", dir=str(tmp_path)), "x"), FileLock)
+def test_open_lock_by_config_and_shards(tmp_path):
+    cfg = LockSection(type="file", dir=str(tmp_path))
+    whole = open_lock(cfg, "enwiki")
+    assert isinstance(whole, FileLock) and whole.path.name == "enwiki.lock"
+    shards = [open_lock(cfg, "enwiki", (i, 3)) for i in range(3)]
+    for lock in shards:  # the shards of one wiki run side by side
+        lock.acquire()
+    with pytest.raises(LockHeld):
+        open_lock(cfg, "enwiki", (1, 3)).acquire()  # but each shard once
+    for lock in shards:
+        lock.release()
+    zk = open_lock(LockSection(type="zookeeper", root="/a"), "enwiki", (2, 3))
+    assert zk.path == "/a/enwiki/shard-2-of-3/lock"
 
 
 def test_zookeeper_lock_is_exclusive(zk_hosts):
