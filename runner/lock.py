@@ -140,10 +140,8 @@ class ZooKeeperLock:
 def open_lock(cfg: LockSection, wiki: str, shard: tuple[int, int] | None = None) -> WikiLock:
     """The lock of one wiki, or of one shard of it (``--shard i/N``: the shards of a backfill
     run side by side, each shard one at a time)."""
-    if shard is not None and shard[1] > 1:
-        name = f"{wiki}/shard-{shard[0]}-of-{shard[1]}"
-    else:
-        name = wiki
+    sharded = shard is not None and shard[1] > 1
+    name = f"{wiki}/shard-{shard[0]}-of-{shard[1]}" if sharded else wiki
     if cfg.type == "zookeeper":
         return ZooKeeperLock(cfg.hosts, name, cfg.root, cfg.timeout)
     return FileLock(cfg.dir, name.replace("/", "."))
