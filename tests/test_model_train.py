@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import bz2
 import json
+import secrets
 import subprocess
 import sys
 
+import pymysql
 import pytest
 
 from model import open_model, recommend
@@ -152,7 +154,24 @@ def test_japanese_model_recommends_in_japanese(tmp_path):
     assert links >= 20
 
 
-def test_mysql_store_gives_the_same_recommendations(ltg_model, mysql_url):
+@pytest.fixture
+def datasets_url(mysql_url):
+    """A database of its own on the session's MariaDB, so the runner's tables stay apart."""
+    server, _, _ = mysql_url.rpartition("/")
+    name = f"addlink_model_{secrets.token_hex(4)}"
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    try:
+        yield f"{server}/{name}"
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
+
+
+def test_mysql_store_gives_the_same_recommendations(ltg_model, datasets_url):
+    mysql_url = datasets_url
     assert set(load(ltg_model, mysql_url).values()) == {"loaded"}
     assert set(load(ltg_model, mysql_url).values()) == {"unchanged"}  # checksums recorded
     sqlite_model = open_model(ltg_model)
@@ -175,9 +194,9 @@ def test_mysql_store_gives_the_same_recommendations(ltg_model, mysql_url):
     conn.close()
 
 
-def test_load_refuses_another_wiki(ltg_model, mysql_url):
+def test_load_refuses_another_wiki(ltg_model, datasets_url):
     with pytest.raises(DatasetError, match="ltgwiki"):
-        load(ltg_model, mysql_url, wiki="enwiki")
+        load(ltg_model, datasets_url, wiki="enwiki")
 
 
 def test_cli_backtest_json_and_plot(tmp_path):
