@@ -215,12 +215,15 @@ class MysqlStore:
 
     def rows(self, dataset: str) -> Iterator[tuple]:
         _, _, key, values = DATASETS[dataset]
-        with self.conn.cursor() as cur:
+        import pymysql.cursors
+
+        # An unbuffered cursor streams the rows: a dataset never sits whole in memory.
+        with self.conn.cursor(pymysql.cursors.SSCursor) as cur:
             cur.execute(
                 f"SELECT {key}, {', '.join(values)} FROM {mysql_table(self.wiki, dataset)} "
                 f"ORDER BY {key}"
             )
-            for row in cur.fetchall_unbuffered() if hasattr(cur, "fetchall_unbuffered") else cur:
+            for row in cur:
                 yield tuple(v.decode() if isinstance(v, bytes) else v for v in row)
 
     def close(self) -> None:
