@@ -17,10 +17,8 @@ and is never pruned.
 
 from __future__ import annotations
 
-import bz2
 import hashlib
 import logging
-import lzma
 import os
 import re
 import sqlite3
@@ -28,11 +26,12 @@ import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
 
 import mwxml
 import numpy as np
 
+from model.dump import open_file
+from model.text import normalize_title
 from runner.records import Candidate, PageData, TargetInfo
 
 log = logging.getLogger("runner.sources.dump")
@@ -44,19 +43,6 @@ CACHE_VERSION = "1"
 
 class DumpSourceError(ValueError):
     """The dump cannot be read or the request cannot be served from a dump."""
-
-
-def _open(path: Path) -> IO[bytes]:
-    if path.suffix == ".bz2":
-        return bz2.open(path, "rb")
-    if path.suffix == ".xz":
-        return lzma.open(path, "rb")
-    return open(path, "rb")
-
-
-def normalize_title(title: str) -> str:
-    title = " ".join(title.replace("_", " ").split())
-    return title[:1].upper() + title[1:]
 
 
 class _Namespaces:
@@ -128,7 +114,7 @@ def build_cache(dump: Path, out: Path) -> None:
     try:
         conn.executescript(_SCHEMA)
         try:
-            parsed = mwxml.Dump.from_file(_open(dump))
+            parsed = mwxml.Dump.from_file(open_file(dump))
         except Exception as e:  # mwxml raises bare errors on non-XML input
             raise DumpSourceError(f"source.path: {dump} is not a MediaWiki XML dump: {e}") from e
         ns = _Namespaces(parsed.site_info)
@@ -141,16 +127,23 @@ def build_cache(dump: Path, out: Path) -> None:
             if last is None:
                 continue
             text = last.text or ""
-            rows.append((
-                page.id, normalize_title(page.title), page.namespace, int(bool(page.redirect)),
-                last.id, float(last.timestamp.unix()) if last.timestamp else 0.0,
-                last.model or "wikitext", zlib.compress(text.encode("utf-8"), 6),
-                "\n".join(ns.templates(text)), "\n".join(ns.categories(text)),
-            ))
+            rows.append(
+                (
+                    page.id,
+                    normalize_title(page.title),
+                    page.namespace,
+                    int(bool(page.redirect)),
+                    last.id,
+                    float(last.timestamp.unix()) if last.timestamp else 0.0,
+                    last.model or "wikitext",
+                    zlib.compress(text.encode("utf-8"), 6),
+                    "\n".join(ns.templates(text)),
+                    "\n".join(ns.categories(text)),
+                )
+            )
             count += 1
             if len(rows) >= 500:
-                conn.executemany("INSERT OR REPLACE INTO pages VALUES (?,?,?,?,?,?,?,?,?,?)",
-                                 rows)
+                conn.executemany("INSERT OR REPLACE INTO pages VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
                 rows.clear()
         conn.executemany("INSERT OR REPLACE INTO pages VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
         info = {"dbname": parsed.site_info.dbname or "", "dump": str(dump), "pages": str(count)}
@@ -167,14 +160,20 @@ def build_cache(dump: Path, out: Path) -> None:
 
 def _chunks(items: list, n: int) -> Iterator[list]:
     for i in range(0, len(items), n):
-        yield items[i:i + n]
+        yield items[i : i + n]
 
 
 class DumpSource:
     """``WikiSource`` backed by the dump cache; safe to call from several threads."""
 
-    def __init__(self, path: str | os.PathLike, *, complete: bool = False,
-                 cache_dir: str | os.PathLike = "var/cache", seed: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        complete: bool = False,
+        cache_dir: str | os.PathLike = "var/cache",
+        seed: int | None = None,
+    ) -> None:
         self.dump = Path(path)
         if not self.dump.is_file():
             raise DumpSourceError(f"source.path: no such dump file: {self.dump}")
@@ -192,8 +191,7 @@ class DumpSource:
         """A read-only connection per thread: the job fetches from I/O threads."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(f"file:{self.cache}?mode=ro", uri=True,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(f"file:{self.cache}?mode=ro", uri=True, check_same_thread=False)
             self._local.conn = conn
             with self._conns_lock:
                 self._conns.append(conn)
@@ -211,42 +209,59 @@ class DumpSource:
         return row[0] if row else ""
 
     # -- candidates
-    def candidates(self, strategy: str, *, batch_size: int, topic: str | None = None,
-                   resume_from: int | None = None,
-                   shard: tuple[int, int] | None = None) -> Iterator[list[Candidate]]:
+    def candidates(
+        self,
+        strategy: str,
+        *,
+        batch_size: int,
+        topic: str | None = None,
+        resume_from: int | None = None,
+        shard: tuple[int, int] | None = None,
+    ) -> Iterator[list[Candidate]]:
         if strategy == "allpages":
             return self._allpages(batch_size, resume_from or 0, shard)
         if strategy == "random":
             return self._random(batch_size, shard)
-        raise DumpSourceError(f"candidates.strategy: a dump source cannot serve {strategy!r} "
-                              "(it has no search index); use random or allpages")
+        raise DumpSourceError(
+            f"candidates.strategy: a dump source cannot serve {strategy!r} "
+            "(it has no search index); use random or allpages"
+        )
 
     def _where_shard(self, shard: tuple[int, int] | None) -> tuple[str, tuple]:
         if shard is None or shard[1] <= 1:
             return "", ()
         return " AND page_id % ? = ?", (shard[1], shard[0])
 
-    def _allpages(self, batch_size: int, after: int,
-                  shard: tuple[int, int] | None) -> Iterator[list[Candidate]]:
+    def _allpages(
+        self, batch_size: int, after: int, shard: tuple[int, int] | None
+    ) -> Iterator[list[Candidate]]:
         extra, args = self._where_shard(shard)
         while True:
             rows = self.conn.execute(
                 "SELECT page_id, title FROM pages WHERE ns = 0 AND redirect = 0 AND page_id > ?"
-                + extra + " ORDER BY page_id LIMIT ?", (after, *args, batch_size)).fetchall()
+                + extra
+                + " ORDER BY page_id LIMIT ?",
+                (after, *args, batch_size),
+            ).fetchall()
             if not rows:
                 return
             yield [Candidate(title, pid) for pid, title in rows]
             after = rows[-1][0]
 
-    def _random(self, batch_size: int,
-                shard: tuple[int, int] | None) -> Iterator[list[Candidate]]:
+    def _random(self, batch_size: int, shard: tuple[int, int] | None) -> Iterator[list[Candidate]]:
         extra, args = self._where_shard(shard)
-        ids = np.fromiter((r[0] for r in self.conn.execute(
-            "SELECT page_id FROM pages WHERE ns = 0 AND redirect = 0" + extra, args)),
-            dtype=np.int64)
+        ids = np.fromiter(
+            (
+                r[0]
+                for r in self.conn.execute(
+                    "SELECT page_id FROM pages WHERE ns = 0 AND redirect = 0" + extra, args
+                )
+            ),
+            dtype=np.int64,
+        )
         order = np.random.default_rng(self.seed).permutation(ids)  # 8 bytes per article
         for i in range(0, len(order), batch_size):
-            chunk = [int(x) for x in order[i:i + batch_size]]
+            chunk = [int(x) for x in order[i : i + batch_size]]
             titles = self._titles(chunk)
             yield [Candidate(titles[p], p) for p in chunk if p in titles]
 
@@ -254,8 +269,7 @@ class DumpSource:
     def _titles(self, page_ids: list[int]) -> dict[int, str]:
         out: dict[int, str] = {}
         for chunk in _chunks(page_ids, 500):
-            out.update(self._in("SELECT page_id, title FROM pages WHERE page_id IN ({in})",
-                                chunk))
+            out.update(self._in("SELECT page_id, title FROM pages WHERE page_id IN ({in})", chunk))
         return out
 
     def _in(self, sql: str, keys: list) -> list[tuple]:
@@ -268,15 +282,23 @@ class DumpSource:
         wanted = [normalize_title(t) for t in titles]
         found: dict[str, PageData] = {}
         for chunk in _chunks(list(dict.fromkeys(wanted)), 50):
-            q = ("SELECT page_id, title, ns, redirect, rev_id, ts, model, text, templates, "
-                 "categories FROM pages WHERE title IN ({in})")
+            q = (
+                "SELECT page_id, title, ns, redirect, rev_id, ts, model, text, templates, "
+                "categories FROM pages WHERE title IN ({in})"
+            )
             for pid, title, ns, redirect, rev, ts, model, blob, tpl, cats in self._in(q, chunk):
                 found[title] = PageData(
-                    page_id=pid, title=title, rev_id=rev, timestamp=ts, content_model=model,
+                    page_id=pid,
+                    title=title,
+                    rev_id=rev,
+                    timestamp=ts,
+                    content_model=model,
                     wikitext=zlib.decompress(blob).decode("utf-8"),
                     templates=tuple(tpl.split("\n")) if tpl else (),
                     categories=tuple(cats.split("\n")) if cats else (),
-                    namespace=ns, is_redirect=bool(redirect))
+                    namespace=ns,
+                    is_redirect=bool(redirect),
+                )
         return [found[t] for t in dict.fromkeys(wanted) if t in found]
 
     def targets(self, titles: Iterable[str]) -> dict[str, TargetInfo]:
@@ -293,6 +315,5 @@ class DumpSource:
     def latest_revisions(self, page_ids: Iterable[int]) -> dict[int, int]:
         out: dict[int, int] = {}
         for chunk in _chunks(list(page_ids), 500):
-            out.update(self._in("SELECT page_id, rev_id FROM pages WHERE page_id IN ({in})",
-                                chunk))
+            out.update(self._in("SELECT page_id, rev_id FROM pages WHERE page_id IN ({in})", chunk))
         return out
