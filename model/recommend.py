@@ -38,7 +38,7 @@ class Scored:
 
 def key_ngrams(texts: Iterable[str], language: str) -> set[str]:
     """Keys of every n-gram of the given texts: mentions inside these are not suggested."""
-    return {m.key for text in texts for m in ngrams(text, language)}
+    return {m.key for m in ngrams("\n".join(texts), language)}  # a line break ends a sentence
 
 
 def title_filter(title: str):

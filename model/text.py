@@ -177,37 +177,52 @@ def page_mentions(
     of anchor prefixes, checked for the whole page at once per length), so the work follows
     the few n-grams that can match rather than all of them. Sorted by position.
     """
-    # One pass over all texts joined by line breaks (which always end a sentence), then each
-    # sentence is mapped back to its text: far fewer calls than one pass per text node.
+    # All texts joined by line breaks (which always end a sentence): one tokenization and
+    # one lower-casing for the page; survivors are mapped back to their text at the end.
+    joined = "\n".join(texts)
     starts, pos = [], 0
     for text in texts:
         starts.append(pos)
         pos += len(text) + 1
-    sents = []
-    for s_start, sentence, lower, toks in split_sentences("\n".join(texts), language):
-        t = bisect_right(starts, s_start) - 1
-        sents.append((t, s_start - starts[t], sentence, lower, toks))
-    frontier = [(si, i) for si, s in enumerate(sents) for i in range(len(s[4]))]
-    out: list[tuple[int, Mention]] = []
+    toks = tokens(joined, language)
+    begin = [a for a, _ in toks]
+    end = [b for _, b in toks]
+    sentence_of, first_token = [], []
+    k = 0
+    for index, (_, s_end) in enumerate(sentences(joined)):
+        head = k
+        while k < len(toks) and end[k] <= s_end:
+            sentence_of.append(index)
+            first_token.append(k == head)
+            k += 1
+    lower = joined.lower()
+    exact = len(lower) == len(joined)
+    odd = [m.start() for m in _ODD_SPACE.finditer(joined)]  # where keys need normalizing
+
+    def key(a: int, b: int) -> str:
+        if exact and (not odd or bisect_right(odd, a) == bisect_right(odd, b)):
+            return lower[a:b]
+        return normalize(joined[a:b])
+
+    found: list[tuple[int, int, int, int, str]] = []  # (start, end, first token, n, key)
+    frontier = range(len(toks))
     for n in range(1, max_n + 1):
-        items, keys = [], []
-        for si, i in frontier:
-            t, s_start, sentence, lower, toks = sents[si]
-            if i + n > len(toks):
-                continue
-            a, b = toks[i][0], toks[i + n - 1][1]
-            key = lower[a:b] if lower is not None else normalize(sentence[a:b])
-            items.append((si, i, a, b, key))
-            keys.append(key)
-        if not items:
+        grown = [
+            i for i in frontier if i + n <= len(toks) and sentence_of[i + n - 1] == sentence_of[i]
+        ]
+        if not grown:
             break
+        keys = [key(begin[i], end[i + n - 1]) for i in grown]
         unique = list(dict.fromkeys(keys))
         ok = dict(zip(unique, passes(unique), strict=True))
         frontier = []
-        for si, i, a, b, key in items:
-            if ok[key]:
-                frontier.append((si, i))
-                t, s_start = sents[si][0], sents[si][1]
-                out.append((t, Mention(s_start + a, s_start + b, key, n, i == 0)))
-    out.sort(key=lambda tm: (tm[0], tm[1].start, tm[1].end))
+        for i, k in zip(grown, keys, strict=True):
+            if ok[k]:
+                frontier.append(i)
+                found.append((begin[i], end[i + n - 1], i, n, k))
+    found.sort()  # position order in the joined text is text order, then offset order
+    out = []
+    for a, b, i, n, k in found:
+        t = bisect_right(starts, a) - 1
+        out.append((t, Mention(a - starts[t], b - starts[t], k, n, first_token[i])))
     return out
