@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import shlex
@@ -176,23 +175,9 @@ LTG_DUMP = REPO.parent / "shared" / "data" / "dumps" / "ltgwiki-20170901-pages-a
 
 
 @pytest.fixture(scope="module")
-def ltg_model_dir(request) -> Path:
-    """The session's ltgwiki model when conftest provides one, else one trained once and
-    cached under var/cache by the hash of the model code (~15 s; shared with
-    tests/test_dockerfile.py)."""
-    try:
-        return Path(request.getfixturevalue("ltg_model"))
-    except pytest.FixtureLookupError:
-        pass
-    digest = hashlib.sha256()
-    for path in sorted((REPO / "model").glob("*.py")):
-        digest.update(path.read_bytes())
-    out = REPO / "var" / "cache" / f"ltg-model-{digest.hexdigest()[:16]}"
-    if not (out / "manifest.json").is_file():
-        from model.train import Settings, train_model
-
-        train_model(LTG_DUMP, out, Settings(complete=True), wiki="ltgwiki")
-    return out
+def ltg_model_dir(ltg_model) -> Path:
+    """The session's ltgwiki model (tests/model_fixtures.py)."""
+    return Path(ltg_model)
 
 
 def test_measure_a_real_runner_run(ltg_model_dir, tmp_path, monkeypatch):
