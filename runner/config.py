@@ -168,12 +168,16 @@ class Criteria:
 class WikiConfig:
     name: str  # the dbname, e.g. "enwiki"
     language: str
-    model: str  # model directory (or mysql:// URL understood by model.open_model)
+    model: str  # model directory (made by `python -m model train`)
     source: SourceSection
     domain: str | None = None  # e.g. "en.wikipedia.org", used in events' meta.domain
     pool_target: int = 500
     candidates: CandidatesSection = CandidatesSection()
     criteria: Criteria = Criteria()
+    # Where the model's keyed datasets are read from: "files" (the SQLite files in the model
+    # directory) or "store" (the MySQL tables `python -m model load` wrote into the store's
+    # database; the directory still gives the classifier, vectors and Bloom filter).
+    model_datasets: Literal["files", "store"] = "files"
 
 
 @dataclass(frozen=True)
@@ -386,6 +390,8 @@ def _check(cfg: Config) -> None:
         _positive(w.candidates.batch_size, f"{at}.candidates.batch_size")
         if not w.model:
             raise ConfigError(f"{at}.model: required")
+        if w.model_datasets == "store" and cfg.store.type != "mysql":
+            raise ConfigError(f"{at}.model_datasets: 'store' needs store.type mysql")
 
 
 def _merge(base: dict, over: dict) -> dict:

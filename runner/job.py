@@ -15,6 +15,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from runner import criteria as C
 from runner import metric_names as M
@@ -38,6 +39,21 @@ FETCH_CHUNK = 50  # titles per fetch (the Action API's limit without apihighlimi
 FETCH_AHEAD = 3  # chunks fetched ahead of the workers
 IO_THREADS = 3  # concurrent source requests (fetches, lookups, next candidate batch)
 MAX_MODEL_FAILURES = 25  # at least this many, and most model calls failed: stop the run
+
+
+def datasets_url(cfg: Config, wiki: str) -> str:
+    """The store's MySQL URL with its password, for ``model.open_model(..., store=URL)``.
+
+    It goes to the worker processes through their pipe only; it is never logged.
+    """
+    url = urlsplit(cfg.store.location(wiki))
+    password = cfg.store.password.reveal() if cfg.store.password else ""
+    if password:
+        user = url.username or "root"
+        host = url.hostname or "127.0.0.1"
+        port = f":{url.port}" if url.port else ""
+        url = url._replace(netloc=f"{quote(user)}:{quote(password, safe='')}@{host}{port}")
+    return urlunsplit(url)
 
 
 @dataclass(frozen=True)
@@ -236,11 +252,21 @@ class WikiJob:
             for batch in self._prefetched(self.source.candidates(
                     strategy, batch_size=size, topic=topic, resume_from=resume,
                     shard=opts.shard)):
+                batch = [c for c in batch if c.page_id is None or self._in_shard(c.page_id)]
+                if not batch:
+                    continue  # another shard's pages only (a source that cannot filter)
                 yield topic, batch
                 if self._stopping():
                     return
             if strategy == "allpages" and not opts.dry_run and not self._stopping():
                 self.store.set_resume_point(self._resume_key(), None)  # walk done: restart
+
+    def _in_shard(self, page_id: int) -> bool:
+        """``--shard i/N`` owns the pages with ``page_id % N == i``. The sources filter
+        already where they can; this check also covers candidates known by title only
+        (after the fetch) and sources that cannot filter."""
+        shard = self.options.shard
+        return shard is None or shard[1] <= 1 or page_id % shard[1] == shard[0]
 
     def _prefetched(self, batches: Iterator[list[Candidate]]) -> Iterator[list[Candidate]]:
         """Ask the source for the next batch while this one is being evaluated."""
@@ -320,6 +346,9 @@ class WikiJob:
         now = self.clock()
         passing = []
         for p in pages:
+            if not self._in_shard(p.page_id):
+                self._done_ids.add(p.page_id)  # another shard's page: no outcome here
+                continue
             if p.namespace != 0 or p.is_redirect:
                 self._record(Evaluation(p.title, C.OTHER, p.page_id, p.rev_id,
                                         detail="not an article (namespace or redirect)"))
@@ -341,6 +370,8 @@ class WikiJob:
             options = {"threshold": crit.minimum_link_score,
                        "max_recommendations": crit.maximum_links_per_task,
                        "excluded_sections": tuple(crit.excluded_sections)}
+            if self.wiki.model_datasets == "store":
+                options["datasets_url"] = datasets_url(self.cfg, self.wiki.name)
             n = self.options.workers or self.cfg.runner.workers or available_cpus()
             self.workers = WorkerPool(self.wiki.model, workers=n,
                                       page_timeout=self.cfg.runner.page_timeout,
@@ -477,9 +508,10 @@ class WikiJob:
             self._record(Evaluation(page.title, C.OTHER, page.page_id, page.rev_id,
                                     detail=f"page changed meanwhile (now revision {latest})"))
             return 0
-        if not self.target.claim():
+        slot = self.target.claim()
+        if slot is None:
             log.info("target reached by others; result dropped",
-                     extra={"wiki": name, "title": page.title})
+                     extra={"wiki": name, "title": page.title, "page_id": page.page_id})
             return 0
         data = {"links": list(pr.links),
                 "meta": {**(rec.get("meta") or {}), "task_timestamp": int(self.clock())}}
@@ -489,8 +521,9 @@ class WikiJob:
                     self.store.save_recommendation(page.page_id, page.rev_id, page.title, data,
                                                    self.events.set(page.page_id, page.title))
             except BaseException:
-                self.target.release()
+                self.target.release(slot)
                 raise
+        self.target.confirm(slot)  # after the commit: the row now counts in the pool size
         self._record(Evaluation(page.title, C.SUCCESS, page.page_id, page.rev_id,
                                 recommendation=data, detail=pr.detail))
         return 1

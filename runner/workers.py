@@ -63,7 +63,8 @@ def model_recommender(model_path: str, options: dict) -> Callable[[Task], dict]:
     """The production recommender: ``model.open_model`` once, ``model.recommend`` per page."""
     from model import open_model, recommend
 
-    model = open_model(model_path)
+    options = dict(options)
+    model = open_model(model_path, store=options.pop("datasets_url", None))
 
     def run(task: Task) -> dict:
         return recommend(model, task.wikitext, title=task.title, pageid=task.page_id,

@@ -431,3 +431,28 @@ def test_drift_repair(tmp_path, ltg_model, ltg_slice):
     assert again.outcomes == {"clear": 0, "set": 0, "no_title": 0}
     resend = drift(cfg, "ltgwiki", resend=True, options=RunOptions(), metrics=Metrics())
     assert resend.outcomes["set"] == 2 and resend.events.sent == 2
+
+
+def test_model_datasets_read_from_the_mysql_store(tmp_path, ltg_model, scratch_db, ltg_slice):
+    """model_datasets: store: the workers read anchors etc. from the tables `model load`
+    wrote; the model directory holds no SQLite dataset file at all."""
+    import shutil
+
+    import pymysql
+
+    from model.load import load
+
+    server, _, name = scratch_db.rpartition("/")
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
+    conn.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    conn.close()
+    load(ltg_model, scratch_db)
+    bare = tmp_path / "model-without-sqlite"
+    shutil.copytree(ltg_model, bare, ignore=shutil.ignore_patterns("*.sqlite"))
+    cfg = make_config(tmp_path, bare, dump=ltg_slice, target=3,
+                      store={"type": "mysql", "url": scratch_db}, model_datasets="store")
+    res = run_wiki(cfg, "ltgwiki", RunOptions(), Metrics())
+    assert res.status == "ok" and res.pool_after == 3
+    assert res.outcomes.get("other", 0) == 0
+    with pytest.raises(Exception, match="model_datasets"):
+        make_config(tmp_path, bare, target=3, model_datasets="store")  # sqlite store: refused
