@@ -81,10 +81,13 @@ def run_wiki(cfg: Config, wiki: str, options: RunOptions, metrics: Metrics,
                 log.error("cannot open the wiki's adapters", extra={"wiki": wiki,
                                                                    "error": str(e)})
                 return RunResult(wiki, status="failed", stop_reason="setup", error=str(e))
+            # The shared target rides on the lock's ZooKeeper session when there is one:
+            # if that session goes, the run stops and its claims go with it.
+            target = pool_target_factory(cfg, wiki, options, a.store.pool_size,
+                                         client=getattr(lock, "client", None))
             job = WikiJob(cfg, cfg.wiki(wiki), source=a.source, store=a.store,
                           publisher=a.publisher, metrics=metrics, lock=lock,
-                          options=options, stop=stop,
-                          pool_target=pool_target_factory(options.shard))
+                          options=options, stop=stop, pool_target=target)
             return job.run()
 
     return locked(cfg, wiki, options, metrics, body)
