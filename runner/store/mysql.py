@@ -41,8 +41,14 @@ class MysqlStore(Store):
              create_database: bool = False, connect_timeout: float = 10.0) -> MysqlStore:
         kw = parse_mysql_url(url)
         db = kw.pop("database")
+        # READ COMMITTED: no gap locks, so the shards of a wiki (``--shard i/N``) writing
+        # rows of different pages at once do not deadlock on the gelr_page index (under
+        # REPEATABLE READ, two "DELETE ... WHERE gelr_page = ?" of absent pages lock the
+        # same gap, and each one's insert then waits for the other's). Every transaction
+        # here is one short unit of work, so nothing relies on repeatable reads.
         common = dict(kw, password=password.reveal() if password else "", charset="utf8mb4",
-                      autocommit=False, connect_timeout=connect_timeout)
+                      autocommit=False, connect_timeout=connect_timeout,
+                      init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         try:
             if create_database:
                 boot = pymysql.connect(**common)
