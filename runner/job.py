@@ -39,6 +39,10 @@ FETCH_CHUNK = 50  # titles per fetch (the Action API's limit without apihighlimi
 FETCH_AHEAD = 3  # chunks fetched ahead of the workers
 IO_THREADS = 3  # concurrent source requests (fetches, lookups, next candidate batch)
 MAX_MODEL_FAILURES = 25  # at least this many, and most model calls failed: stop the run
+# Recommendations wait for their red-link and revision lookups in groups: one request each
+# for up to LOOKUP_BATCH pages (instead of two per page), sent once the group is full, has
+# waited LOOKUP_WAIT seconds, or the workers have nothing else to do.
+LOOKUP_BATCH, LOOKUP_WAIT = 25, 0.05
 
 
 def datasets_url(cfg: Config, wiki: str) -> str:
@@ -147,7 +151,9 @@ class WikiJob:
         self._taken = 0  # candidates taken into evaluation (for --limit)
         self._io = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="addlink-io")
         self._model_calls = self._model_failures = 0
-        self._post: dict[Future, tuple[PageData, dict]] = {}  # recommendations in lookup
+        self._post: dict[Future, list[tuple[PageData, dict]]] = {}  # groups in lookup
+        self._waiting: list[tuple[PageData, dict]] = []  # the next group
+        self._waiting_since = 0.0
         self._taken_ids: list[int] = []  # page ids taken in the current batch, in order
         self._done_ids: set[int] = set()  # page ids with an outcome
 
@@ -431,8 +437,8 @@ class WikiJob:
                                  page.wikitext))
 
         feed()
-        while inflight or self._post:
-            waiting_io = (bool(fetching) and not ready) or bool(self._post)
+        while inflight or self._post or self._waiting:
+            waiting_io = (bool(fetching) and not ready) or bool(self._post or self._waiting)
             results = self.workers.wait(timeout=0.01 if waiting_io else 0.5) \
                 if self.workers and inflight else []
             feed()  # give idle workers their next page before the parent's own work
@@ -447,7 +453,8 @@ class WikiJob:
     # ------------------------------------------------------------------ one page
     def _finish(self, page: PageData, res: TaskResult) -> int:
         """A worker's answer: failures are recorded now; a recommendation with links waits
-        for its target and revision lookups (I/O threads) in ``self._post``."""
+        for its target and revision lookups, done for a group of pages at once by an I/O
+        thread (``self._waiting``, then ``self._post``)."""
         name = self.wiki.name
         self._model_calls += 1
         self.metrics.timing(M.MODEL_TIME, res.seconds * 1000.0, wiki=name)
@@ -461,32 +468,46 @@ class WikiJob:
                 raise RuntimeError(f"the model failed on {self._model_failures} of "
                                    f"{self._model_calls} pages; last error: {res.error}")
             return 0
-        links = list(res.recommendation.get("links") or [])
-        if not links:
+        if not res.recommendation.get("links"):
             return self._complete(page, res.recommendation, {}, None)
-        self._post[self._io.submit(self._lookup, page, links)] = (page, res.recommendation)
+        if not self._waiting:
+            self._waiting_since = time.monotonic()
+        self._waiting.append((page, res.recommendation))
+        if len(self._waiting) >= LOOKUP_BATCH:
+            self._send_lookups()
         return 0
+
+    def _send_lookups(self) -> None:
+        group, self._waiting = self._waiting, []
+        if group:
+            self._post[self._io.submit(self._lookup, group)] = group
 
     def _needed_links(self) -> int:
         return 1 if self.options.force else max(1, self.wiki.criteria.minimum_links_per_task)
 
-    def _lookup(self, page: PageData, links: list[dict]) -> tuple[dict, int | None]:
-        """(I/O thread) Existence of the link targets and, if the page can still succeed,
-        its latest revision (SPEC §5: it must still be the one recommended for)."""
-        targets = self.source.targets({x["link_target"] for x in links})
-        latest = None
-        if len(links) >= self._needed_links():
-            latest = self.source.latest_revisions([page.page_id]).get(page.page_id)
+    def _lookup(self, group: list[tuple[PageData, dict]]) -> tuple[dict, dict[int, int]]:
+        """(I/O thread) Existence of the link targets of a group of recommendations and,
+        for the pages that can still succeed, their latest revision (SPEC §5: it must
+        still be the one recommended for)."""
+        targets = self.source.targets({x["link_target"] for _, rec in group
+                                       for x in rec["links"]})
+        needed = [page.page_id for page, rec in group
+                  if len(rec["links"]) >= self._needed_links()]
+        latest = self.source.latest_revisions(needed) if needed else {}
         return targets, latest
 
     def _drain_post(self, block: bool) -> int:
         """Complete the recommendations whose lookups are done (all of them if ``block``)."""
+        if self._waiting and (block or time.monotonic() - self._waiting_since >= LOOKUP_WAIT):
+            self._send_lookups()
         successes = 0
         for fut in list(self._post):
             if block or fut.done():
-                page, rec = self._post.pop(fut)
+                group = self._post.pop(fut)
                 targets, latest = fut.result()
-                successes += self._complete(page, rec, targets, latest)
+                for page, rec in group:
+                    successes += self._complete(page, rec, targets,
+                                                latest.get(page.page_id))
         return successes
 
     def _complete(self, page: PageData, rec: dict, targets: dict, latest: int | None) -> int:
