@@ -12,12 +12,20 @@ candidates in page-id order (``allpages``) so every run sees the same pages:
   N-worker run, so a shared or throttled host shows up next to the runner's speed-up.
 Each figure is the best of ``--repeat`` runs.
 
+Shards (``--shards 1 2``): the backfill setting of issue 4. N separate processes (this
+script in ``--child`` mode, each one the app's lock + adapters + shared pool target + a
+``WikiJob`` with ``--shard i/N`` and ``--shard-workers`` workers) walk the whole wiki
+(``allpages``, no target) against one MariaDB store (a fresh database per run) and
+ZooKeeper, as pods would. pages/s = all shards' evaluated pages / the wall time from the
+first shard's first page (workers started) to the last shard's end.
+
 Usage (the MediaWiki of scripts/services.sh, the ltgwiki model)::
 
     D=../shared/data/dumps/ltgwiki-20170901-pages-articles.xml.bz2
     python benchmarks/runner_bench.py --source mediawiki --train-dump $D --pages 600 --target 8
     python benchmarks/runner_bench.py --source dump --dump $D --train-dump $D --pages 600 \\
         --target 8
+    python benchmarks/runner_bench.py --source mediawiki --train-dump $D --shards 1 2
 
 Prints a Markdown table (and ``--json`` the raw figures).
 """
@@ -46,29 +54,44 @@ from runner.metrics import Metrics  # noqa: E402
 from runner.workers import rss_bytes  # noqa: E402
 
 
-def config(args: argparse.Namespace, work: Path, target: int):
+def config_doc(args: argparse.Namespace, work: Path, target: int) -> dict:
     if args.source == "mediawiki":
         source = {"type": "api", "api_url": args.api_url}
     else:
         source = {"type": "dump", "path": args.dump, "complete": True,
                   "cache_dir": str(work / "cache")}
-    doc = {"runner": {"page_timeout": 60,
-                      "user_agent": "addlink-bench/0.1 (local benchmark on 127.0.0.1)"},
-           "store": {"type": "sqlite", "path": str(work / "addlink.sqlite")},
-           "events": {"type": "jsonlines", "path": str(work / "events.jsonl")},
-           "wikis": {args.wiki: {
-               "language": args.wiki.removesuffix("wiki"), "model": args.model,
-               "pool_target": target, "source": source,
-               "candidates": {"strategy": "allpages", "batch_size": args.batch_size},
-               "criteria": {"minimum_time_since_last_edit": args.min_age}}}}
-    return parse_config(doc, env={})
+    return {"runner": {"page_timeout": 60,
+                       "user_agent": "addlink-bench/0.1 (local benchmark on 127.0.0.1)"},
+            "store": {"type": "sqlite", "path": str(work / "addlink.sqlite")},
+            "events": {"type": "jsonlines", "path": str(work / "events.jsonl")},
+            "wikis": {args.wiki: {
+                "language": args.wiki.removesuffix("wiki"), "model": args.model,
+                "pool_target": target, "source": source,
+                "candidates": {"strategy": "allpages", "batch_size": args.batch_size},
+                "criteria": {"minimum_time_since_last_edit": args.min_age}}}}
+
+
+def config(args: argparse.Namespace, work: Path, target: int):
+    return parse_config(config_doc(args, work, target), env={})
 
 
 def server_cpu() -> float:
     """CPU seconds used so far by the local MediaWiki (``php -S`` and its workers)."""
     total = 0.0
     for p in psutil.process_iter(["cmdline"]):
-        if (p.info["cmdline"] or [])[:2] == ["php", "-S"]:
+        cmd = p.info["cmdline"] or []
+        if cmd[:1] == ["php"] and "-S" in cmd:  # also "php -d opcache... -S host:port"
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system
+    return total
+
+
+def db_cpu() -> float:
+    """CPU seconds used so far by the local MariaDB server (0 if it is not visible here)."""
+    total = 0.0
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] in ("mariadbd", "mysqld"):
             with contextlib.suppress(psutil.Error):
                 t = p.cpu_times()
                 total += t.user + t.system
@@ -152,6 +175,133 @@ def one_run(args: argparse.Namespace, workers: int, *, limit: int | None,
                     "server": round(1000 * srv_cpu / max(1, res.evaluated), 2)}}
 
 
+def child(args: argparse.Namespace) -> int:
+    """One shard of a ``--shards`` run, in a process of its own; prints its figures."""
+    from runner.app import locked
+    from runner.coordination import pool_target_factory
+
+    i, n = (int(x) for x in args.child.split("/"))
+    cfg = parse_config(json.loads(Path(args.child_config).read_text()), env={})
+    opts = RunOptions(workers=args.shard_workers, shard=(i, n), target=10**9)
+    metrics = Metrics()
+    out: dict = {}
+
+    def body(lock) -> object:
+        with ExitStack() as stack:
+            a = Adapters(cfg, args.wiki, metrics, stack)
+            target = pool_target_factory(cfg, args.wiki, opts, a.store.pool_size,
+                                         client=getattr(lock, "client", None))
+            job = WikiJob(cfg, cfg.wiki(args.wiki), source=a.source, store=a.store,
+                          publisher=a.publisher, metrics=metrics, lock=lock, options=opts,
+                          pool_target=target)
+            sampler = Sampler(job)
+            sampler.start()
+            t0, c0 = time.time(), time.process_time()
+            res = job.run()
+            end = time.time()
+            sampler.done.set()
+            sampler.join()
+            out.update(shard=f"{i}/{n}", evaluated=res.evaluated, status=res.status,
+                       stop=res.stop_reason, successes=res.outcomes.get("success", 0),
+                       first_page_at=t0 + job.workers_startup, end_at=end,
+                       parent_cpu=time.process_time() - c0,
+                       worker_cpu=sum(sampler.worker_cpu.values()),
+                       worker_rss_mb=[round(v / 2**20, 1) for v in sampler.workers.values()])
+            return res
+
+    locked(cfg, args.wiki, opts, metrics, body)
+    print(json.dumps(out), flush=True)
+    return 0 if out.get("status") == "ok" else 1
+
+
+def shards_run(args: argparse.Namespace, shards: int) -> dict:
+    """``shards`` processes at once over the whole wiki; aggregate pages/s."""
+    import secrets
+    import subprocess
+
+    import pymysql
+
+    db = f"addlink_bench_{secrets.token_hex(4)}"
+    with tempfile.TemporaryDirectory(prefix="runner-bench-") as tmp:
+        doc = config_doc(args, Path(tmp), 10**9)
+        doc["store"] = {"type": "mysql", "url": f"{args.mysql}/{db}",
+                        "create_database": True}
+        doc["lock"] = {"type": "zookeeper", "hosts": args.zk_hosts,
+                       "root": f"/addlink-bench-{time.time_ns()}"}
+        doc["events"]["path"] = str(Path(tmp) / "events-{wiki}.jsonl")
+        path = Path(tmp) / "config.json"
+        path.write_text(json.dumps(doc))
+        if args.source == "dump":  # build the dump cache before the timed part
+            config(args, Path(tmp), 1)  # validates
+            from runner.sources.dump import DumpSource
+
+            DumpSource(args.dump, cache_dir=Path(tmp) / "cache").close()
+        s0, d0 = server_cpu(), db_cpu()
+        procs = [subprocess.Popen(
+            [sys.executable, __file__, "--child", f"{i}/{shards}", "--child-config", str(path),
+             "--wiki", args.wiki, "--model", args.model, "--source", args.source,
+             "--shard-workers", str(args.shard_workers)],
+            stdout=subprocess.PIPE, text=True) for i in range(shards)]
+        outs = [p.communicate()[0] for p in procs]
+        srv_cpu, mdb_cpu = server_cpu() - s0, db_cpu() - d0
+    try:
+        conn = pymysql.connect(**_mysql_kw(args.mysql), autocommit=True)
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+        conn.close()
+    except pymysql.MySQLError:
+        pass
+    parts = []
+    for p, o in zip(procs, outs, strict=True):
+        lines = [x for x in o.splitlines() if x.startswith('{"shard"')]
+        if p.returncode != 0 or not lines:
+            raise SystemExit(f"a shard failed (exit {p.returncode}):\n{o[-3000:]}")
+        parts.append(json.loads(lines[-1]))
+    evaluated = sum(x["evaluated"] for x in parts)
+    wall = max(x["end_at"] for x in parts) - min(x["first_page_at"] for x in parts)
+    return {"shards": shards, "workers_per_shard": args.shard_workers, "evaluated": evaluated,
+            "wall_s": round(wall, 2), "pages_per_s": round(evaluated / wall, 2),
+            "successes": sum(x["successes"] for x in parts),
+            "stops": sorted({x["stop"] for x in parts}),
+            "worker_rss_mb": max(v for x in parts for v in x["worker_rss_mb"] or [0]),
+            "cpu_ms_per_page": {
+                "workers": round(1000 * sum(x["worker_cpu"] for x in parts) / evaluated, 2),
+                "parents": round(1000 * sum(x["parent_cpu"] for x in parts) / evaluated, 2),
+                "server": round(1000 * srv_cpu / evaluated, 2),
+                "mariadb": round(1000 * mdb_cpu / evaluated, 2)}}
+
+
+def _mysql_kw(url: str) -> dict:
+    from runner.store.mysql import parse_mysql_url
+
+    kw = parse_mysql_url(url.rstrip("/") + "/x")
+    kw.pop("database")
+    return kw
+
+
+def shards_main(args: argparse.Namespace) -> int:
+    rows = []
+    for n in args.shards:
+        best = max((shards_run(args, n) for _ in range(args.repeat)),
+                   key=lambda r: r["pages_per_s"])
+        best["machine_speedup"] = machine_speedup(n) if n > 1 else 1.0
+        rows.append(best)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    base = rows[0]["pages_per_s"]
+    print("\n| shards (processes) | workers per shard | pages evaluated | pages/s | speed-up "
+          "| machine speed-up | CPU ms per page: workers | shard parents | MediaWiki server "
+          "| MariaDB | worker RSS MiB (peak) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        c = r["cpu_ms_per_page"]
+        print(f"| {r['shards']} | {r['workers_per_shard']} | {r['evaluated']} | "
+              f"{r['pages_per_s']} | {r['pages_per_s'] / base:.2f}x | "
+              f"{r['machine_speedup']:.2f}x | {c['workers']} | {c['parents']} | {c['server']} "
+              f"| {c['mariadb']} | {r['worker_rss_mb']} |")
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--source", choices=("mediawiki", "dump"), default="mediawiki")
@@ -168,7 +318,17 @@ def main() -> int:
                    help="minimum_time_since_last_edit (s)")
     p.add_argument("--repeat", type=int, default=3, help="runs per figure (best is kept)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--shards", type=int, nargs="+",
+                   help="instead: N shard processes over the whole wiki, e.g. 1 2")
+    p.add_argument("--shard-workers", type=int, default=1, help="workers per shard process")
+    p.add_argument("--mysql", default="mysql://root@127.0.0.1:3306",
+                   help="MariaDB server of the shard runs (a fresh database each run)")
+    p.add_argument("--zk-hosts", default="127.0.0.1:2181")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--child-config", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.child:
+        return child(args)
     if args.source == "dump" and not args.dump:
         p.error("--source dump needs --dump")
     if not args.model:
@@ -178,6 +338,8 @@ def main() -> int:
 
         args.model = str(Path(tempfile.mkdtemp(prefix="runner-bench-model-")) / args.wiki)
         train_model(args.train_dump, args.model, wiki=args.wiki)
+    if args.shards:
+        return shards_main(args)
     rows = []
     for w in args.workers:
         # best of --repeat runs; the machine's own parallel speed-up is measured right
