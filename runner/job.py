@@ -220,6 +220,7 @@ class WikiJob:
         for batch in self.store.iter_pooled_pages(500):
             if self.lock.lost:
                 break
+            batch = [(p, rev) for p, rev in batch if self._in_shard(p)]  # each shard its own
             latest = self.source.latest_revisions([p for p, _ in batch])
             stale = [p for p, rev in batch if latest.get(p) != rev]
             if not stale:
