@@ -244,6 +244,7 @@ def shards_run(args: argparse.Namespace, shards: int) -> dict:
             stdout=subprocess.PIPE, text=True) for i in range(shards)]
         outs = [p.communicate()[0] for p in procs]
         srv_cpu, mdb_cpu = server_cpu() - s0, db_cpu() - d0
+    _zk_cleanup(args.zk_hosts, doc["lock"]["root"])
     try:
         conn = pymysql.connect(**_mysql_kw(args.mysql), autocommit=True)
         with conn.cursor() as cur:
@@ -269,6 +270,18 @@ def shards_run(args: argparse.Namespace, shards: int) -> dict:
                 "parents": round(1000 * sum(x["parent_cpu"] for x in parts) / evaluated, 2),
                 "server": round(1000 * srv_cpu / evaluated, 2),
                 "mariadb": round(1000 * mdb_cpu / evaluated, 2)}}
+
+
+def _zk_cleanup(hosts: str, root: str) -> None:
+    from kazoo.client import KazooClient
+
+    zk = KazooClient(hosts=hosts)
+    zk.start(timeout=10)
+    try:
+        zk.delete(root, recursive=True)
+    finally:
+        zk.stop()
+        zk.close()
 
 
 def _mysql_kw(url: str) -> dict:

@@ -278,6 +278,11 @@ def shard_setup(tmp_path, mysql_url, zk_hosts, mediawiki, ltg_model):
     parse_config(doc, env={"SHARD": "0"})  # a bad config fails here, not in 3 processes
     yield path, db, root
     drop_database(db)
+    zk = KazooClient(hosts=zk_hosts)
+    zk.start(timeout=10)
+    zk.delete(root, recursive=True)
+    zk.stop()
+    zk.close()
 
 
 def start_shards(config: Path, tmp_path: Path) -> list[subprocess.Popen]:
