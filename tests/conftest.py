@@ -85,17 +85,18 @@ class MediaWiki:
 
     def get(self, **params) -> dict:
         """A GET to api.php (format=json, formatversion=2); raises on API errors."""
-        params |= {"format": "json", "formatversion": "2"}
-        resp = self.session.get(self.api_url, params=params, timeout=30)
-        resp.raise_for_status()
-        data = resp.json()
-        if "error" in data:
-            raise RuntimeError(f"MediaWiki API error: {data['error']}")
-        return data
+        return self._answer(self.session.get(self.api_url, params=self._json(params), timeout=30))
 
     def post(self, **params) -> dict:
-        params |= {"format": "json", "formatversion": "2"}
-        resp = self.session.post(self.api_url, data=params, timeout=60)
+        """A POST to api.php, as ``get``."""
+        return self._answer(self.session.post(self.api_url, data=self._json(params), timeout=60))
+
+    @staticmethod
+    def _json(params: dict) -> dict:
+        return params | {"format": "json", "formatversion": "2"}
+
+    @staticmethod
+    def _answer(resp: requests.Response) -> dict:
         resp.raise_for_status()
         data = resp.json()
         if "error" in data:
