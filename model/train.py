@@ -162,7 +162,7 @@ def extract(dump_path: str | Path, workdir: Path) -> Corpus:
             code = mwparserfromhell.parse(page.text)
             if _is_disambiguation(page.text, code):
                 corpus.disambiguations.add(page.title)
-            parsed = parse(page.text, (), namespaces)
+            parsed = parse(page.text, (), namespaces, code=code)
             links = []
             for link in parsed.links:
                 target = corpus.redirects.get(link.target, link.target)
@@ -456,17 +456,11 @@ def build_model(
             "pageids": _write_sqlite(tmp / "pageids.sqlite", "pageids", corpus.articles.items()),
         }
         np.save(tmp / "vectors.npy", vectors)
+        index = ((t, r, d) for t, (r, d) in entities.items())
+        index_checksum = _write_sqlite(tmp / "entities.sqlite", "w2vfiltered", index)
+        # Both halves of the dataset: the title -> row index and the vectors themselves.
         checksums["w2vfiltered"] = rows_checksum(
-            [
-                [
-                    _write_sqlite(
-                        tmp / "entities.sqlite",
-                        "w2vfiltered",
-                        ((t, r, d) for t, (r, d) in entities.items()),
-                    ),
-                    file_checksum(tmp / "vectors.npy"),
-                ]
-            ]
+            [[index_checksum, file_checksum(tmp / "vectors.npy")]]
         )
         booster.save_model(str(tmp / "model.json"))
         checksums["model"] = file_checksum(tmp / "model.json")

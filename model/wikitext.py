@@ -93,13 +93,19 @@ def parse(
     wikitext: str,
     excluded_sections: Iterable[str] = (),
     namespaces: frozenset[str] = CANONICAL_NAMESPACES,
+    code=None,
 ) -> Page:
-    """Split wikitext into scannable text spans (with sections) and existing article links."""
+    """Split wikitext into scannable text spans (with sections) and existing article links.
+
+    ``code`` is the wikitext's parse tree when the caller has one already (training reads
+    more from the same tree): parsing is the most expensive step and is done once.
+    """
     if not isinstance(wikitext, str):
         raise WikitextError(f"wikitext must be a string, not {type(wikitext).__name__}")
     if len(wikitext) > MAX_WIKITEXT:
         raise WikitextError(f"wikitext of {len(wikitext)} characters exceeds {MAX_WIKITEXT}")
-    code = mwparserfromhell.parse(wikitext)
+    if code is None:
+        code = mwparserfromhell.parse(wikitext)
     excluded = {s.strip().lower() for s in excluded_sections}
     spans: list[TextSpan] = []
     headings: list[tuple[int, str]] = []  # the open heading hierarchy (level, name)
