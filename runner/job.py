@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from model.exitcodes import ExitCode
 from runner import criteria as C
 from runner import metric_names as M
 from runner.config import Config, WikiConfig
@@ -32,8 +33,9 @@ from runner.workers import DEFAULT_RECOMMENDER, Task, TaskResult, WorkerPool, av
 
 log = logging.getLogger("runner.job")
 
-# Exit codes of the CLI (documented in runner/__main__.py and docs/runner.md).
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_LOCK_HELD, EXIT_LOCK_LOST = 0, 1, 2, 3, 4
+# Exit codes of the CLI: the project's one table (model/exitcodes.py, docs/runner.md).
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = ExitCode.OK, ExitCode.FAILURE, ExitCode.USAGE
+EXIT_LOCK_HELD, EXIT_LOCK_LOST = ExitCode.LOCK_HELD, ExitCode.LOCK_LOST
 
 FETCH_CHUNK = 50  # titles per fetch (the Action API's limit without apihighlimits)
 FETCH_AHEAD = 3  # chunks fetched ahead of the workers
