@@ -1,7 +1,9 @@
-"""Command line: ``python -m model train|load|recommend|backtest``.
+"""Command line: ``python -m model train|load|recommend|backtest|publish|fetch``.
 
-Exit codes: 0 done; 1 the work failed (bad dump, too little data, database error);
-2 bad usage (argparse).
+Exit codes: the project's table (model/exitcodes.py, docs/runner.md): 0 done; 1 the work
+failed (bad dump, too little data, database error); 2 bad usage (argparse); 6 a published
+model could not be read or written (a server, a directory); 8 a fetched file failed its
+checksum (nothing switched).
 """
 
 from __future__ import annotations
@@ -86,6 +88,20 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from model.publish import publish
+
+    print(json.dumps(publish(args.model, args.to), indent=2))
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from model.publish import fetch
+
+    print(json.dumps(fetch(getattr(args, "from"), args.wiki, args.to, args.version), indent=2))
+    return 0
+
+
 def _threshold(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -142,14 +158,37 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--plot", metavar="PNG")
     training_options(b)
     b.set_defaults(func=cmd_backtest)
+
+    pb = sub.add_parser("publish", help="publish a model: each file, its .checksum, the index")
+    pb.add_argument("--model", required=True, metavar="DIR", help="the trained model directory")
+    pb.add_argument("--to", required=True, metavar="DIR_OR_URL",
+                    help="a directory served over HTTP, or an http(s) URL that takes PUT")
+    pb.set_defaults(func=cmd_publish)
+
+    f = sub.add_parser("fetch", help="download what changed, verify, switch <to>/<wiki>")
+    f.add_argument("--from", required=True, metavar="URL_OR_DIR", help="where it was published")
+    f.add_argument("--wiki", required=True)
+    f.add_argument("--to", required=True, metavar="DIR",
+                   help="the models directory: <DIR>/<wiki> becomes a symlink to the version")
+    f.add_argument("--version", help="a published version (default: the latest); to roll back")
+    f.set_defaults(func=cmd_fetch)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    from model.exitcodes import ExitCode
+    from model.publish import ChecksumError, PublishError
+
     try:
         return args.func(args)
+    except ChecksumError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return ExitCode.MODEL_INVALID
+    except PublishError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return ExitCode.UNAVAILABLE
     except (OSError, ValueError, RuntimeError) as e:
         log.error("failed", extra={"command": args.command, "error": str(e)})
         print(f"error: {e}", file=sys.stderr)

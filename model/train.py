@@ -30,6 +30,7 @@ from model import dump as dumps
 from model.datasets import DATASETS, Anchor, Bloom, file_checksum, rows_checksum
 from model.features import FEATURE_SETS, candidate_rows, kurtosis
 from model.progress import progress
+from model.publish import install
 from model.text import TERMINATORS, normalize, prefixes, sentences
 from model.version import APPLICATION_VERSION
 from model.wikitext import CANONICAL_NAMESPACES, link_target, parse
@@ -494,9 +495,7 @@ def build_model(
             "seconds": round(time.monotonic() - start, 2),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)  # the model appears whole or not at all
+        out = install(tmp, out)  # the model appears whole or not at all
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
