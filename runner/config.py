@@ -95,7 +95,7 @@ class EventsSection:
     type: Literal["jsonlines", "eventgate"] = "jsonlines"
     path: str = "var/events.jsonl"  # jsonlines; may contain {wiki}
     url: str | None = None  # eventgate base URL, e.g. http://eventgate:8192
-    stream: str = "mediawiki.cirrussearch.page_weighted_tags_change.rc0"
+    stream: str = "mediawiki.cirrussearch.page_weighted_tags_change.v1"
     schema_uri: str = "/development/cirrussearch/page_weighted_tags_change/1.0.0"
     token: Secret | None = _secret(default=None)  # sent as "Authorization: Bearer"
     batch_size: int = 100

@@ -11,7 +11,7 @@ from runner.metrics import Metrics
 from runner.store.sqlite import SqliteStore
 from tests.eventgate import EventGate, validator
 
-EVENTS = EventFactory("ltgwiki", "mediawiki.cirrussearch.page_weighted_tags_change.rc0",
+EVENTS = EventFactory("ltgwiki", "mediawiki.cirrussearch.page_weighted_tags_change.v1",
                       "/development/cirrussearch/page_weighted_tags_change/1.0.0",
                       "ltg.wikipedia.org")
 DATA = {"links": [], "meta": {}}
