@@ -22,6 +22,18 @@ WHERE gelr_data IS NOT NULL
 SELECT CASE WHEN gelr_data IS NULL THEN 0 ELSE 1 END AS has_data, COUNT(*)
 FROM growthexperiments_link_recommendations GROUP BY has_data
 
+-- name: feedback_by_revision
+SELECT gels_revision, gels_feedback, COUNT(*) FROM growthexperiments_link_submissions
+GROUP BY gels_revision, gels_feedback
+
+-- name: data_of_revisions
+SELECT gelr_revision, gelr_data FROM growthexperiments_link_recommendations
+WHERE gelr_data IS NOT NULL AND gelr_revision IN ({ids})
+
+-- name: last_success
+SELECT MAX(ar_finished) FROM addlink_runs
+WHERE ar_wiki = ? AND ar_command = ? AND ar_status = 'ok'
+
 -- name: data_rows_after
 SELECT gelr_page, gelr_revision, gelr_data FROM growthexperiments_link_recommendations
 WHERE gelr_data IS NOT NULL AND gelr_page > ? ORDER BY gelr_page, gelr_revision LIMIT ?

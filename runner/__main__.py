@@ -164,7 +164,8 @@ def _run(cfg: Config, args: argparse.Namespace) -> int:
     wikis = getattr(args, "wiki", None) or []
     for w in [wikis] if isinstance(wikis, str) else wikis:
         cfg.wiki(w)  # unknown wiki: a config error before any work
-    metrics = open_metrics(cfg.metrics)
+    shard = getattr(args, "shard", None)
+    metrics = open_metrics(cfg.metrics, shard=f"{shard[0]}/{shard[1]}" if shard else "")
     stop = StopFlag()
     _install_signals(stop)
     results: list[RunResult] = []

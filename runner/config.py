@@ -6,7 +6,7 @@ Layout (see ``runner/sample-config.yaml`` and docs/runner.md)::
     store:    {type: sqlite, path} | {type: mysql, url, password_env|password_file, ...}
     events:   {type: jsonlines, path} | {type: eventgate, url, stream, token_env|token_file, ...}
     lock:     {type: file, dir} | {type: zookeeper, hosts, root, timeout}
-    metrics:  {type: "off"} | {type: statsd, host, port}
+    metrics:  {type: "off"} | {type: pushgateway, url, job, interval} | {type: statsd, host, port}
     defaults: {...any wiki field...}     # merged under every wiki
     wikis:
       <dbname>: {language, domain, model, pool_target, source, candidates, criteria, ...}
@@ -116,7 +116,13 @@ class LockSection:
 
 @dataclass(frozen=True)
 class MetricsSection:
-    type: Literal["off", "statsd"] = "off"
+    type: Literal["off", "pushgateway", "statsd"] = "off"
+    # pushgateway: labelled metrics pushed during the run and at its end (docs/runner.md)
+    url: str | None = None  # the Pushgateway, e.g. http://prometheus-pushgateway:9091
+    job: str = "addlink_refresh"  # the "job" of the pushed groups
+    interval: float = 30.0  # seconds between pushes while a run goes on
+    timeout: float = 5.0  # seconds per push; a failed push is logged, never fails the run
+    # statsd: dotted names (a statsd-exporter turns them into the same labelled metrics)
     host: str = "127.0.0.1"
     port: int = 8125
 
@@ -178,6 +184,10 @@ class WikiConfig:
     # directory) or "store" (the MySQL tables `python -m model load` wrote into the store's
     # database; the directory still gives the classifier, vectors and Bloom filter).
     model_datasets: Literal["files", "store"] = "files"
+    # Seconds between two scheduled refreshes (the period of the CronJob running this wiki,
+    # set once per group in `defaults`): exported so that "no successful run for 2
+    # intervals" can be alerted on (manifests/prometheus/). None: not exported.
+    schedule_interval: float | None = None
 
 
 @dataclass(frozen=True)
@@ -342,6 +352,11 @@ def _check(cfg: Config) -> None:
     if cfg.events.type == "eventgate" and not (cfg.events.url or "").startswith(("http://",
                                                                                   "https://")):
         raise ConfigError("events.url: an eventgate sink needs url: http(s)://host:port")
+    if cfg.metrics.type == "pushgateway" and not (cfg.metrics.url or "").startswith(
+            ("http://", "https://")):
+        raise ConfigError("metrics.url: a pushgateway needs url: http(s)://host:port")
+    _positive(cfg.metrics.interval, "metrics.interval")
+    _positive(cfg.metrics.timeout, "metrics.timeout")
     _positive(cfg.events.batch_size, "events.batch_size")
     _positive(cfg.events.max_attempts, "events.max_attempts")
     if not cfg.wikis:
@@ -358,6 +373,7 @@ def _check(cfg: Config) -> None:
         if not re.fullmatch(r"[a-z0-9_]+", name):
             raise ConfigError(f"{at}: a wiki key must be a dbname like enwiki")
         _positive(w.pool_target, f"{at}.pool_target", zero_ok=True)
+        _positive(w.schedule_interval, f"{at}.schedule_interval")
         c = w.criteria
         _positive(c.minimum_links_per_task, f"{at}.criteria.minimum_links_per_task", True)
         _positive(c.maximum_links_per_task, f"{at}.criteria.maximum_links_per_task")

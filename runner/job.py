@@ -24,7 +24,7 @@ from runner.config import Config, WikiConfig
 from runner.coordination import LocalPoolTarget, PoolTarget, UnlimitedTarget
 from runner.events import EventFactory, Publisher, PublishStats
 from runner.lock import WikiLock
-from runner.metrics import Metrics
+from runner.metrics import Metrics, report_run
 from runner.prune import prune
 from runner.records import Candidate, Evaluation, PageData
 from runner.sources import TimedSource
@@ -203,6 +203,8 @@ class WikiJob:
                                           dict(res.outcomes), res.pool_after)
                 except Exception:  # noqa: BLE001 - the run's own outcome matters more
                     log.exception("could not record the run", extra={"wiki": name})
+            report_run(self.metrics, self.store, self.wiki, command=opts.command,
+                       target=res.target, dry_run=opts.dry_run)
         return res
 
     def _publish(self) -> None:

@@ -1,10 +1,12 @@
-"""``status``: pool size per wiki, rows by kind, outbox backlog and the last run."""
+"""``status``: pool size per wiki, rows by kind, outbox backlog, the last run and reviewers'
+feedback per model version (acceptance, rejection and skip rates, runner/quality.py)."""
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
 
+from runner import quality
 from runner.config import Config
 from runner.store import open_store
 
@@ -20,6 +22,8 @@ def collect(cfg: Config, wikis: list[str] | None = None) -> list[dict]:
                 "wiki": name, "pool_size": store.pool_size(), "target": w.pool_target,
                 "rows_with_data": rows["with_data"], "null_rows": rows["null"],
                 "outbox": store.outbox_counts(), "last_run": store.last_run(),
+                "last_success": store.last_success("refresh"),
+                "feedback": quality.feedback(store),
             })
         finally:
             store.close()
@@ -45,8 +49,22 @@ def table(rows: list[dict]) -> str:
                       _when(run.get("finished") or run.get("started")),
                       run.get("status", "-"), run.get("stop_reason") or "-", outcomes or "-"))
     widths = [max(len(x[i]) for x in lines) for i in range(len(head) - 1)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(x[:-1], widths, strict=True))
+    text = "\n".join("  ".join(c.ljust(w) for c, w in zip(x[:-1], widths, strict=True))
                      + "  " + x[-1] for x in lines)
+    return text + feedback_table(rows)
+
+
+def feedback_table(rows: list[dict]) -> str:
+    """Reviewers' answers per wiki and model version ("" when nobody reviewed anything)."""
+    lines = [(r["wiki"], version, str(f["total"]), f"{f['acceptance_rate']:.1%}",
+              f"{f['rejection_rate']:.1%}", f"{f['skip_rate']:.1%}")
+             for r in rows for version, f in (r.get("feedback") or {}).items()]
+    if not lines:
+        return ""
+    lines.insert(0, ("wiki", "model version", "reviewed", "accepted", "rejected", "skipped"))
+    widths = [max(len(x[i]) for x in lines) for i in range(len(lines[0]))]
+    return "\n\nfeedback (growthexperiments_link_submissions)\n" + "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(x, widths, strict=True)).rstrip() for x in lines)
 
 
 def summary(results: list[dict]) -> str:

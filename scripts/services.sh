@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Bring up the real services the tests use: MariaDB, ZooKeeper and a MediaWiki loaded with the
-# ltgwiki dump.  Usage: scripts/services.sh start|stop|status [mariadb|zookeeper|mediawiki ...]
-# (no names = all three).  Idempotent: a service that already answers is left as it is, so a
-# second `start` returns in well under a second.  State lives in var/services/ (gitignored).
+# ltgwiki dump; on request also Prometheus and a Prometheus Pushgateway (the metrics tests).
+# Usage: scripts/services.sh start|stop|status [mariadb|zookeeper|mediawiki|prometheus|
+# pushgateway ...] (no names = the first three; the test fixtures start the other two when a
+# test needs them).  Idempotent: a service that already answers is left as it is, so a second
+# `start` returns in well under a second.  State lives in var/services/ (gitignored).
 #
 # Environment: ADDLINK_SHARED (default <repo>/../shared), ADDLINK_SERVICES_DIR (default
-# <repo>/var/services), ADDLINK_MW_PORT (8089), ADDLINK_ZK_PORT (2181).
+# <repo>/var/services), ADDLINK_MW_PORT (8089), ADDLINK_ZK_PORT (2181), ADDLINK_PROM_PORT
+# (9090), ADDLINK_PUSHGATEWAY_PORT (9091), ADDLINK_PROM_SCRAPE_INTERVAL (1s: the tests wait
+# for scrapes; a production Prometheus scrapes every 15 s or more).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -13,6 +17,9 @@ STATE=${ADDLINK_SERVICES_DIR:-$REPO/var/services}
 SHARED=${ADDLINK_SHARED:-$REPO/../shared}
 MW_PORT=${ADDLINK_MW_PORT:-8089}
 ZK_PORT=${ADDLINK_ZK_PORT:-2181}
+PROM_PORT=${ADDLINK_PROM_PORT:-9090}
+PG_PORT=${ADDLINK_PUSHGATEWAY_PORT:-9091}
+PROM_SCRAPE=${ADDLINK_PROM_SCRAPE_INTERVAL:-1s}
 MW_DUMP=${ADDLINK_MW_DUMP:-$SHARED/data/dumps/ltgwiki-20170901-pages-articles.xml.bz2}
 MW_HOME=/usr/share/mediawiki
 MW_DIR=$STATE/mediawiki
@@ -20,7 +27,8 @@ MW_CONF=$MW_DIR/conf/LocalSettings.php
 MW_DBNAME=ltgwiki
 # Bump when the install/import recipe below changes: forces a fresh import.
 MW_RECIPE=3
-ALL=(mariadb zookeeper mediawiki)
+ALL=(mariadb zookeeper mediawiki prometheus pushgateway)
+DEFAULT=(mariadb zookeeper mediawiki)  # `start` without names (make services)
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -278,13 +286,86 @@ status_mediawiki() {
     if mw_up; then echo "mediawiki: up $MW_API"; else echo "mediawiki: down"; fi
 }
 
+# ---------------------------------------------------- Prometheus Pushgateway
+PG_URL=http://127.0.0.1:$PG_PORT
+PG_DIR=$STATE/pushgateway
+
+# Ready, and a Pushgateway (its /api/v1/status names its build), not something else.
+pg_up() {
+    curl -fsS --max-time 3 "$PG_URL/-/ready" >/dev/null 2>&1 &&
+        curl -fsS --max-time 3 "$PG_URL/api/v1/status" 2>/dev/null | grep -q '"build_information"'
+}
+
+start_pushgateway() {
+    if pg_up; then log "pushgateway: up at $PG_URL"; return 0; fi
+    command -v prometheus-pushgateway >/dev/null || apt_install prometheus-pushgateway
+    command -v curl >/dev/null || apt_install curl
+    if curl -s --max-time 2 -o /dev/null "$PG_URL/"; then
+        die "pushgateway: port $PG_PORT is taken by something else (set ADDLINK_PUSHGATEWAY_PORT)"
+    fi
+    mkdir -p "$PG_DIR"
+    # Persistence: pushed groups survive a restart, as a production Pushgateway's do.
+    setsid bash -c 'echo $$ >"$0"; exec prometheus-pushgateway --web.listen-address="$1" \
+        --persistence.file="$2" --persistence.interval=1m' \
+        "$PG_DIR/pushgateway.pid" "127.0.0.1:$PG_PORT" "$PG_DIR/metrics.store" \
+        >"$PG_DIR/pushgateway.log" 2>&1 </dev/null 9>&- &
+    wait_for 30 pushgateway pg_up || die "pushgateway: no answer after 30 s (see $PG_DIR/pushgateway.log)"
+    log "pushgateway: started at $PG_URL"
+}
+
+stop_pushgateway() { stop_group "$PG_DIR/pushgateway.pid" pushgateway; }
+
+status_pushgateway() { if pg_up; then echo "pushgateway: up $PG_URL"; else echo "pushgateway: down"; fi; }
+
+# --------------------------------------------------------------- Prometheus
+PROM_URL=http://127.0.0.1:$PROM_PORT
+PROM_DIR=$STATE/prometheus
+
+# Ready, and ours: its configuration scrapes this Pushgateway.
+prom_up() {
+    curl -fsS --max-time 3 "$PROM_URL/-/ready" >/dev/null 2>&1 &&
+        curl -fsS --max-time 3 "$PROM_URL/api/v1/status/config" 2>/dev/null |
+            grep -q "127.0.0.1:$PG_PORT"
+}
+
+start_prometheus() {
+    if prom_up; then log "prometheus: up at $PROM_URL"; return 0; fi
+    command -v prometheus >/dev/null || apt_install prometheus
+    command -v curl >/dev/null || apt_install curl
+    if curl -s --max-time 2 -o /dev/null "$PROM_URL/"; then
+        die "prometheus: port $PROM_PORT is taken by something else (set ADDLINK_PROM_PORT)"
+    fi
+    mkdir -p "$PROM_DIR/data"
+    # Scrapes only the Pushgateway; honor_labels keeps the pushed job/wiki/shard labels.
+    cat >"$PROM_DIR/prometheus.yml" <<EOF
+global:
+  scrape_interval: $PROM_SCRAPE
+  evaluation_interval: $PROM_SCRAPE
+scrape_configs:
+  - job_name: pushgateway
+    honor_labels: true
+    static_configs:
+      - targets: ["127.0.0.1:$PG_PORT"]
+EOF
+    setsid bash -c 'echo $$ >"$0"; exec prometheus --config.file="$1" \
+        --storage.tsdb.path="$2" --storage.tsdb.retention.time=2d --web.listen-address="$3"' \
+        "$PROM_DIR/prometheus.pid" "$PROM_DIR/prometheus.yml" "$PROM_DIR/data" \
+        "127.0.0.1:$PROM_PORT" >"$PROM_DIR/prometheus.log" 2>&1 </dev/null 9>&- &
+    wait_for 60 prometheus prom_up || die "prometheus: not ready after 60 s (see $PROM_DIR/prometheus.log)"
+    log "prometheus: started at $PROM_URL (scraping $PG_URL every $PROM_SCRAPE)"
+}
+
+stop_prometheus() { stop_group "$PROM_DIR/prometheus.pid" prometheus; }
+
+status_prometheus() { if prom_up; then echo "prometheus: up $PROM_URL"; else echo "prometheus: down"; fi; }
+
 # ------------------------------------------------------------------- main
-usage() { die "usage: $0 start|stop|status [mariadb|zookeeper|mediawiki ...]"; }
+usage() { die "usage: $0 start|stop|status [${ALL[*]}]"; }
 
 (($# >= 1)) || usage
 action=$1; shift
 names=("$@")
-((${#names[@]})) || names=("${ALL[@]}")
+((${#names[@]})) || names=("${DEFAULT[@]}")
 for n in "${names[@]}"; do
     [[ " ${ALL[*]} " == *" $n "* ]] || die "unknown service '$n' (known: ${ALL[*]})"
 done

@@ -1,4 +1,5 @@
-"""Session fixtures for the real services (MariaDB, ZooKeeper, MediaWiki).
+"""Session fixtures for the real services (MariaDB, ZooKeeper, MediaWiki, Prometheus and its
+Pushgateway).
 
 Each fixture starts its service through ``scripts/services.sh start <name>`` (a no-op taking
 milliseconds when it is already up) and fails the test with the script's own message when
@@ -23,6 +24,8 @@ SERVICES = REPO / "scripts" / "services.sh"
 SERVICES_DIR = Path(os.environ.get("ADDLINK_SERVICES_DIR", REPO / "var" / "services"))
 MW_PORT = int(os.environ.get("ADDLINK_MW_PORT", "8089"))
 ZK_PORT = int(os.environ.get("ADDLINK_ZK_PORT", "2181"))
+PROM_PORT = int(os.environ.get("ADDLINK_PROM_PORT", "9090"))
+PUSHGATEWAY_PORT = int(os.environ.get("ADDLINK_PUSHGATEWAY_PORT", "9091"))
 USER_AGENT = "addlink-tests/0.1 (https://example.org/addlink; addlink tests on 127.0.0.1)"
 
 
@@ -61,6 +64,22 @@ def zk_hosts() -> str:
     """ZooKeeper standalone on loopback, as a kazoo ``hosts`` string."""
     start_service("zookeeper")
     return f"127.0.0.1:{ZK_PORT}"
+
+
+@pytest.fixture(scope="session")
+def pushgateway_url() -> str:
+    """A Prometheus Pushgateway (Debian's) on loopback. Shared with other test sessions:
+    push under a job name of your own and delete your groups, never wipe the others'."""
+    start_service("pushgateway")
+    return f"http://127.0.0.1:{PUSHGATEWAY_PORT}"
+
+
+@pytest.fixture(scope="session")
+def prometheus_url(pushgateway_url) -> str:
+    """Prometheus (Debian's) scraping the Pushgateway every second (honor_labels), so what a
+    job pushed can be queried through ``/api/v1/query`` a few seconds later."""
+    start_service("prometheus")
+    return f"http://127.0.0.1:{PROM_PORT}"
 
 
 @dataclass

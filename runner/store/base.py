@@ -170,6 +170,32 @@ class Store:
             counts["with_data" if int(has_data) else "null"] = int(n)
         return counts
 
+    def feedback_counts(self) -> dict[tuple[str, str], int]:
+        """(model version, feedback letter) -> reviewed suggestions (Growth's quality signal).
+
+        The model version is the start of the row's ``dataset_checksums.model``; a
+        submission whose row is gone (GrowthExperiments and upkeep delete a page's rows once
+        it is edited) counts as "unknown": the submissions table itself names no model.
+        """
+        by_rev: dict[int, dict[str, int]] = {}
+        for rev, feedback, n in self._query("feedback_by_revision"):
+            by_rev.setdefault(int(rev), {})[self._text(feedback)] = int(n)
+        versions: dict[int, str] = {}
+        for rev, blob in self._in_query("data_of_revisions", by_rev):
+            model = ((self._json(blob) or {}).get("meta") or {}).get("dataset_checksums") or {}
+            versions[int(rev)] = str(model.get("model") or "")[:12] or "unknown"
+        out: dict[tuple[str, str], int] = {}
+        for rev, counts in by_rev.items():
+            version = versions.get(rev, "unknown")
+            for feedback, n in counts.items():
+                out[version, feedback] = out.get((version, feedback), 0) + n
+        return out
+
+    def last_success(self, command: str = "refresh") -> float | None:
+        """Unix time the last run of ``command`` with status ok finished (None: never)."""
+        rows = self._query("last_success", (self.wiki, command))
+        return float(rows[0][0]) if rows and rows[0][0] is not None else None
+
     def row(self, rev_id: int) -> StoredRow | None:
         rows = self._query("row_by_revision", (rev_id,))
         if not rows:
