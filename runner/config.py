@@ -300,6 +300,11 @@ def _coerce(value: Any, tp: Any, where: str, env: typing.Mapping[str, str]) -> A
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):  # e.g. "${ADDLINK_SCHEDULE_INTERVAL:-3600}" after expansion
+            try:
+                return float(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)

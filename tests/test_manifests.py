@@ -6,20 +6,18 @@
 - The CronJobs and the backfill Job agree with the runner: their flags parse with the
   runner's own argparse, their config loads with runner.config, every secret the config
   names comes from the Secret, the deadlines leave --max-runtime room to finish.
-- The Grafana dashboard plots only metrics that runner/metric_names.py declares, as the
-  statsd type the name is declared with.
+- The Grafana dashboard (Prometheus) queries only metrics that runner/metric_names.py
+  declares, counters only through rate()/increase().
 """
 
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 import re
 import shutil
 import subprocess
 import sys
-import tokenize
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -51,8 +49,9 @@ def _load_yaml_docs(path: Path) -> list[dict]:
 
 def resource_files() -> list[Path]:
     files = sorted(MANIFESTS.rglob("*.yaml")) + sorted(MANIFESTS.rglob("*.yml"))
+    not_k8s = (MANIFESTS / "prometheus", MANIFESTS / "statsd-exporter")  # their own tests
     return [f for f in files if f.name not in ("kustomization.yaml", "kustomization.yml")
-            and f != RUNNER_CONFIG]
+            and f != RUNNER_CONFIG and f.parent not in not_k8s]
 
 
 def kubectl() -> str:
@@ -378,7 +377,7 @@ def test_config_loads_with_the_runner_and_names_every_scheduled_wiki(kustomizati
     for name, wiki in cfg.wikis.items():
         assert wiki.model == f"/models/{name}", f"{name}: model outside the models volume"
     assert cfg.store.type == "mysql" and cfg.lock.type == "zookeeper"
-    assert cfg.events.type == "eventgate" and cfg.metrics.type == "statsd"
+    assert cfg.events.type == "eventgate" and cfg.metrics.type == "pushgateway"
     scheduled: dict[str, str] = {}
     for cj in (d for d in docs if d["kind"] == "CronJob"):
         for wiki in flag_values(container(cj)["args"]).get("--wiki", []):
@@ -387,6 +386,9 @@ def test_config_loads_with_the_runner_and_names_every_scheduled_wiki(kustomizati
                 f"{wiki} is in two CronJobs ({scheduled[wiki]}, {cj['metadata']['name']}): "
                 "their runs would collide on the wiki's lock (exit 3)")
             scheduled[wiki] = cj["metadata"]["name"]
+            # The "no successful run for 2 intervals" alert reads this as a metric.
+            assert cfg.wikis[wiki].schedule_interval == min_interval_seconds(
+                cj["spec"]["schedule"]), f"{wiki}: schedule_interval is not its CronJob's"
         envfrom = [e["configMapRef"]["name"] for e in container(cj).get("envFrom", [])]
         assert envfrom == ["addlink-env"], envfrom
     assert set(scheduled) == set(cfg.wikis), (
@@ -442,100 +444,59 @@ def test_resources_follow_the_measured_capacity():
 
 
 # --- dashboard ----------------------------------------------------------------------------
+# Offline checks; tests/test_prometheus.py runs every panel's query against a real Prometheus.
 
-STATSD_SUFFIXES = {
-    "counters": {"count", "rate"},
-    "timers": {"mean", "upper", "lower", "count", "count_ps", "sum", "median", "std",
-               "sum_squares", "upper_90", "mean_90", "sum_90", "upper_95", "mean_95",
-               "sum_95", "upper_99", "mean_99", "sum_99"},
-    "gauges": set(),
-}
-TYPE_OF_KIND = {"counters": "counter", "timers": "timer", "gauges": "gauge"}
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or",
+                "unless", "bool", "offset", "sum", "max", "min", "avg", "count", "rate",
+                "increase", "time", "histogram_quantile", "le", "topk", "bottomk", "clamp_min"}
 
 
-def declared_metrics() -> dict[str, tuple[str, str]]:
-    """NAME -> (template, statsd type) from runner/metric_names.py (type from its comment)."""
-    source = (REPO / "runner" / "metric_names.py").read_text()
-    out: dict[str, tuple[str, str]] = {}
-    tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    for i, tok in enumerate(tokens[:-3]):
-        if (tok.type == tokenize.NAME and tok.start[1] == 0 and tokens[i + 1].string == "="
-                and tokens[i + 2].type == tokenize.STRING and tokens[i + 3].type
-                == tokenize.COMMENT):
-            kind = re.match(r"#\s*(gauge|counter|timer)\b", tokens[i + 3].string)
-            if kind:
-                out[tok.string] = (eval(tokens[i + 2].string), kind[1])  # noqa: S307
-    return out
+def dashboard_panels() -> list[dict]:
+    return json.loads(DASHBOARD.read_text())["panels"]
 
 
-def dashboard_metric_paths() -> list[tuple[str, str]]:
-    """(statsd kind, metric path without the statsd prefix/suffix) of every plotted series."""
-    dash = json.loads(DASHBOARD.read_text())
-    out = []
-    for panel in dash["panels"]:
-        assert panel["datasource"]["type"] == "graphite", panel["title"]
+def promql_metric_names(expr: str) -> set[str]:
+    """Metric names in a PromQL expression: identifiers not in braces, strings or keywords."""
+    bare = re.sub(r"\{[^{}]*\}|\[[^\]]*\]|\"[^\"]*\"", " ", expr)
+    bare = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", " ", bare)
+    return {w for w in re.findall(r"\b[a-z_][a-z0-9_]*\b", bare) if w not in PROMQL_WORDS}
+
+
+def test_dashboard_queries_only_declared_metrics_of_the_declared_type():
+    from runner import metric_names
+    declared = {s.name: s for s in metric_names.PROMETHEUS.values()}
+    used = set()
+    for panel in dashboard_panels():
+        assert panel["datasource"]["type"] == "prometheus", panel["title"]
         assert panel["targets"], panel["title"]
         for target in panel["targets"]:
-            paths = re.findall(r"stats\.(gauges|counters|timers)\.((?:[^\s,()'\"{}]|\{[^{}]*\})+)",
-                               target["target"])
-            assert paths, f"{panel['title']}: no statsd series in {target['target']!r}"
-            for kind, path in paths:
-                nodes = path.split(".")
-                if STATSD_SUFFIXES[kind]:
-                    assert nodes[-1] in STATSD_SUFFIXES[kind], (panel["title"], path)
-                    nodes = nodes[:-1]
-                out += [(kind, p) for p in _expand_braces(".".join(nodes))]
-    return out
+            expr = target["expr"]
+            names = promql_metric_names(expr)
+            assert names, f"{panel['title']}: no metric in {expr!r}"
+            for name in names:
+                base = re.sub(r"_(bucket|sum|count)$", "", name)
+                spec = declared.get(name) or declared.get(base)
+                assert spec, f"{panel['title']}: {name} is not in runner/metric_names.py"
+                if spec.kind == "counter":  # counters only through rate()/increase()
+                    assert re.search(rf"(rate|increase)\({name}\b", expr), (panel["title"], expr)
+                used.add(spec.name)
+    assert {"addlink_pool_size", "addlink_pool_target", "addlink_outcomes_total",
+            "addlink_run_duration_seconds", "addlink_errors_total", "addlink_events_pending",
+            "addlink_events_dead_letters", "addlink_feedback_ratio"} <= used, used
 
 
-def _expand_braces(path: str) -> list[str]:
-    """Graphite's ``{a,b}`` alternatives as separate paths."""
-    m = re.search(r"\{([^{}]*)\}", path)
-    if not m:
-        return [path]
-    return [p for alt in m[1].split(",")
-            for p in _expand_braces(path[:m.start()] + alt + path[m.end():])]
-
-
-def _template_matches(template: str, path: str) -> bool:
-    t_nodes, p_nodes = template.split("."), path.split(".")
-    if len(t_nodes) != len(p_nodes):
-        return False
-    label = re.compile(r"^(\*|\$\w+|[A-Za-z0-9_]+)$")
-    for t, p in zip(t_nodes, p_nodes, strict=True):
-        if t.startswith("{") and t.endswith("}"):
-            if not label.match(p):
-                return False
-        elif t != p:
-            return False
-    return True
-
-
-def test_dashboard_plots_only_declared_metrics_of_the_declared_type():
-    from runner import metric_names
-    declared = declared_metrics()
-    assert {t for t, _ in declared.values()} == set(metric_names.ALL), (
-        "every template in metric_names.ALL needs a '# gauge|counter|timer' comment")
-    plotted = dashboard_metric_paths()
-    used = set()
-    for kind, path in plotted:
-        matches = [(n, t, ty) for n, (t, ty) in declared.items() if _template_matches(t, path)]
-        assert matches, f"dashboard plots {path!r}, which runner/metric_names.py does not declare"
-        assert len(matches) == 1, matches
-        name, _, declared_type = matches[0]
-        assert declared_type == TYPE_OF_KIND[kind], (
-            f"{path}: plotted as statsd {kind}, declared as a {declared_type} ({name})")
-        used.add(name)
-    assert {"POOL_SIZE", "OUTCOME", "RUN_DURATION", "ERRORS"} <= used, used
-
-
-def test_dashboard_wiki_variable_and_template_matcher():
-    assert _template_matches("addlink.{wiki}.pool_size", "addlink.$wiki.pool_size")
-    assert _template_matches("addlink.{wiki}.outcome.{outcome}", "addlink.*.outcome.success")
-    assert not _template_matches("addlink.{wiki}.pool_size", "addlink.$wiki.pool.size")
-    assert not _template_matches("addlink.{wiki}.runs.{status}", "addlink.$wiki.run.ok")
-    assert _expand_braces("a.{x,y}.b.{c,d}") == ["a.x.b.c", "a.x.b.d", "a.y.b.c", "a.y.b.d"]
+def test_dashboard_wiki_variable_and_prometheus_datasource():
+    assert promql_metric_names('sum by (wiki) (rate(addlink_outcomes_total{a="b"}[5m]))') == \
+        {"addlink_outcomes_total"}
     dash = json.loads(DASHBOARD.read_text())
     variables = {v["name"]: v for v in dash["templating"]["list"]}
-    assert variables["datasource"]["query"] == "graphite"
-    assert variables["wiki"]["query"] == "stats.gauges.addlink.*"
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    assert variables["wiki"]["definition"] == "label_values(addlink_pool_size, wiki)"
+    assert variables["wiki"]["multi"] and variables["wiki"]["allValue"] == ".+"
+    titles = {p["title"] for p in dash["panels"]}
+    assert {"Pool size and target per wiki", "Outcomes per minute", "Run duration", "Errors",
+            "Events pending and dead-lettered", "Acceptance rate per model version"} <= titles
+    for panel in dash["panels"]:
+        for target in panel["targets"]:
+            assert 'wiki=~"$wiki"' in target["expr"], (panel["title"], target["expr"])
