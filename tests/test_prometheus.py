@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from runner.store import open_store
 from tests.eventgate import EventGate
 from tests.runner_support import dump_slice
 from tests.test_metrics import delete_job
+from tests.test_runner_cli import cli
 
 REPO = Path(__file__).resolve().parent.parent
 DASHBOARD = REPO / "manifests" / "grafana" / "addlink-dashboard.json"
@@ -56,11 +55,6 @@ class SplittingEventGate(EventGate):
                 return ["page_id: rejected by the test"]
             self.error_pages.add(page)
         return super().errors(event)
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
 
 
 class Prom:
