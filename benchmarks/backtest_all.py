@@ -161,19 +161,28 @@ def ablation(dumps: list[Path]) -> dict:
     return {"results": results}
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def dump_options(p: argparse.ArgumentParser) -> None:
+    """--dumps and --only, shared by the benchmarks that walk every shared dump."""
     p.add_argument("--dumps", type=Path, default=DEFAULT_DUMPS)
     p.add_argument("--only", action="append", help="only dumps whose file name starts so")
-    p.add_argument("--ablation", action="store_true", help="drop each feature in turn")
-    p.add_argument("--json", type=Path, help="also write every result as JSON here")
-    args = p.parse_args()
+
+
+def chosen_dumps(args: argparse.Namespace) -> list[Path]:
     dumps = sorted(args.dumps.glob("*.xml*"))
     if args.only:
         dumps = [d for d in dumps if any(d.name.startswith(o) for o in args.only)]
     if not dumps:
-        print(f"error: no dumps in {args.dumps}", file=sys.stderr)
-        return 2
+        raise SystemExit(f"error: no dumps in {args.dumps}")
+    return dumps
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    dump_options(p)
+    p.add_argument("--ablation", action="store_true", help="drop each feature in turn")
+    p.add_argument("--json", type=Path, help="also write every result as JSON here")
+    args = p.parse_args()
+    dumps = chosen_dumps(args)
     out = ablation(dumps) if args.ablation else quality(dumps)
     if args.json:
         args.json.write_text(json.dumps({"command": " ".join(sys.argv), **out}, indent=1))

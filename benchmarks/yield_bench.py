@@ -31,10 +31,11 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from backtest_all import chosen_dumps, dump_options  # noqa: E402 - benchmarks/, sys.path[0]
+
 from model.train import Settings, train_model  # noqa: E402
 from runner.config import Criteria  # noqa: E402
 
-DEFAULT_DUMPS = REPO.parent / "shared" / "data" / "dumps"
 NEVER_REACHED = 1_000_000  # pool target: the walk ends with candidates_exhausted
 
 
@@ -109,18 +110,12 @@ def refresh(dump: Path, work: Path, workers: int, timeout: float) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--dumps", type=Path, default=DEFAULT_DUMPS)
-    p.add_argument("--only", action="append", help="only dumps whose file name starts so")
+    dump_options(p)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per refresh at most")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
-    dumps = sorted(args.dumps.glob("*.xml*"))
-    if args.only:
-        dumps = [d for d in dumps if any(d.name.startswith(o) for o in args.only)]
-    if not dumps:
-        print(f"error: no dumps in {args.dumps}", file=sys.stderr)
-        return 2
+    dumps = chosen_dumps(args)
     c = Criteria()
     print(
         f"Criteria: minimum_link_score {c.minimum_link_score}, minimum_links_per_task "
