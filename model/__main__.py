@@ -77,9 +77,19 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from model.backtest import backtest, plot, table
+    from dataclasses import replace
 
-    result = backtest(args.dump, _settings(args))
+    from model.backtest import backtest, plot, table
+    from model.exitcodes import ExitCode
+    from model.features import ablated_columns
+
+    ablate = tuple(dict.fromkeys(n.strip() for n in (args.ablate or "").split(",") if n.strip()))
+    try:
+        ablated_columns(args.features, ablate)
+    except ValueError as e:
+        print(f"error: --ablate: {e}", file=sys.stderr)
+        return ExitCode.USAGE
+    result = backtest(args.dump, replace(_settings(args), ablate=ablate))
     if args.wiki and args.wiki != result["wiki"]:
         raise SystemExit(f"error: --wiki {args.wiki} but the dump is of {result['wiki']}")
     if args.plot:
@@ -155,7 +165,12 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--wiki")
     b.add_argument("--dump", required=True)
     b.add_argument("--format", choices=("table", "json"), default="table")
-    b.add_argument("--plot", metavar="PNG")
+    b.add_argument("--plot", metavar="PNG", help="draw P/R/F1 by threshold and reliability")
+    b.add_argument(
+        "--ablate",
+        metavar="FEATURE[,FEATURE]",
+        help="train and recommend without these features (set missing): their contribution",
+    )
     training_options(b)
     b.set_defaults(func=cmd_backtest)
 

@@ -4,27 +4,50 @@ Articles are split 50/50 by a seeded hash of the title; the model is built from 
 half only (anchors, vectors, classifier), so no test article was seen in training. For each
 test article, its first sentence made only of text and links is stripped of its links and
 given to the recommender, with the article's other links as the page context.
+
+Besides precision/recall per threshold, the backtest judges candidate generation and the
+classifier apart: the *candidate ceiling* says, gold link by gold link, whether the
+generator could produce it at all and where it was lost if not; recall at precision >= 0.8
+and the calibration (expected calibration error, reliability bins) judge the scores.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import tempfile
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from model.datasets import open_model
-from model.recommend import score, select
+from model.datasets import Model, open_model
+from model.features import TOP_CANDIDATES
+from model.recommend import Traced, score, select
 from model.text import normalize
 from model.train import Corpus, Settings, build_model, extract
 
 THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(10))
+SWEEP = tuple(round(0.01 * i, 2) for i in range(101))  # select() is cheap: sweep finely
+TARGET_PRECISION = 0.8  # the deployment rule: a newcomer shown a wrong link loses trust
+BINS = 10  # equal-width calibration bins over [0, 1]
+Z95 = 1.959964
+# Where a gold (anchor, target) pair is lost, in the order the generator meets the causes.
+LOSSES = (
+    "anchor_unknown",  # the normalized anchor text is not in the anchor dictionary
+    "target_not_candidate",  # known anchor, but the gold target is not a top candidate
+    "mention_not_generated",  # no generated mention has that text (link trail, cut, ...)
+    "skipped_in_link_anchor",  # SPEC §2: inside the anchor text of a link on the page
+    "skipped_in_title",  # SPEC §2: part of the page's title
+    "skipped_target_linked",  # SPEC §2: a candidate target is already linked
+)
 
 
 @dataclass(frozen=True)
 class Row:
     threshold: float
     precision: float
+    precision_ci: tuple[float, float]  # 95 % Wilson interval
     recall: float
     f1: float
     predicted: int
@@ -36,10 +59,129 @@ def in_test_half(title: str, seed: int) -> bool:
     return hashlib.sha256(f"{seed}:{title}".encode()).digest()[0] % 2 == 1
 
 
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of k successes in n: honest for the small counts here."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    d = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / d
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return (round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4))
+
+
+def calibration(pairs: Iterable[tuple[float, bool]], bins: int = BINS) -> dict:
+    """Expected calibration error and reliability bins of (score, correct) pairs.
+
+    Equal-width bins over [0, 1] (a score of 1.0 falls in the last one); ECE is the
+    count-weighted mean gap between a bin's mean score and its share correct. The bins keep
+    their sums, so results of several wikis can be pooled exactly (``pool_calibration``).
+    """
+    counts, scores, hits = [0] * bins, [0.0] * bins, [0] * bins
+    for s, ok in pairs:
+        b = min(int(s * bins), bins - 1)
+        counts[b] += 1
+        scores[b] += s
+        hits[b] += bool(ok)
+    return _calibration_summary(counts, scores, hits)
+
+
+def _calibration_summary(counts: Sequence[int], scores: Sequence[float], hits: Sequence[int]):
+    bins = len(counts)
+    n = sum(counts)
+    out_bins = []
+    ece = 0.0
+    for b in range(bins):
+        c = counts[b]
+        mean = scores[b] / c if c else None
+        accuracy = hits[b] / c if c else None
+        if c:
+            ece += c / n * abs(accuracy - mean)
+        out_bins.append(
+            {
+                "low": round(b / bins, 4),
+                "high": round((b + 1) / bins, 4),
+                "count": c,
+                "score_sum": round(scores[b], 6),
+                "correct": hits[b],
+                "mean_score": None if mean is None else round(mean, 4),
+                "accuracy": None if accuracy is None else round(accuracy, 4),
+                "accuracy_ci": wilson(hits[b], c) if c else None,
+            }
+        )
+    return {"predictions": n, "ece": round(ece, 4) if n else None, "bins": out_bins}
+
+
+def pool_calibration(results: Iterable[dict]) -> dict:
+    """One calibration over several backtests' predictions (e.g. the small dumps together)."""
+    bins = None
+    for r in results:
+        got = r["calibration"]["bins"]
+        if bins is None:
+            bins = [[0, 0.0, 0] for _ in got]
+        for acc, b in zip(bins, got, strict=True):
+            acc[0] += b["count"]
+            acc[1] += b["score_sum"]
+            acc[2] += b["correct"]
+    bins = bins or [[0, 0.0, 0] for _ in range(BINS)]
+    return _calibration_summary(*zip(*bins, strict=True))
+
+
+def ceiling_losses(model: Model, gold: set[tuple[str, str]], trace: Sequence[Traced]) -> Counter:
+    """Each gold (normalized anchor, target) pair: reachable, or the stage that lost it.
+
+    Matched by normalized text, exactly as the backtest counts a suggestion correct, so the
+    reachable share bounds recall at threshold 0 from above.
+    """
+    anchors = model.anchors(sorted({key for key, _ in gold}))
+    generated: dict[str, str | None] = {}
+    for t in trace:
+        generated.setdefault(t.key, t.skip)
+    out: Counter = Counter()
+    for key, target in gold:
+        anchor = anchors.get(key)
+        if anchor is None:
+            out["anchor_unknown"] += 1
+        elif target not in {t for t, _ in anchor.targets[:TOP_CANDIDATES]}:
+            out["target_not_candidate"] += 1
+        elif key not in generated:
+            out["mention_not_generated"] += 1
+        elif generated[key] is not None:
+            out[f"skipped_{generated[key]}"] += 1
+        else:
+            out["reachable"] += 1
+    return out
+
+
 def backtest(dump: str | Path, settings: Settings | None = None, limit: int = 15) -> dict:
-    """Precision/recall/F1 per threshold for one dump, as a JSON-ready dict."""
+    """Precision/recall per threshold for one dump, as a JSON-ready dict."""
     with tempfile.TemporaryDirectory(prefix="addlink-backtest-") as work:
         return evaluate(extract(dump, Path(work)), settings or Settings(), limit)
+
+
+def _row(threshold: float, predicted: int, correct: int, expected: int) -> Row:
+    precision = correct / predicted if predicted else 0.0
+    recall = correct / expected if expected else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return Row(
+        threshold,
+        round(precision, 4),
+        wilson(correct, predicted),
+        round(recall, 4),
+        round(f1, 4),
+        predicted,
+        correct,
+        expected,
+    )
+
+
+def recall_at_precision(sweep: Sequence[Row], target: float = TARGET_PRECISION) -> dict | None:
+    """The most recall of any swept threshold whose precision is >= target; None: never."""
+    ok = [r for r in sweep if r.predicted and r.correct / r.predicted >= target]
+    if not ok:
+        return None
+    best = max(ok, key=lambda r: (r.recall, -r.threshold))
+    return asdict(best)
 
 
 def evaluate(corpus: Corpus, settings: Settings, limit: int = 15) -> dict:
@@ -49,7 +191,10 @@ def evaluate(corpus: Corpus, settings: Settings, limit: int = 15) -> dict:
         train = set(corpus.articles) - test
         manifest = build_model(corpus, Path(work) / "model", settings, include=train)
         model = open_model(Path(work) / "model")
-        counts = {t: [0, 0, 0] for t in THRESHOLDS}  # predicted, correct, expected
+        counts = {t: [0, 0] for t in SWEEP}  # predicted, correct
+        expected = 0
+        losses: Counter = Counter()
+        best_candidates: list[tuple[float, bool]] = []
         sentences = 0
         for record in corpus.records(test):
             probe = next((x for x in record["x"] if x[1]), None)
@@ -59,72 +204,146 @@ def evaluate(corpus: Corpus, settings: Settings, limit: int = 15) -> dict:
             gold = {(normalize(text[a:b]), t) for a, b, t in gold_links}
             gold_targets = {t for _, t in gold}
             context = [t for t, _ in record["l"] if t not in gold_targets]
-            _, scored = score(model, text, title=record["t"], extra_links=context)
+            trace: list[Traced] = []
+            _, scored = score(model, text, title=record["t"], extra_links=context, trace=trace)
             sentences += 1
-            for threshold in THRESHOLDS:
+            expected += len(gold)
+            losses.update(ceiling_losses(model, gold, trace))
+            for s in select(scored, 0.0, limit):
+                best_candidates.append((s.score, (normalize(s.text), s.target) in gold))
+            for threshold in SWEEP:
                 found = {(normalize(s.text), s.target) for s in select(scored, threshold, limit)}
                 row = counts[threshold]
                 row[0] += len(found)
                 row[1] += len(found & gold)
-                row[2] += len(gold)
         model.close()
-    rows = []
-    for threshold, (predicted, correct, expected) in counts.items():
-        precision = correct / predicted if predicted else 0.0
-        recall = correct / expected if expected else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        rows.append(
-            Row(
-                threshold,
-                round(precision, 4),
-                round(recall, 4),
-                round(f1, 4),
-                predicted,
-                correct,
-                expected,
-            )
-        )
+    sweep = [_row(t, p, c, expected) for t, (p, c) in counts.items()]
+    by_threshold = {r.threshold: r for r in sweep}
+    rows = [by_threshold[t] for t in THRESHOLDS]
+    reachable = losses["reachable"]
     return {
         "wiki": manifest["wiki"],
         "features": settings.features,
+        "ablate": list(settings.ablate),
+        "seed": settings.seed,
         "complete": manifest["complete"],
         "train_articles": len(train),
         "test_sentences": sentences,
         "anchors": manifest["counts"]["anchors"],
+        "ceiling": {
+            "expected": expected,
+            "reachable": reachable,
+            "share": round(reachable / expected, 4) if expected else 0.0,
+            "losses": {k: losses[k] for k in LOSSES},
+        },
+        "recall_at_p80": recall_at_precision(sweep),
+        "best_f1": asdict(max(sweep, key=lambda r: (r.f1, -r.threshold))),
+        "calibration": calibration(best_candidates),
         "rows": [asdict(r) for r in rows],
+        "sweep": [[r.threshold, r.predicted, r.correct] for r in sweep],
     }
 
 
 def table(result: dict) -> str:
+    ablated = f", without {', '.join(result['ablate'])}" if result.get("ablate") else ""
     lines = [
-        f"{result['wiki']} ({result['features']} features, {result['test_sentences']} test "
-        f"sentences, {result['train_articles']} train articles)",
-        "threshold  precision  recall     f1  predicted  correct  expected",
+        f"{result['wiki']} ({result['features']} features{ablated}, {result['test_sentences']} "
+        f"test sentences, {result['train_articles']} train articles, seed {result['seed']})",
+        "threshold  precision  95% CI         recall     f1  predicted  correct  expected",
     ]
     for r in result["rows"]:
+        lo, hi = r["precision_ci"]
         lines.append(
-            f"{r['threshold']:9.1f}  {r['precision']:9.3f}  {r['recall']:6.3f}  {r['f1']:5.3f}"
-            f"  {r['predicted']:9d}  {r['correct']:7d}  {r['expected']:8d}"
+            f"{r['threshold']:9.1f}  {r['precision']:9.3f}  [{lo:.3f}, {hi:.3f}]  "
+            f"{r['recall']:6.3f}  {r['f1']:5.3f}  {r['predicted']:9d}  {r['correct']:7d}"
+            f"  {r['expected']:8d}"
         )
+    c = result["ceiling"]
+    lines.append(
+        f"candidate ceiling: {c['reachable']} of {c['expected']} gold links reachable "
+        f"({c['share']:.3f}); lost: "
+        + ", ".join(f"{k} {v} ({v / c['expected']:.3f})" for k, v in c["losses"].items() if v)
+        if c["expected"]
+        else "candidate ceiling: no gold links"
+    )
+    r80 = result["recall_at_p80"]
+    lines.append(
+        f"recall at precision >= {TARGET_PRECISION}: "
+        + (
+            f"{r80['recall']:.3f} at threshold {r80['threshold']:.2f} (precision "
+            f"{r80['precision']:.3f} [{r80['precision_ci'][0]:.3f}, "
+            f"{r80['precision_ci'][1]:.3f}], {r80['predicted']} predicted)"
+            if r80
+            else "never reaches 0.8"
+        )
+    )
+    cal = result["calibration"]
+    ece = "n/a" if cal["ece"] is None else f"{cal['ece']:.3f}"
+    lines.append(f"expected calibration error: {ece} over {cal['predictions']} best candidates")
+    lines.append("reliability: bin  count  mean score  share correct")
+    for b in cal["bins"]:
+        if b["count"]:
+            lines.append(
+                f"  [{b['low']:.1f}, {b['high']:.1f})  {b['count']:5d}  {b['mean_score']:10.3f}"
+                f"  {b['accuracy']:13.3f}"
+            )
     return "\n".join(lines)
 
 
 def plot(result: dict, path: str | Path) -> None:
+    """Precision/recall/F1 against the threshold, and the reliability curve beside it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    xs = [r["threshold"] for r in result["rows"]]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(xs, [r["precision"] for r in result["rows"]], marker="o", label="precision")
-    ax.plot(xs, [r["recall"] for r in result["rows"]], marker="s", label="recall")
-    ax.plot(xs, [r["f1"] for r in result["rows"]], linestyle="--", label="F1")
-    ax.set_xlabel("threshold")
-    ax.set_ylim(0, 1)
-    ax.set_title(f"{result['wiki']} backtest ({result['features']} features)")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    expected = result["ceiling"]["expected"]
+    xs, ps, rs, fs = [], [], [], []
+    for t, predicted, correct in result["sweep"]:
+        r = _row(t, predicted, correct, expected)
+        if predicted:
+            xs.append(t)
+            ps.append(r.precision)
+            rs.append(r.recall)
+            fs.append(r.f1)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    left.plot(xs, ps, label="precision")
+    left.plot(xs, rs, label="recall")
+    left.plot(xs, fs, linestyle="--", label="F1")
+    left.axhline(TARGET_PRECISION, color="grey", linewidth=0.8, linestyle=":")
+    left.axhline(result["ceiling"]["share"], color="black", linewidth=0.8, linestyle="-.",
+                 label="candidate ceiling")
+    left.set_xlabel("threshold (minimum score)")
+    left.set_ylabel("precision / recall / F1")
+    left.set_xlim(0, 1)
+    left.set_ylim(0, 1)
+    left.set_title("precision and recall by threshold")
+    left.grid(alpha=0.3)
+    left.legend(loc="center right", fontsize="small")
+
+    cal = result["calibration"]
+    used = [b for b in cal["bins"] if b["count"]]
+    right.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
+    right.plot([b["mean_score"] for b in used], [b["accuracy"] for b in used], marker="o",
+               label="observed")
+    for b in used:
+        lo, hi = b["accuracy_ci"]
+        right.vlines(b["mean_score"], lo, hi, color="C0", alpha=0.35)
+        right.annotate(str(b["count"]), (b["mean_score"], b["accuracy"]), fontsize=7,
+                       textcoords="offset points", xytext=(4, -10))
+    ece = "n/a" if cal["ece"] is None else f"{cal['ece']:.3f}"
+    right.set_xlabel("score of the best candidate (bin mean)")
+    right.set_ylabel("share correct (95% CI)")
+    right.set_xlim(0, 1)
+    right.set_ylim(0, 1)
+    right.set_title(f"reliability (ECE {ece}, n = {cal['predictions']})")
+    right.grid(alpha=0.3)
+    right.legend(loc="upper left", fontsize="small")
+    ablated = f" without {', '.join(result['ablate'])}" if result.get("ablate") else ""
+    fig.suptitle(
+        f"{result['wiki']} backtest ({result['features']} features{ablated}, "
+        f"{result['test_sentences']} test sentences, seed {result['seed']})"
+    )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -245,6 +245,7 @@ class Model:
         self.language: str = self.manifest["language"]
         self.checksums: dict[str, str] = self.manifest["checksums"]
         self.features: str = self.manifest["features"]
+        self.ablate: tuple[str, ...] = tuple(self.manifest.get("ablate", ()))  # backtests only
         self.namespaces = frozenset(self.manifest["namespaces"])
         self.store = store
         self.vectors = np.load(directory / "vectors.npy", mmap_mode="r")

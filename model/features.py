@@ -9,7 +9,7 @@ mention. Backtests compare the two (``python -m model backtest --features refere
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import Levenshtein
 import numpy as np
@@ -29,6 +29,25 @@ FULL = REFERENCE + (
 )
 FEATURE_SETS = {"reference": REFERENCE, "full": FULL}
 TOP_CANDIDATES = 10
+
+
+def ablated_columns(feature_set: str, names: Iterable[str]) -> list[int]:
+    """Columns of the named features, which an ablation sets to NaN (missing for xgboost).
+
+    Missing rather than removed, so a model without a feature keeps the row layout every
+    caller builds; training and recommending both mask the same columns (the manifest's
+    ``ablate``). A ValueError names an unknown feature.
+    """
+    columns = FEATURE_SETS[feature_set]
+    out = []
+    for name in names:
+        if name not in columns:
+            raise ValueError(
+                f"unknown feature {name!r} for --features {feature_set} "
+                f"(one of: {', '.join(columns)})"
+            )
+        out.append(columns.index(name))
+    return out
 
 
 def kurtosis(counts: list[int]) -> float:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.datasets import Model
-from model.features import TOP_CANDIDATES, candidate_rows
+from model.features import TOP_CANDIDATES, ablated_columns, candidate_rows
 from model.text import ngrams, normalize, page_mentions
 from model.version import APPLICATION_VERSION
 from model.wikitext import Page, TextSpan, parse
@@ -34,6 +34,16 @@ class Scored:
     score: float
     targets: tuple[str, ...]  # every candidate considered: none may be suggested twice
     span: TextSpan
+
+
+@dataclass(frozen=True)
+class Traced:
+    """A generated mention with an anchor, and the SPEC §2 skip rule that dropped it."""
+
+    start: int
+    end: int
+    key: str
+    skip: str | None  # "in_link_anchor", "in_title", "target_linked", or None (scored)
 
 
 def key_ngrams(texts: Iterable[str], language: str) -> set[str]:
@@ -66,8 +76,13 @@ def score(
     title: str,
     excluded_sections: Sequence[str] = (),
     extra_links: Iterable[str] = (),
+    trace: list[Traced] | None = None,
 ) -> tuple[Page, list[Scored]]:
-    """Score every eligible mention of the page (SPEC §2's skip rules apply here)."""
+    """Score every eligible mention of the page (SPEC §2's skip rules apply here).
+
+    ``trace``, when given, receives every generated mention that has an anchor, with the
+    skip rule that dropped it (or None): the backtest's candidate ceiling is counted from it.
+    """
     page = parse(wikitext, excluded_sections, model.namespaces)
     language = model.language
     linked_titles = [link.target for link in page.links] + [title, *extra_links]
@@ -83,11 +98,20 @@ def score(
     blocked = key_ngrams([link.anchor for link in page.links], language) if anchors else set()
     mentions = []
     for key, anchor in anchors.items():
-        if key in blocked or in_title(key):
+        if key in blocked:
+            skip = "in_link_anchor"
+        elif in_title(key):
+            skip = "in_title"
+        elif any(t in linked for t, _ in anchor.targets):
+            skip = "target_linked"
+        else:
+            skip = None
+        if trace is not None:
+            (m, span) = first[key]
+            trace.append(Traced(span.offset + m.start, span.offset + m.end, key, skip))
+        if skip is not None:
             continue
         candidates = anchor.targets[:TOP_CANDIDATES]
-        if any(t in linked for t, _ in anchor.targets):
-            continue
         mentions.append((first[key], anchor, candidates))
     if not mentions:
         return page, []
@@ -135,7 +159,10 @@ def score(
 
 
 def predict(model: Model, rows: list[list[float]]) -> np.ndarray:
-    return model.booster.inplace_predict(np.asarray(rows, dtype=np.float32), missing=np.nan)
+    x = np.asarray(rows, dtype=np.float32)
+    if model.ablate:  # a backtest's ablation: the features the model was trained without
+        x[:, ablated_columns(model.features, model.ablate)] = np.nan
+    return model.booster.inplace_predict(x, missing=np.nan)
 
 
 def select(scored: Sequence[Scored], threshold: float, limit: int) -> list[Scored]:

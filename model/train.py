@@ -28,7 +28,7 @@ from mwparserfromhell.nodes import Heading, Text, Wikilink
 
 from model import dump as dumps
 from model.datasets import DATASETS, Anchor, Bloom, file_checksum, rows_checksum
-from model.features import FEATURE_SETS, candidate_rows, kurtosis
+from model.features import FEATURE_SETS, ablated_columns, candidate_rows, kurtosis
 from model.progress import progress
 from model.publish import install
 from model.text import TERMINATORS, normalize, prefixes, sentences
@@ -197,6 +197,8 @@ class Settings:
     # evidence before it scores a link >= 0.5: a wrong suggestion costs a newcomer's trust,
     # a missing one only a little of the pool.
     positive_weight: float = 0.5
+    # Features trained (and recommended) without, as missing values: a backtest's ablation.
+    ablate: tuple[str, ...] = ()
 
 
 def _target_ok(corpus: Corpus, target: str, complete: bool) -> bool:
@@ -361,6 +363,7 @@ def train_classifier(rows: list[list[float]], labels: list[int], settings: Setti
             f"cannot train a classifier from {len(labels)} pairs with {sum(labels)} positives"
         )
     x = np.asarray(rows, dtype=np.float32)
+    x[:, ablated_columns(settings.features, settings.ablate)] = np.nan
     y = np.asarray(labels, dtype=np.float32)
     params = {
         "objective": "binary:logistic",
@@ -419,6 +422,7 @@ def build_model(
     start = time.monotonic()
     if settings.features not in FEATURE_SETS:
         raise TrainingError(f"unknown feature set {settings.features!r}")
+    ablated_columns(settings.features, settings.ablate)  # an unknown name fails before work
     complete = settings.complete
     if complete is None:
         complete = corpus.resolve_ratio >= COMPLETE_RESOLVE_RATIO
@@ -477,6 +481,7 @@ def build_model(
             "complete": complete,
             "features": settings.features,
             "seed": settings.seed,
+            **({"ablate": list(settings.ablate)} if settings.ablate else {}),
             "namespaces": sorted(CANONICAL_NAMESPACES | corpus.site.namespaces),
             "counts": {
                 "articles": len(corpus.articles) if include is None else len(include),

@@ -1,0 +1,155 @@
+"""The backtest's own figures: candidate ceiling, calibration, ablation, plot, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from model import open_model
+from model.backtest import (
+    LOSSES,
+    Row,
+    calibration,
+    evaluate,
+    in_test_half,
+    pool_calibration,
+    recall_at_precision,
+    wilson,
+)
+from model.exitcodes import ExitCode
+from model.recommend import Traced, score
+from model.text import normalize
+from model.train import Settings, build_model, extract
+from tests.model_fixtures import LTG_DUMP, REPO
+
+
+@pytest.fixture(scope="module")
+def ltg_corpus(tmp_path_factory):
+    return extract(LTG_DUMP, tmp_path_factory.mktemp("corpus"))
+
+
+def test_ceiling_matches_an_independent_count(ltg_corpus, tmp_path):
+    result = evaluate(ltg_corpus, Settings(seed=1))
+    # The same train half, built again, read straight from its SQLite anchor table.
+    test = {t for t in ltg_corpus.articles if in_test_half(t, 1)}
+    train = set(ltg_corpus.articles) - test
+    build_model(ltg_corpus, tmp_path / "m", Settings(seed=1), include=train)
+    conn = sqlite3.connect(tmp_path / "m" / "anchors.sqlite")
+    targets = {k: [t for t, _ in json.loads(v)] for k, v in conn.execute(
+        "SELECT anchor, targets FROM anchors")}
+    conn.close()
+    gold_pairs = unknown = not_candidate = 0
+    for record in ltg_corpus.records(test):
+        probes = [x for x in record["x"] if x[1]]
+        if not probes:
+            continue
+        text, links = probes[0]
+        for key, target in {(normalize(text[a:b]), t) for a, b, t in links}:
+            gold_pairs += 1
+            if key not in targets:
+                unknown += 1
+            elif target not in targets[key][:10]:
+                not_candidate += 1
+    c = result["ceiling"]
+    assert c["expected"] == gold_pairs == result["rows"][0]["expected"]
+    assert c["losses"]["anchor_unknown"] == unknown > 0
+    assert c["losses"]["target_not_candidate"] == not_candidate
+    assert set(c["losses"]) == set(LOSSES)
+    assert c["reachable"] + sum(c["losses"].values()) == gold_pairs
+    assert c["share"] == round(c["reachable"] / gold_pairs, 4)
+    # Nothing outside the ceiling can be found: it bounds recall at threshold 0.
+    assert result["rows"][0]["correct"] <= c["reachable"]
+
+
+def test_trace_names_the_skip_rule(ltg_model):
+    model = open_model(ltg_model)
+    conn = sqlite3.connect(ltg_model / "anchors.sqlite")
+    key, raw = next(
+        (k, v) for k, v in conn.execute("SELECT anchor, targets FROM anchors ORDER BY total DESC")
+        if k.isalpha()
+    )
+    conn.close()
+    target = json.loads(raw)[0][0]
+    text = f"Vīnreiz {key} beja."
+
+    def skips(**kw) -> dict[str, str | None]:
+        trace: list[Traced] = []
+        score(model, text, trace=trace, **kw)
+        assert all(text[t.start : t.end].lower() == t.key for t in trace)
+        return {t.key: t.skip for t in trace}
+
+    assert skips(title="Cyts rakstīņs")[key] is None
+    assert skips(title=f"{key.title()} (nūzeime)")[key] == "in_title"
+    assert skips(title="Cyts rakstīņs", extra_links=[target])[key] == "target_linked"
+    model.close()
+
+
+def test_calibration_of_a_constructed_example():
+    pairs = [(0.05, False), (0.05, True), (0.95, True), (0.95, True), (1.0, False)]
+    cal = calibration(pairs)
+    # bin [0, 0.1): mean 0.05, 1 of 2 right; bin [0.9, 1]: mean 0.9667, 2 of 3 right.
+    assert cal["predictions"] == 5
+    assert cal["ece"] == pytest.approx(2 / 5 * 0.45 + 3 / 5 * abs(2 / 3 - 2.9 / 3), abs=1e-4)
+    low, high = cal["bins"][0], cal["bins"][9]
+    assert (low["count"], low["mean_score"], low["accuracy"]) == (2, 0.05, 0.5)
+    assert (high["count"], high["correct"]) == (3, 2)
+    assert all(b["count"] == 0 and b["accuracy"] is None for b in cal["bins"][1:9])
+    # Pooling two results' bins gives the calibration of all their predictions.
+    pooled = pool_calibration([{"calibration": calibration(pairs[:3])},
+                               {"calibration": calibration(pairs[3:])}])
+    assert pooled["ece"] == cal["ece"] and pooled["bins"] == cal["bins"]
+    perfect = calibration([(0.25, True), (0.25, False), (0.25, False), (0.25, False)])
+    assert perfect["ece"] == 0.0
+
+
+def test_wilson_interval_and_recall_at_precision():
+    assert wilson(8, 10) == (0.4902, 0.9433)
+    assert wilson(0, 0) == (0.0, 1.0)
+    rows = [Row(t, p, wilson(c, n), c / 20, 0.0, n, c, 20)
+            for t, p, c, n in [(0.1, 0.5, 5, 10), (0.5, 0.8, 4, 5), (0.9, 1.0, 2, 2)]]
+    assert recall_at_precision(rows)["threshold"] == 0.5
+    assert recall_at_precision(rows[:1]) is None
+
+
+def test_ablated_feature_is_never_used(ltg_corpus, tmp_path):
+    manifest = build_model(ltg_corpus, tmp_path / "m", Settings(ablate=("similarity", "prior")))
+    assert manifest["ablate"] == ["similarity", "prior"]
+    model = open_model(tmp_path / "m")
+    assert model.ablate == ("similarity", "prior")
+    used = set(model.booster.get_score(importance_type="weight"))
+    assert used and not used & {"f4", "f7"}  # columns of similarity and prior
+    model.close()
+
+
+def test_cli_plot_and_ablation(tmp_path):
+    png = tmp_path / "bt.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "model", "backtest", "--dump", str(LTG_DUMP), "--format",
+         "json", "--plot", str(png), "--ablate", "similarity"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    )
+    result = json.loads(proc.stdout)
+    assert result["ablate"] == ["similarity"]
+    assert {"ceiling", "calibration", "recall_at_p80", "sweep"} <= set(result)
+    assert len(result["sweep"]) == 101
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+@pytest.mark.parametrize(
+    "args, name",
+    [(["--ablate", "similarity,nonsense"], "nonsense"),
+     (["--features", "reference", "--ablate", "link_prob"], "link_prob")],
+)
+def test_cli_unknown_ablated_feature_is_a_usage_error(args, name):
+    proc = subprocess.run(
+        [sys.executable, "-m", "model", "backtest", "--dump", str(LTG_DUMP), *args],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert proc.returncode == ExitCode.USAGE
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and name in lines[0] and "--ablate" in lines[0]
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
