@@ -1,7 +1,7 @@
 """Command line: ``python -m model train|load|recommend|backtest``.
 
-Exit codes: 0 done; 1 the work failed (bad dump, too little data, database error);
-2 bad usage (argparse).
+Exit codes (model/exitcodes.py): 0 done; 1 the work failed (bad dump, too little data,
+database error); 2 bad usage (argparse, an invalid title).
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import logging
 import sys
 from pathlib import Path
 
+from model.exitcodes import ExitCode
 from model.progress import setup_logging
+from model.titles import InvalidTitle, validate_title
 
 log = logging.getLogger("addlink.model")
 
@@ -45,6 +47,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from model.datasets import open_model
     from model.recommend import recommend
 
+    validate_title(args.title)  # before opening the model: a bad title is a usage error
     model = open_model(args.model, store=args.store)
     if args.wiki and args.wiki != model.wiki:
         raise SystemExit(f"error: --wiki {args.wiki} but the model is {model.wiki}")
@@ -150,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return args.func(args)
+    except InvalidTitle as e:
+        print(f"error: {e}", file=sys.stderr)
+        return ExitCode.USAGE
     except (OSError, ValueError, RuntimeError) as e:
         log.error("failed", extra={"command": args.command, "error": str(e)})
         print(f"error: {e}", file=sys.stderr)

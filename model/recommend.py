@@ -15,6 +15,7 @@ import numpy as np
 from model.datasets import Model
 from model.features import TOP_CANDIDATES, candidate_rows
 from model.text import ngrams, normalize, page_mentions
+from model.titles import validate_title
 from model.version import APPLICATION_VERSION
 from model.wikitext import Page, TextSpan, parse
 
@@ -188,7 +189,8 @@ def recommend(
     max_recommendations: int = 15,
     excluded_sections: Sequence[str] = (),
 ) -> dict:
-    """Link suggestions for one page in format_version 1."""
+    """Link suggestions for one page in format_version 1 (InvalidTitle for a bad title)."""
+    validate_title(title)
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be within [0, 1], got {threshold}")
     if max_recommendations < 0:
