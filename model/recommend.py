@@ -74,7 +74,7 @@ def score(
     linked_titles = [link.target for link in page.links] + [title, *extra_links]
     resolved = model.resolve(linked_titles)
     linked = set(resolved.values()) | set(resolved)
-    spans = [s for s in page.spans if not s.excluded]
+    spans = [s for s in page.spans if s.scannable]
     first: dict[str, tuple] = {}
     for t, m in page_mentions([s.text for s in spans], language, model.bloom.contains):
         if m.key not in first:
