@@ -1,9 +1,9 @@
 """Command line: ``python -m model train|load|recommend|backtest|publish|fetch``.
 
 Exit codes: the project's table (model/exitcodes.py, docs/runner.md): 0 done; 1 the work
-failed (bad dump, too little data, database error); 2 bad usage (argparse); 6 a published
-model could not be read or written (a server, a directory); 8 a fetched file failed its
-checksum (nothing switched).
+failed (bad dump, too little data, database error); 2 bad usage (argparse, an invalid
+title); 6 a published model could not be read or written (a server, a directory); 8 a
+fetched file failed its checksum (nothing switched).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import logging
 import sys
 from pathlib import Path
 
+from model.exitcodes import ExitCode
 from model.progress import setup_logging
+from model.titles import InvalidTitle, validate_title
 
 log = logging.getLogger("addlink.model")
 
@@ -47,6 +49,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from model.datasets import open_model
     from model.recommend import recommend
 
+    validate_title(args.title)  # before opening the model: a bad title is a usage error
     model = open_model(args.model, store=args.store)
     if args.wiki and args.wiki != model.wiki:
         raise SystemExit(f"error: --wiki {args.wiki} but the model is {model.wiki}")
@@ -80,7 +83,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from model.backtest import backtest, plot, table
-    from model.exitcodes import ExitCode
     from model.features import ablated_columns
 
     ablate = tuple(dict.fromkeys(n.strip() for n in (args.ablate or "").split(",") if n.strip()))
@@ -193,7 +195,6 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     setup_logging(logging.DEBUG if args.verbose else logging.INFO)
-    from model.exitcodes import ExitCode
     from model.publish import ChecksumError, PublishError
 
     try:
@@ -204,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     except PublishError as e:
         print(f"error: {e}", file=sys.stderr)
         return ExitCode.UNAVAILABLE
+    except InvalidTitle as e:
+        print(f"error: {e}", file=sys.stderr)
+        return ExitCode.USAGE
     except (OSError, ValueError, RuntimeError) as e:
         log.error("failed", extra={"command": args.command, "error": str(e)})
         print(f"error: {e}", file=sys.stderr)

@@ -15,6 +15,7 @@ import numpy as np
 from model.datasets import Model
 from model.features import TOP_CANDIDATES, ablated_columns, candidate_rows
 from model.text import ngrams, normalize, page_mentions
+from model.titles import validate_title
 from model.version import APPLICATION_VERSION
 from model.wikitext import Page, TextSpan, parse
 
@@ -88,7 +89,7 @@ def score(
     linked_titles = [link.target for link in page.links] + [title, *extra_links]
     resolved = model.resolve(linked_titles)
     linked = set(resolved.values()) | set(resolved)
-    spans = [s for s in page.spans if not s.excluded]
+    spans = [s for s in page.spans if s.scannable]
     first: dict[str, tuple] = {}
     for t, m in page_mentions([s.text for s in spans], language, model.bloom.contains):
         if m.key not in first:
@@ -215,7 +216,8 @@ def recommend(
     max_recommendations: int = 15,
     excluded_sections: Sequence[str] = (),
 ) -> dict:
-    """Link suggestions for one page in format_version 1."""
+    """Link suggestions for one page in format_version 1 (InvalidTitle for a bad title)."""
+    validate_title(title)
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be within [0, 1], got {threshold}")
     if max_recommendations < 0:

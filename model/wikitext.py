@@ -4,10 +4,19 @@ Only top-level text nodes are scanned (never templates, tags and refs, tables, h
 bold/italic, links, comments): a suggestion there would either be invisible to the reader or
 break markup. Offsets are code points into the original wikitext, because mwparserfromhell
 round-trips the input exactly and node lengths add up to it.
+
+mwparserfromhell never fails: what it cannot parse (a table or a ref broken by a stray
+``''``, an unclosed ``<div>``, ``{{`` or ``<!--``) comes back as *text*. Such text is markup
+for MediaWiki, so it is cut out of the scannable spans (``markup_regions``): every markup
+opener found in a text node excludes everything up to its closer in the raw wikitext (or a
+safe fallback), and a line holding stray markup, table-row syntax or a heading is excluded
+whole. Control characters (a NUL ends the C tokenizer's input) are replaced by a
+placeholder of the same length before parsing, so offsets never shift.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -62,12 +71,21 @@ class WikitextError(ValueError):
 
 @dataclass(frozen=True)
 class TextSpan:
-    """A top-level text node: its offset in the wikitext, its text and its section."""
+    """A piece of a top-level text node: its offset in the wikitext, its text and section.
+
+    ``markup`` pieces are text that mwparserfromhell left unparsed but MediaWiki reads as
+    markup: never scanned, yet kept so that ``match_index`` counts the page's text as before.
+    """
 
     offset: int
     text: str
     section: str  # LEAD for the lead section, otherwise the heading's title
     excluded: bool
+    markup: bool = False
+
+    @property
+    def scannable(self) -> bool:
+        return not self.excluded and not self.markup
 
 
 @dataclass(frozen=True)
@@ -87,6 +105,33 @@ class Page:
 
 
 MAX_WIKITEXT = 4_000_000  # code points; larger pages are refused, not parsed
+# Control characters other than tab, line feed and carriage return: a NUL truncates the C
+# tokenizer's input, the others are never prose. Replaced one for one before parsing.
+_CONTROL = regex.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+PLACEHOLDER = "\ufffd"
+
+
+def tree(wikitext: str):
+    """mwparserfromhell's parse of the wikitext, control characters replaced one for one."""
+    if _CONTROL.search(wikitext) is not None:
+        wikitext = _CONTROL.sub(PLACEHOLDER, wikitext)
+    return mwparserfromhell.parse(wikitext)
+
+
+# Markup openers that mwparserfromhell left in a text node; each excludes up to its closer.
+_OPENER = regex.compile(
+    r"(?P<comment><!--)|(?P<table>\{\|)|(?P<template>\{\{)|(?P<link>\[\[)"
+    r"|<(?P<tag>[A-Za-z][\w:-]*)(?=[\s/>])[^<>]*>"
+)
+# Stray markup: the whole line it is on is excluded.
+_STRAY = regex.compile(
+    r"\}\}|\]\]|\|\}|''|__[A-Z]+__|\[(?:[a-z+.-]+:)?//|&#?\w+;|~~~|-->|</[A-Za-z]"
+    r"|<(?![A-Za-z][\w:-]*(?=[\s/>])[^<>]*>)[A-Za-z]"
+)
+# Raw lines that are table rows or cells, or headings, whatever the parser made of them.
+_MARKUP_LINE = regex.compile(r"^[ \t:;*#]*[|!].*$|^=.*=[ \t]*$", regex.M)
+_TABLE_EDGE = regex.compile(r"(\{\|)|^[ \t:]*(\|\})", regex.M)
+_VOID_TAGS = frozenset({"br", "hr", "wbr", "img", "meta", "link", "input", "col", "area", "source"})
 
 
 def parse(
@@ -105,26 +150,144 @@ def parse(
     if len(wikitext) > MAX_WIKITEXT:
         raise WikitextError(f"wikitext of {len(wikitext)} characters exceeds {MAX_WIKITEXT}")
     if code is None:
-        code = mwparserfromhell.parse(wikitext)
+        code = tree(wikitext)
     excluded = {s.strip().lower() for s in excluded_sections}
-    spans: list[TextSpan] = []
+    texts: list[tuple[int, int, str, bool]] = []  # (start, end, section, section excluded)
     headings: list[tuple[int, str]] = []  # the open heading hierarchy (level, name)
     lead_excluded = LEAD.lower() in excluded
     section, section_excluded = LEAD, lead_excluded
     offset = 0
     for node in code.nodes:
-        node_text = str(node)
         if isinstance(node, Text):
-            spans.append(TextSpan(offset, node_text, section, section_excluded))
-        elif isinstance(node, Heading):
+            end = offset + len(node.value)
+            texts.append((offset, end, section, section_excluded))
+            offset = end
+            continue
+        if isinstance(node, Heading):
             name = node.title.strip_code().strip()
             while headings and headings[-1][0] >= node.level:
                 headings.pop()
             headings.append((node.level, name))
             section = name
             section_excluded = any(h.lower() in excluded for _, h in headings)
-        offset += len(node_text)
+        offset += len(str(node))
+    regions = markup_regions(wikitext, [(a, b) for a, b, _, _ in texts])
+    spans: list[TextSpan] = []
+    for a, b, name, section_out in texts:
+        for x, y, markup in _cut(a, b, regions):
+            spans.append(TextSpan(x, wikitext[x:y], name, section_out, markup))
     return Page(tuple(spans), tuple(article_links(wikitext, namespaces)))
+
+
+def markup_regions(wikitext: str, texts: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, merged (start, end) ranges of markup that the parser left in text nodes.
+
+    ``texts`` are the text nodes' ranges. An opener excludes up to its closer, found in the
+    raw wikitext with nesting (an unclosed comment, table or tag: to the end of the page, as
+    MediaWiki reads it; an unclosed ``{{`` or ``[[``: to the end of its line); stray closers
+    and the like exclude their line; raw table-row and heading lines are excluded wherever
+    the parser put them. Costs one regex search per text node when the text is clean.
+    """
+    size = len(wikitext)
+    found: list[tuple[int, int]] = []
+    for a, b in texts:
+        pos = a
+        while pos < b:
+            m = _OPENER.search(wikitext, pos, b)
+            if m is None:
+                break
+            found.append((m.start(), _closing(wikitext, m)))
+            pos = m.end()
+        for m in _STRAY.finditer(wikitext, a, b):
+            found.append(_line(wikitext, m.start()))
+    if "|" in wikitext or "!" in wikitext or "=" in wikitext:
+        lines = [m.span() for m in _MARKUP_LINE.finditer(wikitext)]
+        if lines:
+            starts = [x for x, _ in lines]
+            for a, b in texts:  # only lines that some text node touches matter
+                i = max(0, bisect_right(starts, a) - 1)
+                while i < len(lines) and lines[i][0] < b:
+                    if lines[i][1] > a:
+                        found.append((lines[i][0], lines[i][1] + 1))
+                    i += 1
+    found.sort()
+    merged: list[tuple[int, int]] = []
+    for x, y in found:
+        y = min(y, size)
+        if merged and x <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], y))
+        else:
+            merged.append((x, y))
+    return merged
+
+
+def _line(wikitext: str, at: int) -> tuple[int, int]:
+    start = wikitext.rfind("\n", 0, at) + 1
+    end = wikitext.find("\n", at)
+    return start, len(wikitext) if end < 0 else end
+
+
+def _closing(wikitext: str, m) -> int:
+    """Where the construct opened by ``m`` ends in the raw wikitext (nesting counted)."""
+    start = m.start()
+    if m.group("comment"):
+        end = wikitext.find("-->", m.end())
+        return len(wikitext) if end < 0 else end + 3
+    if m.group("table"):
+        depth = 0
+        for edge in _TABLE_EDGE.finditer(wikitext, start):
+            depth += 1 if edge.group(1) else -1
+            if depth == 0:
+                return edge.end()
+        return len(wikitext)
+    if m.group("tag"):
+        name = m.group("tag").lower()
+        if m.group().endswith("/>") or name in _VOID_TAGS:
+            return m.end()
+        depth = 0
+        for edge in regex.finditer(rf"<(/?){regex.escape(name)}(?=[\s/>])[^<>]*>", wikitext,
+                                   pos=start, flags=regex.I):
+            if edge.group().endswith("/>"):
+                continue
+            depth += -1 if edge.group(1) else 1
+            if depth == 0:
+                return edge.end()
+        return len(wikitext)
+    # {{ or [[: the matching closer (nesting counted), within the line for a link.
+    open_, close = ("{{", "}}") if m.group("template") else ("[[", "]]")
+    line_end = _line(wikitext, start)[1]
+    limit = len(wikitext) if open_ == "{{" else line_end
+    depth, pos = 0, start
+    while pos < limit:
+        i, j = wikitext.find(open_, pos, limit), wikitext.find(close, pos, limit)
+        if j < 0:
+            break
+        if 0 <= i < j:
+            depth, pos = depth + 1, i + 2
+            continue
+        depth, pos = depth - 1, j + 2
+        if depth == 0:
+            return pos
+    return line_end
+
+
+def _cut(a: int, b: int, regions: list[tuple[int, int]]) -> Iterable[tuple[int, int, bool]]:
+    """[a, b) cut into (start, end, is markup) pieces by the sorted, merged regions."""
+    if not regions:
+        yield a, b, False
+        return
+    pos = a
+    i = max(0, bisect_right(regions, (a, a)) - 1)
+    while i < len(regions) and regions[i][0] < b:
+        x, y = max(regions[i][0], a), min(regions[i][1], b)
+        if y > x:
+            if x > pos:
+                yield pos, x, False
+            yield max(x, pos), y, True
+            pos = max(pos, y)
+        i += 1
+    if pos < b:
+        yield pos, b, False
 
 
 def link_target(title: str, namespaces: frozenset[str] = CANONICAL_NAMESPACES) -> str | None:

@@ -138,14 +138,17 @@ def _install_signals(stop: StopFlag) -> None:
 
 
 def _titles(args: argparse.Namespace) -> tuple[str, ...]:
+    """The pages to backfill; an invalid title (model.titles) is a usage error naming it."""
+    from model.titles import validate_title
+
     if args.page:
-        return tuple(args.page)
+        return tuple(t for t in args.page if validate_title(t))
     try:
         text = Path(args.titles_file).read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"--titles-file: cannot read {args.titles_file}: {e.strerror}") \
             from None
-    titles = tuple(t.strip() for t in text.splitlines() if t.strip())
+    titles = tuple(t.strip() for t in text.splitlines() if t.strip() and validate_title(t))
     if not titles:
         raise ConfigError(f"--titles-file: {args.titles_file} has no titles")
     return titles

@@ -105,6 +105,9 @@ def test_lock_held_exits_3(config, tmp_path):
     (("refresh", "--workers", "0"), "must be > 0"),
     (("revalidate", "--wiki", "ltgwiki"), "give at least one of"),
     (("backfill", "--wiki", "ltgwiki", "--titles-file", "/nonexistent"), "--titles-file"),
+    (("backfill", "--wiki", "ltgwiki", "--page", "Leivuons", "--page", "A|B"),
+     "invalid title 'A|B': contains '|'"),
+    (("backfill", "--wiki", "ltgwiki", "--page", " "), "invalid title ' ': empty"),
 ])
 def test_bad_usage_exits_2(config, args, message):
     r = cli("--config", str(config), *args)

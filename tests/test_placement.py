@@ -1,0 +1,288 @@
+"""Placement that cannot go wrong: no scannable text and no suggestion inside markup.
+
+The checker here is written independently of model/wikitext.py: a left-to-right scanner of
+the raw wikitext with its own stack, reading markup the way MediaWiki does (an unclosed
+comment, table or tag runs to the end of the page; an unclosed ``{{`` or ``[[`` is literal
+text after its line). Hypothesis feeds it random and hostile wikitext made of markup pieces
+and real fragments of the shared dumps, and the real recommender pages from ltgwiki with
+markup injected. Control characters are checked on real pages: same links, shifted offsets.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from model import open_model, recommend
+from model.dump import pages
+from model.wikitext import parse
+from tests.model_fixtures import DUMPS, LTG_DUMP
+
+VOID = {"br", "hr", "wbr", "img", "meta", "link", "input", "col", "area", "source"}
+
+
+def _line_end(text: str, i: int) -> int:
+    while i < len(text) and text[i] != "\n":
+        i += 1
+    return i
+
+
+def _at_line_start(text: str, i: int) -> bool:
+    j = i - 1
+    while j >= 0 and text[j] in " \t:":
+        j -= 1
+    return j < 0 or text[j] == "\n"
+
+
+def _tag_at(text: str, i: int) -> tuple[str, bool, bool, int] | None:
+    """(name, closing, self-closing, end) of an HTML-like tag starting at text[i] == '<'."""
+    j = i + 1
+    closing = j < len(text) and text[j] == "/"
+    if closing:
+        j += 1
+    k = j
+    while k < len(text) and (text[k].isascii() and (text[k].isalnum() or text[k] in "_:-")):
+        k += 1
+    if k == j or not text[j].isascii() or not text[j].isalpha():
+        return None
+    if k < len(text) and text[k] not in " \t\n/>":
+        return None
+    e = k
+    while e < len(text) and text[e] not in "<>":
+        e += 1
+    if e >= len(text) or text[e] != ">":
+        return None
+    return text[j:k].lower(), closing, text[e - 1] == "/", e + 1
+
+
+def markup_ranges(text: str) -> list[tuple[int, int, str]]:
+    """Every markup construct of the raw wikitext as (start, end, kind)."""
+    out: list[tuple[int, int, str]] = []
+    n = len(text)
+    i = 0
+    # Headings: whole lines "=...=" (trailing blanks allowed).
+    pos = 0
+    for line in text.split("\n"):
+        stripped = line.rstrip(" \t")
+        if len(stripped) >= 2 and stripped[0] == "=" and stripped[-1] == "=":
+            out.append((pos, pos + len(line), "heading"))
+        pos += len(line) + 1
+    while i < n:
+        if text.startswith("<!--", i):
+            end = text.find("-->", i + 4)
+            end = n if end < 0 else end + 3
+            out.append((i, end, "comment"))
+            i = end
+            continue
+        for opener, closer, kind in (("{{", "}}", "template"), ("[[", "]]", "link")):
+            if text.startswith(opener, i):
+                depth, j = 0, i
+                limit = n if kind == "template" else _line_end(text, i)
+                end = None
+                while j < limit:
+                    if text.startswith(opener, j):
+                        depth, j = depth + 1, j + 2
+                    elif text.startswith(closer, j):
+                        depth, j = depth - 1, j + 2
+                        if depth == 0:
+                            end = j
+                            break
+                    else:
+                        j += 1
+                out.append((i, end if end is not None else _line_end(text, i), kind))
+                break
+        if text.startswith("{|", i):
+            depth, j, end = 0, i, n
+            while j < n:
+                if text.startswith("{|", j):
+                    depth, j = depth + 1, j + 2
+                elif text.startswith("|}", j) and _at_line_start(text, j):
+                    depth, j = depth - 1, j + 2
+                    if depth == 0:
+                        end = j
+                        break
+                else:
+                    j += 1
+            out.append((i, end, "table"))
+        if text[i] == "<":
+            tag = _tag_at(text, i)
+            if tag is not None and not tag[1]:
+                name, _, self_closing, tag_end = tag
+                end = tag_end
+                if not self_closing and name not in VOID:
+                    depth, j, end = 0, i, n
+                    while j < n:
+                        t = _tag_at(text, j) if text[j] == "<" else None
+                        if t is not None and t[0] == name and not t[2]:
+                            depth += -1 if t[1] else 1
+                            j = t[3]
+                            if depth == 0:
+                                end = j
+                                break
+                        else:
+                            j += 1
+                out.append((i, end, "tag"))
+        i += 1
+    return out
+
+
+def check_spans(wikitext: str) -> None:
+    page = parse(wikitext)
+    ranges = markup_ranges(wikitext)
+    prev_end = 0
+    for span in page.spans:
+        assert span.offset >= prev_end and wikitext[span.offset : span.offset + len(span.text)] \
+            == span.text
+        prev_end = span.offset + len(span.text)
+        if not span.scannable:
+            continue
+        a, b = span.offset, prev_end
+        for x, y, kind in ranges:
+            assert not (x < b and a < y), (kind, wikitext[x:y][:80], span.text[:80])
+
+
+PIECES = [
+    "{{", "}}", "{|", "|}", "\n{|", "\n|}", "\n|-", "\n|", "\n!", "||", "!!", "[[", "]]", "|",
+    "<ref>", "</ref>", "<ref name=x/>", "<div>", "</div>", "<br>", "<!--", "-->", "\n== H ==\n",
+    "\n", "''", "'''", ' style="border:1px solid"', ' class="wikitable"', "=", "<", ">",
+    "\x00", "{{{", "}}}", "<nowiki>", "</nowiki>", "<table>", "<tr><td>", "__NOTOC__",
+    "&nbsp;", "[http://x.org y]", "[[Reiga]]", "[[File:X.jpg|thumb|", "{{Cite|a=", ":", "*",
+    "Latgola", " Reiga ", " ir ", ". ", "a < b", "x | y",
+]
+
+
+def _real_fragments(count: int = 400) -> list[str]:
+    rng = random.Random(7)
+    texts = []
+    for dump in sorted(DUMPS.glob("*.xml.*")):
+        articles = [p.text for p in itertools.islice(pages(dump), 300) if p.namespace == 0]
+        for _ in range(count // 7):
+            t = rng.choice(articles)
+            a = rng.randrange(max(1, len(t)))
+            texts.append(t[a : a + rng.randint(5, 300)])
+    return texts
+
+
+FRAGMENTS = _real_fragments()
+wikitext_strategy = st.lists(
+    st.one_of(st.sampled_from(PIECES), st.sampled_from(FRAGMENTS), st.text(max_size=8)),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wikitext_strategy)
+def test_no_scannable_span_inside_markup(wikitext):
+    check_spans(wikitext)
+
+
+@pytest.mark.parametrize(
+    "wikitext",
+    [
+        'Prose.\n{| class="wikitable"\n|-\n| Latgola || Reiga\n',  # a table never closed
+        'a\n{| style="border:1px solid"\n|-\n| \'\'x\n|}\nafter',
+        'text <ref>[[A|b]]\'\' by [[C]]. 2007. p. 125</ref>\n\nInternational',
+        "a <!-- never closed\n\nLatgola ir regions.",
+        ":{|\n| Latgola\n|}\nLatgola ir regions.",  # an indented table: text to the parser
+        "x }} Latgola ]] y\nLatgola ir regions.",
+        "<div>Latgola\n<div>Reiga</div>\nLatgola ir regions.",
+    ],
+)
+def test_known_parser_fallbacks(wikitext):
+    check_spans(wikitext)
+
+
+def test_plain_prose_with_lone_bar_and_angle_keeps_its_text():
+    """Precision: a lone '|' or '<' in prose is not markup."""
+    text = "Latgola | Reiga. If a < b then Latgola ir regions.\nNext line, x = y."
+    assert all(s.scannable for s in parse(text).spans)
+    assert "".join(s.text for s in parse(text).spans) == text
+
+
+def test_real_pages_lose_little_text():
+    """Safety costs little: under 5 % of each dump's text nodes become markup."""
+    for dump in sorted(DUMPS.glob("*.xml.*")):
+        total = markup = 0
+        for page in itertools.islice(pages(dump), 200):
+            if page.namespace or page.redirect:
+                continue
+            for span in parse(page.text).spans:
+                total += len(span.text)
+                markup += len(span.text) if span.markup else 0
+        assert total and markup / total < 0.05, (dump.name, markup / total)
+
+
+@pytest.fixture(scope="module")
+def ltg(ltg_model):
+    model = open_model(ltg_model)
+    yield model
+    model.close()
+
+
+@pytest.fixture(scope="module")
+def ltg_pages():
+    return [
+        p for p in itertools.islice(pages(LTG_DUMP), 600)
+        if p.namespace == 0 and not p.redirect and len(p.text) > 1500
+    ][:40]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_recommender_never_suggests_inside_injected_markup(ltg, ltg_pages, data):
+    page = data.draw(st.sampled_from(ltg_pages))
+    text = page.text
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(text)))
+        piece = "".join(data.draw(st.lists(st.sampled_from(PIECES), min_size=1, max_size=6)))
+        text = text[:at] + piece + text[at:]
+    result = recommend(ltg, text, title=page.title, threshold=0.0, max_recommendations=100)
+    ranges = markup_ranges(text)
+    for link in result["links"]:
+        a = link["wikitext_offset"]
+        b = a + len(link["link_text"])
+        assert text[a:b] == link["link_text"]
+        for x, y, kind in ranges:
+            assert not (x < b and a < y), (kind, text[x:y][:80], link)
+
+
+CONTROLS = ["\x00", "\x01", "\x08", "\x0b", "\x1b", "\x7f", "\x85", "\x00\x00"]
+
+
+def test_control_characters_neither_truncate_nor_shift(ltg, ltg_pages):
+    """Control characters at line ends: the same links, offsets shifted by what precedes.
+
+    A NUL always goes at the end of the first line: it used to end the parser's input there.
+    """
+    rng = random.Random(3)
+    compared = 0
+    for page in ltg_pages:
+        want = recommend(ltg, page.text, title=page.title, threshold=0.2, max_recommendations=50)
+        ends = [i for i, c in enumerate(page.text) if c == "\n"]
+        inserted = {ends[0]: "\x00"}
+        for at in rng.sample(ends[1:], min(len(ends) - 1, 5)) + [len(page.text)]:
+            inserted[at] = rng.choice(CONTROLS)
+        pieces, last = [], 0
+        for at in sorted(inserted):
+            pieces.append(page.text[last:at] + inserted[at])
+            last = at
+        text = "".join(pieces) + page.text[last:]
+        got = recommend(ltg, text, title=page.title, threshold=0.2, max_recommendations=50)
+
+        def shifted(offset: int, inserted=inserted) -> int:
+            return offset + sum(len(c) for at, c in inserted.items() if at <= offset)
+
+        def same(link: dict) -> tuple:
+            return link["link_text"], link["link_target"], link["match_index"], link["score"]
+
+        assert [same(x) for x in got["links"]] == [same(x) for x in want["links"]], page.title
+        assert [x["wikitext_offset"] for x in got["links"]] == [
+            shifted(x["wikitext_offset"]) for x in want["links"]
+        ]
+        compared += len(want["links"])
+    assert compared >= 30
