@@ -15,10 +15,12 @@ MODEL_TIME = "addlink.{wiki}.time.model"  # timer (ms): one page's recommendatio
 DB_TIME = "addlink.{wiki}.time.db"  # timer (ms): one store transaction
 EVENTS_SENT = "addlink.{wiki}.events.sent"  # counter: events acknowledged by the sink
 EVENTS_FAILED = "addlink.{wiki}.events.failed"  # counter: events rejected or not delivered
+EVENTS_PENDING = "addlink.{wiki}.events.pending"  # gauge: outbox events left after a pass
+EVENTS_DEAD = "addlink.{wiki}.events.dead_letters"  # gauge: events rejected, kept for drift
 ERRORS = "addlink.{wiki}.errors.{kind}"  # counter: api, worker, lock, publish
-RUNS = "addlink.{wiki}.runs.{status}"  # counter: ok, lock_held, failed, lost_lock
+RUNS = "addlink.{wiki}.runs.{status}"  # counter: a RunResult status (runner/errors.py)
 
 ALL = (
     POOL_SIZE, OUTCOME, RUN_DURATION, API_TIME, MODEL_TIME, DB_TIME,
-    EVENTS_SENT, EVENTS_FAILED, ERRORS, RUNS,
+    EVENTS_SENT, EVENTS_FAILED, EVENTS_PENDING, EVENTS_DEAD, ERRORS, RUNS,
 )
