@@ -111,6 +111,7 @@ class JsonLinesSink:
                        for e in events).encode("utf-8")
         try:
             with open(self.path, "ab") as f:
+                _drop_partial_line(f)
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
@@ -120,6 +121,28 @@ class JsonLinesSink:
 
     def close(self) -> None:
         pass
+
+
+def _drop_partial_line(f: object) -> None:
+    """A process killed mid-write leaves a line cut short; those events were not
+    acknowledged (they are sent again), so the cut line goes before the next append."""
+    size = f.seek(0, os.SEEK_END)
+    if size == 0:
+        return
+    with open(f.name, "rb") as r:
+        pos = size
+        while pos > 0:
+            step = min(4096, pos)
+            r.seek(pos - step)
+            chunk = r.read(step)
+            if pos == size and chunk.endswith(b"\n"):
+                return
+            nl = chunk.rfind(b"\n")
+            if nl >= 0:
+                pos = pos - step + nl + 1
+                break
+            pos -= step
+    f.truncate(pos)
 
 
 class EventGateSink:
