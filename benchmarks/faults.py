@@ -45,7 +45,6 @@ from tests.faults import (  # noqa: E402
     mysql_setup,
     run,
     sqlite_setup,
-    write_config,
 )
 from tests.runner_support import LTG_DUMP, drop_database  # noqa: E402
 from tests.tcpproxy import TcpProxy  # noqa: E402
@@ -113,18 +112,15 @@ def proxied_fault(model: Path, name: str, port: int, mode: str, expected: ExitCo
             cfg, _, url = mysql_setup(tmp, model, proxy.port, eg.url, target=100000)
             acked = lambda: list(eg.accepted)  # noqa: E731
         else:
-            lock = {"type": "file", "dir": str(tmp / "locks")}
-            source = None
+            lock, source = None, None
             if kind == "zookeeper":
                 lock = {"type": "zookeeper", "hosts": f"127.0.0.1:{proxy.port}",
                         "root": f"/addlink-bench-{secrets.token_hex(3)}"}
             if kind == "mediawiki":
                 source = {"type": "api", "api_url": f"http://127.0.0.1:{proxy.port}/api.php"}
-            cfg = write_config(tmp / "config.yaml", model, LTG_DUMP,
-                               store={"type": "sqlite", "path": str(tmp / "a.sqlite")},
-                               events={"type": "jsonlines", "path": str(tmp / "e.jsonl")},
-                               lock=lock, source=source, target=100000)
-            acked = lambda: jsonl_events(tmp / "e.jsonl")  # noqa: E731
+            cfg, _ = sqlite_setup(tmp, model, lock=lock,
+                                  source=source, target=100000)
+            acked = lambda: jsonl_events(tmp / "events.jsonl")  # noqa: E731
         try:
             r = Runner(cfg, "refresh")
             r.wait_for("evaluated", timeout=90)
@@ -145,10 +141,8 @@ def eventgate_fault(model: Path, name: str, setup, expected: ExitCode,
                     repair: tuple[str, ...] = ("refresh", "--target", "30")) -> dict:
     with tempfile.TemporaryDirectory(prefix="faults-eg-") as tmp, EventGate() as eg:
         tmp = Path(tmp)
-        cfg = write_config(tmp / "config.yaml", model, LTG_DUMP,
-                           store={"type": "sqlite", "path": str(tmp / "a.sqlite")},
-                           events={"type": "eventgate", "url": eg.url},
-                           lock={"type": "file", "dir": str(tmp / "locks")}, target=25)
+        cfg, _ = sqlite_setup(tmp, model, events={"type": "eventgate", "url": eg.url},
+                              target=25)
         r = Runner(cfg, "refresh")
         r.wait_for("evaluated", timeout=90)
         at = time.monotonic()

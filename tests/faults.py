@@ -45,7 +45,8 @@ SHORT = {
     "store": {"connect_timeout": 2, "read_timeout": 3, "write_timeout": 3},
     "events": {"timeout": 2, "max_attempts": 3, "backoff": 0.2},
     "lock": {"timeout": 4},
-    "source": {"timeout": 2, "max_retries": 1},
+    # php -S of the local MediaWiki answers a batch in seconds on a loaded host
+    "source": {"timeout": 15, "max_retries": 1},
 }
 
 
@@ -241,10 +242,12 @@ def has_traceback(text: str) -> bool:
 # ---------------------------------------------------------------------------- scenarios
 
 
-def sqlite_setup(tmp: Path, model: Path, **kw) -> tuple[Path, dict]:
+def sqlite_setup(tmp: Path, model: Path, *, lock: dict | None = None,
+                 events: dict | None = None, **kw) -> tuple[Path, dict]:
+    """SQLite + JSON lines (or ``events``) + a file lock (or ``lock``), in ``tmp``."""
     store = {"type": "sqlite", "path": str(tmp / "addlink.sqlite")}
-    events = {"type": "jsonlines", "path": str(tmp / "events.jsonl")}
-    lock = {"type": "file", "dir": str(tmp / "locks")}
+    events = events or {"type": "jsonlines", "path": str(tmp / "events.jsonl")}
+    lock = lock or {"type": "file", "dir": str(tmp / "locks")}
     return write_config(tmp / "config.yaml", model, LTG_DUMP, store=store, events=events,
                         lock=lock, **kw), store
 

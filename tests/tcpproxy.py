@@ -58,9 +58,14 @@ class TcpProxy:
     # ------------------------------------------------------------------ internals
     @staticmethod
     def _close(s: socket.socket, reset: bool) -> None:
+        """FIN, or RST (linger 0). shutdown() first: a plain close() of a socket another
+        thread is blocked reading would only take effect once that read returns."""
         with contextlib.suppress(OSError):
             if reset:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_RD if reset else socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
             s.close()
 
     def _drop_all(self, reset: bool) -> None:

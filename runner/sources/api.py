@@ -202,6 +202,8 @@ class ApiSource:
             raise _Retryable(f"{type(e).__name__}: {e}") from e
         except mwapi.errors.RequestError as e:
             raise _Retryable(f"request failed: {e}") from e
+        except requests.RequestException as e:  # the body timed out or was cut mid-read
+            raise _Retryable(f"{type(e).__name__}: {e}") from e
         except ValueError as e:  # not JSON: an error page from a proxy or a dying server,
             # or an answer cut short (a 200 too): retried like a 5xx. A 4xx page is not.
             status = self._last.status
