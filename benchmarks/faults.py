@@ -38,6 +38,7 @@ from model.exitcodes import ExitCode  # noqa: E402
 from tests.conftest import MW_PORT, ZK_PORT  # noqa: E402
 from tests.eventgate import EventGate  # noqa: E402
 from tests.faults import (  # noqa: E402
+    SHORT,
     Runner,
     invariants,
     jsonl_events,
@@ -129,6 +130,8 @@ def proxied_fault(model: Path, name: str, port: int, mode: str, expected: ExitCo
             proxy.set(mode)
             code, secs, error = _ended(r, at)
             proxy.set("pass")
+            if kind == "zookeeper":  # the cut session's lock lives until it expires
+                time.sleep(SHORT["lock"]["timeout"] + 2)
             rerun = run(cfg, "refresh", "--target", "30")
             rep = invariants(cfg, acked(), dump=kind != "mediawiki")
         finally:

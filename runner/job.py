@@ -25,7 +25,6 @@ from runner.events import EventFactory, Publisher
 from runner.lock import WikiLock
 from runner.metrics import Metrics
 from runner.preflight import datasets_url, verify_model
-from runner.prune import prune
 from runner.records import Candidate, Evaluation, PageData
 from runner.run import (
     STOP_GRACE,
@@ -37,6 +36,7 @@ from runner.run import (
     StopFlag,
 )
 from runner.sources import TimedSource
+from runner.stages import decide, screen
 from runner.store import Store
 from runner.workers import Task, TaskResult, WorkerError, WorkerPool, available_cpus
 
@@ -161,6 +161,13 @@ class WikiJob:
         except Exception as e:  # noqa: BLE001 - report, keep the first error if any
             res.fail(e)
             log.error("final publish failed: %s", e, extra={"wiki": name})
+        ev = res.events
+        if res.status == "ok" and (ev.pending or ev.failed) and not res.error:
+            sink = "EventGate" if self.cfg.events.type == "eventgate" else "events file"
+            res.error = (f"{sink}: {ev.pending} events pending after the retries"
+                         f"{f' ({ev.error})' if ev.error and ev.pending else ''}, "
+                         f"{ev.failed} dead-lettered by this run (status shows them; "
+                         "drift repairs)")
         res.seconds = time.monotonic() - self.started
         self.metrics.timing(M.RUN_DURATION, res.seconds * 1000.0, wiki=name)
         self.metrics.incr(M.RUNS, wiki=name, status=res.status)
@@ -325,35 +332,15 @@ class WikiJob:
     # ------------------------------------------------------------------ one batch
     def _apply_criteria(self, chunk: list[Candidate], pages: list[PageData]) -> list[PageData]:
         """Record the outcome of every page a rule rejects; return the pages that pass."""
-        found = {p.title for p in pages}
-        for c in chunk:
-            if c.title not in found and not any(_same(c.title, t) for t in found):
-                self._missing.append(c.title)
-                self._record(Evaluation(c.title, C.OTHER, c.page_id,
-                                        detail="page not found or not an article"))
         revs = [p.rev_id for p in pages]
-        states = self.store.revision_states(revs)
-        subs = self.store.prior_submissions(revs)
-        now = self.clock()
-        passing = []
-        for p in pages:
-            if not self._in_shard(p.page_id):
-                self._done_ids.add(p.page_id)  # another shard's page: no outcome here
-                continue
-            if p.namespace != 0 or p.is_redirect:
-                self._record(Evaluation(p.title, C.OTHER, p.page_id, p.rev_id,
-                                        detail="not an article (namespace or redirect)"))
-                continue
-            state = C.StoreState(p.rev_id in states, states.get(p.rev_id, False),
-                                 p.rev_id in subs)
-            verdict = C.evaluate(p, self.wiki.criteria, state, force=self.options.force,
-                                 now=now)
-            if verdict.outcome:
-                self._record(Evaluation(p.title, verdict.outcome, p.page_id, p.rev_id,
-                                        detail=verdict.detail))
-            else:
-                passing.append(p)
-        return passing
+        out = screen(chunk, pages, self.store.revision_states(revs),
+                     self.store.prior_submissions(revs), self.wiki.criteria,
+                     force=self.options.force, now=self.clock(), in_shard=self._in_shard)
+        self._missing.extend(out.missing)
+        self._done_ids.update(out.elsewhere)
+        for ev in out.rejected:
+            self._record(ev)
+        return list(out.passing)
 
     def _pool(self) -> WorkerPool:
         if self.workers is None:
@@ -508,42 +495,34 @@ class WikiJob:
         return successes
 
     def _complete(self, page: PageData, rec: dict, targets: dict, latest: int | None) -> int:
-        """Prune, check the revision, store the row and its event (one transaction)."""
+        """Decide, then store the row and its event (one transaction) within the target."""
         name, crit = self.wiki.name, self.wiki.criteria
-        links = list(rec.get("links") or [])
         rejected = self.store.rejected_targets(page.page_id, crit.rejection_limit) \
-            if links else set()
-        pr = prune(links, targets, rejected, crit, force=self.options.force)
-        if pr.outcome != C.SUCCESS:
-            if pr.remember_unavailable and not self.options.dry_run:
-                with self.metrics.timer(M.DB_TIME, wiki=name):
-                    self.store.save_null(page.page_id, page.rev_id, page.title,
-                                         self.events.clear)
-            self._record(Evaluation(page.title, pr.outcome, page.page_id, page.rev_id,
-                                    detail=pr.detail))
-            return 0
-        if latest != page.rev_id:
-            self._record(Evaluation(page.title, C.OTHER, page.page_id, page.rev_id,
-                                    detail=f"page changed meanwhile (now revision {latest})"))
+            if rec.get("links") else set()
+        d = decide(page, rec, targets, latest, rejected, crit, force=self.options.force,
+                   now=self.clock())
+        if d.store_null and not self.options.dry_run:
+            with self.metrics.timer(M.DB_TIME, wiki=name):
+                self.store.save_null(page.page_id, page.rev_id, page.title, self.events.clear)
+        if not d.success:
+            self._record(d.evaluation)
             return 0
         slot = self.target.claim()
         if slot is None:
             log.info("target reached by others; result dropped",
                      extra={"wiki": name, "title": page.title, "page_id": page.page_id})
             return 0
-        data = {"links": list(pr.links),
-                "meta": {**(rec.get("meta") or {}), "task_timestamp": int(self.clock())}}
         if not self.options.dry_run:
             try:
                 with self.metrics.timer(M.DB_TIME, wiki=name):
-                    self.store.save_recommendation(page.page_id, page.rev_id, page.title, data,
+                    self.store.save_recommendation(page.page_id, page.rev_id, page.title,
+                                                   d.evaluation.recommendation,
                                                    self.events.set(page.page_id, page.title))
             except BaseException:
                 self.target.release(slot)
                 raise
         self.target.confirm(slot)  # after the commit: the row now counts in the pool size
-        self._record(Evaluation(page.title, C.SUCCESS, page.page_id, page.rev_id,
-                                recommendation=data, detail=pr.detail))
+        self._record(d.evaluation)
         return 1
 
     def _record(self, ev: Evaluation, error: bool = False) -> None:
@@ -555,8 +534,3 @@ class WikiJob:
             "wiki": self.wiki.name, "title": ev.title, "outcome": ev.outcome,
             "page_id": ev.page_id, "rev_id": ev.rev_id, "detail": ev.detail})
 
-
-def _same(a: str, b: str) -> bool:
-    na = a.replace("_", " ").strip()
-    nb = b.replace("_", " ").strip()
-    return na[:1].upper() + na[1:] == nb[:1].upper() + nb[1:]

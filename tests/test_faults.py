@@ -199,6 +199,9 @@ def test_rejected_events_are_dead_lettered_counted_and_repaired_by_drift(tmp_pat
         assert res.code == ExitCode.EVENTS_UNDELIVERED, res.stdout[-3000:]
         done = res.finished()
         assert done["events_failed"] >= 1 and done["pool_after"] >= 1
+        assert one_line_error(res) == (f"EventGate: 0 events pending after the retries, "
+                                       f"{done['events_failed']} dead-lettered by this run "
+                                       "(status shows them; drift repairs)")
         status = run(cfg, "status", "--format", "json")
         (wiki,) = json.loads(status.stdout[status.stdout.index("{"):])["wikis"]
         assert wiki["outbox"]["failed"] == done["events_failed"]
@@ -226,6 +229,8 @@ def test_eventgate_outage_longer_than_the_retries(tmp_path, ltg_model):
         res = run(cfg, "refresh")
         assert res.code == ExitCode.EVENTS_UNDELIVERED, res.stdout[-3000:]
         assert res.finished()["events_pending"] >= 1
+        assert one_line_error(res).startswith("EventGate: ")
+        assert "events pending after the retries (HTTP 503" in one_line_error(res)
         eg.forced.clear()
         again = run(cfg, "refresh")
         assert again.code == 0
