@@ -1,9 +1,11 @@
 """Command line: ``python -m model train|load|recommend|backtest|publish|fetch``.
 
-Exit codes: the project's table (model/exitcodes.py, docs/runner.md): 0 done; 1 the work
-failed (bad dump, too little data, database error); 2 bad usage (argparse, an invalid
-title); 6 a published model could not be read or written (a server, a directory); 8 a
-fetched file failed its checksum (nothing switched).
+Exit codes (the project's one table, model/exitcodes.py): 0 done; 1 the work failed;
+2 bad usage or input (a dump that is not readable XML, a truncated archive, a wrong database
+password or name, an invalid title); 6 the database server or a published model's server
+cannot be reached; 8 the model directory is missing or broken, or a fetched file failed its
+checksum (nothing switched). Each error is one line naming the file, title or database, no
+traceback.
 """
 
 from __future__ import annotations
@@ -192,6 +194,53 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# MySQL client error codes: wrong user/password or database (the command line's fault)
+# and a server that cannot be reached.
+_MYSQL_USAGE = frozenset({1044, 1045, 1049})
+_MYSQL_UNAVAILABLE = frozenset({2003, 2005, 2006, 2013})
+
+
+def _failure(args: argparse.Namespace, e: BaseException) -> tuple[ExitCode, str]:
+    """The exit code and the one line for an error of a command."""
+    import bz2  # noqa: F401 - bz2 errors are OSError/EOFError
+    import lzma
+    from xml.etree.ElementTree import ParseError
+
+    import pymysql
+
+    from model.datasets import DatasetError
+    from model.train import TrainingError
+
+    dump = getattr(args, "dump", None)
+    text = " ".join(str(e).split())
+    if isinstance(e, ParseError | EOFError | lzma.LZMAError) and dump:
+        return ExitCode.USAGE, f"{dump}: not a readable XML dump ({type(e).__name__}: {text})"
+    if isinstance(e, pymysql.MySQLError):
+        code = e.args[0] if e.args and isinstance(e.args[0], int) else 0
+        where = _safe_url(getattr(args, "to", None) or getattr(args, "store", None) or "")
+        msg = f"{where}: {e.args[-1] if e.args else text}"
+        if code in _MYSQL_UNAVAILABLE:
+            return ExitCode.UNAVAILABLE, f"MySQL unavailable: {msg}"
+        return (ExitCode.USAGE if code in _MYSQL_USAGE else ExitCode.FAILURE), msg
+    if isinstance(e, DatasetError):
+        return ExitCode.MODEL_INVALID, text
+    if isinstance(e, TrainingError | ValueError | OSError):
+        if isinstance(e, OSError) and dump and not isinstance(e, FileNotFoundError):
+            return ExitCode.USAGE, f"{dump}: not a readable dump ({text})"
+        return ExitCode.USAGE, text
+    return ExitCode.FAILURE, f"{type(e).__name__}: {text}"
+
+
+def _safe_url(url: str) -> str:
+    """A mysql:// URL without its password."""
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    if u.password is None:
+        return url
+    return u._replace(netloc=u.netloc.replace(f":{u.password}@", "@", 1)).geturl()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     setup_logging(logging.DEBUG if args.verbose else logging.INFO)
@@ -208,10 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidTitle as e:
         print(f"error: {e}", file=sys.stderr)
         return ExitCode.USAGE
-    except (OSError, ValueError, RuntimeError) as e:
-        log.error("failed", extra={"command": args.command, "error": str(e)})
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except Exception as e:  # noqa: BLE001 - no traceback ever reaches a user
+        code, message = _failure(args, e)
+        log.error("failed", extra={"command": args.command, "error": message})
+        print(f"error: {message}", file=sys.stderr)
+        return int(code)
 
 
 if __name__ == "__main__":

@@ -181,6 +181,10 @@ def mysql_connect(url: str):
         database=u.path.strip("/"),
         charset="utf8mb4",
         autocommit=True,
+        # Deadlines: a partitioned server fails a lookup instead of hanging a worker.
+        connect_timeout=10,
+        read_timeout=60,
+        write_timeout=60,
     )
 
 

@@ -499,6 +499,8 @@ def build_model(
             "code_version": APPLICATION_VERSION,
             "seconds": round(time.monotonic() - start, 2),
         }
+        # sha256 of every file the model is read from: the runner verifies them (preflight).
+        manifest["files"] = {f.name: file_checksum(f) for f in sorted(tmp.iterdir())}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
         out = install(tmp, out)  # the model appears whole or not at all
     except BaseException:

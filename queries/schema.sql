@@ -36,8 +36,21 @@ CREATE TABLE IF NOT EXISTS addlink_pool (
   PRIMARY KEY (ap_page)
 ) {table_options};
 
+-- What the search index was last told about each page: the latest event the sink
+-- ACKNOWLEDGED (per-page order is kept, so it is the index's state). Written when the event
+-- leaves the outbox; drift compares the table with this, not with addlink_pool (which is
+-- written with the row, before delivery).
+CREATE TABLE IF NOT EXISTS addlink_acked (
+  aa_page INT UNSIGNED NOT NULL,
+  aa_tagged TINYINT NOT NULL,
+  aa_title VARCHAR(255) NOT NULL,
+  aa_acked DOUBLE NOT NULL,
+  PRIMARY KEY (aa_page)
+) {table_options};
+
 -- Transactional outbox: events are written with their row, sent later by the publisher.
--- ao_state: 'pending' (to send) or 'failed' (rejected as invalid; kept for inspection).
+-- ao_state: 'pending' (to send) or 'failed' (the dead letters: rejected as invalid, with
+-- the reason in ao_error; counted by status, repaired by drift).
 CREATE TABLE IF NOT EXISTS addlink_outbox (
   ao_id {autoinc_pk},
   ao_wiki VARCHAR(64) NOT NULL,

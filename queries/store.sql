@@ -81,6 +81,34 @@ INSERT INTO addlink_outbox (ao_wiki, ao_page, ao_event, ao_created) VALUES (?, ?
 SELECT ao_id, ao_event, ao_attempts FROM addlink_outbox
 WHERE ao_wiki = ? AND ao_state = 'pending' ORDER BY ao_id LIMIT ?
 
+-- name: outbox_heads
+SELECT ao_id, ao_event, ao_attempts FROM addlink_outbox WHERE ao_id IN (
+  SELECT MIN(ao_id) FROM addlink_outbox WHERE ao_wiki = ? AND ao_state = 'pending'
+  GROUP BY ao_page)
+ORDER BY ao_id LIMIT ?
+
+-- name: outbox_events
+SELECT ao_id, ao_page, ao_event FROM addlink_outbox WHERE ao_id IN ({ids})
+
+-- name: outbox_has_event
+SELECT COUNT(*) FROM addlink_outbox WHERE ao_wiki = ? AND ao_page = ? AND ao_event = ?
+
+-- name: outbox_dead_pages
+SELECT DISTINCT ao_page FROM addlink_outbox WHERE ao_wiki = ? AND ao_state = 'failed'
+
+-- name: outbox_pending_pages
+SELECT DISTINCT ao_page FROM addlink_outbox WHERE ao_wiki = ? AND ao_state = 'pending'
+
+-- name: outbox_forget_dead
+DELETE FROM addlink_outbox WHERE ao_wiki = ? AND ao_state = 'failed'
+
+-- name: acked_put
+REPLACE INTO addlink_acked (aa_page, aa_tagged, aa_title, aa_acked) VALUES (?, ?, ?, ?)
+
+-- name: acked_after
+SELECT aa_page, aa_tagged, aa_title FROM addlink_acked WHERE aa_page > ?
+ORDER BY aa_page LIMIT ?
+
 -- name: outbox_ack
 DELETE FROM addlink_outbox WHERE ao_id IN ({ids})
 

@@ -2,14 +2,17 @@
 
 Commands: refresh, backfill, status, revalidate, drift (see ``--help`` and docs/runner.md).
 
-Exit codes:
-  0  ok (also: --max-runtime reached before the target; a clean stop, see the log's
-     stop_reason "max_runtime", so a CronJob is not retried for it)
-  1  failure (a wiki's run failed, or was interrupted by SIGTERM/SIGINT)
-  2  bad usage or configuration (nothing was done)
+Exit codes (model/exitcodes.py, docs/runner.md "Exit codes"):
+  0  ok (also: --max-runtime reached before the target, a clean stop)
+  1  failure not listed below
+  2  bad usage, configuration or input (also: backfill of a page that does not exist)
   3  the lock of a wiki is held by another run (that wiki was skipped at once)
   4  the ZooKeeper lock was lost mid-run (work done so far is committed)
-With several wikis the most severe code wins: 1, then 4, then 3, then 0.
+  5  stopped by SIGTERM/SIGINT (finished pages committed, exit within 10 s)
+  6  a service is unreachable or partitioned (the message names it)
+  7  events still pending or dead-lettered after the retries (see status, drift)
+  8  the model is missing, unreadable, fails its checksums or fails on most pages
+With several wikis the most severe code wins (model/exitcodes.py SEVERITY).
 """
 
 from __future__ import annotations
@@ -17,23 +20,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
+from model.exitcodes import ExitCode, most_severe
 from runner.config import Config, ConfigError, load_config
-from runner.job import (
-    EXIT_FAILURE,
-    EXIT_LOCK_HELD,
-    EXIT_LOCK_LOST,
-    EXIT_OK,
-    EXIT_USAGE,
-    RunOptions,
-    RunResult,
-    StopFlag,
-)
 from runner.logs import setup_logging
 from runner.metrics import open_metrics
+from runner.run import RunOptions, RunResult, StopFlag
 
 log = logging.getLogger("runner")
 
@@ -116,22 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _exit_code(results: list[RunResult]) -> int:
-    codes = {r.exit_code for r in results}
-    for code in (EXIT_FAILURE, EXIT_LOCK_LOST, EXIT_LOCK_HELD):
-        if code in codes:
-            return code
-    return EXIT_OK
+def _exit_code(results: list[RunResult], stop: StopFlag) -> int:
+    codes = [r.exit_code for r in results]
+    if stop.by_signal:
+        codes.append(ExitCode.SIGNAL)  # also when the signal came between two wikis
+    return int(most_severe(codes))
 
 
 def _install_signals(stop: StopFlag) -> None:
     def handler(signum: int, frame: object) -> None:
         name = signal.Signals(signum).name
-        if stop.reason == name and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+        first = not stop.reason
         stop.set(name)
-        log.warning("signal received: stopping after the pages in flight",
-                    extra={"signal": name})
+        if first:
+            log.warning("signal received: finishing the pages in flight for a few seconds, "
+                        "then committing and exiting", extra={"signal": name})
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
@@ -162,7 +158,7 @@ def _run(cfg: Config, args: argparse.Namespace) -> int:
         rows = status.collect(cfg, args.wiki)
         print(json.dumps({"wikis": rows}, indent=2) if args.format == "json"
               else status.table(rows))
-        return EXIT_OK
+        return ExitCode.OK
 
     wikis = getattr(args, "wiki", None) or []
     for w in [wikis] if isinstance(wikis, str) else wikis:
@@ -214,7 +210,7 @@ def _run(cfg: Config, args: argparse.Namespace) -> int:
         log.info("run finished", extra=r.as_dict())
     if sys.stdout.isatty():
         print(status.summary([r.as_dict() for r in results]))
-    return _exit_code(results)
+    return _exit_code(results, stop)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,8 +222,28 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as e:
         log.error("bad usage or configuration: %s", e, extra={"error": str(e)})
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
+    except Exception as e:  # noqa: BLE001 - no traceback reaches a user; the log has it
+        from runner.errors import STATUS_CODES, one_line, status_of
+
+        log.error("failed: %s", one_line(e), extra={"error": one_line(e)},
+                  exc_info=status_of(e) == "failed")
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return STATUS_CODES[status_of(e)]
+
+
+def _exit(code: int) -> None:
+    """Exit, without waiting for a thread stuck in a request to a partitioned service
+    (the interpreter would join it): everything committed is committed already."""
+    stuck = [t for t in threading.enumerate()
+             if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if not stuck:
+        sys.exit(code)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(int(main()))

@@ -7,14 +7,16 @@ from collections.abc import Callable
 from contextlib import ExitStack
 
 from runner import metric_names as M
-from runner.config import Config
+from runner.config import Config, ConfigError
 from runner.coordination import pool_target_factory
+from runner.errors import one_line, status_of
 from runner.events import EventFactory, Publisher, open_sink
 from runner.job import RunOptions, RunResult, StopFlag, WikiJob
 from runner.lock import LockError, LockHeld, WikiLock, open_lock
 from runner.metrics import Metrics
+from runner.preflight import preflight
 from runner.sources import TimedSource, open_source
-from runner.store import Store, open_store
+from runner.store import Store, StoreError, open_store
 
 log = logging.getLogger("runner")
 
@@ -49,9 +51,25 @@ class Adapters:
         self.events = EventFactory(wiki, e.stream, e.schema_uri, w.domain)
 
 
+def failed(wiki: str, stop_reason: str, error: BaseException) -> RunResult:
+    """A run that ended before its job started, with the status its error stands for."""
+    status = status_of(error)
+    if status == "failed" and isinstance(error, StoreError | ConfigError):
+        status = "usage"  # a store location that cannot be used as configured
+    log.error("%s: %s", stop_reason, one_line(error),
+              extra={"wiki": wiki, "error": one_line(error)})
+    return RunResult(wiki, status=status, stop_reason=stop_reason, error=one_line(error))
+
+
 def locked(cfg: Config, wiki: str, options: RunOptions, metrics: Metrics,
            body: Callable[[WikiLock], RunResult]) -> RunResult:
     """Run ``body`` holding the wiki's lock; a held lock is reported at once."""
+    try:
+        preflight(cfg, wiki, options)
+    except Exception as e:  # noqa: BLE001 - each problem has its one line and status
+        res = failed(wiki, "preflight", e)
+        metrics.incr(M.RUNS, wiki=wiki, status=res.status)
+        return res
     lock: WikiLock = NoLock() if options.dry_run else open_lock(cfg.lock, wiki, options.shard)
     try:
         lock.acquire()
@@ -60,11 +78,12 @@ def locked(cfg: Config, wiki: str, options: RunOptions, metrics: Metrics,
         metrics.incr(M.RUNS, wiki=wiki, status="lock_held")
         return RunResult(wiki, status="lock_held", stop_reason="lock_held", error=str(e))
     except LockError as e:
-        log.error("cannot take the lock", extra={"wiki": wiki, "error": str(e)})
         metrics.incr(M.ERRORS, wiki=wiki, kind="lock")
-        return RunResult(wiki, status="failed", stop_reason="lock_error", error=str(e))
+        return failed(wiki, "lock_error", e)
     try:
         return body(lock)
+    except Exception as e:  # noqa: BLE001 - e.g. the store gone while revalidate reads it
+        return failed(wiki, "failed", e)
     finally:
         lock.release()
 
@@ -78,9 +97,7 @@ def run_wiki(cfg: Config, wiki: str, options: RunOptions, metrics: Metrics,
             try:
                 a = Adapters(cfg, wiki, metrics, stack)
             except Exception as e:  # noqa: BLE001 - any adapter failing to open is fatal
-                log.error("cannot open the wiki's adapters", extra={"wiki": wiki,
-                                                                   "error": str(e)})
-                return RunResult(wiki, status="failed", stop_reason="setup", error=str(e))
+                return failed(wiki, "setup", e)
             # The shared target rides on the lock's ZooKeeper session when there is one:
             # if that session goes, the run stops and its claims go with it.
             target = pool_target_factory(cfg, wiki, options, a.store.pool_size,

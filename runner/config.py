@@ -83,7 +83,9 @@ class StoreSection:
     url: str | None = None  # mysql://user@host:port/db; db may contain {wiki}
     password: Secret | None = _secret(default=None)
     create_database: bool = False  # mysql: CREATE DATABASE IF NOT EXISTS (dev, tests)
-    connect_timeout: float = 10.0
+    connect_timeout: float = 10.0  # seconds; every MySQL call has a deadline (docs/runner.md)
+    read_timeout: float = 30.0  # seconds without an answer to a query: the server is gone
+    write_timeout: float = 30.0
 
     def location(self, wiki: str) -> str:
         raw = self.path if self.type == "sqlite" else (self.url or "")
@@ -111,7 +113,7 @@ class LockSection:
     dir: str = "var/locks"
     hosts: str = "127.0.0.1:2181"
     root: str = "/addlink"
-    timeout: float = 10.0  # zookeeper connection timeout
+    timeout: float = 10.0  # zookeeper session timeout, also the deadline of each operation
 
 
 @dataclass(frozen=True)
@@ -362,6 +364,10 @@ def _check(cfg: Config) -> None:
         raise ConfigError("metrics.url: a pushgateway needs url: http(s)://host:port")
     _positive(cfg.metrics.interval, "metrics.interval")
     _positive(cfg.metrics.timeout, "metrics.timeout")
+    for key in ("connect_timeout", "read_timeout", "write_timeout"):
+        _positive(getattr(cfg.store, key), f"store.{key}")
+    _positive(cfg.events.timeout, "events.timeout")
+    _positive(cfg.lock.timeout, "lock.timeout")
     _positive(cfg.events.batch_size, "events.batch_size")
     _positive(cfg.events.max_attempts, "events.max_attempts")
     if not cfg.wikis:

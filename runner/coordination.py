@@ -54,9 +54,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from runner.errors import ServiceUnavailable
+
 if TYPE_CHECKING:
     from runner.config import Config
-    from runner.job import RunOptions
+    from runner.run import RunOptions
 
 log = logging.getLogger("runner.coordination")
 
@@ -136,6 +138,18 @@ class UnlimitedTarget:
         pass
 
 
+def _zk_errors() -> tuple[type[BaseException], ...]:
+    try:
+        from kazoo.exceptions import KazooException
+        from kazoo.handlers.threading import KazooTimeoutError
+    except ImportError:  # pragma: no cover - kazoo is a runtime dependency
+        return (RuntimeError,)
+    return (KazooException, KazooTimeoutError)
+
+
+ZK_ERRORS = _zk_errors()
+
+
 def _seq(name: str) -> int:
     return int(name.rsplit("-", 1)[-1])
 
@@ -152,7 +166,15 @@ class ZooKeeperPoolTarget:
         self._owns_client = owns_client
         self._mine: set[str] = set()  # names of my claim nodes not yet confirmed/released
         self._cached: tuple[float, int] | None = None  # (monotonic time, remaining)
-        self.client.ensure_path(self.path)
+        # Every operation has a deadline (the session timeout): kazoo's synchronous calls
+        # have none, and a silent partition would block a claim for good.
+        timeout = getattr(client, "_session_timeout", 10000) / 1000.0
+        self.op_timeout = max(1.0, min(timeout, 30.0))
+        self._op(self.client.ensure_path_async(self.path))
+
+    def _op(self, async_result: Any) -> Any:
+        """The result of a kazoo async call, or KazooTimeoutError after ``op_timeout``."""
+        return async_result.get(timeout=self.op_timeout)
 
     @classmethod
     def connect(cls, hosts: str, path: str, target: int, pool_size: Callable[[], int], *,
@@ -166,12 +188,13 @@ class ZooKeeperPoolTarget:
             client.start(timeout=timeout)
         except KazooTimeoutError:
             client.close()
-            raise RuntimeError(f"lock.hosts: cannot connect to ZooKeeper at {hosts}") from None
+            raise ServiceUnavailable("ZooKeeper", f"lock.hosts: cannot connect to {hosts} "
+                                     f"within {timeout:g} s") from None
         return cls(client, path, target, pool_size, owns_client=True, **kw)
 
     # ------------------------------------------------------------------ reading
     def _children(self, watch: Callable[[Any], None] | None = None) -> list[str]:
-        names = self.client.get_children(self.path, watch=watch)
+        names = self._op(self.client.get_children_async(self.path, watch=watch))
         return sorted((n for n in names if n.startswith(self.PREFIX)), key=_seq)
 
     def in_flight(self) -> list[str]:
@@ -182,11 +205,9 @@ class ZooKeeperPoolTarget:
         now = time.monotonic()
         if self._cached is not None and now - self._cached[0] < self.refresh:
             return self._cached[1]
-        from kazoo.exceptions import KazooException
-
         try:
             others = [n for n in self._children() if n not in self._mine]
-        except KazooException as e:  # the lock's session trouble stops the job anyway
+        except ZK_ERRORS as e:  # the lock's session trouble stops the job anyway
             log.warning("pool target: cannot list claims: %s", e)
             return self._cached[1] if self._cached else 0
         pool = self.pool_size()
@@ -198,12 +219,12 @@ class ZooKeeperPoolTarget:
 
     # ------------------------------------------------------------------ claims
     def claim(self) -> Slot | None:
-        from kazoo.exceptions import KazooException, NoNodeError
+        from kazoo.exceptions import NoNodeError
 
         try:
-            node = self.client.create(f"{self.path}/{self.PREFIX}", ephemeral=True,
-                                      sequence=True)
-        except KazooException as e:
+            node = self._op(self.client.create_async(f"{self.path}/{self.PREFIX}",
+                                                     ephemeral=True, sequence=True))
+        except ZK_ERRORS as e:
             log.warning("pool target: cannot create a claim: %s", e)
             return None
         name = node.rsplit("/", 1)[-1]
@@ -228,28 +249,28 @@ class ZooKeeperPoolTarget:
                                 self.wait, extra={"claims": ahead})
                     break
                 changed.wait(min(0.5, max(0.0, deadline - time.monotonic())))
-        except KazooException as e:
+        except ZK_ERRORS as e:
             log.warning("pool target: claim failed: %s", e)
         try:
-            self.client.delete(node)
+            self._op(self.client.delete_async(node))
         except NoNodeError:
             pass
-        except KazooException as e:  # ephemeral: it goes with the session
+        except ZK_ERRORS as e:  # ephemeral: it goes with the session
             log.warning("pool target: cannot delete refused claim %s: %s", node, e)
         return None
 
     def _drop(self, slot: Slot) -> None:
-        from kazoo.exceptions import KazooException, NoNodeError
+        from kazoo.exceptions import NoNodeError
 
         if slot.name not in self._mine:
             return
         self._mine.discard(slot.name)
         self._cached = None
         try:
-            self.client.delete(f"{self.path}/{slot.name}")
+            self._op(self.client.delete_async(f"{self.path}/{slot.name}"))
         except NoNodeError:
             pass
-        except KazooException as e:
+        except ZK_ERRORS as e:
             log.warning("pool target: cannot delete claim %s: %s", slot.name, e)
 
     def confirm(self, slot: Slot) -> None:
@@ -289,9 +310,13 @@ def pool_target_factory(cfg: Config, wiki: str, options: RunOptions,
     wait = max(30.0, 2 * lock.timeout)  # a dead holder's claims last one session timeout
 
     def make(target: int, current: int) -> PoolTarget:
-        if client is not None:
-            return ZooKeeperPoolTarget(client, path, target, pool_size, wait=wait)
-        return ZooKeeperPoolTarget.connect(lock.hosts, path, target, pool_size,
-                                           timeout=lock.timeout, wait=wait)
+        try:
+            if client is not None:
+                return ZooKeeperPoolTarget(client, path, target, pool_size, wait=wait)
+            return ZooKeeperPoolTarget.connect(lock.hosts, path, target, pool_size,
+                                               timeout=lock.timeout, wait=wait)
+        except ZK_ERRORS as e:
+            raise ServiceUnavailable("ZooKeeper", f"{path}: {type(e).__name__}: {e}") \
+                from None
 
     return make

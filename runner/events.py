@@ -5,6 +5,13 @@ Events follow ``page_weighted_tags_change-1.0.0``: a page entering the pool gets
 ``weighted_tags.clear = ["recommendation.link"]``. They are built when their row is written
 (into the outbox, same transaction) and delivered by ``Publisher.drain``; only events the
 sink acknowledged leave the outbox, so delivery is at least once.
+
+Per-page order is a guarantee: a request carries only the oldest pending event of each page
+(``Store.head_events``), so whatever the sink answers (207 partial acceptance, a timeout
+after accepting), no event of a page is delivered before an earlier one of the same page.
+An event rejected as invalid becomes a dead letter (state 'failed', with the reason); the
+page's next event may then go, and ``drift`` repairs the page against what the sink
+acknowledged (``addlink_acked``).
 """
 
 from __future__ import annotations
@@ -87,7 +94,7 @@ class SendResult:
 
 
 class Sink(Protocol):
-    def send(self, events: list[dict]) -> SendResult: ...
+    def send(self, events: list[dict], timeout: float | None = None) -> SendResult: ...
 
     def close(self) -> None: ...
 
@@ -99,11 +106,12 @@ class JsonLinesSink:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def send(self, events: list[dict]) -> SendResult:
+    def send(self, events: list[dict], timeout: float | None = None) -> SendResult:
         data = "".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n"
                        for e in events).encode("utf-8")
         try:
             with open(self.path, "ab") as f:
+                _drop_partial_line(f)
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
@@ -113,6 +121,28 @@ class JsonLinesSink:
 
     def close(self) -> None:
         pass
+
+
+def _drop_partial_line(f: object) -> None:
+    """A process killed mid-write leaves a line cut short; those events were not
+    acknowledged (they are sent again), so the cut line goes before the next append."""
+    size = f.seek(0, os.SEEK_END)
+    if size == 0:
+        return
+    with open(f.name, "rb") as r:
+        pos = size
+        while pos > 0:
+            step = min(4096, pos)
+            r.seek(pos - step)
+            chunk = r.read(step)
+            if pos == size and chunk.endswith(b"\n"):
+                return
+            nl = chunk.rfind(b"\n")
+            if nl >= 0:
+                pos = pos - step + nl + 1
+                break
+            pos -= step
+    f.truncate(pos)
 
 
 class EventGateSink:
@@ -128,11 +158,12 @@ class EventGateSink:
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 
-    def send(self, events: list[dict]) -> SendResult:
+    def send(self, events: list[dict], timeout: float | None = None) -> SendResult:
         everyone = list(range(len(events)))
+        limit = self.timeout if timeout is None else max(0.1, min(self.timeout, timeout))
         try:
             r = self.session.post(self.url, data=json.dumps(events, ensure_ascii=False)
-                                  .encode("utf-8"), timeout=self.timeout)
+                                  .encode("utf-8"), timeout=limit)
         except requests.RequestException as e:
             return SendResult(retry=everyone, error=f"{type(e).__name__}: {e}")
         if r.status_code in (201, 202):
@@ -202,8 +233,9 @@ def open_sink(cfg: EventsSection, wiki: str, user_agent: str = "addlink-runner")
 @dataclass
 class PublishStats:
     sent: int = 0
-    failed: int = 0  # rejected as invalid: kept in the outbox with state 'failed'
+    failed: int = 0  # rejected as invalid in this pass: dead letters (state 'failed')
     pending: int = 0  # still waiting after this pass (delivery error)
+    dead: int = 0  # dead letters in the outbox after this pass (this pass's and older)
     error: str = ""
 
 
@@ -217,15 +249,21 @@ class Publisher:
         self.batch_size, self.max_attempts = batch_size, max_attempts
         self.backoff, self.sleep = backoff, sleep
 
-    def drain(self) -> PublishStats:
+    def drain(self, deadline: float | None = None) -> PublishStats:
+        """Send the outbox until it is empty, the retries are used up, or the monotonic
+        ``deadline`` passes (after a signal: a few seconds only)."""
         stats = PublishStats()
         tries: dict[int, int] = {}
         wiki = self.store.wiki
         while True:
-            batch = self.store.pending_events(self.batch_size)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                stats.error = stats.error or "publish deadline reached"
+                break
+            batch = self.store.head_events(self.batch_size)
             if not batch:
                 break
-            res = self.sink.send([p.event for p in batch])
+            res = self.sink.send([p.event for p in batch], timeout=left)
             if res.accepted:
                 self.store.ack_events([batch[i].id for i in res.accepted])
                 stats.sent += len(res.accepted)
@@ -235,7 +273,7 @@ class Publisher:
                 stats.failed += len(res.rejected)
                 self.metrics.incr(M.EVENTS_FAILED, len(res.rejected), wiki=wiki)
                 for i, msg in res.rejected.items():
-                    log.error("event rejected by the sink", extra={
+                    log.error("event rejected by the sink: dead-lettered", extra={
                         "wiki": wiki, "page_id": batch[i].event.get("page", {}).get("page_id"),
                         "error": msg})
             if res.retry:
@@ -250,6 +288,12 @@ class Publisher:
                     log.error("event delivery failed; events stay in the outbox", extra={
                         "wiki": wiki, "events": len(ids), "error": res.error})
                     break
-                self.sleep(self.backoff * 2 ** (worst - 1))
-        stats.pending = self.store.outbox_counts()["pending"]
+                delay = self.backoff * 2 ** (worst - 1)
+                if deadline is not None:
+                    delay = min(delay, max(0.0, deadline - time.monotonic()))
+                self.sleep(delay)
+        counts = self.store.outbox_counts()
+        stats.pending, stats.dead = counts["pending"], counts["failed"]
+        self.metrics.gauge(M.EVENTS_PENDING, stats.pending, wiki=wiki)
+        self.metrics.gauge(M.EVENTS_DEAD, stats.dead, wiki=wiki)
         return stats

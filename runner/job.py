@@ -11,31 +11,38 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from urllib.parse import quote, urlsplit, urlunsplit
+from pathlib import Path
 
-from model.exitcodes import ExitCode
 from runner import criteria as C
 from runner import metric_names as M
 from runner.config import Config, WikiConfig
 from runner.coordination import LocalPoolTarget, PoolTarget, UnlimitedTarget
-from runner.events import EventFactory, Publisher, PublishStats
+from runner.events import EventFactory, Publisher
 from runner.lock import WikiLock
 from runner.metrics import Metrics, report_run
-from runner.prune import prune
+from runner.preflight import datasets_url, verify_model
 from runner.records import Candidate, Evaluation, PageData
+from runner.run import (
+    STOP_GRACE,
+    STOP_PUBLISH,
+    ModelInvalid,
+    PagesNotFound,
+    RunOptions,
+    RunResult,
+    StopFlag,
+)
 from runner.sources import TimedSource
+from runner.stages import decide, screen
 from runner.store import Store
-from runner.workers import DEFAULT_RECOMMENDER, Task, TaskResult, WorkerPool, available_cpus
+from runner.workers import Task, TaskResult, WorkerError, WorkerPool, available_cpus
+
+__all__ = ["RunOptions", "RunResult", "StopFlag", "WikiJob"]
 
 log = logging.getLogger("runner.job")
-
-# Exit codes of the CLI: the project's one table (model/exitcodes.py, docs/runner.md).
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = ExitCode.OK, ExitCode.FAILURE, ExitCode.USAGE
-EXIT_LOCK_HELD, EXIT_LOCK_LOST = ExitCode.LOCK_HELD, ExitCode.LOCK_LOST
 
 FETCH_CHUNK = 50  # titles per fetch (the Action API's limit without apihighlimits)
 FETCH_AHEAD = 3  # chunks fetched ahead of the workers
@@ -47,86 +54,8 @@ MAX_MODEL_FAILURES = 25  # at least this many, and most model calls failed: stop
 LOOKUP_BATCH, LOOKUP_WAIT = 25, 0.05
 
 
-def datasets_url(cfg: Config, wiki: str) -> str:
-    """The store's MySQL URL with its password, for ``model.open_model(..., store=URL)``.
-
-    It goes to the worker processes through their pipe only; it is never logged.
-    """
-    url = urlsplit(cfg.store.location(wiki))
-    password = cfg.store.password.reveal() if cfg.store.password else ""
-    if password:
-        user = url.username or "root"
-        host = url.hostname or "127.0.0.1"
-        port = f":{url.port}" if url.port else ""
-        url = url._replace(netloc=f"{quote(user)}:{quote(password, safe='')}@{host}{port}")
-    return urlunsplit(url)
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    command: str = "refresh"  # refresh | backfill | revalidate
-    target: int | None = None  # overrides the wiki's pool_target
-    dry_run: bool = False  # evaluate and recommend, write nothing
-    workers: int | None = None
-    max_runtime: float | None = None
-    shard: tuple[int, int] | None = None
-    batch_size: int | None = None
-    limit: int | None = None  # candidates to evaluate at most
-    force: bool = False  # backfill --force: skip the criteria that may be skipped
-    titles: tuple[str, ...] | None = None  # backfill: exactly these pages
-    topic: str | None = None
-    recommender: str = DEFAULT_RECOMMENDER
-
-    @property
-    def shard_label(self) -> str:
-        return f"{self.shard[0]}/{self.shard[1]}" if self.shard else ""
-
-
-@dataclass
-class RunResult:
-    wiki: str
-    status: str = "ok"  # ok | lock_held | lock_lost | interrupted | failed
-    stop_reason: str = ""
-    outcomes: Counter = field(default_factory=Counter)
-    pool_before: int = 0
-    pool_after: int = 0
-    target: int = 0
-    upkeep_removed: int = 0
-    seconds: float = 0.0
-    events: PublishStats = field(default_factory=PublishStats)
-    error: str = ""
-    dry_run: bool = False
-
-    @property
-    def evaluated(self) -> int:
-        return sum(self.outcomes.values())
-
-    @property
-    def exit_code(self) -> int:
-        return {"ok": EXIT_OK, "lock_held": EXIT_LOCK_HELD,
-                "lock_lost": EXIT_LOCK_LOST}.get(self.status, EXIT_FAILURE)
-
-    def as_dict(self) -> dict:
-        return {"wiki": self.wiki, "status": self.status, "stop_reason": self.stop_reason,
-                "outcomes": dict(sorted(self.outcomes.items())), "evaluated": self.evaluated,
-                "pool_before": self.pool_before, "pool_after": self.pool_after,
-                "target": self.target, "upkeep_removed": self.upkeep_removed,
-                "seconds": round(self.seconds, 3), "events_sent": self.events.sent,
-                "events_failed": self.events.failed, "events_pending": self.events.pending,
-                "dry_run": self.dry_run, "error": self.error}
-
-
-class StopFlag:
-    """Set from a signal handler; read between pages."""
-
-    def __init__(self) -> None:
-        self.reason = ""
-
-    def set(self, reason: str) -> None:
-        self.reason = self.reason or reason
-
-    def __bool__(self) -> bool:
-        return bool(self.reason)
+class Abandoned(Exception):
+    """The stop grace after a signal ran out: pages still in flight are left to the next run."""
 
 
 class WikiJob:
@@ -140,7 +69,9 @@ class WikiJob:
         self.cfg, self.wiki, self.options = cfg, wiki, options
         self.source, self.store, self.publisher = source, store, publisher
         self.metrics, self.lock, self.clock = metrics, lock, clock
-        self.stop = stop or StopFlag()
+        # Not "stop or StopFlag()": an unset flag is falsy, and the signal handler's would
+        # be dropped.
+        self.stop = stop if stop is not None else StopFlag()
         self.make_target = pool_target or LocalPoolTarget
         self.events = EventFactory(wiki.name, cfg.events.stream, cfg.events.schema_uri,
                                    wiki.domain)
@@ -158,12 +89,16 @@ class WikiJob:
         self._waiting_since = 0.0
         self._taken_ids: list[int] = []  # page ids taken in the current batch, in order
         self._done_ids: set[int] = set()  # page ids with an outcome
+        self._missing: list[str] = []  # titles asked for that are no page
+        self._last_model_error = ""
 
     # ------------------------------------------------------------------ top level
     def run(self) -> RunResult:
         res, opts, name = self.result, self.options, self.wiki.name
-        run_id = None if opts.dry_run else self.store.start_run(opts.command, opts.shard_label)
+        run_id = None
         try:
+            run_id = None if opts.dry_run else self.store.start_run(opts.command,
+                                                                    opts.shard_label)
             self._publish()
             if opts.command == "refresh":
                 self.upkeep()
@@ -173,66 +108,119 @@ class WikiJob:
                 res.target = self.wiki.pool_target if opts.target is None else opts.target
                 self.target = self.make_target(res.target, res.pool_before)
             res.stop_reason = self._loop()
-            if self.lock.lost:
-                res.status, res.stop_reason = "lock_lost", "lock_lost"
-            elif self.stop.reason in ("SIGTERM", "SIGINT"):
-                res.status = "interrupted"
+            self._judge()
+        except Abandoned:
+            res.stop_reason = self.stop.reason
         except Exception as e:
-            res.status, res.error = "failed", f"{type(e).__name__}: {e}"
+            if self.lock.lost:  # a ZooKeeper error after the session went: the lost lock
+                res.status, res.stop_reason = "lock_lost", "lock_lost"
+            res.fail(e)
             self.metrics.incr(M.ERRORS, wiki=name, kind="run")
-            log.exception("run failed", extra={"wiki": name})
+            log.error("run failed: %s", res.error, extra={"wiki": name, "error": res.error},
+                      exc_info=res.status == "failed")  # a bug: keep its traceback in the log
         finally:
-            self._io.shutdown(wait=True, cancel_futures=True)
-            if self.workers:
-                self.workers.close()
-            self.target.close()
-            try:
-                self._publish()
-                res.pool_after = self.store.pool_size()
-                self.metrics.gauge(M.POOL_SIZE, res.pool_after, wiki=name)
-            except Exception as e:  # noqa: BLE001 - report, keep the first error if any
-                if res.status == "ok":
-                    res.status, res.error = "failed", f"{type(e).__name__}: {e}"
-                log.exception("final publish failed", extra={"wiki": name})
-            res.seconds = time.monotonic() - self.started
-            self.metrics.timing(M.RUN_DURATION, res.seconds * 1000.0, wiki=name)
-            self.metrics.incr(M.RUNS, wiki=name, status=res.status)
-            if run_id is not None:
-                try:
-                    self.store.finish_run(run_id, res.status, res.stop_reason,
-                                          dict(res.outcomes), res.pool_after)
-                except Exception:  # noqa: BLE001 - the run's own outcome matters more
-                    log.exception("could not record the run", extra={"wiki": name})
-            report_run(self.metrics, self.store, self.wiki, command=opts.command,
-                       target=res.target, dry_run=opts.dry_run)
+            self._finish_run(run_id)
         return res
 
-    def _publish(self) -> None:
+    def _judge(self) -> None:
+        """How the loop's end reads: lost lock, signal, a failing model, missing pages."""
+        res = self.result
+        if self.lock.lost:
+            res.status, res.stop_reason = "lock_lost", "lock_lost"
+            return
+        if self.stop.by_signal:
+            res.status = "interrupted"
+            return
+        calls, failed = self._model_calls, self._model_failures
+        if failed and failed * 2 > calls:
+            raise ModelInvalid(f"model {self.wiki.model}: failed on {failed} of {calls} "
+                               f"pages; last error: {self._last_model_error}")
+        if self._missing and self.options.command == "backfill":
+            shown = ", ".join(repr(t) for t in self._missing[:5])
+            more = f" and {len(self._missing) - 5} more" if len(self._missing) > 5 else ""
+            raise PagesNotFound(f"backfill: no such article on {self.wiki.name}: "
+                                f"{shown}{more}")
+
+    def _finish_run(self, run_id: int | None) -> None:
+        """Stop the stages, publish what is committed (a few seconds only after a signal),
+        record the run. Each step's failure is logged; the run's first error is kept."""
+        res, name = self.result, self.wiki.name
+        if self.stop.by_signal and res.status == "ok":
+            res.status = "interrupted"
+        self._io.shutdown(wait=not self.stop, cancel_futures=True)
+        if self.workers:
+            self.workers.close()
+        try:
+            self.target.close()
+        except Exception as e:  # noqa: BLE001 - the ZooKeeper session may be gone
+            log.warning("pool target close failed: %s", e, extra={"wiki": name})
+        try:
+            self._publish(STOP_PUBLISH if self.stop else None)
+            res.pool_after = self.store.pool_size()
+            self.metrics.gauge(M.POOL_SIZE, res.pool_after, wiki=name)
+        except Exception as e:  # noqa: BLE001 - report, keep the first error if any
+            res.fail(e)
+            log.error("final publish failed: %s", e, extra={"wiki": name})
+        ev = res.events
+        if res.status == "ok" and (ev.pending or ev.failed) and not res.error:
+            sink = "EventGate" if self.cfg.events.type == "eventgate" else "events file"
+            res.error = (f"{sink}: {ev.pending} events pending after the retries"
+                         f"{f' ({ev.error})' if ev.error and ev.pending else ''}, "
+                         f"{ev.failed} dead-lettered by this run (status shows them; "
+                         "drift repairs)")
+        res.seconds = time.monotonic() - self.started
+        self.metrics.timing(M.RUN_DURATION, res.seconds * 1000.0, wiki=name)
+        self.metrics.incr(M.RUNS, wiki=name, status=res.status)
+        if run_id is not None:
+            try:
+                self.store.finish_run(run_id, res.status, res.stop_reason,
+                                      dict(res.outcomes), res.pool_after)
+            except Exception as e:  # noqa: BLE001 - the run's own outcome matters more
+                log.error("could not record the run: %s", e, extra={"wiki": name})
+        report_run(self.metrics, self.store, self.wiki, command=self.options.command,
+                   target=res.target, dry_run=self.options.dry_run)
+
+    def _publish(self, seconds: float | None = None) -> None:
         if self.options.dry_run:
             return
-        stats = self.publisher.drain()
+        deadline = None if seconds is None else time.monotonic() + seconds
+        stats = self.publisher.drain(deadline=deadline)
         ev = self.result.events
         ev.sent += stats.sent
         ev.failed += stats.failed
         ev.pending = stats.pending
+        ev.dead = stats.dead
         ev.error = stats.error or ev.error
+
+    def _wait(self, fut: Future):
+        """The result of an I/O future. After a signal, wait at most the stop grace: a
+        request stuck on a partition must not hold the exit."""
+        while not fut.done():
+            left = self.stop.left(STOP_GRACE)
+            if left == 0.0:
+                raise Abandoned()
+            futures.wait([fut], timeout=0.25 if left is None else min(0.25, left))
+        return fut.result()
+
+    def _io_call(self, fn: Callable, *args: object):
+        return self._wait(self._io.submit(fn, *args))
 
     # ------------------------------------------------------------------ upkeep
     def upkeep(self) -> int:
         """Drop rows whose revision is no longer the page's latest; queue clear events."""
         removed = 0
         for batch in self.store.iter_pooled_pages(500):
-            if self.lock.lost:
+            if self.lock.lost or self.stop:
                 break
             batch = [(p, rev) for p, rev in batch if self._in_shard(p)]  # each shard its own
-            latest = self.source.latest_revisions([p for p, _ in batch])
+            latest = self._io_call(self.source.latest_revisions, [p for p, _ in batch])
             stale = [p for p, rev in batch if latest.get(p) != rev]
             if not stale:
                 continue
             titles = self.store.pool_titles(stale)
             missing = [p for p in stale if p not in titles]
             if missing:
-                titles.update(self.source.page_titles(missing))
+                titles.update(self._io_call(self.source.page_titles, missing))
             for p in stale:
                 log.info("pooled page changed or gone: row removed", extra={
                     "wiki": self.wiki.name, "page_id": p, "title": titles.get(p),
@@ -283,7 +271,7 @@ class WikiJob:
         """Ask the source for the next batch while this one is being evaluated."""
         fut = self._io.submit(next, batches, None)
         while True:
-            batch = fut.result()
+            batch = self._wait(fut)
             if batch is None:
                 return
             fut = self._io.submit(next, batches, None)
@@ -346,34 +334,15 @@ class WikiJob:
     # ------------------------------------------------------------------ one batch
     def _apply_criteria(self, chunk: list[Candidate], pages: list[PageData]) -> list[PageData]:
         """Record the outcome of every page a rule rejects; return the pages that pass."""
-        found = {p.title for p in pages}
-        for c in chunk:
-            if c.title not in found and not any(_same(c.title, t) for t in found):
-                self._record(Evaluation(c.title, C.OTHER, c.page_id,
-                                        detail="page not found or not an article"))
         revs = [p.rev_id for p in pages]
-        states = self.store.revision_states(revs)
-        subs = self.store.prior_submissions(revs)
-        now = self.clock()
-        passing = []
-        for p in pages:
-            if not self._in_shard(p.page_id):
-                self._done_ids.add(p.page_id)  # another shard's page: no outcome here
-                continue
-            if p.namespace != 0 or p.is_redirect:
-                self._record(Evaluation(p.title, C.OTHER, p.page_id, p.rev_id,
-                                        detail="not an article (namespace or redirect)"))
-                continue
-            state = C.StoreState(p.rev_id in states, states.get(p.rev_id, False),
-                                 p.rev_id in subs)
-            verdict = C.evaluate(p, self.wiki.criteria, state, force=self.options.force,
-                                 now=now)
-            if verdict.outcome:
-                self._record(Evaluation(p.title, verdict.outcome, p.page_id, p.rev_id,
-                                        detail=verdict.detail))
-            else:
-                passing.append(p)
-        return passing
+        out = screen(chunk, pages, self.store.revision_states(revs),
+                     self.store.prior_submissions(revs), self.wiki.criteria,
+                     force=self.options.force, now=self.clock(), in_shard=self._in_shard)
+        self._missing.extend(out.missing)
+        self._done_ids.update(out.elsewhere)
+        for ev in out.rejected:
+            self._record(ev)
+        return list(out.passing)
 
     def _pool(self) -> WorkerPool:
         if self.workers is None:
@@ -383,12 +352,20 @@ class WikiJob:
                        "excluded_sections": tuple(crit.excluded_sections)}
             if self.wiki.model_datasets == "store":
                 options["datasets_url"] = datasets_url(self.cfg, self.wiki.name)
+            # The checksums the preflight verified (cached: a stat per file): a worker whose
+            # model says otherwise (swapped meanwhile, forged) refuses to start.
+            options["expect_checksums"] = verify_model(
+                self.wiki.model, Path(self.wiki.source.cache_dir),
+                in_files=self.wiki.model_datasets == "files")
             n = self.options.workers or self.cfg.runner.workers or available_cpus()
             self.workers = WorkerPool(self.wiki.model, workers=n,
                                       page_timeout=self.cfg.runner.page_timeout,
                                       options=options, recommender=self.options.recommender)
             t0 = time.monotonic()
-            self.workers.start()
+            try:
+                self.workers.start()
+            except WorkerError as e:
+                raise ModelInvalid(str(e)) from None
             self.workers_startup = time.monotonic() - t0
         return self.workers
 
@@ -430,7 +407,7 @@ class WikiJob:
                     if not fut.done() and inflight:
                         return  # the workers are busy; collect their results first
                     fetching.popleft()
-                    ready.extend(self._apply_criteria(chunk, fut.result()))
+                    ready.extend(self._apply_criteria(chunk, self._wait(fut)))
                     continue
                 pool = self._pool()
                 if not pool.idle:
@@ -443,6 +420,8 @@ class WikiJob:
 
         feed()
         while inflight or self._post or self._waiting:
+            if self.stop.left(STOP_GRACE) == 0.0:
+                raise Abandoned()  # pages in flight stay uncommitted: the next run has them
             waiting_io = (bool(fetching) and not ready) or bool(self._post or self._waiting)
             results = self.workers.wait(timeout=0.01 if waiting_io else 0.5) \
                 if self.workers and inflight else []
@@ -468,10 +447,12 @@ class WikiJob:
             self._record(Evaluation(page.title, C.OTHER, page.page_id, page.rev_id,
                                     detail=f"recommendation failed: {res.error}"), error=True)
             self._model_failures += 1
+            self._last_model_error = res.error
             if self._model_failures >= MAX_MODEL_FAILURES \
                     and self._model_failures * 2 > self._model_calls:
-                raise RuntimeError(f"the model failed on {self._model_failures} of "
-                                   f"{self._model_calls} pages; last error: {res.error}")
+                raise ModelInvalid(f"model {self.wiki.model}: failed on "
+                                   f"{self._model_failures} of {self._model_calls} pages; "
+                                   f"last error: {res.error}")
             return 0
         if not res.recommendation.get("links"):
             return self._complete(page, res.recommendation, {}, None)
@@ -509,49 +490,41 @@ class WikiJob:
         for fut in list(self._post):
             if block or fut.done():
                 group = self._post.pop(fut)
-                targets, latest = fut.result()
+                targets, latest = self._wait(fut)
                 for page, rec in group:
                     successes += self._complete(page, rec, targets,
                                                 latest.get(page.page_id))
         return successes
 
     def _complete(self, page: PageData, rec: dict, targets: dict, latest: int | None) -> int:
-        """Prune, check the revision, store the row and its event (one transaction)."""
+        """Decide, then store the row and its event (one transaction) within the target."""
         name, crit = self.wiki.name, self.wiki.criteria
-        links = list(rec.get("links") or [])
         rejected = self.store.rejected_targets(page.page_id, crit.rejection_limit) \
-            if links else set()
-        pr = prune(links, targets, rejected, crit, force=self.options.force)
-        if pr.outcome != C.SUCCESS:
-            if pr.remember_unavailable and not self.options.dry_run:
-                with self.metrics.timer(M.DB_TIME, wiki=name):
-                    self.store.save_null(page.page_id, page.rev_id, page.title,
-                                         self.events.clear)
-            self._record(Evaluation(page.title, pr.outcome, page.page_id, page.rev_id,
-                                    detail=pr.detail))
-            return 0
-        if latest != page.rev_id:
-            self._record(Evaluation(page.title, C.OTHER, page.page_id, page.rev_id,
-                                    detail=f"page changed meanwhile (now revision {latest})"))
+            if rec.get("links") else set()
+        d = decide(page, rec, targets, latest, rejected, crit, force=self.options.force,
+                   now=self.clock())
+        if d.store_null and not self.options.dry_run:
+            with self.metrics.timer(M.DB_TIME, wiki=name):
+                self.store.save_null(page.page_id, page.rev_id, page.title, self.events.clear)
+        if not d.success:
+            self._record(d.evaluation)
             return 0
         slot = self.target.claim()
         if slot is None:
             log.info("target reached by others; result dropped",
                      extra={"wiki": name, "title": page.title, "page_id": page.page_id})
             return 0
-        data = {"links": list(pr.links),
-                "meta": {**(rec.get("meta") or {}), "task_timestamp": int(self.clock())}}
         if not self.options.dry_run:
             try:
                 with self.metrics.timer(M.DB_TIME, wiki=name):
-                    self.store.save_recommendation(page.page_id, page.rev_id, page.title, data,
+                    self.store.save_recommendation(page.page_id, page.rev_id, page.title,
+                                                   d.evaluation.recommendation,
                                                    self.events.set(page.page_id, page.title))
             except BaseException:
                 self.target.release(slot)
                 raise
         self.target.confirm(slot)  # after the commit: the row now counts in the pool size
-        self._record(Evaluation(page.title, C.SUCCESS, page.page_id, page.rev_id,
-                                recommendation=data, detail=pr.detail))
+        self._record(d.evaluation)
         return 1
 
     def _record(self, ev: Evaluation, error: bool = False) -> None:
@@ -563,8 +536,3 @@ class WikiJob:
             "wiki": self.wiki.name, "title": ev.title, "outcome": ev.outcome,
             "page_id": ev.page_id, "rev_id": ev.rev_id, "detail": ev.detail})
 
-
-def _same(a: str, b: str) -> bool:
-    na = a.replace("_", " ").strip()
-    nb = b.replace("_", " ").strip()
-    return na[:1].upper() + na[1:] == nb[:1].upper() + nb[1:]

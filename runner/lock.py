@@ -12,10 +12,14 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from runner.config import LockSection
+from runner.errors import ServiceUnavailable
+
+T = TypeVar("T")
 
 log = logging.getLogger("runner.lock")
 
@@ -25,7 +29,36 @@ class LockHeld(RuntimeError):
 
 
 class LockError(RuntimeError):
-    """The lock service could not be reached."""
+    """The lock could not be taken (a local file problem)."""
+
+
+class LockUnavailable(LockError, ServiceUnavailable):
+    """ZooKeeper did not answer within the lock's deadline (exit UNAVAILABLE)."""
+
+    def __init__(self, detail: str) -> None:
+        ServiceUnavailable.__init__(self, "ZooKeeper", detail)
+
+
+def within(seconds: float, fn: Callable[[], T], what: str) -> T:
+    """``fn()`` in a daemon thread, given up after ``seconds``: kazoo's recipes call the
+    client synchronously with no timeout, and a silent partition would block them for good.
+    """
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            box["error"] = e
+
+    t = threading.Thread(target=run, name=f"addlink-zk-{what}", daemon=True)
+    t.start()
+    t.join(seconds)
+    if t.is_alive():
+        raise LockUnavailable(f"{what}: no answer within {seconds:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 class WikiLock(Protocol):
@@ -87,6 +120,7 @@ class ZooKeeperLock:
         self.wiki = wiki
         self.path = f"{root.rstrip('/')}/{wiki}/lock"
         self.timeout = timeout
+        self.hosts = hosts
         self.client = KazooClient(hosts=hosts, timeout=timeout)
         self._lock = None
         self._lost = threading.Event()
@@ -105,26 +139,37 @@ class ZooKeeperLock:
                       extra={"wiki": self.wiki, "state": state})
 
     def acquire(self) -> None:
+        from kazoo.exceptions import KazooException
         from kazoo.handlers.threading import KazooTimeoutError
 
         try:
             self.client.start(timeout=self.timeout)
         except KazooTimeoutError:
             self.client.close()
-            raise LockError(f"lock.hosts: cannot connect to ZooKeeper at "
-                            f"{self.client.hosts}") from None
+            raise LockUnavailable(f"lock.hosts: cannot connect to {self.hosts} "
+                                  f"within {self.timeout:g} s") from None
         self.client.add_listener(self._listener)
         self._lock = self.client.Lock(self.path, identifier=_identity())
-        if not self._lock.acquire(blocking=False):
-            holders = ", ".join(self._lock.contenders()) or "unknown"
+        try:
+            got = within(self.timeout, lambda: self._lock.acquire(blocking=False),
+                         f"lock {self.path}")
+            holders = "" if got else within(self.timeout, self._lock.contenders,
+                                            f"lock {self.path}")
+        except (KazooException, KazooTimeoutError, LockUnavailable) as e:
             self._stop()
-            raise LockHeld(f"{self.wiki}: another run holds {self.path} ({holders})")
+            if isinstance(e, LockUnavailable):
+                raise
+            raise LockUnavailable(f"lock {self.path}: {type(e).__name__}: {e}") from None
+        if not got:
+            self._stop()
+            raise LockHeld(f"{self.wiki}: another run holds {self.path} "
+                           f"({', '.join(holders) or 'unknown'})")
         self._held = True
 
     def release(self) -> None:
         if self._lock is not None and self._held and not self.lost:
             try:
-                self._lock.release()
+                within(self.timeout, self._lock.release, f"release {self.path}")
             except Exception as e:  # noqa: BLE001 - the session may be gone; it frees the lock
                 log.warning("lock release failed: %s", e, extra={"wiki": self.wiki})
         self._held = False
@@ -132,7 +177,9 @@ class ZooKeeperLock:
 
     def _stop(self) -> None:
         try:
-            self.client.stop()
+            within(self.timeout, self.client.stop, "session close")
+        except Exception as e:  # noqa: BLE001 - the server ends the session by itself
+            log.warning("ZooKeeper session close: %s", e, extra={"wiki": self.wiki})
         finally:
             self.client.close()
 

@@ -35,7 +35,7 @@ EVENTS_FAILED = "addlink.{wiki}.events.failed"  # counter: events rejected or no
 EVENTS_PENDING = "addlink.{wiki}.events.pending"  # gauge: outbox events left after a pass
 EVENTS_DEAD = "addlink.{wiki}.events.dead_letters"  # gauge: events rejected, kept for drift
 ERRORS = "addlink.{wiki}.errors.{kind}"  # counter: api, worker, lock, publish, run
-RUNS = "addlink.{wiki}.runs.{status}"  # counter: a RunResult status
+RUNS = "addlink.{wiki}.runs.{status}"  # counter: a RunResult status (runner/errors.py)
 FEEDBACK = "addlink.{wiki}.feedback.{model_version}.{feedback}"  # gauge: submissions so far
 FEEDBACK_RATIO = "addlink.{wiki}.feedback_ratio.{model_version}.{feedback}"  # gauge: share
 

@@ -4,11 +4,14 @@
 with a link scoring below X, or all), removes them with a clear event, and evaluates those
 pages again (like ``backfill``): what still qualifies comes back with a set event.
 
-``drift`` reconciles the table with what the search index was told (``addlink_pool``):
-a page tagged without a data row gets a clear event, a data row never announced gets a set
-event; ``--resend`` re-announces every pooled page (after a search index rebuild). When the
-source can list the pages search has tagged (``tagged_pages()``, CirrusSearch only) that list
-is reconciled too.
+``drift`` reconciles the table with what the search index was told and ACKNOWLEDGED
+(``addlink_acked``, written when the sink accepts an event; ``addlink_pool`` is written with
+the row, before delivery, so it cannot see an event that was never delivered). It first
+drains the outbox; then a page acknowledged as tagged without a data row gets a clear event,
+a data row not acknowledged as tagged gets a set event (dead-lettered events included: they
+are then dropped), pages with events still pending are left to the outbox. ``--resend``
+re-announces every pooled page (after a search index rebuild). When the source can list the
+pages search has tagged (``tagged_pages()``, CirrusSearch only) that list is reconciled too.
 """
 
 from __future__ import annotations
@@ -133,17 +136,24 @@ def drift(cfg: Config, wiki: str, *, resend: bool, options: RunOptions,
         res = RunResult(wiki, stop_reason="drift", dry_run=options.dry_run)
         with ExitStack() as stack:
             a = Adapters(cfg, wiki, metrics, stack)
+            if not options.dry_run:
+                a.publisher.drain()  # what can be delivered first; the rest stays pending
             rows = {r.page_id: r.rev_id for r in a.store.iter_data_rows()}
             entries = {p: (rev, t) for p, rev, t in a.store.iter_pool_entries()}
+            acked = {p: t for p, tagged, t in a.store.iter_acked() if tagged}
+            pending, dead = a.store.pending_pages(), a.store.dead_letter_pages()
             tagged = getattr(a.source.inner, "tagged_pages", None)
             in_search: dict[int, str] = dict(tagged()) if tagged else {}
-            to_clear = {p: t for p, (_, t) in entries.items() if p not in rows}
-            to_clear.update({p: t for p, t in in_search.items() if p not in rows})
-            to_set = [p for p in rows if p not in entries or resend
-                      or (tagged is not None and p not in in_search)]
-            titles = {p: entries[p][1] for p in to_set if p in entries}
+            # addlink_pool entries without a row too: stores from before addlink_acked.
+            gone = {**{p: t for p, (_, t) in entries.items()}, **acked, **in_search}
+            to_clear = {p: t for p, t in gone.items() if p not in rows and p not in pending}
+            to_set = [p for p in rows if p not in pending and (
+                p not in acked or resend or (tagged is not None and p not in in_search))]
+            titles = {p: entries[p][1] if p in entries else acked[p]
+                      for p in to_set if p in entries or p in acked}
             titles.update(a.source.page_titles([p for p in to_set if p not in titles]))
             unknown = [p for p in to_set if p not in titles]
+            res.outcomes["dead_letters"] = len(dead)
             res.outcomes.update({"clear": len(to_clear), "set": len(to_set) - len(unknown),
                                  "no_title": len(unknown)})
             for p in unknown:
@@ -152,6 +162,7 @@ def drift(cfg: Config, wiki: str, *, resend: bool, options: RunOptions,
             if options.dry_run:
                 return res
             now = time.time()
+            a.store.forget_dead_letters()  # their pages are reconciled right here
             a.store.forget_pool_entries(to_clear)
             a.store.queue_events(
                 [(p, a.events.clear(p, t, now)) for p, t in to_clear.items()]

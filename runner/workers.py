@@ -64,7 +64,11 @@ def model_recommender(model_path: str, options: dict) -> Callable[[Task], dict]:
     from model import open_model, recommend
 
     options = dict(options)
+    expected = options.pop("expect_checksums", None)
     model = open_model(model_path, store=options.pop("datasets_url", None))
+    if expected is not None and dict(model.checksums) != dict(expected):
+        raise ValueError(f"{model_path}: manifest checksums changed since the preflight "
+                         "verified them")
 
     def run(task: Task) -> dict:
         return recommend(model, task.wikitext, title=task.title, pageid=task.page_id,
@@ -85,6 +89,7 @@ def _on_alarm(signum: int, frame: Any) -> None:
 def _worker_main(conn: Connection, spec: str, model_path: str, options: dict,
                  budget: float) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # (a signal to the whole process group)
     signal.signal(signal.SIGALRM, _on_alarm)
     try:
         run = _load(spec)(model_path, options)
@@ -190,11 +195,15 @@ class WorkerPool:
             raise WorkerError(f"worker could not open the model {self.model_path}: {msg[1]}")
 
     def close(self) -> None:
+        """Idle workers exit when told; busy ones (pages abandoned after a signal) are
+        killed at once, so closing never waits for a page."""
         for slot in self.slots:
-            with contextlib.suppress(BrokenPipeError, OSError):
-                slot.conn.send(None)
+            if slot.task is None:
+                with contextlib.suppress(BrokenPipeError, OSError):
+                    slot.conn.send(None)
         for slot in self.slots:
-            slot.process.join(timeout=5)
+            if slot.task is None:
+                slot.process.join(timeout=5)
             self._kill(slot)
         self.slots = []
 

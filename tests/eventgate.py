@@ -2,8 +2,11 @@
 
 Answers like EventGate (SPEC §4): 201 all accepted (202 with ``?hasty=true``), 207 when some
 events are invalid (body ``{"invalid": [...], "error": [...]}`` with each failed event and
-its errors), 400 when all are invalid. Tests can queue forced answers (``fail_next(503, 2)``)
-or mark events by page id to fail with a server-side ``error`` in a 207 (``error_pages``).
+its errors), 400 when all are invalid. Tests can queue forced answers (``fail_next(503, 2)``,
+also 429 or 400), mark events by page id to fail with a server-side ``error`` in a 207
+(``error_pages``) or to be rejected as invalid (``invalid_pages``), and make it accept a
+request's events then answer only after ``stall_next(seconds)`` (the client times out after
+EventGate accepted: the duplicates at-least-once delivery allows).
 """
 
 from __future__ import annotations
@@ -42,12 +45,14 @@ def validator() -> jsonschema.Draft7Validator:
 class EventGate:
     """``with EventGate() as eg: ... eg.url ...``; ``eg.accepted`` holds valid events."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.validator = validator()
         self.accepted: list[dict] = []
         self.requests: list[tuple[int, int]] = []  # (status, number of events)
         self.forced: deque[int] = deque()
         self.error_pages: set[int] = set()
+        self.invalid_pages: set[int] = set()
+        self.stalls: deque[float] = deque()
         self.lock = threading.Lock()
         gate = self
 
@@ -58,14 +63,22 @@ class EventGate:
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 status, body = gate.handle(self.path, self.rfile.read(
                     int(self.headers.get("Content-Length", "0"))))
+                with gate.lock:
+                    stall = gate.stalls.popleft() if gate.stalls and status < 300 else 0.0
+                if stall:
+                    threading.Event().wait(stall)  # accepted; the answer comes too late
                 data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -80,6 +93,10 @@ class EventGate:
     def fail_next(self, status: int, times: int = 1) -> None:
         with self.lock:
             self.forced.extend([status] * times)
+
+    def stall_next(self, seconds: float, times: int = 1) -> None:
+        with self.lock:
+            self.stalls.extend([seconds] * times)
 
     def errors(self, event: dict) -> list[str]:
         return [f"{'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
@@ -103,6 +120,8 @@ class EventGate:
             for ev in events:
                 errs = self.errors(ev)
                 page = (ev.get("page") or {}).get("page_id") if isinstance(ev, dict) else None
+                if page in self.invalid_pages:
+                    errs = errs or ["page.page_id: rejected by the test"]
                 if errs:
                     invalid.append({"status": "invalid", "event": ev, "context": errs})
                 elif page in self.error_pages:

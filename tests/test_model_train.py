@@ -108,7 +108,7 @@ def test_cli_train_refuses_a_wrong_wiki(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # ExitCode.USAGE: the input does not match the command
     assert "ltgwiki" in proc.stderr
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from model.exitcodes import ExitCode
 from runner import criteria as C
 from runner.app import Adapters, run_wiki
 from runner.config import parse_config
@@ -374,9 +375,18 @@ def test_a_model_failing_on_most_pages_fails_the_run(tmp_path, ltg_model, ltg_sl
     cfg = make_config(tmp_path, ltg_model, dump=ltg_slice, target=4)
     res = run_wiki(cfg, "ltgwiki", RunOptions(recommender="tests.runner_support:broken"),
                    Metrics())
-    assert (res.status, res.exit_code) == ("failed", 1)
-    assert "the model failed on 25 of 25 pages" in res.error and "shape mismatch" in res.error
+    assert (res.status, res.exit_code) == ("model_invalid", ExitCode.MODEL_INVALID)
+    assert "failed on 25 of 25 pages" in res.error and "shape mismatch" in res.error
     assert res.outcomes[C.OTHER] == 25 and rows(cfg) == {}
+
+
+def test_a_broken_model_with_a_small_limit_does_not_exit_0(tmp_path, ltg_model, ltg_slice):
+    """Fewer pages than the mid-run rule needs (25): the end of the run judges the model."""
+    cfg = make_config(tmp_path, ltg_model, dump=ltg_slice, target=4)
+    res = run_wiki(cfg, "ltgwiki", RunOptions(recommender="tests.runner_support:broken",
+                                              limit=20), Metrics())
+    assert (res.status, res.exit_code) == ("model_invalid", ExitCode.MODEL_INVALID)
+    assert "failed on 20 of 20 pages" in res.error and rows(cfg) == {}
 
 
 def test_statsd_metrics_of_a_run(tmp_path, ltg_model, ltg_slice):
@@ -417,12 +427,13 @@ def test_drift_repair(tmp_path, ltg_model, ltg_slice):
     with store.transaction() as cur:  # as GrowthExperiments does when a page is edited
         cur.execute("DELETE FROM growthexperiments_link_recommendations WHERE gelr_page = ?",
                     (pages[0],))
-    store.forget_pool_entries([pages[1]])  # a row search was never told about
+        # a row whose event the sink never acknowledged (drift compares with what was)
+        cur.execute("DELETE FROM addlink_acked WHERE aa_page = ?", (pages[1],))
     store.close()
     n = len(events(tmp_path / "events.jsonl"))
     dry = drift(cfg, "ltgwiki", resend=False, options=RunOptions(dry_run=True),
                 metrics=Metrics())
-    assert dry.outcomes == {"clear": 1, "set": 1, "no_title": 0}
+    assert dry.outcomes == {"clear": 1, "set": 1, "no_title": 0, "dead_letters": 0}
     assert len(events(tmp_path / "events.jsonl")) == n
     res = drift(cfg, "ltgwiki", resend=False, options=RunOptions(), metrics=Metrics())
     new = events(tmp_path / "events.jsonl")[n:]
@@ -430,7 +441,7 @@ def test_drift_repair(tmp_path, ltg_model, ltg_slice):
     assert [(e["page"]["page_id"], next(iter(e["weighted_tags"]))) for e in new] == \
         [(pages[0], "clear"), (pages[1], "set")]
     again = drift(cfg, "ltgwiki", resend=False, options=RunOptions(), metrics=Metrics())
-    assert again.outcomes == {"clear": 0, "set": 0, "no_title": 0}
+    assert again.outcomes == {"clear": 0, "set": 0, "no_title": 0, "dead_letters": 0}
     resend = drift(cfg, "ltgwiki", resend=True, options=RunOptions(), metrics=Metrics())
     assert resend.outcomes["set"] == 2 and resend.events.sent == 2
 

@@ -102,5 +102,6 @@ def test_zookeeper_session_expiry_marks_lock_lost(zk_hosts):
 
 def test_zookeeper_unreachable_is_a_clear_error():
     lock = ZooKeeperLock("127.0.0.1:1", "ltgwiki", timeout=1)
-    with pytest.raises(LockError, match="cannot connect to ZooKeeper"):
+    with pytest.raises(LockError, match="ZooKeeper unavailable: lock.hosts: cannot connect "
+                                        "to 127.0.0.1:1"):
         lock.acquire()

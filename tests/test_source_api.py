@@ -352,3 +352,16 @@ def test_connection_refused_and_api_errors():
             pytest.raises(ApiSourceError, match="API error badvalue"):
         flaky_source(srv.url).latest_revisions([7])
     assert len(srv.seen) == 1  # not retried
+
+
+def test_a_200_that_is_not_json_is_retried_like_a_5xx():
+    truncated = json.dumps(OK)[:40]  # an answer cut short
+    error_page = "<html><body>upstream proxy error</body></html>"
+    with Scripted([(200, {}, truncated, 0), (200, {"Content-Type": "text/html"}, error_page, 0),
+                   (200, {}, OK, 0)]) as srv:
+        assert flaky_source(srv.url).latest_revisions([7]) == {7: 70}
+    assert len(srv.seen) == 3
+    with Scripted([(200, {}, truncated, 0)] * 5) as srv, \
+            pytest.raises(ApiSourceError, match="MediaWiki unavailable: .* giving up after 2 "
+                                                "attempts: HTTP 200 answer is not JSON"):
+        flaky_source(srv.url, retries=1).latest_revisions([7])

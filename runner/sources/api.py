@@ -41,6 +41,7 @@ import mwapi
 import mwapi.errors
 import requests
 
+from runner.errors import ServiceUnavailable
 from runner.records import Candidate, PageData, TargetInfo
 
 log = logging.getLogger("runner.sources.api")
@@ -54,6 +55,13 @@ TITLES_PER_REQUEST = 50  # the Action API's limit without the apihighlimits righ
 
 class ApiSourceError(RuntimeError):
     """The wiki could not answer (after retries), or the request makes no sense for it."""
+
+
+class ApiUnavailable(ApiSourceError, ServiceUnavailable):
+    """The wiki did not answer usefully within the retries (timeouts, 5xx, non-JSON)."""
+
+    def __init__(self, detail: str) -> None:
+        ServiceUnavailable.__init__(self, "MediaWiki", detail)
 
 
 class _Retryable(Exception):
@@ -194,10 +202,14 @@ class ApiSource:
             raise _Retryable(f"{type(e).__name__}: {e}") from e
         except mwapi.errors.RequestError as e:
             raise _Retryable(f"request failed: {e}") from e
-        except ValueError as e:  # not JSON: an error page from a proxy or a dying server
+        except requests.RequestException as e:  # the body timed out or was cut mid-read
+            raise _Retryable(f"{type(e).__name__}: {e}") from e
+        except ValueError as e:  # not JSON: an error page from a proxy or a dying server,
+            # or an answer cut short (a 200 too): retried like a 5xx. A 4xx page is not.
             status = self._last.status
-            if status is not None and (status >= 500 or status == 429):
-                raise _Retryable(f"HTTP {status}", self._last.retry_after) from e
+            if status is None or status >= 500 or status == 429 or 200 <= status < 300:
+                raise _Retryable(f"HTTP {status} answer is not JSON",
+                                 self._last.retry_after) from e
             raise ApiSourceError(f"{self.api_url}: HTTP {status}: {e}") from e
         status = self._last.status
         if status is not None and (status >= 500 or status == 429):
@@ -213,7 +225,7 @@ class ApiSource:
                 return self._once(method, params)
             except _Retryable as e:
                 if attempt >= self.retries:
-                    raise ApiSourceError(
+                    raise ApiUnavailable(
                         f"{self.api_url}: giving up after {attempt + 1} attempts: {e}") from e
                 delay = min(self.max_backoff, self.backoff * 2 ** attempt)
                 if e.retry_after is not None:

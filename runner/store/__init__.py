@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from runner.config import StoreSection
-from runner.store.base import PendingEvent, Store, StoredRow, StoreError
+from runner.store.base import PendingEvent, Store, StoredRow, StoreError, StoreUnavailable
 
-__all__ = ["PendingEvent", "Store", "StoreError", "StoredRow", "open_store"]
+__all__ = ["PendingEvent", "Store", "StoreError", "StoreUnavailable", "StoredRow", "open_store"]
 
 
 def open_store(cfg: StoreSection, wiki: str) -> Store:
@@ -18,4 +18,4 @@ def open_store(cfg: StoreSection, wiki: str) -> Store:
     from runner.store.mysql import MysqlStore
 
     return MysqlStore.open(location, wiki, cfg.password, cfg.create_database,
-                           cfg.connect_timeout)
+                           cfg.connect_timeout, cfg.read_timeout, cfg.write_timeout)

@@ -9,13 +9,19 @@ row without its event or an event without its row.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from runner.errors import ServiceUnavailable
+
+log = logging.getLogger("runner.store")
+T = TypeVar("T")
 
 QUERIES_DIR = Path(__file__).resolve().parents[2] / "queries"
 
@@ -24,6 +30,13 @@ EventFactory = Callable[[int, str], dict]  # (page_id, title) -> event
 
 class StoreError(RuntimeError):
     """The store could not be opened or used; the message says which and why."""
+
+
+class StoreUnavailable(StoreError, ServiceUnavailable):
+    """The store's server did not answer (timeout, reset, refused), also after one retry."""
+
+    def __init__(self, service: str, detail: str) -> None:
+        ServiceUnavailable.__init__(self, service, detail)
 
 
 def _load_named(path: Path) -> dict[str, str]:
@@ -79,12 +92,14 @@ class Store:
     autoinc_pk = ""
     table_options = ""
     max_in = 500  # list items per IN (...)
+    service = "SQLite"
 
     def __init__(self, conn: Any, wiki: str, location: str) -> None:
         self.conn = conn
         self.wiki = wiki
         self.location = location
         self.db_seconds = 0.0  # time spent in transactions, read by the metrics timer
+        self.broken: StoreUnavailable | None = None  # set once the server is given up on
 
     # -- dialect hooks
     def _begin(self, cur: Any) -> None:
@@ -96,7 +111,15 @@ class Store:
                 cur.execute(stmt)
 
     def close(self) -> None:
-        self.conn.close()
+        with suppress(Exception):  # a connection the server already dropped
+            self.conn.close()
+
+    def _transient(self, error: BaseException) -> bool:
+        """Whether a fresh connection may succeed where this one failed (dialect hook)."""
+        return False
+
+    def _reconnect(self) -> None:
+        raise NotImplementedError
 
     # -- plumbing
     def _sql(self, name: str, n: int = 0) -> str:
@@ -119,16 +142,47 @@ class Store:
             yield cur
             self.conn.commit()
         except BaseException:
-            self.conn.rollback()
+            with suppress(Exception):  # a dead connection: the original error counts
+                self.conn.rollback()
             raise
         finally:
-            cur.close()
+            with suppress(Exception):
+                cur.close()
             self.db_seconds += time.perf_counter() - t0
 
+    def _unit(self, body: Callable[[Any, bool], T]) -> T:
+        """Run ``body(cursor, retried)`` as one transaction; on a transient error (connection
+        reset, timeout, also during COMMIT) once more on a fresh connection. ``body`` must be
+        idempotent when ``retried`` (the first COMMIT may have landed). The error reported is
+        the first one; after it the store fails fast (a partition costs one timeout)."""
+        if self.broken is not None:
+            raise self.broken
+        try:
+            with self.transaction() as cur:
+                return body(cur, False)
+        except Exception as e:
+            if not self._transient(e):
+                raise
+            first = e
+        log.warning("%s: %s; retrying the transaction on a new connection", self.service,
+                    _describe(first), extra={"wiki": self.wiki})
+        try:
+            self._reconnect()
+            with self.transaction() as cur:
+                return body(cur, True)
+        except Exception as e:
+            if not self._transient(e):
+                raise
+            self.broken = StoreUnavailable(self.service, f"{self.location}: "
+                                           f"{_describe(first)} (retried: {_describe(e)})")
+            raise self.broken from None
+
     def _query(self, name: str, args: Sequence = (), n: int = 0) -> list[tuple]:
-        with self.transaction() as cur:
+        def body(cur: Any, retried: bool) -> list[tuple]:
             cur.execute(self._sql(name, n), tuple(args))
             return list(cur.fetchall())
+
+        return self._unit(body)
 
     def _in_query(self, name: str, ids: Iterable[int], extra: Sequence = ()) -> list[tuple]:
         ids = list(dict.fromkeys(ids))
@@ -246,10 +300,12 @@ class Store:
     def pool_titles(self, page_ids: Iterable[int]) -> dict[int, str]:
         return {int(p): self._text(t) for p, t in self._in_query("pool_titles", page_ids)}
 
-    # -- writes (each one transaction)
+    # -- writes (each one transaction, retried once on a transient error: idempotent)
     def _clear_page(self, cur: Any, page_id: int, title: str | None,
                     clear_event: EventFactory) -> bool:
-        """Delete the page's rows; queue a clear event if search knows it. True if queued."""
+        """Delete the page's rows; queue a clear event if search knows it. True if queued.
+
+        Idempotent: a retry after a COMMIT that landed finds nothing left to clear."""
         cur.execute(self._sql("pool_titles", 1), (page_id,))
         found = cur.fetchall()
         cur.execute(self._sql("page_has_data"), (page_id,))
@@ -258,99 +314,158 @@ class Store:
         cur.execute(self._sql("pool_delete"), (page_id,))
         title = self._text(found[0][1]) if found else title
         if (found or had_data) and title:
-            self._outbox(cur, page_id, clear_event(page_id, title))
+            self._outbox(cur, page_id, clear_event(page_id, title), False)
             return True
         return False
 
-    def _outbox(self, cur: Any, page_id: int, event: dict) -> None:
-        cur.execute(self._sql("outbox_add"),
-                    (self.wiki, page_id, json.dumps(event, ensure_ascii=False), time.time()))
+    def _outbox(self, cur: Any, page_id: int, event: dict, retried: bool) -> None:
+        """Queue an event; on a retried transaction not a second time (same event, same
+        JSON: it is found if the first COMMIT landed)."""
+        blob = json.dumps(event, ensure_ascii=False)
+        if retried:
+            cur.execute(self._sql("outbox_has_event"), (self.wiki, page_id, blob))
+            if int(cur.fetchone()[0]):
+                return
+        cur.execute(self._sql("outbox_add"), (self.wiki, page_id, blob, time.time()))
 
     def save_recommendation(self, page_id: int, rev_id: int, title: str, data: dict,
                             set_event: dict) -> None:
         """Replace the page's rows by this revision's row and queue its set event."""
         blob = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        with self.transaction() as cur:
+
+        def body(cur: Any, retried: bool) -> None:
             cur.execute(self._sql("delete_page_rows"), (page_id,))
             cur.execute(self._sql("replace_row"), (rev_id, page_id, blob))
             cur.execute(self._sql("pool_put"), (page_id, rev_id, title, time.time()))
-            self._outbox(cur, page_id, set_event)
+            self._outbox(cur, page_id, set_event, retried)
+
+        self._unit(body)
 
     def save_null(self, page_id: int, rev_id: int, title: str,
                   clear_event: EventFactory) -> None:
         """Record "evaluated, nothing usable" for this revision (a NULL row)."""
-        with self.transaction() as cur:
+        def body(cur: Any, retried: bool) -> None:
             self._clear_page(cur, page_id, title, clear_event)
             cur.execute(self._sql("replace_row"), (rev_id, page_id, None))
+
+        self._unit(body)
 
     def remove_pages(self, pages: Iterable[tuple[int, str | None]],
                      clear_event: EventFactory) -> int:
         """Delete rows of these pages and queue clear events; returns events queued."""
-        queued = 0
-        with self.transaction() as cur:
-            for page_id, title in pages:
-                queued += self._clear_page(cur, page_id, title, clear_event)
-        return queued
+        pages = list(pages)
+        return self._unit(lambda cur, retried: sum(
+            self._clear_page(cur, p, t, clear_event) for p, t in pages))
 
     def delete_null_row(self, page_id: int, rev_id: int) -> None:
-        with self.transaction() as cur:
+        def body(cur: Any, retried: bool) -> None:
             cur.execute(self._sql("row_by_revision"), (rev_id,))
             rows = cur.fetchall()
             if rows and rows[0][1] is None:
                 cur.execute(self._sql("delete_page_rows"), (page_id,))
 
+        self._unit(body)
+
     def queue_events(self, events: Iterable[tuple[int, dict]],
                      pool: Iterable[tuple[int, int, str]] = ()) -> None:
         """Queue events (drift repair) and record pages now tagged; one transaction."""
-        with self.transaction() as cur:
+        events, pool = list(events), list(pool)
+
+        def body(cur: Any, retried: bool) -> None:
             for page_id, rev_id, title in pool:
                 cur.execute(self._sql("pool_put"), (page_id, rev_id, title, time.time()))
             for page_id, event in events:
-                self._outbox(cur, page_id, event)
+                self._outbox(cur, page_id, event, retried)
+
+        self._unit(body)
 
     def forget_pool_entries(self, page_ids: Iterable[int]) -> None:
-        with self.transaction() as cur:
-            for page_id in page_ids:
-                cur.execute(self._sql("pool_delete"), (page_id,))
+        ids = list(page_ids)
+        self._unit(lambda cur, retried: [cur.execute(self._sql("pool_delete"), (p,))
+                                         for p in ids])
 
     # -- outbox
     def pending_events(self, limit: int) -> list[PendingEvent]:
         rows = self._query("outbox_pending", (self.wiki, limit))
         return [PendingEvent(int(i), json.loads(self._text(e)), int(a)) for i, e, a in rows]
 
+    def head_events(self, limit: int) -> list[PendingEvent]:
+        """The oldest pending event of each page, oldest first: what may be sent now without
+        overtaking an earlier event of the same page."""
+        rows = self._query("outbox_heads", (self.wiki, limit))
+        return [PendingEvent(int(i), json.loads(self._text(e)), int(a)) for i, e, a in rows]
+
     def ack_events(self, ids: Sequence[int]) -> None:
-        with self.transaction() as cur:
-            for chunk in _chunks(list(ids), self.max_in):
+        """The sink acknowledged these: they leave the outbox, and each page's acknowledged
+        search state (``addlink_acked``) becomes its latest acknowledged event's."""
+        ids = list(ids)
+
+        def body(cur: Any, retried: bool) -> None:
+            now = time.time()
+            for chunk in _chunks(ids, self.max_in):
+                cur.execute(self._sql("outbox_events", len(chunk)), tuple(chunk))
+                for _, page, blob in sorted(cur.fetchall()):
+                    event = json.loads(self._text(blob))
+                    tagged = 1 if "set" in (event.get("weighted_tags") or {}) else 0
+                    title = (event.get("page") or {}).get("page_title") or ""
+                    cur.execute(self._sql("acked_put"), (int(page), tagged, title, now))
                 cur.execute(self._sql("outbox_ack", len(chunk)), tuple(chunk))
 
+        self._unit(body)
+
     def fail_events(self, failures: dict[int, str]) -> None:
-        with self.transaction() as cur:
-            for ev_id, error in failures.items():
-                cur.execute(self._sql("outbox_fail"), (error[:2000], ev_id))
+        """Dead-letter these events (rejected as invalid), with the sink's reason."""
+        self._unit(lambda cur, retried: [cur.execute(self._sql("outbox_fail"),
+                                                     (error[:2000], ev_id))
+                                         for ev_id, error in failures.items()])
 
     def retry_events(self, ids: Sequence[int], error: str) -> None:
-        with self.transaction() as cur:
-            for chunk in _chunks(list(ids), self.max_in):
-                cur.execute(self._sql("outbox_retry", len(chunk)), (error[:2000], *chunk))
+        ids = list(ids)
+        self._unit(lambda cur, retried: [
+            cur.execute(self._sql("outbox_retry", len(chunk)), (error[:2000], *chunk))
+            for chunk in _chunks(ids, self.max_in)])
 
     def outbox_counts(self) -> dict[str, int]:
+        """pending (to send) and failed (dead letters) events of this wiki."""
         counts = {"pending": 0, "failed": 0}
         for state, n in self._query("outbox_counts", (self.wiki,)):
             counts[self._text(state)] = int(n)
         return counts
 
+    def dead_letter_pages(self) -> set[int]:
+        return {int(p) for (p,) in self._query("outbox_dead_pages", (self.wiki,))}
+
+    def pending_pages(self) -> set[int]:
+        return {int(p) for (p,) in self._query("outbox_pending_pages", (self.wiki,))}
+
+    def forget_dead_letters(self) -> None:
+        """Drift repaired the pages of the dead letters: they are no longer needed."""
+        self._unit(lambda cur, retried: cur.execute(self._sql("outbox_forget_dead"),
+                                                    (self.wiki,)))
+
+    def iter_acked(self, batch: int = 1000) -> Iterator[tuple[int, bool, str]]:
+        """(page id, tagged, title) as the sink last acknowledged, in page order."""
+        after = 0
+        while True:
+            rows = self._query("acked_after", (after, batch))
+            yield from ((int(p), bool(int(t)), self._text(x)) for p, t, x in rows)
+            if len(rows) < batch:
+                return
+            after = int(rows[-1][0])
+
     # -- run log and resume points
     def start_run(self, command: str, shard: str = "") -> int:
-        with self.transaction() as cur:
+        def body(cur: Any, retried: bool) -> int:
             cur.execute(self._sql("run_start"), (self.wiki, command, shard, time.time()))
             return int(cur.lastrowid)
 
+        return self._unit(body)
+
     def finish_run(self, run_id: int, status: str, stop_reason: str | None,
                    outcomes: dict[str, int], pool_size: int | None) -> None:
-        with self.transaction() as cur:
-            cur.execute(self._sql("run_finish"), (time.time(), status, stop_reason,
-                                                  json.dumps(outcomes, sort_keys=True),
-                                                  pool_size, run_id))
+        args = (time.time(), status, stop_reason, json.dumps(outcomes, sort_keys=True),
+                pool_size, run_id)
+        self._unit(lambda cur, retried: cur.execute(self._sql("run_finish"), args))
 
     def last_run(self) -> dict | None:
         rows = self._query("last_run", (self.wiki,))
@@ -367,8 +482,18 @@ class Store:
         return int(rows[0][0]) if rows else None
 
     def set_resume_point(self, key: str, page_id: int | None) -> None:
-        with self.transaction() as cur:
+        def body(cur: Any, retried: bool) -> None:
             if page_id is None:
                 cur.execute(self._sql("resume_clear"), (self.wiki, key))
             else:
                 cur.execute(self._sql("resume_set"), (self.wiki, key, page_id, time.time()))
+
+        self._unit(body)
+
+
+def _describe(error: BaseException) -> str:
+    """One line for a driver error: pymysql's (code, message) args read as 'code message'."""
+    args = getattr(error, "args", ())
+    if len(args) == 2 and isinstance(args[0], int):
+        return f"{type(error).__name__} {args[0]}: {args[1] or 'connection lost'}"
+    return f"{type(error).__name__}: {error}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -9,7 +10,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pymysql
 
 from runner.config import Secret
-from runner.store.base import Store, StoreError
+from runner.store.base import Store, StoreError, StoreUnavailable
+
+# Client errors after which a fresh connection may succeed: can't connect (2003), server gone
+# (2006), lost during a query (2013, also a read/write timeout), packet sequence lost (2055),
+# lock wait timeout (1205), deadlock (1213).
+TRANSIENT = frozenset({2003, 2006, 2013, 2055, 1205, 1213})
+# Not a server problem: wrong password (1045), no such database (1049), access denied (1044).
+USAGE_CODES = frozenset({1044, 1045, 1049})
 
 
 def parse_mysql_url(url: str) -> dict[str, Any]:
@@ -38,7 +46,8 @@ class MysqlStore(Store):
 
     @classmethod
     def open(cls, url: str, wiki: str, password: Secret | None = None,
-             create_database: bool = False, connect_timeout: float = 10.0) -> MysqlStore:
+             create_database: bool = False, connect_timeout: float = 10.0,
+             read_timeout: float = 30.0, write_timeout: float = 30.0) -> MysqlStore:
         kw = parse_mysql_url(url)
         db = kw.pop("database")
         # READ COMMITTED: no gap locks, so the shards of a wiki (``--shard i/N``) writing
@@ -48,6 +57,7 @@ class MysqlStore(Store):
         # here is one short unit of work, so nothing relies on repeatable reads.
         common = dict(kw, password=password.reveal() if password else "", charset="utf8mb4",
                       autocommit=False, connect_timeout=connect_timeout,
+                      read_timeout=read_timeout, write_timeout=write_timeout,
                       init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         try:
             if create_database:
@@ -61,14 +71,33 @@ class MysqlStore(Store):
             conn = pymysql.connect(database=db, **common)
         except pymysql.MySQLError as e:
             safe = f"mysql://{kw['user']}@{kw['host']}:{kw['port']}/{db}"
-            raise StoreError(f"store.url: cannot connect to {safe}: {e.args[-1]}") from None
+            code = e.args[0] if e.args and isinstance(e.args[0], int) else 0
+            if code in USAGE_CODES:
+                raise StoreError(f"store.url: {safe}: {e.args[-1]}") from None
+            raise StoreUnavailable("MySQL", f"store.url: cannot connect to {safe}: "
+                                   f"{e.args[-1]}") from None
         store = cls(conn, wiki, f"mysql://{kw['user']}@{kw['host']}:{kw['port']}/{db}")
         store._apply_schema()
         return store
+
+    service = "MySQL"
+    usage_codes = USAGE_CODES
 
     def _begin(self, cur: Any) -> None:
         try:
             self.conn.begin()
         except (pymysql.err.OperationalError, pymysql.err.InterfaceError):
-            self.conn.connect()  # the server closed an idle connection: open a new one
+            self._reconnect()  # the server closed an idle connection: open a new one
             self.conn.begin()
+
+    def _transient(self, error: BaseException) -> bool:
+        if isinstance(error, pymysql.err.InterfaceError):
+            return True  # e.g. (0, ''): the connection was already closed under us
+        if isinstance(error, pymysql.err.OperationalError):
+            return bool(error.args) and error.args[0] in TRANSIENT
+        return isinstance(error, OSError)
+
+    def _reconnect(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+        self.conn.connect()

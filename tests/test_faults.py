@@ -1,0 +1,322 @@
+"""The job under faults, as an operator would see it: real runner processes killed with -9,
+signalled, cut off from MariaDB, ZooKeeper, MediaWiki or EventGate by a loopback TCP proxy,
+EventGate answering 207/400/429/503 or too late. After each fault: the documented exit code
+within a bound, one line naming the problem, no traceback; after the fault clears, one rerun
+restores every invariant (tests/faults.py). The long version: benchmarks/faults.py.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from model.exitcodes import ExitCode
+from runner.events import EventFactory, EventGateSink, Publisher
+from runner.metrics import Metrics
+from runner.store.mysql import MysqlStore
+from runner.store.sqlite import SqliteStore
+from tests.conftest import MW_PORT, ZK_PORT
+from tests.eventgate import EventGate
+from tests.faults import (
+    BOUND,
+    Runner,
+    check,
+    has_traceback,
+    invariants,
+    jsonl_events,
+    kill_runs,
+    mysql_setup,
+    one_line_error,
+    partition_run,
+    run,
+    sqlite_setup,
+    write_config,
+)
+from tests.runner_support import LTG_DUMP, drop_database
+from tests.tcpproxy import TcpProxy
+
+EVENTS = EventFactory("ltgwiki", "s", "/development/cirrussearch/page_weighted_tags_change/1.0.0",
+                      "ltg.wikipedia.org")
+
+
+# ---------------------------------------------------------------------------- signals
+
+
+def test_sigterm_stops_within_the_bound_and_commits_finished_pages(tmp_path, ltg_model):
+    cfg, _ = sqlite_setup(tmp_path, ltg_model, target=100000)
+    r = Runner(cfg, "refresh")
+    assert r.wait_for("evaluated"), r.stdout()[-2000:]
+    sent = r.signal(signal.SIGTERM)
+    res = r.wait(BOUND)
+    assert res.code == ExitCode.SIGNAL, res.stderr[-2000:]
+    done = res.finished()
+    assert done["status"] == "interrupted" and done["stop_reason"] == "SIGTERM"
+    assert r.proc.returncode is not None and res.seconds - (sent - r.t0) < BOUND
+    rep = invariants(cfg, jsonl_events(tmp_path / "events.jsonl"))
+    assert rep.ok, rep.violations  # every committed row has its event: published in time
+    assert rep.rows == done["pool_after"] and rep.rows >= 1
+
+
+# ---------------------------------------------------------------------------- kill -9
+
+
+def test_kill9_sqlite_jsonlines(tmp_path, ltg_model):
+    cfg, _ = sqlite_setup(tmp_path, ltg_model)
+    assert kill_runs(cfg, 4, lambda: jsonl_events(tmp_path / "events.jsonl"),
+                     random.Random(9)) == []
+
+
+def test_kill9_mariadb_eventgate(tmp_path, ltg_model, mysql_url):
+    with EventGate() as eg:
+        cfg, _, url = mysql_setup(tmp_path, ltg_model, 3306, eg.url)
+        try:
+            assert kill_runs(cfg, 4, lambda: list(eg.accepted), random.Random(4)) == []
+        finally:
+            drop_database(url)
+
+
+# ---------------------------------------------------------------------------- partitions
+
+
+def test_mariadb_partition_then_rerun(tmp_path, ltg_model, mysql_url):
+    with EventGate() as eg, TcpProxy(3306) as proxy:
+        cfg, _, url = mysql_setup(tmp_path, ltg_model, proxy.port, eg.url)
+        try:
+            res = partition_run(cfg, proxy)
+            assert res.code == ExitCode.UNAVAILABLE, res.stdout[-3000:]
+            assert res.seconds < BOUND
+            assert one_line_error(res).startswith("MySQL unavailable: ")
+            again = run(cfg, "refresh", "--target", "30")
+            assert again.code == 0, again.stdout[-3000:]
+            rep = invariants(cfg, list(eg.accepted))
+            assert rep.ok, rep.violations
+        finally:
+            drop_database(url)
+
+
+def test_reset_during_commit_is_retried_once_with_the_same_keys(tmp_path, mysql_url):
+    """The COMMIT reaches the server, the answer never comes back (InterfaceError (0, '')
+    before): one retry on a fresh connection, and still one row and one event."""
+    with TcpProxy(3306) as proxy:
+        url = mysql_url.replace(":3306/", f":{proxy.port}/")
+        store = MysqlStore.open(url, "ltgwiki", read_timeout=3, write_timeout=3)
+        proxy.set("reset_after_commit")
+        store.save_recommendation(7, 70, "Seven", {"links": []}, EVENTS.set(7, "Seven"))
+        assert proxy.commits_reset == 1
+        assert store.row(70) is not None and len(store.pending_events(10)) == 1
+        store.ack_events([p.id for p in store.pending_events(10)])
+        store.close()
+    clean = MysqlStore.open(mysql_url, "ltgwiki")
+    with clean.transaction() as cur:
+        for table in ("growthexperiments_link_recommendations", "addlink_pool",
+                      "addlink_acked", "addlink_outbox"):
+            cur.execute(f"DELETE FROM {table}")
+    clean.close()
+
+
+def test_zookeeper_partition_ends_with_lock_lost(tmp_path, ltg_model, zk_hosts):
+    with TcpProxy(ZK_PORT) as proxy:
+        lock = {"type": "zookeeper", "hosts": f"127.0.0.1:{proxy.port}",
+                "root": f"/addlink-fault-{secrets.token_hex(3)}"}
+        cfg, _ = sqlite_setup(tmp_path, ltg_model, lock=lock, target=100000)
+        res = partition_run(cfg, proxy)
+        assert res.code == ExitCode.LOCK_LOST, res.stdout[-3000:]
+        assert res.seconds < BOUND
+        again = run(cfg, "refresh", "--target", "30")
+        assert again.code == 0, again.stdout[-3000:]
+    rep = invariants(cfg, jsonl_events(tmp_path / "events.jsonl"))
+    assert rep.ok, rep.violations
+
+
+def test_mediawiki_partition_ends_with_unavailable(tmp_path, ltg_model, mediawiki):
+    with TcpProxy(MW_PORT) as proxy:
+        source = {"type": "api", "api_url": f"http://127.0.0.1:{proxy.port}/api.php"}
+        cfg, _ = sqlite_setup(tmp_path, ltg_model, source=source, target=100000)
+        res = partition_run(cfg, proxy)
+        assert res.code == ExitCode.UNAVAILABLE, res.stdout[-3000:]
+        assert res.seconds < BOUND
+        assert one_line_error(res).startswith("MediaWiki unavailable: ")
+    rep = invariants(cfg, jsonl_events(tmp_path / "events.jsonl"), dump=False)
+    assert rep.ok, rep.violations  # what was committed before the cut was published
+
+
+# ---------------------------------------------------------------------------- EventGate
+
+
+def queued(tmp_path: Path, pages: list[tuple[int, str]]) -> SqliteStore:
+    store = SqliteStore.open(str(tmp_path / "s.sqlite"), "ltgwiki")
+    store.queue_events([(p, getattr(EVENTS, kind)(p, f"Page {p}")) for p, kind in pages])
+    return store
+
+
+def publisher(store, eg: EventGate, **kw) -> Publisher:
+    return Publisher(store, EventGateSink(eg.url, timeout=kw.pop("timeout", 2.0)), Metrics(),
+                     sleep=lambda s: None, **{"batch_size": 10, "max_attempts": 3, **kw})
+
+
+def test_207_never_lets_a_later_event_of_a_page_overtake(tmp_path):
+    store = queued(tmp_path, [(1, "set"), (2, "set"), (1, "clear"), (3, "set"), (1, "set")])
+    with EventGate() as eg:
+        eg.error_pages = {1}  # page 1's events fail in a 207 while the others are accepted
+        stats = publisher(store, eg).drain()
+        assert [s for s, _ in eg.requests] == [207, 207, 207]
+        assert [e["page"]["page_id"] for e in eg.accepted] == [2, 3]
+        assert stats.pending == 3 and store.pending_events(10)[0].event["page"]["page_id"] == 1
+        eg.error_pages = set()
+        stats = publisher(store, eg).drain()
+    got = [(e["page"]["page_id"], next(iter(e["weighted_tags"]))) for e in eg.accepted]
+    assert got == [(2, "set"), (3, "set"), (1, "set"), (1, "clear"), (1, "set")]
+    assert stats.pending == 0 and {p: t for p, t, _ in store.iter_acked()} == \
+        {1: True, 2: True, 3: True}
+
+
+def test_429_503_and_a_timeout_after_accepting_are_retried(tmp_path):
+    store = queued(tmp_path, [(1, "set"), (2, "set"), (1, "clear")])
+    with EventGate() as eg:
+        eg.fail_next(429)
+        eg.fail_next(503)
+        eg.stall_next(1.5)  # accepted, answered after the client's 0.5 s timeout
+        stats = publisher(store, eg, timeout=0.5, max_attempts=5).drain()
+        ids = [e["meta"]["id"] for e in eg.accepted]
+    assert stats.pending == 0 and stats.failed == 0
+    assert len(ids) == 5 and len(set(ids)) == 3  # the stalled request's 2 events, twice
+    rep = check(store, eg.accepted, drained=False)  # events without rows: order only
+    assert rep.ok and rep.duplicates == 2 and store.outbox_counts()["pending"] == 0
+
+
+def test_rejected_events_are_dead_lettered_counted_and_repaired_by_drift(tmp_path, ltg_model):
+    with EventGate() as eg:
+        cfg, _ = sqlite_setup(tmp_path, ltg_model, events={"type": "eventgate", "url": eg.url},
+                              target=10)
+        eg.fail_next(400, 100)  # EventGate rejects everything as invalid
+        res = run(cfg, "refresh")
+        assert res.code == ExitCode.EVENTS_UNDELIVERED, res.stdout[-3000:]
+        done = res.finished()
+        assert done["events_failed"] >= 1 and done["pool_after"] >= 1
+        assert one_line_error(res) == (f"EventGate: 0 events pending after the retries, "
+                                       f"{done['events_failed']} dead-lettered by this run "
+                                       "(status shows them; drift repairs)")
+        status = run(cfg, "status", "--format", "json")
+        (wiki,) = json.loads(status.stdout[status.stdout.index("{"):])["wikis"]
+        assert wiki["outbox"]["failed"] == done["events_failed"]
+        assert not invariants(cfg, list(eg.accepted)).ok  # rows search was never told about
+        eg.forced.clear()
+        fixed = run(cfg, "drift", "--wiki", "ltgwiki")
+        assert fixed.code == 0, fixed.stdout[-3000:]
+        assert fixed.finished()["outcomes"]["dead_letters"] >= 1
+        rep = invariants(cfg, list(eg.accepted))
+        assert rep.ok, rep.violations
+
+
+def test_eventgate_outage_longer_than_the_retries(tmp_path, ltg_model):
+    with EventGate() as eg:
+        url = eg.url
+    cfg, _ = sqlite_setup(tmp_path, ltg_model, events={"type": "eventgate", "url": url},
+                          target=5)
+    down = run(cfg, "refresh")
+    assert down.code == ExitCode.UNAVAILABLE  # the preflight sees it: nothing written
+    assert one_line_error(down).startswith("EventGate unavailable: ")
+    assert not (tmp_path / "addlink.sqlite").exists()
+    host, port = url.rsplit(":", 1)
+    with EventGate(port=int(port)) as eg:
+        eg.fail_next(503, 1000)  # up for the preflight, then failing for the whole run
+        res = run(cfg, "refresh")
+        assert res.code == ExitCode.EVENTS_UNDELIVERED, res.stdout[-3000:]
+        assert res.finished()["events_pending"] >= 1
+        assert one_line_error(res).startswith("EventGate: ")
+        assert "events pending after the retries (HTTP 503" in one_line_error(res)
+        eg.forced.clear()
+        again = run(cfg, "refresh")
+        assert again.code == 0
+        rep = invariants(cfg, list(eg.accepted))
+        assert rep.ok, rep.violations
+
+
+# ---------------------------------------------------------------------------- preflight
+
+
+def test_preflight_refuses_a_damaged_or_forged_model_before_any_write(tmp_path, ltg_model):
+    model = tmp_path / "model"
+    shutil.copytree(ltg_model, model)
+    cfg, _ = sqlite_setup(tmp_path, model, target=5)
+    manifest = json.loads((model / "manifest.json").read_text())
+    forged = dict(manifest, checksums={**manifest["checksums"], "anchors": "0" * 64})
+    (model / "manifest.json").write_text(json.dumps(forged))
+    res = run(cfg, "refresh")
+    assert res.code == ExitCode.MODEL_INVALID
+    assert "checksums.anchors does not match" in one_line_error(res)
+    assert not (tmp_path / "addlink.sqlite").exists()  # nothing written, not even a run row
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    with open(model / "vectors.npy", "r+b") as f:
+        f.seek(200)
+        f.write(b"\x01\x02\x03")
+    res = run(cfg, "refresh", "--limit", "20")
+    assert res.code == ExitCode.MODEL_INVALID
+    assert "vectors.npy: sha256 differs" in one_line_error(res)
+    assert not (tmp_path / "addlink.sqlite").exists()
+
+
+def test_preflight_names_an_unreachable_store(tmp_path, ltg_model):
+    cfg = write_config(tmp_path / "config.yaml", ltg_model, LTG_DUMP,
+                       store={"type": "mysql", "url": "mysql://root@127.0.0.1:1/addlink"},
+                       events={"type": "jsonlines", "path": str(tmp_path / "e.jsonl")},
+                       lock={"type": "file", "dir": str(tmp_path / "locks")})
+    res = run(cfg, "refresh")
+    assert res.code == ExitCode.UNAVAILABLE
+    assert one_line_error(res).startswith("MySQL unavailable: mysql://root@127.0.0.1:1/")
+    assert not (tmp_path / "locks").exists()  # before the lock
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def model_cli(*args: str):
+    import subprocess
+    import sys
+
+    from tests.faults import REPO
+
+    return subprocess.run([sys.executable, "-m", "model", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("kind", ["broken_xml", "truncated_bz2"])
+def test_model_train_on_a_broken_dump(tmp_path, kind):
+    import bz2
+
+    raw = bz2.decompress(Path(LTG_DUMP).read_bytes())
+    if kind == "broken_xml":
+        dump = tmp_path / "d.xml"
+        dump.write_bytes(raw[:300_000])
+    else:
+        dump = tmp_path / "d.xml.bz2"
+        dump.write_bytes(Path(LTG_DUMP).read_bytes()[:200_000])
+    r = model_cli("train", "--wiki", "ltgwiki", "--dump", str(dump), "--out",
+                  str(tmp_path / "m"))
+    assert r.returncode == ExitCode.USAGE and not has_traceback(r.stderr)
+    (line,) = [x for x in r.stderr.splitlines() if x.startswith("error: ")]
+    assert line.startswith(f"error: {dump}: not a readable XML dump")
+
+
+def test_model_load_with_a_wrong_password_or_a_missing_database(ltg_model, mysql_url):
+    base = mysql_url.rsplit("/", 1)[0]
+    wrong = base.replace("root@", "root:not-the-password@") + "/addlink_x"
+    r = model_cli("load", "--from", str(ltg_model), "--to", wrong)
+    assert r.returncode == ExitCode.USAGE and not has_traceback(r.stderr)
+    assert "Access denied" in r.stderr and "not-the-password" not in r.stderr
+    r = model_cli("load", "--from", str(ltg_model), "--to", f"{base}/addlink_no_such_db")
+    assert r.returncode == ExitCode.USAGE and "Unknown database 'addlink_no_such_db'" in r.stderr
+
+
+def test_backfill_of_a_page_that_does_not_exist(tmp_path, ltg_model):
+    cfg, _ = sqlite_setup(tmp_path, ltg_model)
+    res = run(cfg, "backfill", "--wiki", "ltgwiki", "--page", "No such page at all 9876")
+    assert res.code == ExitCode.USAGE
+    assert one_line_error(res) == \
+        "backfill: no such article on ltgwiki: 'No such page at all 9876'"
