@@ -194,9 +194,13 @@ class Runner:
 
     def wait_for(self, message: str, timeout: float = 60.0) -> bool:
         """Until a log line with this message appears (or the process ends)."""
+        return self.wait_for_text(f'"message": "{message}"', timeout)
+
+    def wait_for_text(self, text: str, timeout: float = 60.0) -> bool:
+        """Until the log shows ``text`` (say, a page's ``"outcome": "success"``)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if f'"message": "{message}"' in self.stdout():
+            if text in self.stdout():
                 return True
             if self.proc.poll() is not None:
                 return False
