@@ -158,7 +158,45 @@ def ablation(dumps: list[Path]) -> dict:
                     ),
                     flush=True,
                 )
+    print()
+    print(ablation_summary(results))
     return {"results": results}
+
+
+def _f1_at_half(r: dict) -> float:
+    return {row["threshold"]: row for row in r["rows"]}[0.5]["f1"]
+
+
+def ablation_summary(results: list[dict]) -> str:
+    """Per feature dropped and per wiki: ΔF1@0.5 / Δbest F1 / ΔR@P>=0.8, and their means.
+
+    Deltas against the same dump's unablated row; a recall that never reaches 0.8 counts 0.
+    """
+
+    def figures(r: dict) -> tuple[float, float, float]:
+        r80 = r["recall_at_p80"]
+        return (_f1_at_half(r), r["best_f1"]["f1"], r80["recall"] if r80 else 0.0)
+
+    base = {r["wiki"]: figures(r) for r in results if not r["ablate"]}
+    wikis = sorted(base)
+    dropped = list(dict.fromkeys(r["ablate"][0] for r in results if r["ablate"]))
+    by = {(r["wiki"], r["ablate"][0]): figures(r) for r in results if r["ablate"]}
+    lines = [
+        "ΔF1@0.5 / Δbest F1 / ΔR@P>=0.8 when the feature is dropped (unablated: first row)",
+        "",
+        _row(["feature dropped", *(w.removesuffix("wiki") for w in wikis), "mean ΔF1@0.5",
+              "mean Δbest F1", "mean ΔR@P>=0.8"]),
+        "|---" * (len(wikis) + 4) + "|",
+        _row(["(none)", *(" / ".join(f"{x:.3f}" for x in base[w]) for w in wikis), "", "", ""]),
+    ]
+    for name in dropped:
+        deltas = [[a - b for a, b in zip(by[w, name], base[w], strict=True)] for w in wikis]
+        means = [sum(col) / len(col) for col in zip(*deltas, strict=True)]
+        lines.append(
+            _row([name, *(" / ".join(f"{x:+.3f}" for x in d) for d in deltas),
+                  *(f"{m:+.3f}" for m in means)])
+        )
+    return "\n".join(lines)
 
 
 def dump_options(p: argparse.ArgumentParser) -> None:
