@@ -15,7 +15,6 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from urllib.parse import quote, urlsplit, urlunsplit
 
 from model.exitcodes import ExitCode
 from runner import criteria as C
@@ -48,18 +47,9 @@ LOOKUP_BATCH, LOOKUP_WAIT = 25, 0.05
 
 
 def datasets_url(cfg: Config, wiki: str) -> str:
-    """The store's MySQL URL with its password, for ``model.open_model(..., store=URL)``.
-
-    It goes to the worker processes through their pipe only; it is never logged.
-    """
-    url = urlsplit(cfg.store.location(wiki))
-    password = cfg.store.password.reveal() if cfg.store.password else ""
-    if password:
-        user = url.username or "root"
-        host = url.hostname or "127.0.0.1"
-        port = f":{url.port}" if url.port else ""
-        url = url._replace(netloc=f"{quote(user)}:{quote(password, safe='')}@{host}{port}")
-    return urlunsplit(url)
+    """The store's MySQL URL with its password (``StoreSection.datasets_url``, shared with
+    the service); it goes to the worker processes through their pipe only, never logged."""
+    return cfg.store.datasets_url(wiki)
 
 
 @dataclass(frozen=True)
