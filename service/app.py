@@ -21,6 +21,7 @@ from typing import Any
 import swagger_ui_bundle
 from flask import Flask, Response, g, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import PathConverter
 
 from model import recommend
 from model.wikis import Wiki
@@ -30,13 +31,17 @@ from service.logs import setup_logging
 from service.metrics import LATENCY, LINKS, REQUESTS, render
 from service.models import Models, ModelUnavailable
 from service.spec import build_spec
+from service.titles import ILLEGAL_TITLE, MAX_TITLE
 
 log = logging.getLogger("service.request")
 
-ROUTE = "/v1/linkrecommendations/<project>/<domain>/<path:page_title>"
-MAX_TITLE = 255
+ROUTE = "/v1/linkrecommendations/<project>/<domain>/<title:page_title>"
 MAX_ID = 2**53 - 1  # exact in every JSON reader
-LANGUAGE = re.compile(r"[a-z][a-z0-9-]{0,31}")
+class TitleConverter(PathConverter):
+    """Like ``path`` (titles may hold "/"), but any character, so that a title with a line
+    break reaches the title check (a 400 naming it) instead of an unmatched-route 404."""
+
+    regex = "[^/][\\s\\S]*?"
 
 
 class ApiError(Exception):
@@ -100,7 +105,7 @@ def _int_arg(name: str, default: int | None, lo: int, hi: int) -> int | None:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not re.fullmatch(r"[+-]?[0-9]{1,20}", raw.strip()):
+    if not re.fullmatch(r"[+-]?[0-9]{1,20}", raw):  # no blanks: int() and strip() differ
         raise bad(name, f"expected an integer, got {raw[:40]!r}")
     return _range(name, int(raw), lo, hi)
 
@@ -141,6 +146,7 @@ class Service:
         self.models = Models(cfg)
         self.api = ActionApi(cfg)
         self.routes = {w.route: w for w in cfg.wikis.values()}
+        self.languages = {w.language for w in cfg.wikis.values()} | {d for _, d in self.routes}
         self.spec = build_spec(cfg)
 
     def wiki(self, project: str, domain: str) -> Wiki:
@@ -159,14 +165,18 @@ class Service:
         title = " ".join(page_title.replace("_", " ").split())
         if not title or len(title) > MAX_TITLE:
             raise bad("page_title", f"must be 1 to {MAX_TITLE} characters")
+        if ILLEGAL_TITLE.search(title):
+            raise bad("page_title", "contains a character MediaWiki titles cannot have "
+                                    "(# < > [ ] | { } or a control character)")
         g.title = title
         threshold = _float("threshold", 0.5, 0.0, 1.0)
         max_recs = _int_arg("max_recommendations", 15, 0, limits.max_recommendations)
         language = request.args.get("language_code")
-        if language is not None and (not LANGUAGE.fullmatch(language)
-                                     or language not in (wiki.language, wiki.route[1])):
-            raise bad("language_code", f"{language[:40]!r} is not the language of the "
-                                       f"{wiki.name} model ({wiki.language})")
+        # Each model tokenizes with the one language it was trained for (its manifest); the
+        # parameter is accepted for compatibility and must name a configured language.
+        if language is not None and language not in self.languages:
+            raise bad("language_code", f"{language[:40]!r} is not a configured language "
+                                       f"(known: {', '.join(sorted(self.languages))})")
         sections = _sections(request.args.getlist("sections_to_exclude"),
                              "sections_to_exclude", limits.max_sections_to_exclude)
         if request.method == "POST":
@@ -222,6 +232,7 @@ def create_app(config: ServiceConfig | str | None = None) -> Flask:
     setup_logging()
     svc = Service(cfg)
     app = Flask("service", static_folder=None)
+    app.url_map.converters["title"] = TitleConverter
     app.config["MAX_CONTENT_LENGTH"] = cfg.service.max_body_bytes
     app.json.ensure_ascii = False
     app.extensions["addlink"] = svc

@@ -46,9 +46,9 @@ class ActionApi:
 
     def revision(self, wiki: Wiki, title: str, revid: int | None, timeout: float) -> Revision:
         url = self.cfg.api_url(wiki)
-        if not url:
-            raise UpstreamError(f"{wiki.name}: no Action API URL configured "
-                                "(service.api_url or the wiki's source.api_url)")
+        if not url:  # a deployment that serves this wiki by POST only: no page to GET here
+            raise PageMissing(f"{wiki.name}: pages cannot be fetched here (no Action API "
+                              "configured); POST the wikitext instead")
         params = {"action": "query", "prop": "revisions", "rvprop": "ids|content",
                   "rvslots": "main", "format": "json", "formatversion": "2"}
         if revid is None:
@@ -72,8 +72,8 @@ class ActionApi:
         if query.get("badrevids"):
             raise PageMissing(f"revision {revid} does not exist on {wiki.name}")
         pages = query.get("pages") or []
-        if not pages:
-            raise UpstreamError(f"{wiki.name}: the Action API answered no page")
+        if not pages:  # e.g. a title that is only a fragment or an interwiki prefix
+            raise BadTitle(f"{title!r} is not a page title of {wiki.name}")
         page = pages[0]
         if page.get("invalid"):
             raise BadTitle(f"invalid title: {page.get('invalidreason', title)}")

@@ -18,7 +18,9 @@ worker_class = "sync"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 20
 keepalive = 5
-limit_request_line = 8190  # long sections_to_exclude lists still reach the app's checks
+# Unlimited request line: gunicorn's own 414 is an HTML page; the app bounds the query itself
+# (service.max_sections_to_exclude headings of at most 255 characters) and answers JSON.
+limit_request_line = 0
 accesslog = None  # the app logs one JSON line per request itself
 errorlog = "-"
 # One compute thread per worker: the parallelism comes from the worker processes.

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from service.config import ServiceConfig
+from service.titles import TITLE_PATTERN
 
 SPEC_FILE = Path(__file__).with_name("openapi.yaml")
 _TEMPLATE: dict | None = None
@@ -44,6 +45,13 @@ def build_spec(cfg: ServiceConfig) -> dict:
     params = spec["components"]["parameters"]
     params["project"]["schema"]["enum"] = sorted({p for p, _ in routes})
     params["domain"]["schema"]["enum"] = sorted({d for _, d in routes})
+    params["max_recommendations"]["schema"]["maximum"] = cfg.service.max_recommendations
+    params["page_title"]["schema"]["pattern"] = TITLE_PATTERN
+    params["sections_to_exclude"]["schema"]["maxItems"] = cfg.service.max_sections_to_exclude
+    body = spec["components"]["schemas"]["PostBody"]["properties"]
+    body["sections_to_exclude"]["maxItems"] = cfg.service.max_sections_to_exclude
+    languages = {w.language for w in cfg.wikis.values()} | {d for _, d in routes}
+    params["language_code"]["schema"]["enum"] = sorted(languages)
     wiki = cfg.monitor_wiki
     project, domain = wiki.route
     values = {"project": project, "domain": domain, "title": cfg.service.monitor.title}
