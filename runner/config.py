@@ -7,6 +7,7 @@ Layout (see ``runner/sample-config.yaml`` and docs/runner.md)::
     events:   {type: jsonlines, path} | {type: eventgate, url, stream, token_env|token_file, ...}
     lock:     {type: file, dir} | {type: zookeeper, hosts, root, timeout}
     metrics:  {type: "off"} | {type: statsd, host, port}
+    recommender: {type: process} | {type: service, url, timeout, max_attempts, backoff}
     defaults: {...any wiki field...}     # merged under every wiki
     wikis:
       <dbname>: {language, domain, model, pool_target, source, candidates, criteria, ...}
@@ -90,6 +91,18 @@ class MetricsSection:
 
 
 @dataclass(frozen=True)
+class RecommenderSection:
+    """Who computes recommendations: the in-process worker pool (default) or the
+    recommendation service over HTTP (runner/service_client.py)."""
+
+    type: Literal["process", "service"] = "process"
+    url: str | None = None  # the service's base URL, e.g. http://addlink-service:8000
+    timeout: float = 30.0  # seconds per request
+    max_attempts: int = 3  # per page, for connection errors, timeouts, 502/503/504
+    backoff: float = 0.5  # seconds, doubled after each attempt
+
+
+@dataclass(frozen=True)
 class CandidatesSection:
     strategy: Literal["search", "random", "allpages"] = "random"
     topics: tuple[str, ...] = ()  # ORES topics for "search" (CirrusSearch)
@@ -133,6 +146,7 @@ class Config:
     events: EventsSection = EventsSection()
     lock: LockSection = LockSection()
     metrics: MetricsSection = MetricsSection()
+    recommender: RecommenderSection = RecommenderSection()
     path: str = "<memory>"
 
     def wiki(self, name: str) -> WikiConfig:
@@ -157,6 +171,11 @@ def _check(cfg: Config) -> None:
     if cfg.events.type == "eventgate" and not (cfg.events.url or "").startswith(("http://",
                                                                                   "https://")):
         raise ConfigError("events.url: an eventgate sink needs url: http(s)://host:port")
+    rec = cfg.recommender
+    if rec.type == "service" and not (rec.url or "").startswith(("http://", "https://")):
+        raise ConfigError("recommender.url: a service recommender needs url: http(s)://host:port")
+    positive(rec.timeout, "recommender.timeout")
+    positive(rec.max_attempts, "recommender.max_attempts")
     positive(cfg.events.batch_size, "events.batch_size")
     positive(cfg.events.max_attempts, "events.max_attempts")
     if len(cfg.wikis) > 1:

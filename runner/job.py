@@ -44,6 +44,7 @@ MAX_MODEL_FAILURES = 25  # at least this many, and most model calls failed: stop
 # for up to LOOKUP_BATCH pages (instead of two per page), sent once the group is full, has
 # waited LOOKUP_WAIT seconds, or the workers have nothing else to do.
 LOOKUP_BATCH, LOOKUP_WAIT = 25, 0.05
+SERVICE_RECOMMENDER = "runner.service_client:service_recommender"  # recommender: service
 
 
 def datasets_url(cfg: Config, wiki: str) -> str:
@@ -371,10 +372,19 @@ class WikiJob:
                        "excluded_sections": tuple(crit.excluded_sections)}
             if self.wiki.model_datasets == "store":
                 options["datasets_url"] = datasets_url(self.cfg, self.wiki.name)
+            recommender = self.options.recommender
+            rec = self.cfg.recommender
+            if rec.type == "service" and recommender == DEFAULT_RECOMMENDER:
+                recommender = SERVICE_RECOMMENDER
+                project, domain = self.wiki.route
+                options["service"] = {"url": rec.url, "project": project, "domain": domain,
+                                      "timeout": rec.timeout, "max_attempts": rec.max_attempts,
+                                      "backoff": rec.backoff,
+                                      "user_agent": self.cfg.runner.user_agent}
             n = self.options.workers or self.cfg.runner.workers or available_cpus()
             self.workers = WorkerPool(self.wiki.model, workers=n,
                                       page_timeout=self.cfg.runner.page_timeout,
-                                      options=options, recommender=self.options.recommender)
+                                      options=options, recommender=recommender)
             t0 = time.monotonic()
             self.workers.start()
             self.workers_startup = time.monotonic() - t0
