@@ -324,3 +324,39 @@ def test_docs_page_renders_in_headless_chromium(server, tmp_path):
     subprocess.run([*common, f"--screenshot={shot}", server.url + "/"],
                    capture_output=True, timeout=120, check=True)
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+def test_datasets_from_mysql_tables_answer_the_same(ltg_model, en_model, mediawiki, ltg,
+                                                    mysql_url, tmp_path):
+    """model_datasets: store: the worker reads anchors etc. from the tables `model load`
+    wrote (the model directory has no SQLite dataset); the answers do not change."""
+    import shutil
+
+    import pymysql
+
+    from model.load import load
+
+    db = f"{mysql_url}_svc"
+    name = db.rpartition("/")[2]
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
+    conn.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    try:
+        load(ltg_model, db)
+        bare = tmp_path / "ltg-without-sqlite"
+        shutil.copytree(ltg_model, bare, ignore=shutil.ignore_patterns("*.sqlite"))
+        cfg = service_config(bare, en_model, mediawiki)
+        cfg["store"] = {"type": "mysql", "url": db}
+        cfg["wikis"]["ltgwiki"]["model_datasets"] = "store"
+        articles = [p for p in pages(LTG_DUMP) if p.namespace == 0 and not p.redirect][:10]
+        with Gunicorn(cfg, workers=1) as g:
+            for page in articles:
+                got = requests.post(url(g, "ltgwiki", page.title), params={"threshold": 0.2},
+                                    json={"wikitext": page.text, "revid": page.rev_id,
+                                          "pageid": page.page_id}, timeout=30)
+                assert got.status_code == 200, got.text
+                assert got.json() == recommend(ltg, page.text, title=page.title,
+                                               pageid=page.page_id, revid=page.rev_id,
+                                               threshold=0.2)
+    finally:
+        conn.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
