@@ -10,7 +10,8 @@
   worker first (model opening is measured apart by the service's own metric).
 - In the same run: the in-process recommender (``model.recommend``) on the same pages in
   this process, one pass before and one after the load; and the host's own 2-process
-  speed-up (two CPU-bound processes vs one), which bounds what 2 workers can reach here.
+  speed-up (two CPU-bound processes vs one), which bounds what 2 workers can reach here;
+  and one pass with 1 worker and 1 client: the service's own overhead without contention.
 Figures: requests/s, p50/p99 latency, error rate, RSS per worker, per-worker pages/s over
 in-process pages/s. Bounded: 3 x 106 requests by default, loopback only.
 """
@@ -146,15 +147,23 @@ def main() -> int:
 
     model_dirs = models()
     articles = [p for p in pages(EN_DUMP) if p.namespace == 0 and not p.redirect]
-    before = in_process(model_dirs["enwiki"], articles)
-    with Gunicorn(config(model_dirs), workers=args.workers) as g:
-        for p in articles[: args.workers * 2]:  # every worker opens the model
+    def warm(g: Gunicorn, workers: int) -> dict:
+        for p in articles[: workers * 2]:  # every worker opens the model
             requests.post(f"{g.url}/v1/linkrecommendations/wikipedia/en/x",
                           json={"wikitext": p.text, "revid": 1, "pageid": 1}, timeout=120)
-        ready = requests.get(g.url + "/readyz", timeout=120).json()
+        return requests.get(g.url + "/readyz", timeout=120).json()
+
+    before = in_process(model_dirs["enwiki"], articles)
+    with Gunicorn(config(model_dirs), workers=args.workers) as g:
+        ready = warm(g, args.workers)
         result = load(g.url, articles, args.passes, args.clients)
         workers = {pid: rss(pid) for pid in g.worker_pids()}
         metrics = requests.get(g.url + "/metrics", timeout=30).text
+    # The same with one worker and one client, one pass: the service's own overhead over
+    # in-process, without the host's 2-process contention.
+    with Gunicorn(config(model_dirs), workers=1) as g:
+        warm(g, 1)
+        single = load(g.url, articles, 1, 1)
     after = in_process(model_dirs["enwiki"], articles)
     speedup = machine_speedup(2)
     inproc = (before + after) / 2
@@ -171,6 +180,8 @@ def main() -> int:
         "per_worker_over_in_process": round(per_worker / inproc, 2),
         "service_over_in_process": round(result["requests_per_s"] / inproc, 2),
         "host_2_process_speedup": speedup,
+        "one_worker_one_client": single,
+        "one_worker_over_in_process": round(single["requests_per_s"] / inproc, 2),
         "worker_rss": workers, "model_open_seconds_sum": opens,
     }
     text = json.dumps(report, indent=2)

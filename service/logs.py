@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-import sys
 
-from pythonjsonlogger.json import JsonFormatter
+from model.jsonlog import json_handler
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -13,11 +12,7 @@ def setup_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     if any(getattr(h, "_addlink", False) for h in root.handlers):
         return
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter(
-        "%(asctime)s %(levelname)s %(name)s %(message)s",
-        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-        datefmt="%Y-%m-%dT%H:%M:%S%z", json_ensure_ascii=False))
+    handler = json_handler()
     handler._addlink = True  # type: ignore[attr-defined]
     for h in list(root.handlers):
         root.removeHandler(h)
