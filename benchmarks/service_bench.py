@@ -9,9 +9,11 @@
   (threshold 0.5, max_recommendations 15, the service defaults); one warm-up request per
   worker first (model opening is measured apart by the service's own metric).
 - In the same run: the in-process recommender (``model.recommend``) on the same pages in
-  this process, one pass before and one after the load; and the host's own 2-process
-  speed-up (two CPU-bound processes vs one), which bounds what 2 workers can reach here;
-  and one pass with 1 worker and 1 client: the service's own overhead without contention.
+  this process, one pass before and one after the load; and two such processes at once
+  (before and after), the baseline under the same 2-way contention as 2 workers; and the
+  host's own 2-process speed-up (two CPU-bound processes vs one), which bounds what 2
+  workers can reach here; and one pass with 1 worker and 1 client: the service's own
+  overhead without contention.
 Figures: requests/s, p50/p99 latency, error rate, RSS per worker, per-worker pages/s over
 in-process pages/s. Bounded: 3 x 106 requests by default, loopback only.
 """
@@ -72,6 +74,23 @@ def in_process(model_dir: Path, articles: list) -> float:
     seconds = time.perf_counter() - t0
     model.close()
     return len(articles) / seconds
+
+
+def _in_process_child(model_dir: str) -> float:
+    from model.dump import pages
+
+    articles = [p for p in pages(EN_DUMP) if p.namespace == 0 and not p.redirect]
+    return in_process(Path(model_dir), articles)
+
+
+def in_process_pair(model_dir: Path) -> float:
+    """Pages/s of each of two in-process recommenders running at once (mean): the baseline
+    under the same 2-way CPU contention as 2 gunicorn workers."""
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(2) as pool:
+        rates = pool.map(_in_process_child, [str(model_dir)] * 2)
+    return sum(rates) / len(rates)
 
 
 def load(url: str, articles: list, passes: int, clients: int) -> dict:
@@ -154,6 +173,7 @@ def main() -> int:
         return requests.get(g.url + "/readyz", timeout=120).json()
 
     before = in_process(model_dirs["enwiki"], articles)
+    pair_before = in_process_pair(model_dirs["enwiki"])
     with Gunicorn(config(model_dirs), workers=args.workers) as g:
         ready = warm(g, args.workers)
         result = load(g.url, articles, args.passes, args.clients)
@@ -164,9 +184,11 @@ def main() -> int:
     with Gunicorn(config(model_dirs), workers=1) as g:
         warm(g, 1)
         single = load(g.url, articles, 1, 1)
+    pair_after = in_process_pair(model_dirs["enwiki"])
     after = in_process(model_dirs["enwiki"], articles)
     speedup = machine_speedup(2)
     inproc = (before + after) / 2
+    pair = (pair_before + pair_after) / 2
     per_worker = result["requests_per_s"] / args.workers
     opens = [line for line in metrics.splitlines()
              if line.startswith("addlink_service_model_open_seconds_sum")]
@@ -178,6 +200,9 @@ def main() -> int:
         "in_process_pages_per_s": {"before": round(before, 2), "after": round(after, 2)},
         "per_worker_pages_per_s": round(per_worker, 2),
         "per_worker_over_in_process": round(per_worker / inproc, 2),
+        "in_process_2_at_once_pages_per_s_each": {"before": round(pair_before, 2),
+                                                  "after": round(pair_after, 2)},
+        "per_worker_over_in_process_2_at_once": round(per_worker / pair, 2),
         "service_over_in_process": round(result["requests_per_s"] / inproc, 2),
         "host_2_process_speedup": speedup,
         "one_worker_one_client": single,
