@@ -1,11 +1,13 @@
-# Production image of the addlink refresh job: `python -m runner ...` (see docs/operations.md).
+# Production image of addlink: the refresh job (`python -m runner ...`, the ENTRYPOINT; see
+# docs/operations.md) and the recommendation service (command `gunicorn -c
+# /app/service/gunicorn_conf.py 'service.app:create_app()'`; docs/service.md).
 #
 # - Two stages on one base: the builder makes a venv from requirements.txt alone (the pinned
-#   runtime set); the runtime stage copies that venv and the three source packages.
+#   runtime set); the runtime stage copies that venv and the source packages.
 # - No models, dumps or configuration inside: the CronJob mounts the models read-only at
 #   /models, the config at /etc/addlink, and gets secrets as environment variables.
 # - Runs as a numeric non-root user, so `runAsNonRoot` can verify it without /etc/passwd.
-# - No HEALTHCHECK: this is a batch job; Kubernetes reads its exit code.
+# - No HEALTHCHECK: the job's exit code and the service's Kubernetes probes say it all.
 # tests/test_dockerfile.py checks this file against the repository (no Docker engine needed).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -24,6 +26,7 @@ COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
 COPY runner/ ./runner/
 COPY model/ ./model/
+COPY service/ ./service/
 COPY queries/ ./queries/
 # The root filesystem is read-only at run time: compile the bytecode now, keep HOME in /tmp.
 RUN python -m compileall -q /app

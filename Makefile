@@ -8,7 +8,7 @@ SAMPLE_WIKI ?= enwiki
 # Evaluated only where used (recursive "="), so `make test` never fetches the sample.
 SAMPLE_DUMP = $(shell scripts/sample_dump.sh $(VAR))
 
-.PHONY: run test lint venv services services-stop bench clean
+.PHONY: run test lint venv services services-stop bench clean chromium
 
 venv: $(VENV)/.installed
 
@@ -34,7 +34,10 @@ services: venv
 services-stop:
 	scripts/services.sh stop
 
-test: venv services
+chromium:
+	scripts/install_chromium.sh
+
+test: venv services chromium
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 

@@ -38,7 +38,14 @@ from runner.run import (
 from runner.sources import TimedSource
 from runner.stages import decide, screen
 from runner.store import Store
-from runner.workers import Task, TaskResult, WorkerError, WorkerPool, available_cpus
+from runner.workers import (
+    DEFAULT_RECOMMENDER,
+    Task,
+    TaskResult,
+    WorkerError,
+    WorkerPool,
+    available_cpus,
+)
 
 __all__ = ["RunOptions", "RunResult", "StopFlag", "WikiJob"]
 
@@ -52,6 +59,7 @@ MAX_MODEL_FAILURES = 25  # at least this many, and most model calls failed: stop
 # for up to LOOKUP_BATCH pages (instead of two per page), sent once the group is full, has
 # waited LOOKUP_WAIT seconds, or the workers have nothing else to do.
 LOOKUP_BATCH, LOOKUP_WAIT = 25, 0.05
+SERVICE_RECOMMENDER = "runner.service_client:service_recommender"  # recommender: service
 
 
 class Abandoned(Exception):
@@ -357,10 +365,19 @@ class WikiJob:
             options["expect_checksums"] = verify_model(
                 self.wiki.model, Path(self.wiki.source.cache_dir),
                 in_files=self.wiki.model_datasets == "files")
+            recommender = self.options.recommender
+            rec = self.cfg.recommender
+            if rec.type == "service" and recommender == DEFAULT_RECOMMENDER:
+                recommender = SERVICE_RECOMMENDER
+                project, domain = self.wiki.route
+                options["service"] = {"url": rec.url, "project": project, "domain": domain,
+                                      "timeout": rec.timeout, "max_attempts": rec.max_attempts,
+                                      "backoff": rec.backoff,
+                                      "user_agent": self.cfg.runner.user_agent}
             n = self.options.workers or self.cfg.runner.workers or available_cpus()
             self.workers = WorkerPool(self.wiki.model, workers=n,
                                       page_timeout=self.cfg.runner.page_timeout,
-                                      options=options, recommender=self.options.recommender)
+                                      options=options, recommender=recommender)
             t0 = time.monotonic()
             try:
                 self.workers.start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from pythonjsonlogger.json import JsonFormatter
+from model.jsonlog import json_handler
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -21,13 +21,10 @@ class TextFormatter(logging.Formatter):
 
 
 def setup_logging(fmt: str = "json", level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stdout)
     if fmt == "json":
-        handler.setFormatter(JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            datefmt="%Y-%m-%dT%H:%M:%S%z", json_ensure_ascii=False))
+        handler = json_handler()
     else:
+        handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()
     for h in list(root.handlers):

@@ -13,7 +13,7 @@ import os
 import socket
 import tempfile
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from runner.config import Config, ConfigError
 from runner.errors import ModelInvalid, ServiceUnavailable
@@ -24,18 +24,9 @@ UsageError = ConfigError
 
 
 def datasets_url(cfg: Config, wiki: str) -> str:
-    """The store's MySQL URL with its password, for ``model.open_model(..., store=URL)``.
-
-    It goes to the worker processes through their pipe only; it is never logged.
-    """
-    url = urlsplit(cfg.store.location(wiki))
-    password = cfg.store.password.reveal() if cfg.store.password else ""
-    if password:
-        user = url.username or "root"
-        host = url.hostname or "127.0.0.1"
-        port = f":{url.port}" if url.port else ""
-        url = url._replace(netloc=f"{quote(user)}:{quote(password, safe='')}@{host}{port}")
-    return urlunsplit(url)
+    """The store's MySQL URL with its password (``StoreSection.datasets_url``, shared with the
+    service), for ``model.open_model(..., store=URL)``; never logged."""
+    return cfg.store.datasets_url(wiki)
 
 
 def preflight(cfg: Config, wiki: str, options: object) -> dict[str, str] | None:

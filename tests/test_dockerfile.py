@@ -16,6 +16,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -402,3 +403,49 @@ wikis:
                            "status", "--format", "json")
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["wikis"][0]["wiki"] == "ltgwiki"
+
+
+def test_image_serves_the_recommendation_service_with_gunicorn(clean_venv, image_app,
+                                                               ltg_model_dir, tmp_path):
+    """The same image runs the service: gunicorn (from requirements.txt) on the app factory,
+    config from ADDLINK_CONFIG, a POST answered by the mounted model."""
+    import requests
+
+    from tests.service_support import free_port
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"""
+wikis:
+  ltgwiki:
+    language: ltg
+    model: "{ltg_model_dir}"
+    source: {{type: dump, path: "{LTG_DUMP}"}}
+""")
+    port = free_port()
+    (tmp_path / "prom").mkdir()
+    env = {"PATH": f"{clean_venv / 'bin'}:/usr/bin:/bin", "PYTHONPATH": str(image_app),
+           "HOME": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8",
+           "ADDLINK_CONFIG": str(config), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
+           "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1"}
+    proc = subprocess.Popen(
+        [str(clean_venv / "bin" / "python"), "-m", "gunicorn", "-c",
+         str(image_app / "service" / "gunicorn_conf.py"), "service.app:create_app()"],
+        cwd=image_app.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(150):
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+        resp = requests.post(f"http://127.0.0.1:{port}/v1/linkrecommendations/wikipedia/ltg/"
+                             "Latgola", json={"wikitext": "Latgola ir Latvejis regions.",
+                                              "revid": 1, "pageid": 1}, timeout=30)
+        assert resp.status_code == 200 and resp.json()["meta"]["format_version"] == 1
+        docs = requests.get(f"http://127.0.0.1:{port}/static/swagger-ui/swagger-ui-bundle.js",
+                            timeout=10)
+        assert docs.status_code == 200 and len(docs.content) > 100_000  # shipped, no CDN
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
