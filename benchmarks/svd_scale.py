@@ -1,0 +1,143 @@
+"""The embedding step at scale: truncated SVD of a link graph far larger than the shared dumps.
+
+    .venv/bin/python benchmarks/svd_scale.py [--nodes 100000 1000000 5000000] [--json OUT]
+
+The graphs are SYNTHETIC (clearly not Wikipedia): a directed graph with a realistic degree
+distribution for a wiki's article links, out-degrees drawn from a lognormal (median 12,
+mean ~25 links per article, as enwiki's articles have) and targets drawn with preferential
+attachment (probability proportional to a Zipf weight, exponent 1, so a few pages get most
+in-links), symmetrised as training does (``graph + graph.T``). Each size runs in a child
+process so its peak RSS is its own. Two methods, 50 dimensions, seeded:
+
+- ``svds``: scipy's ARPACK ``svds`` (what model/train.py uses today);
+- ``randomized``: a randomized range finder with 4 power iterations (Halko, Martinsson and
+  Tropp 2011), numpy only: a fixed number of sparse matrix products, each a pass over the
+  edges that parallelises, instead of ARPACK's hundreds of matrix-vector products.
+
+Reported per size and method: graph build time, SVD wall and CPU time, peak RSS, and for the
+randomized method the relative error of its singular values against ``svds`` (where both ran).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+K = 50
+SEED = 1
+
+
+def synthetic_graph(n: int, seed: int = SEED):
+    """A symmetrised CSR adjacency of ``n`` nodes (see the module docstring)."""
+    from scipy.sparse import coo_matrix
+
+    rng = np.random.default_rng(seed)
+    out_degree = np.minimum(rng.lognormal(mean=np.log(12), sigma=1.2, size=n), 2000)
+    out_degree = out_degree.astype(np.int64)
+    weights = 1.0 / np.arange(1, n + 1)
+    weights /= weights.sum()
+    cdf = np.cumsum(weights)
+    edges = int(out_degree.sum())
+    src = np.repeat(np.arange(n, dtype=np.int32), out_degree)
+    dst = np.searchsorted(cdf, rng.random(edges)).astype(np.int32)
+    dst = rng.permutation(n).astype(np.int32)[np.minimum(dst, n - 1)]  # hubs anywhere
+    keep = src != dst
+    graph = coo_matrix((np.ones(int(keep.sum()), dtype=np.float32), (src[keep], dst[keep])),
+                       shape=(n, n)).tocsr()
+    graph.data[:] = 1.0  # duplicate links count once, as in training
+    return (graph + graph.T).tocsr()
+
+
+def randomized_svd(graph, k: int, seed: int, power: int = 4, oversample: int = 10):
+    """Top-k singular triplets by a randomized range finder (numpy + the sparse product)."""
+    rng = np.random.default_rng(seed)
+    n = graph.shape[1]
+    q = graph @ rng.standard_normal((n, k + oversample)).astype(np.float32)
+    for _ in range(power):
+        q, _ = np.linalg.qr(q)
+        q = graph @ (graph.T @ q)
+    q, _ = np.linalg.qr(q)
+    small = (graph.T @ q).T  # (k + oversample) x n
+    u_small, s, vt = np.linalg.svd(small, full_matrices=False)
+    return (q @ u_small)[:, :k], s[:k], vt[:k]
+
+
+def _run(n: int, method: str, out) -> None:
+    start = time.monotonic()
+    graph = synthetic_graph(n)
+    built = time.monotonic() - start
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    if method == "svds":
+        from scipy.sparse.linalg import svds
+
+        v0 = np.random.default_rng(SEED).uniform(-1, 1, n)
+        _, s, _ = svds(graph.astype(np.float64), k=K, v0=v0, random_state=SEED)
+        s = np.sort(s)[::-1]
+    else:
+        _, s, _ = randomized_svd(graph, K, SEED)
+    out.put({
+        "nodes": n, "method": method, "edges": int(graph.nnz // 2),
+        "build_s": round(built, 1),
+        "svd_wall_s": round(time.monotonic() - wall0, 1),
+        "svd_cpu_s": round(time.process_time() - cpu0, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "singular_values": [float(x) for x in s],
+    })
+
+
+def measure(n: int, method: str, timeout: float) -> dict:
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_run, args=(n, method, out))
+    proc.start()
+    proc.join(timeout)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+        return {"nodes": n, "method": method, "error": f"did not finish in {timeout:.0f} s"}
+    if proc.exitcode != 0:
+        return {"nodes": n, "method": method, "error": f"exit code {proc.exitcode}"}
+    return out.get()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--nodes", type=int, nargs="+", default=[100_000, 1_000_000, 5_000_000])
+    p.add_argument("--methods", nargs="+", default=["svds", "randomized"])
+    p.add_argument("--timeout", type=float, default=1800, help="seconds per measurement")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+    results = []
+    print("| nodes | edges | method | build s | SVD wall s | SVD CPU s | peak RSS MB | "
+          "max rel. error of s vs svds |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n in args.nodes:
+        exact = None
+        for method in args.methods:
+            r = measure(n, method, args.timeout)
+            results.append(r)
+            if "error" in r:
+                print(f"| {n:,} | | {method} | | {r['error']} | | | |", flush=True)
+                continue
+            s = np.asarray(r.pop("singular_values"))
+            err = ""
+            if method == "svds":
+                exact = s
+            elif exact is not None:
+                err = f"{float(np.max(np.abs(s - exact) / exact)):.2e}"
+            print(f"| {n:,} | {r['edges']:,} | {method} | {r['build_s']} | {r['svd_wall_s']} | "
+                  f"{r['svd_cpu_s']} | {r['peak_rss_mb']:,} | {err} |", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
