@@ -127,6 +127,8 @@ class WikiJob:
         res = self.result
         if self.lock.lost:
             res.status, res.stop_reason = "lock_lost", "lock_lost"
+            res.error = res.error or ("ZooKeeper: the lock's session was lost mid-run; "
+                                      "the pages done so far are committed")
             return
         if self.stop.by_signal:
             res.status = "interrupted"
