@@ -135,6 +135,8 @@ class WikiJob:
         res = self.result
         if self.lock.lost:
             res.status, res.stop_reason = "lock_lost", "lock_lost"
+            res.error = res.error or ("ZooKeeper: the lock's session was lost mid-run; "
+                                      "the pages done so far are committed")
             return
         if self.stop.by_signal:
             res.status = "interrupted"
@@ -155,7 +157,9 @@ class WikiJob:
         res, name = self.result, self.wiki.name
         if self.stop.by_signal and res.status == "ok":
             res.status = "interrupted"
-        self._io.shutdown(wait=not self.stop, cancel_futures=True)
+        # Do not wait for requests still in flight after a signal or an error: one stuck on a
+        # partition would hold the end of the run for another full deadline.
+        self._io.shutdown(wait=res.status == "ok" and not self.stop, cancel_futures=True)
         if self.workers:
             self.workers.close()
         try:

@@ -20,7 +20,6 @@ from runner.errors import ModelInvalid, ServiceUnavailable
 from runner.store import StoreError
 
 log = logging.getLogger("runner.preflight")
-UsageError = ConfigError
 
 
 def datasets_url(cfg: Config, wiki: str) -> str:
@@ -238,7 +237,7 @@ def check_sink(cfg: Config, wiki: str) -> None:
         while not probe.exists() and probe != probe.parent:
             probe = probe.parent
         if not os.access(probe, os.W_OK):
-            raise UsageError(f"events.path: {parent} is not writable")
+            raise ConfigError(f"events.path: {parent} is not writable")
         return
     url = urlsplit(e.url or "")
     port = url.port or (443 if url.scheme == "https" else 80)

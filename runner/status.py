@@ -37,7 +37,7 @@ def _when(ts: float | None) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    head = ("wiki", "pool", "target", "null rows", "outbox", "failed", "last run",
+    head = ("wiki", "pool", "target", "null rows", "outbox", "dead letters", "last run",
             "status", "stop", "outcomes")
     lines = [head]
     for r in rows:

@@ -192,15 +192,12 @@ class Runner:
         self._out.flush()
         return self.out_path.read_text(encoding="utf-8", errors="replace")
 
-    def wait_for(self, message: str, timeout: float = 60.0) -> bool:
-        """Until a log line with this message appears (or the process ends)."""
-        return self.wait_for_text(f'"message": "{message}"', timeout)
-
-    def wait_for_text(self, text: str, timeout: float = 60.0) -> bool:
-        """Until the log shows ``text`` (say, a page's ``"outcome": "success"``)."""
+    def wait_for(self, message: str, timeout: float = 60.0, text: str = "") -> bool:
+        """Until a log line with this message (and ``text``) appears, or the process ends."""
         deadline = time.monotonic() + timeout
+        needle = f'"message": "{message}"'
         while time.monotonic() < deadline:
-            if text in self.stdout():
+            if any(needle in x and text in x for x in self.stdout().splitlines()):
                 return True
             if self.proc.poll() is not None:
                 return False
@@ -313,9 +310,12 @@ def kill_runs(cfg: Path, n: int, acknowledged, rng: random.Random) -> list[str]:
 
 
 def partition_run(cfg: Path, proxy: TcpProxy, mode: str = "stall"):
+    """A refresh cut off by ``proxy`` after its first page: (result, seconds from the fault
+    to the end of the process)."""
     r = Runner(cfg, "refresh", "--target", "100000")
-    assert r.wait_for("evaluated", timeout=60), r.stdout()[-3000:]
+    assert r.wait_for("evaluated", timeout=90), r.stdout()[-3000:]
+    at = time.monotonic()
     proxy.set(mode)
-    res = r.wait(BOUND + 30)
+    res = r.wait(BOUND + 60)
     proxy.set("pass")
-    return res
+    return res, res.seconds - (at - r.t0)
