@@ -16,7 +16,8 @@ from model.text import normalize_title
 MAX_TITLE_BYTES = 255  # MediaWiki's limit on a title's database key, in UTF-8 bytes
 # Characters never legal in a title (outside $wgLegalTitleChars): the link and template
 # syntax, and control characters (C0, DEL, C1). U+FFFD is what a broken encoding became.
-_ILLEGAL = regex.compile(r"[#<>\[\]|{}\x00-\x1f\x7f-\x9f\ufffd]")
+ILLEGAL_CHARS = r"#<>\[\]|{}\x00-\x1f\x7f-\x9f\ufffd"  # a regex character class's body
+_ILLEGAL = regex.compile(f"[{ILLEGAL_CHARS}]")
 _PERCENT = regex.compile(r"%[0-9A-Fa-f]{2}")  # would be decoded by the URL, never a title
 _RELATIVE = regex.compile(r"^\.\.?(?:/|$)|/\.\.?(?:/|$)")  # ".", "..", "./x", "x/../y"
 

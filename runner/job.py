@@ -33,6 +33,7 @@ from runner.run import (
     PagesNotFound,
     RunOptions,
     RunResult,
+    ServiceUnavailable,
     StopFlag,
 )
 from runner.sources import TimedSource
@@ -386,6 +387,8 @@ class WikiJob:
             try:
                 self.workers.start()
             except WorkerError as e:
+                if recommender == SERVICE_RECOMMENDER:  # the service did not answer /readyz
+                    raise ServiceUnavailable("the recommendation service", str(e)) from None
                 raise ModelInvalid(str(e)) from None
             self.workers_startup = time.monotonic() - t0
         return self.workers

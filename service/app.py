@@ -24,6 +24,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
 
 from model import recommend
+from model.titles import InvalidTitle, validate_title
 from model.wikis import Wiki
 from service.config import ServiceConfig, load_service_config
 from service.fetch import ActionApi, BadTitle, PageMissing, UpstreamError, UpstreamTimeout
@@ -31,7 +32,7 @@ from service.logs import setup_logging
 from service.metrics import LATENCY, LINKS, REQUESTS, render
 from service.models import Models, ModelUnavailable
 from service.spec import build_spec
-from service.titles import ILLEGAL_TITLE, MAX_TITLE
+from service.titles import MAX_TITLE
 
 log = logging.getLogger("service.request")
 
@@ -165,9 +166,10 @@ class Service:
         title = " ".join(page_title.replace("_", " ").split())
         if not title or len(title) > MAX_TITLE:
             raise bad("page_title", f"must be 1 to {MAX_TITLE} characters")
-        if ILLEGAL_TITLE.search(title):
-            raise bad("page_title", "contains a character MediaWiki titles cannot have "
-                                    "(# < > [ ] | { } or a control character)")
+        try:
+            validate_title(title)  # the project's one title rule (model/titles.py)
+        except InvalidTitle as e:
+            raise bad("page_title", e.rule) from None
         g.title = title
         threshold = _float("threshold", 0.5, 0.0, 1.0)
         max_recs = _int_arg("max_recommendations", 15, 0, limits.max_recommendations)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
+from model.titles import ILLEGAL_CHARS
 
 MAX_TITLE = 255  # MediaWiki's limit, in bytes; characters here (a bound, not the rule)
-# Characters a MediaWiki title cannot hold ($wgLegalTitleChars excludes them): 400, not a
-# request to the wiki that would come back without a page.
-ILLEGAL_CHARS = r"#<>\[\]|{}\x00-\x1f\x7f\ufffd"
-ILLEGAL_TITLE = re.compile(f"[{ILLEGAL_CHARS}]")
-# For the spec: none of those characters, and not only blanks or underscores.
-TITLE_PATTERN = f"^[^{ILLEGAL_CHARS}]*[^\\s_{ILLEGAL_CHARS}][^{ILLEGAL_CHARS}]*$"
+# For the spec: none of the characters model/titles.py refuses, not only blanks or
+# underscores, and no leading ':' (a link prefix). The rules a regex cannot say simply
+# (percent-encoding, relative paths, 255 bytes in UTF-8) are checked by
+# model.titles.validate_title, the one rule every entry point uses (400 naming the rule).
+TITLE_PATTERN = f"^[ _]*[^\\s_:{ILLEGAL_CHARS}][^{ILLEGAL_CHARS}]*$"

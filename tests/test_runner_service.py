@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from model.exitcodes import ExitCode
 from runner.app import run_wiki
 from runner.config import ConfigError, parse_config
 from runner.job import RunOptions
@@ -74,7 +75,8 @@ def test_service_recommender_unreachable_fails_the_run_and_config_is_checked(
     cfg = parse_config(doc, env={})
     res = run_wiki(cfg, "ltgwiki", RunOptions(command="backfill", titles=("Latgola",)),
                    Metrics())
-    assert res.status == "failed" and "recommendation service" in res.error
+    assert res.status == "unavailable" and "recommendation service" in res.error
+    assert res.exit_code == ExitCode.UNAVAILABLE
     with pytest.raises(ConfigError, match="^recommender.url"):
         parse_config(runner_config(tmp_path, "bad", mediawiki, ltg_model,
                                    {"type": "service"}), env={})
