@@ -16,7 +16,6 @@ placeholder of the same length before parsing, so offsets never shift.
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -136,8 +135,11 @@ _TAG = regex.compile(rf"<(/?)({_TAG_NAMES})(?=[\s/>])[^<>]*>", regex.I)
 _PROSE_TAGS = frozenset({"br", "hr", "wbr", "meta", "link", "p", "li", "dd", "dt"})
 # Markup openers that mwparserfromhell left in a text node; each excludes up to its closer.
 _OPENER = regex.compile(r"\{\|")
-_BRACES = regex.compile(r"\{\{|\}\}")
-_BRACKETS = regex.compile(r"\[\[|\]\]|\n")
+# Edges of templates and links; an innermost pair within one line ("{{a}}", "[[a|b]]") is
+# matched whole and skipped: it cannot change how the other edges pair up, and where such a
+# pair is text, its line holds a stray edge (``_STRAY``) and is cut anyway.
+_BRACES = regex.compile(r"\{\{[^{}\n]*\}\}|(\{\{|\}\})")
+_BRACKETS = regex.compile(r"\[\[[^\[\]\n]*\]\]|(\[\[|\]\])")
 # Stray markup: the whole line it is on is excluded.
 _STRAY = regex.compile(
     r"\{\{|\}\}|\[\[|\]\]|\|\}|''|__[A-Z]+__|\[(?:[a-z+.-]+:)?//|&#?\w+;|~~~|-->|</[A-Za-z]"
@@ -210,13 +212,14 @@ def markup_regions(
     the parser put them. Costs one regex search per text node when the text is clean.
     """
     size = len(wikitext)
-    # Comments, tags and tables over the whole page: MediaWiki strips comments before all
-    # else, and an unclosed one (or a tag or table opened inside bold text) runs to the end.
+    # Comments, tags, tables and braces over the whole page: MediaWiki strips comments before
+    # all else, and an unclosed one (or a tag or table opened inside bold text) runs to the
+    # end. Comments and top-level templates are skipped: what is inside them never reaches
+    # the text nodes (a template's output is balanced where it is used).
     comments = _comments(wikitext)
-    hidden = _merge(comments + list(templates))
-    found: list[tuple[int, int]] = comments + _elements(wikitext, hidden) + _tables(wikitext)
-    found += _pairs(wikitext, "{{", _BRACES, comments)
-    found += _pairs(wikitext, "[[", _BRACKETS, comments)
+    gaps = _gaps(_merge(comments + list(templates)), size)
+    found: list[tuple[int, int]] = comments + _elements(wikitext, gaps) + _tables(wikitext, gaps)
+    found += _pairs(wikitext, "{{", _BRACES, gaps) + _pairs(wikitext, "[[", _BRACKETS, gaps)
     for a, b in texts:
         pos = a
         while pos < b:
@@ -228,7 +231,7 @@ def markup_regions(
         for m in _STRAY.finditer(wikitext, a, b):
             found.append(_line(wikitext, m.start()))
     if "|" in wikitext or "!" in wikitext or "=" in wikitext:
-        lines = [m.span() for m in _MARKUP_LINE.finditer(wikitext)]
+        lines = [m.span() for a, b in gaps for m in _MARKUP_LINE.finditer(wikitext, a, b)]
         if lines:
             starts = [x for x, _ in lines]
             for a, b in texts:  # only lines that some text node touches matter
@@ -250,9 +253,16 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def _inside(ranges: list[tuple[int, int]], at: int) -> bool:
-    i = bisect_right(ranges, (at, math.inf)) - 1
-    return i >= 0 and ranges[i][0] <= at < ranges[i][1]
+def _gaps(ranges: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    """The complement of sorted, merged ranges within [0, size)."""
+    out, pos = [], 0
+    for x, y in ranges:
+        if x > pos:
+            out.append((pos, x))
+        pos = max(pos, y)
+    if pos < size:
+        out.append((pos, size))
+    return out
 
 
 def _line(wikitext: str, at: int) -> tuple[int, int]:
@@ -270,7 +280,7 @@ def _comments(wikitext: str) -> list[tuple[int, int]]:
     return out
 
 
-def _elements(wikitext: str, hidden: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def _elements(wikitext: str, gaps: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """(start, end) of every element of a known tag outside comments and templates.
 
     A closing tag closes the latest element of its name and every element opened inside it
@@ -283,9 +293,7 @@ def _elements(wikitext: str, hidden: list[tuple[int, int]]) -> list[tuple[int, i
         return []
     out: list[tuple[int, int]] = []
     stack: list[tuple[str, int]] = []
-    for m in _TAG.finditer(wikitext):
-        if hidden and _inside(hidden, m.start()):
-            continue
+    for m in (m for a, b in gaps for m in _TAG.finditer(wikitext, a, b)):
         name = m.group(2).lower()
         if m.group(1):
             at = next((i for i in range(len(stack) - 1, -1, -1) if stack[i][0] == name), None)
@@ -302,13 +310,13 @@ def _elements(wikitext: str, hidden: list[tuple[int, int]]) -> list[tuple[int, i
     return out
 
 
-def _tables(wikitext: str) -> list[tuple[int, int]]:
+def _tables(wikitext: str, gaps: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Tables opened at a line start anywhere on the page (nesting counted)."""
     if "{|" not in wikitext:
         return []
     out: list[tuple[int, int]] = []
     starts: list[int] = []
-    for edge in _TABLE_LINE_EDGE.finditer(wikitext):
+    for edge in (m for a, b in gaps for m in _TABLE_LINE_EDGE.finditer(wikitext, a, b)):
         if edge.group(1):
             starts.append(edge.start(1))
         elif starts:
@@ -318,7 +326,7 @@ def _tables(wikitext: str) -> list[tuple[int, int]]:
 
 
 def _pairs(
-    wikitext: str, opener: str, edges, hidden: list[tuple[int, int]]
+    wikitext: str, opener: str, edges, gaps: list[tuple[int, int]]
 ) -> list[tuple[int, int]]:
     """Matched ``{{ }}`` (or ``[[ ]]`` within a line) pairs over the raw page, nesting counted.
 
@@ -330,16 +338,18 @@ def _pairs(
         return []
     out: list[tuple[int, int]] = []
     stack: list[int] = []
-    for m in edges.finditer(wikitext):
-        edge = m.group()
-        if edge == "\n":
-            stack.clear()
-        elif hidden and _inside(hidden, m.start()):
+    lone = [
+        (m.start(), m.group(1)) for a, b in gaps for m in edges.finditer(wikitext, a, b)
+        if m.group(1)
+    ]
+    for at, edge in lone:
+        if edge == opener:
+            stack.append(at)
             continue
-        elif edge == opener:
-            stack.append(m.start())
-        elif stack:
-            out.append((stack.pop(), m.end()))
+        if opener == "[[" and stack and wikitext.find("\n", stack[-1], at) >= 0:
+            stack.clear()  # a link never spans lines: the openers before were literal
+        if stack:
+            out.append((stack.pop(), at + 2))
     return out
 
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model import open_model, recommend
+from model import recommend
 from model.dump import pages
 from model.wikitext import parse
 from tests.model_fixtures import DUMPS, LTG_DUMP
@@ -71,6 +71,21 @@ def _tag_at(text: str, i: int) -> tuple[str, bool, bool, int] | None:
     return text[j:k].lower(), closing, text[e - 1] == "/", e + 1
 
 
+def _match(text: str, i: int, limit: int, opens, closes) -> int | None:
+    """End of the two-character construct opened at i, nesting counted; None if unclosed."""
+    depth, j = 0, i
+    while j < limit:
+        if opens(j):
+            depth, j = depth + 1, j + 2
+        elif closes(j):
+            depth, j = depth - 1, j + 2
+            if depth == 0:
+                return j
+        else:
+            j += 1
+    return None
+
+
 def markup_ranges(text: str) -> list[tuple[int, int, str]]:
     """Every markup construct of the raw wikitext as (start, end, kind)."""
     out: list[tuple[int, int, str]] = []
@@ -92,34 +107,16 @@ def markup_ranges(text: str) -> list[tuple[int, int, str]]:
             continue
         for opener, closer, kind in (("{{", "}}", "template"), ("[[", "]]", "link")):
             if text.startswith(opener, i):
-                depth, j = 0, i
                 limit = n if kind == "template" else _line_end(text, i)
-                end = None
-                while j < limit:
-                    if text.startswith(opener, j):
-                        depth, j = depth + 1, j + 2
-                    elif text.startswith(closer, j):
-                        depth, j = depth - 1, j + 2
-                        if depth == 0:
-                            end = j
-                            break
-                    else:
-                        j += 1
+                end = _match(text, i, limit, lambda j, o=opener: text.startswith(o, j),
+                             lambda j, c=closer: text.startswith(c, j))
                 out.append((i, end if end is not None else i + 2, kind))  # else literal
                 break
         if text.startswith("{|", i) and _at_line_start(text, i):  # MediaWiki's rule
-            depth, j, end = 0, i, n
-            while j < n:
-                if text.startswith("{|", j) and _at_line_start(text, j):
-                    depth, j = depth + 1, j + 2
-                elif text.startswith("|}", j) and _at_line_start(text, j):
-                    depth, j = depth - 1, j + 2
-                    if depth == 0:
-                        end = j
-                        break
-                else:
-                    j += 1
-            out.append((i, end, "table"))
+            end = _match(text, i, n,
+                         lambda j: text.startswith("{|", j) and _at_line_start(text, j),
+                         lambda j: text.startswith("|}", j) and _at_line_start(text, j))
+            out.append((i, n if end is None else end, "table"))
         i += 1
     # Elements, outside comments and closed templates (an element a template leaves open is
     # balanced where the template is used): a closing tag closes the latest element of its
@@ -237,13 +234,6 @@ def test_real_pages_lose_little_text():
                 total += len(span.text)
                 markup += len(span.text) if span.markup else 0
         assert total and markup / total < 0.1, (dump.name, markup / total)
-
-
-@pytest.fixture(scope="module")
-def ltg(ltg_model):
-    model = open_model(ltg_model)
-    yield model
-    model.close()
 
 
 @pytest.fixture(scope="module")
