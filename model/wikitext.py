@@ -16,13 +16,14 @@ placeholder of the same length before parsing, so offsets never shift.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import mwparserfromhell
 import regex
-from mwparserfromhell.nodes import Heading, Template, Text
+from mwparserfromhell.nodes import Heading, Template, Text, Wikilink
 
 from model.text import normalize_title
 
@@ -171,6 +172,7 @@ def parse(
     excluded = {s.strip().lower() for s in excluded_sections}
     texts: list[tuple[int, int, str, bool]] = []  # (start, end, section, section excluded)
     templates: list[tuple[int, int]] = []
+    wikilinks: list[tuple[int, int]] = []
     headings: list[tuple[int, str]] = []  # the open heading hierarchy (level, name)
     lead_excluded = LEAD.lower() in excluded
     section, section_excluded = LEAD, lead_excluded
@@ -191,8 +193,10 @@ def parse(
         end = offset + len(str(node))
         if isinstance(node, Template):
             templates.append((offset, end))
+        elif isinstance(node, Wikilink):
+            wikilinks.append((offset, end))
         offset = end
-    regions = markup_regions(wikitext, [(a, b) for a, b, _, _ in texts], templates)
+    regions = markup_regions(wikitext, [(a, b) for a, b, _, _ in texts], templates, wikilinks)
     spans: list[TextSpan] = []
     for a, b, name, section_out in texts:
         for x, y, markup in _cut(a, b, regions):
@@ -201,7 +205,10 @@ def parse(
 
 
 def markup_regions(
-    wikitext: str, texts: list[tuple[int, int]], templates: list[tuple[int, int]] = ()
+    wikitext: str,
+    texts: list[tuple[int, int]],
+    templates: list[tuple[int, int]] = (),
+    wikilinks: list[tuple[int, int]] = (),
 ) -> list[tuple[int, int]]:
     """Sorted, merged (start, end) ranges of markup that the parser left in text nodes.
 
@@ -214,12 +221,17 @@ def markup_regions(
     size = len(wikitext)
     # Comments, tags, tables and braces over the whole page: MediaWiki strips comments before
     # all else, and an unclosed one (or a tag or table opened inside bold text) runs to the
-    # end. Comments and top-level templates are skipped: what is inside them never reaches
-    # the text nodes (a template's output is balanced where it is used).
+    # end. Comments and, for tags and braces, top-level templates are skipped: a tag left
+    # open inside a template is balanced where the template is used.
     comments = _comments(wikitext)
     gaps = _gaps(_merge(comments + list(templates)), size)
-    found: list[tuple[int, int]] = comments + _elements(wikitext, gaps) + _tables(wikitext, gaps)
-    found += _pairs(wikitext, "{{", _BRACES, gaps) + _pairs(wikitext, "[[", _BRACKETS, gaps)
+    # A table a template opens and leaves open (a "table start" template) runs on after it.
+    found: list[tuple[int, int]] = comments + _elements(wikitext, gaps)
+    found += _tables(wikitext, _gaps(comments, size))
+    found += _pairs(wikitext, "{{", _BRACES, gaps)
+    # A parsed link's own brackets are balanced: its inside is skipped for link pairs.
+    link_gaps = _gaps(_merge(comments + list(templates) + list(wikilinks)), size)
+    found += _pairs(wikitext, "[[", _BRACKETS, link_gaps)
     for a, b in texts:
         pos = a
         while pos < b:
@@ -251,6 +263,11 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             merged.append((x, y))
     return merged
+
+
+def _inside(ranges: list[tuple[int, int]], at: int) -> bool:
+    i = bisect_right(ranges, (at, math.inf)) - 1
+    return i >= 0 and ranges[i][0] <= at < ranges[i][1]
 
 
 def _gaps(ranges: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
@@ -293,7 +310,10 @@ def _elements(wikitext: str, gaps: list[tuple[int, int]]) -> list[tuple[int, int
         return []
     out: list[tuple[int, int]] = []
     stack: list[tuple[str, int]] = []
-    for m in (m for a, b in gaps for m in _TAG.finditer(wikitext, a, b)):
+    hidden = _gaps(gaps, len(wikitext))  # comments and templates
+    for m in _TAG.finditer(wikitext):  # a tag may run past a template: not bounded by gaps
+        if hidden and _inside(hidden, m.start()):
+            continue
         name = m.group(2).lower()
         if m.group(1):
             at = next((i for i in range(len(stack) - 1, -1, -1) if stack[i][0] == name), None)

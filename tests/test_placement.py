@@ -87,9 +87,33 @@ def _match(text: str, i: int, limit: int, opens, closes) -> int | None:
 
 
 def markup_ranges(text: str) -> list[tuple[int, int, str]]:
-    """Every markup construct of the raw wikitext as (start, end, kind)."""
+    """Every markup construct of the raw wikitext as (start, end, kind).
+
+    Comments go first (MediaWiki strips them before anything else): their inside is
+    blanked, same length, before the other constructs are looked for; so is the inside of
+    a ``<nowiki>`` element.
+    """
     out: list[tuple[int, int, str]] = []
     n = len(text)
+    i, blanked = 0, []
+    while i < n:
+        start = text.find("<!--", i)
+        if start < 0:
+            break
+        end = text.find("-->", start + 4)
+        end = n if end < 0 else end + 3
+        out.append((start, end, "comment"))
+        blanked.append(text[i:start] + " " * (end - start))
+        i = end
+    text = "".join(blanked) + text[i:]
+    # <nowiki> content is literal text: its braces and brackets open nothing.
+    i = 0
+    while (start := text.find("<nowiki>", i)) >= 0:
+        end = text.find("</nowiki>", start)
+        if end < 0:
+            break
+        text = text[: start + 8] + " " * (end - start - 8) + text[end:]
+        i = end
     i = 0
     # Headings: whole lines "=...=" (trailing blanks allowed).
     pos = 0
@@ -99,12 +123,6 @@ def markup_ranges(text: str) -> list[tuple[int, int, str]]:
             out.append((pos, pos + len(line), "heading"))
         pos += len(line) + 1
     while i < n:
-        if text.startswith("<!--", i):
-            end = text.find("-->", i + 4)
-            end = n if end < 0 else end + 3
-            out.append((i, end, "comment"))
-            i = end
-            continue
         for opener, closer, kind in (("{{", "}}", "template"), ("[[", "]]", "link")):
             if text.startswith(opener, i):
                 limit = n if kind == "template" else _line_end(text, i)
@@ -194,7 +212,10 @@ wikitext_strategy = st.lists(
 ).map("".join)
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Derandomized: the same examples every run, so the suite is stable; run with
+# ``--hypothesis-seed`` or without derandomize to explore further.
+@settings(max_examples=1500, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(wikitext_strategy)
 def test_no_scannable_span_inside_markup(wikitext):
     check_spans(wikitext)
@@ -244,8 +265,8 @@ def ltg_pages():
     ][:40]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-          HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_recommender_never_suggests_inside_injected_markup(ltg, ltg_pages, data):
     page = data.draw(st.sampled_from(ltg_pages))
