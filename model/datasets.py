@@ -35,6 +35,7 @@ DATASETS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
     "pageids": ("pageids.sqlite", "pageids", "title", ("page_id",)),
     "w2vfiltered": ("entities.sqlite", "entities", "title", ("vector_row", "indegree")),
 }
+SENTENCES_FILE = "sentences.json"  # the splitter's parameters learnt in training
 CHUNK = 500  # keys per IN (...) query: below SQLite's and MySQL's parameter limits
 
 
@@ -251,6 +252,13 @@ class Model:
         self.features: str = self.manifest["features"]
         self.ablate: tuple[str, ...] = tuple(self.manifest.get("ablate", ()))  # backtests only
         self.namespaces = frozenset(self.manifest["namespaces"])
+        # Abbreviations learnt in training: a period after one does not end a sentence.
+        sentences = directory / SENTENCES_FILE
+        self.abbreviations: frozenset[str] = (
+            frozenset(json.loads(sentences.read_text(encoding="utf-8"))["abbreviations"])
+            if sentences.is_file()
+            else frozenset()
+        )
         self.store = store
         self.vectors = np.load(directory / "vectors.npy", mmap_mode="r")
         bloom = self.manifest["bloom"]

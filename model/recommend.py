@@ -91,7 +91,10 @@ def score(
     linked = set(resolved.values()) | set(resolved)
     spans = [s for s in page.spans if s.scannable]
     first: dict[str, tuple] = {}
-    for t, m in page_mentions([s.text for s in spans], language, model.bloom.contains):
+    for t, m in page_mentions(
+        [s.text for s in spans], language, model.bloom.contains,
+        abbreviations=model.abbreviations,
+    ):
         if m.key not in first:
             first[m.key] = (m, spans[t])
     anchors = model.anchors(first)

@@ -8,7 +8,7 @@ so an anchor learnt from a link matches the same span when it later appears as p
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -28,6 +28,15 @@ _SCRIPT_PIECE = regex.compile(
 # Devanagari/Bengali danda, Ethiopic), or after a full-width terminator.
 TERMINATORS = ".!?;։؟।॥።"
 _SENTENCE_END = regex.compile(rf"(?<=[{TERMINATORS}])\s+|(?<=[。！？｡])\s*|\n+")
+# The same, and a control character (never prose: a link must not cross one) ends one too.
+_SENTENCE_END_CONTROL = regex.compile(
+    rf"(?<=[{TERMINATORS}])\s+|(?<=[。！？｡])\s*|[\n\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]+"
+)
+# A word, its period and the spaces after it: where a period may be inside a sentence, after
+# a known abbreviation, an initial ("W." of "George W. Bush") or before a lower-case word.
+_PERIOD_SPACE = regex.compile(r"(?<=[\p{L}\p{M}\p{N}])\.([ \t\xa0]+)")
+_WORD_BACK = regex.compile(r"[\p{L}\p{M}\p{N}'’\-.]*[\p{L}\p{M}\p{N}]", regex.REVERSE)
+_INITIAL = regex.compile(r"[\p{Lu}\p{Lt}\p{Lo}]\p{M}*")  # one capital (or caseless) letter
 _SPACE = regex.compile(r"\s+")
 _ODD_SPACE = regex.compile(r"[^\S ]|  ")  # white space other than single spaces
 
@@ -83,16 +92,87 @@ def tokens(text: str, language: str = "en") -> list[tuple[int, int]]:
     return out
 
 
-def sentences(text: str) -> list[tuple[int, int]]:
-    """Sentence spans of ``text``; line breaks always end a sentence."""
-    spans, start = [], 0
-    for m in _SENTENCE_END.finditer(text):
-        if m.start() > start:
-            spans.append((start, m.start()))
-        start = m.end()
-    if start < len(text):
-        spans.append((start, len(text)))
-    return spans
+def _spans(text: str, bounds: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The non-empty stretches of ``text`` between the (start, end) boundary matches."""
+    starts = [0] + [b for _, b in bounds]
+    ends = [a for a, _ in bounds] + [len(text)]
+    return [(s, e) for s, e in zip(starts, ends, strict=True) if e > s]
+
+
+def probe_sentences(text: str) -> list[tuple[int, int]]:
+    """The legacy rule: every terminator followed by space ends a sentence, as do line breaks.
+
+    The backtest picks its probe sentences with it (model/train.py ``pure_sentences``), so
+    its figures stay comparable across versions; the recommender uses ``sentences``.
+    """
+    return _spans(text, [m.span() for m in _SENTENCE_END.finditer(text)])
+
+
+def sentences(text: str, abbreviations: frozenset[str] = frozenset()) -> list[tuple[int, int]]:
+    """Sentence spans of ``text``; line breaks and control characters always end one.
+
+    A period after a known abbreviation does not end a sentence, so "St. Petersburg" or
+    "м. Київ" stay in one sentence and can be suggested. ``abbreviations`` are lower-cased
+    words without their final period ("st", "u.s"), learnt from the wiki's own text in
+    training (``learn_abbreviations``) and stored with the model.
+    """
+    bounds = [m.span() for m in _SENTENCE_END_CONTROL.finditer(text)]
+    if bounds and "." in text:
+        end_of = dict(bounds)
+        drop = set()
+        for m in _PERIOD_SPACE.finditer(text):
+            a, b = m.span(1)
+            # Only a run of spaces (no line break) may be inside a sentence.
+            if end_of.get(a) != b:
+                continue
+            if text[b : b + 1].islower():
+                drop.add(a)
+                continue
+            word = _WORD_BACK.match(text, max(0, a - 41), a - 1).group()
+            if _INITIAL.fullmatch(word) is not None or word.lower() in abbreviations:
+                drop.add(a)
+        if drop:
+            bounds = [x for x in bounds if x[0] not in drop]
+    return _spans(text, bounds)
+
+
+def listed_abbreviations(language: str) -> frozenset[str]:
+    """mwtokenizer's hand-checked abbreviation list for the language's wiki, if it has one."""
+    import json
+    from importlib.resources import files
+
+    try:
+        table = json.loads(files("mwtokenizer.assets").joinpath("dict_abbr_filtered.json")
+                           .read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # pragma: no cover - the package ships the file
+        return frozenset()
+    words = table.get(f"{language.replace('-', '_')}wiki", ())
+    return frozenset(w[:-1].lower() for w in words if w.endswith(".") and len(w) > 1)
+
+
+MAX_ABBREVIATIONS_TEXT = 20_000_000  # characters of training text Punkt learns from at most
+
+
+def learn_abbreviations(texts: Iterable[str], with_params: bool = False):
+    """The abbreviations of a wiki, learnt unsupervised (nltk's Punkt) from its own text.
+
+    Punkt counts how often a word ends with a period and how rarely it occurs without one:
+    no list per language is needed, so it works on wikis nobody wrote a list for. Line
+    breaks end sentences anyway, so each line is a separate paragraph for the trainer.
+    """
+    from nltk.tokenize.punkt import PunktTrainer
+
+    trainer = PunktTrainer()
+    size = 0
+    for text in texts:
+        if size > MAX_ABBREVIATIONS_TEXT:
+            break
+        size += len(text)
+        trainer.train(text, finalize=False)
+    trainer.finalize_training()
+    params = trainer.get_params()
+    abbreviations = frozenset(a for a in params.abbrev_types if a and len(a) <= 20)
+    return (abbreviations, params) if with_params else abbreviations
 
 
 def normalize(mention: str) -> str:
@@ -116,7 +196,9 @@ class Mention(NamedTuple):
     sentence_start: bool
 
 
-def split_sentences(text: str, language: str) -> Iterator[tuple[int, str, str | None, list]]:
+def split_sentences(
+    text: str, language: str, *, abbreviations: frozenset[str] = frozenset()
+) -> Iterator[tuple[int, str, str | None, list]]:
     """(offset, sentence, its lower-cased form or None, token spans) for each sentence.
 
     The text is tokenized once and its tokens dealt out to sentences: tokens never cross a
@@ -125,7 +207,7 @@ def split_sentences(text: str, language: str) -> Iterator[tuple[int, str, str | 
     """
     toks = tokens(text, language)
     k = 0
-    for s_start, s_end in sentences(text):
+    for s_start, s_end in sentences(text, abbreviations):
         while k < len(toks) and toks[k][0] < s_start:
             k += 1
         first = k
@@ -142,9 +224,17 @@ def split_sentences(text: str, language: str) -> Iterator[tuple[int, str, str | 
         )
 
 
-def ngrams(text: str, language: str = "en", max_n: int = MAX_NGRAM) -> Iterator[Mention]:
+def ngrams(
+    text: str,
+    language: str = "en",
+    max_n: int = MAX_NGRAM,
+    *,
+    abbreviations: frozenset[str] = frozenset(),
+) -> Iterator[Mention]:
     """All 1..max_n token n-grams within each sentence of ``text``."""
-    for s_start, sentence, lower, toks in split_sentences(text, language):
+    for s_start, sentence, lower, toks in split_sentences(
+        text, language, abbreviations=abbreviations
+    ):
         count = len(toks)
         for i in range(count):
             a = toks[i][0]
@@ -170,6 +260,8 @@ def page_mentions(
     language: str,
     passes: Callable[[list[str]], Sequence[bool]],
     max_n: int = MAX_NGRAM,
+    *,
+    abbreviations: frozenset[str] = frozenset(),
 ) -> list[tuple[int, Mention]]:
     """The n-grams of several texts that can still be anchors, as (text index, mention).
 
@@ -189,7 +281,7 @@ def page_mentions(
     end = [b for _, b in toks]
     sentence_of, first_token = [], []
     k = 0
-    for index, (_, s_end) in enumerate(sentences(joined)):
+    for index, (_, s_end) in enumerate(sentences(joined, abbreviations)):
         head = k
         while k < len(toks) and end[k] <= s_end:
             sentence_of.append(index)

@@ -21,19 +21,32 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mwparserfromhell
 import numpy as np
 import regex
 from mwparserfromhell.nodes import Heading, Text, Wikilink
 
 from model import dump as dumps
-from model.datasets import DATASETS, Anchor, Bloom, file_checksum, rows_checksum
+from model.datasets import (
+    DATASETS,
+    SENTENCES_FILE,
+    Anchor,
+    Bloom,
+    file_checksum,
+    rows_checksum,
+)
 from model.features import FEATURE_SETS, ablated_columns, candidate_rows, kurtosis
 from model.progress import progress
 from model.publish import install
-from model.text import TERMINATORS, normalize, prefixes, sentences
+from model.text import (
+    TERMINATORS,
+    learn_abbreviations,
+    listed_abbreviations,
+    normalize,
+    prefixes,
+    probe_sentences,
+)
 from model.version import APPLICATION_VERSION
-from model.wikitext import CANONICAL_NAMESPACES, link_target, parse
+from model.wikitext import CANONICAL_NAMESPACES, link_target, parse, tree
 
 log = logging.getLogger("addlink.model.train")
 
@@ -109,7 +122,7 @@ def pure_sentences(code, namespaces: frozenset[str]) -> list[list]:
             if target is not None:
                 spans.append((len(text), len(text) + len(piece), target))
             text += piece
-        for a, b in sentences(text):
+        for a, b in probe_sentences(text):
             if a == 0 and not at_line_start:
                 continue  # the run began mid-sentence, after other markup
             if b == len(text.rstrip()) and text.rstrip()[-1:] not in ENDINGS:
@@ -160,7 +173,7 @@ def extract(dump_path: str | Path, workdir: Path) -> Corpus:
         for page in progress(dumps.pages(dump_path), "parse", total=len(corpus.articles)):
             if page.namespace != 0 or page.redirect:
                 continue
-            code = mwparserfromhell.parse(page.text)
+            code = tree(page.text)
             if _is_disambiguation(page.text, code):
                 corpus.disambiguations.add(page.title)
             parsed = parse(page.text, (), namespaces, code=code)
@@ -174,7 +187,8 @@ def extract(dump_path: str | Path, workdir: Path) -> Corpus:
                 [text, [[a, b, corpus.redirects.get(t, t)] for a, b, t in spans]]
                 for text, spans in pure_sentences(code, namespaces)
             ]
-            record = {"t": page.title, "l": links, "s": [s.text for s in parsed.spans], "x": pure}
+            scanned = [s.text for s in parsed.spans if s.scannable]
+            record = {"t": page.title, "l": links, "s": scanned, "x": pure}
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     return corpus
 
@@ -210,7 +224,11 @@ def _target_ok(corpus: Corpus, target: str, complete: bool) -> bool:
 
 
 def build_anchors(
-    corpus: Corpus, include: set[str] | None, settings: Settings, complete: bool
+    corpus: Corpus,
+    include: set[str] | None,
+    settings: Settings,
+    complete: bool,
+    abbreviations: frozenset[str] = frozenset(),
 ) -> dict[str, Anchor]:
     language = corpus.site.language
     counts: dict[str, Counter] = defaultdict(Counter)
@@ -232,7 +250,11 @@ def build_anchors(
     for record in progress(corpus.records(include), "link probability"):
         keys = {normalize(a) for _, a in record["l"]} & counts.keys()
         for text in record["s"]:
-            keys.update(m.key for m in ngrams(text, language) if m.key in counts)
+            keys.update(
+                m.key
+                for m in ngrams(text, language, abbreviations=abbreviations)
+                if m.key in counts
+            )
         seen.update(keys)
     anchors = {}
     for key, c in counts.items():
@@ -291,13 +313,21 @@ def build_vectors(
 class _Lookup:
     """The in-memory view of freshly built datasets that training pairs are computed from."""
 
-    def __init__(self, anchors: dict[str, Anchor], entities, vectors, features: str):
+    def __init__(
+        self,
+        anchors: dict[str, Anchor],
+        entities,
+        vectors,
+        features: str,
+        abbreviations: frozenset[str] = frozenset(),
+    ):
         self.anchors, self.entities, self.vectors, self.features = (
             anchors,
             entities,
             vectors,
             features,
         )
+        self.abbreviations = abbreviations
 
     def vector(self, title: str) -> np.ndarray | None:
         e = self.entities.get(title)
@@ -334,7 +364,7 @@ def page_pairs(lookup: _Lookup, record: dict, language: str) -> Iterator[tuple[l
             if v is not None and t not in linked:
                 context = context - v
         seen: set[str] = set()
-        for m in ngrams(text, language):
+        for m in ngrams(text, language, abbreviations=lookup.abbreviations):
             anchor = lookup.anchors.get(m.key)
             if anchor is None or m.key in seen or in_title(m.key):
                 continue
@@ -412,6 +442,17 @@ def _write_sqlite(path: Path, dataset: str, rows: Iterable[tuple]) -> str:
     return rows_checksum(rows)
 
 
+def learn_sentence_rules(corpus: Corpus, include: set[str] | None) -> frozenset[str]:
+    """Abbreviations for the sentence splitter, from the train articles' text only.
+
+    Punkt's unsupervised learning on the wiki's own text, plus mwtokenizer's checked list
+    for the wiki where it has one (measured in benchmarks/sentence_bench.py).
+    """
+    texts = (text for record in corpus.records(include) for text in record["s"])
+    learnt = learn_abbreviations(progress(texts, "abbreviations"))
+    return learnt | listed_abbreviations(corpus.site.language)
+
+
 def build_model(
     corpus: Corpus,
     out: Path,
@@ -426,11 +467,12 @@ def build_model(
     complete = settings.complete
     if complete is None:
         complete = corpus.resolve_ratio >= COMPLETE_RESOLVE_RATIO
-    anchors = build_anchors(corpus, include, settings, complete)
+    abbreviations = learn_sentence_rules(corpus, include)
+    anchors = build_anchors(corpus, include, settings, complete, abbreviations)
     if not anchors:
         raise TrainingError("no anchors survived the filters; the dump is too small")
     entities, vectors = build_vectors(corpus, include, settings.seed)
-    lookup = _Lookup(anchors, entities, vectors, settings.features)
+    lookup = _Lookup(anchors, entities, vectors, settings.features, abbreviations)
     rows, labels = [], []
     for record in progress(corpus.records(include), "training pairs"):
         for feats, label in page_pairs(lookup, record, corpus.site.language):
@@ -461,6 +503,10 @@ def build_model(
             "pageids": _write_sqlite(tmp / "pageids.sqlite", "pageids", corpus.articles.items()),
         }
         np.save(tmp / "vectors.npy", vectors)
+        (tmp / SENTENCES_FILE).write_text(
+            json.dumps({"abbreviations": sorted(abbreviations)}, ensure_ascii=False) + "\n",
+            encoding="utf-8",
+        )
         index = ((t, r, d) for t, (r, d) in entities.items())
         index_checksum = _write_sqlite(tmp / "entities.sqlite", "w2vfiltered", index)
         # Both halves of the dataset: the title -> row index and the vectors themselves.
@@ -491,6 +537,7 @@ def build_model(
                 "anchors": len(anchors),
                 "entities": len(entities),
                 "training_pairs": len(labels),
+                "abbreviations": len(abbreviations),
                 "positives": int(sum(labels)),
             },
             "bloom": {"bytes": size, "hashes": hashes, "prefixes": len(keys)},

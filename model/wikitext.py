@@ -16,13 +16,14 @@ placeholder of the same length before parsing, so offsets never shift.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import mwparserfromhell
 import regex
-from mwparserfromhell.nodes import Heading, Text
+from mwparserfromhell.nodes import Heading, Template, Text, Wikilink
 
 from model.text import normalize_title
 
@@ -118,20 +119,37 @@ def tree(wikitext: str):
     return mwparserfromhell.parse(wikitext)
 
 
+# Tags MediaWiki reads as markup (Sanitizer's HTML tags and common extension tags); any
+# other "<name>" is shown as literal text.
+KNOWN_TAGS = (  # noqa: SIM905 - one readable list
+    "abbr b bdi bdo big blockquote br caption center cite code data dd del dfn div dl dt em "
+    "font h1 h2 h3 h4 h5 h6 hr i ins kbd li link mark meta ol p pre q rb rp rt rtc ruby s "
+    "samp small span strike strong sub sup table tbody td tfoot th thead time tr tt u ul var "
+    "wbr ref references nowiki gallery math chem poem syntaxhighlight source score timeline "
+    "imagemap templatedata templatestyles mapframe maplink graph inputbox categorytree "
+    "section includeonly noinclude onlyinclude hiero charinsert indicator ce"
+).split()
+_TAG_NAMES = "|".join(sorted(KNOWN_TAGS, key=len, reverse=True))
+# Every opening or closing tag of those names, wherever it is on the page.
+_TAG = regex.compile(rf"<(/?)({_TAG_NAMES})(?=[\s/>])[^<>]*>", regex.I)
+# Elements whose content is prose (or that have none): they exclude only the tag itself.
+_PROSE_TAGS = frozenset({"br", "hr", "wbr", "meta", "link", "p", "li", "dd", "dt"})
 # Markup openers that mwparserfromhell left in a text node; each excludes up to its closer.
-_OPENER = regex.compile(
-    r"(?P<comment><!--)|(?P<table>\{\|)|(?P<template>\{\{)|(?P<link>\[\[)"
-    r"|<(?P<tag>[A-Za-z][\w:-]*)(?=[\s/>])[^<>]*>"
-)
+_OPENER = regex.compile(r"\{\|")
+# Edges of templates and links; an innermost pair within one line ("{{a}}", "[[a|b]]") is
+# matched whole and skipped: it cannot change how the other edges pair up, and where such a
+# pair is text, its line holds a stray edge (``_STRAY``) and is cut anyway.
+_BRACES = regex.compile(r"\{\{[^{}\n]*\}\}|(\{\{|\}\})")
+_BRACKETS = regex.compile(r"\[\[[^\[\]\n]*\]\]|(\[\[|\]\])")
 # Stray markup: the whole line it is on is excluded.
 _STRAY = regex.compile(
-    r"\}\}|\]\]|\|\}|''|__[A-Z]+__|\[(?:[a-z+.-]+:)?//|&#?\w+;|~~~|-->|</[A-Za-z]"
-    r"|<(?![A-Za-z][\w:-]*(?=[\s/>])[^<>]*>)[A-Za-z]"
+    r"\{\{|\}\}|\[\[|\]\]|\|\}|''|__[A-Z]+__|\[(?:[a-z+.-]+:)?//|&#?\w+;|~~~|-->|</[A-Za-z]"
+    r"|<[A-Za-z]"
 )
 # Raw lines that are table rows or cells, or headings, whatever the parser made of them.
 _MARKUP_LINE = regex.compile(r"^[ \t:;*#]*[|!].*$|^=.*=[ \t]*$", regex.M)
 _TABLE_EDGE = regex.compile(r"(\{\|)|^[ \t:]*(\|\})", regex.M)
-_VOID_TAGS = frozenset({"br", "hr", "wbr", "img", "meta", "link", "input", "col", "area", "source"})
+_TABLE_LINE_EDGE = regex.compile(r"^[ \t:]*(?:(\{\|)|(\|\}))", regex.M)  # MediaWiki's rule
 
 
 def parse(
@@ -153,6 +171,8 @@ def parse(
         code = tree(wikitext)
     excluded = {s.strip().lower() for s in excluded_sections}
     texts: list[tuple[int, int, str, bool]] = []  # (start, end, section, section excluded)
+    templates: list[tuple[int, int]] = []
+    wikilinks: list[tuple[int, int]] = []
     headings: list[tuple[int, str]] = []  # the open heading hierarchy (level, name)
     lead_excluded = LEAD.lower() in excluded
     section, section_excluded = LEAD, lead_excluded
@@ -170,8 +190,13 @@ def parse(
             headings.append((node.level, name))
             section = name
             section_excluded = any(h.lower() in excluded for _, h in headings)
-        offset += len(str(node))
-    regions = markup_regions(wikitext, [(a, b) for a, b, _, _ in texts])
+        end = offset + len(str(node))
+        if isinstance(node, Template):
+            templates.append((offset, end))
+        elif isinstance(node, Wikilink):
+            wikilinks.append((offset, end))
+        offset = end
+    regions = markup_regions(wikitext, [(a, b) for a, b, _, _ in texts], templates, wikilinks)
     spans: list[TextSpan] = []
     for a, b, name, section_out in texts:
         for x, y, markup in _cut(a, b, regions):
@@ -179,7 +204,12 @@ def parse(
     return Page(tuple(spans), tuple(article_links(wikitext, namespaces)))
 
 
-def markup_regions(wikitext: str, texts: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def markup_regions(
+    wikitext: str,
+    texts: list[tuple[int, int]],
+    templates: list[tuple[int, int]] = (),
+    wikilinks: list[tuple[int, int]] = (),
+) -> list[tuple[int, int]]:
     """Sorted, merged (start, end) ranges of markup that the parser left in text nodes.
 
     ``texts`` are the text nodes' ranges. An opener excludes up to its closer, found in the
@@ -189,19 +219,31 @@ def markup_regions(wikitext: str, texts: list[tuple[int, int]]) -> list[tuple[in
     the parser put them. Costs one regex search per text node when the text is clean.
     """
     size = len(wikitext)
-    found: list[tuple[int, int]] = []
+    # Comments, tags, tables and braces over the whole page: MediaWiki strips comments before
+    # all else, and an unclosed one (or a tag or table opened inside bold text) runs to the
+    # end. Comments and, for tags and braces, top-level templates are skipped: a tag left
+    # open inside a template is balanced where the template is used.
+    comments = _comments(wikitext)
+    gaps = _gaps(_merge(comments + list(templates)), size)
+    # A table a template opens and leaves open (a "table start" template) runs on after it.
+    found: list[tuple[int, int]] = comments + _elements(wikitext, gaps)
+    found += _tables(wikitext, _gaps(comments, size))
+    found += _pairs(wikitext, "{{", _BRACES, gaps)
+    # A parsed link's own brackets are balanced: its inside is skipped for link pairs.
+    link_gaps = _gaps(_merge(comments + list(templates) + list(wikilinks)), size)
+    found += _pairs(wikitext, "[[", _BRACKETS, link_gaps)
     for a, b in texts:
         pos = a
         while pos < b:
             m = _OPENER.search(wikitext, pos, b)
             if m is None:
                 break
-            found.append((m.start(), _closing(wikitext, m)))
+            found.append((m.start(), _table_end(wikitext, m.start())))
             pos = m.end()
         for m in _STRAY.finditer(wikitext, a, b):
             found.append(_line(wikitext, m.start()))
     if "|" in wikitext or "!" in wikitext or "=" in wikitext:
-        lines = [m.span() for m in _MARKUP_LINE.finditer(wikitext)]
+        lines = [m.span() for a, b in gaps for m in _MARKUP_LINE.finditer(wikitext, a, b)]
         if lines:
             starts = [x for x, _ in lines]
             for a, b in texts:  # only lines that some text node touches matter
@@ -210,15 +252,34 @@ def markup_regions(wikitext: str, texts: list[tuple[int, int]]) -> list[tuple[in
                     if lines[i][1] > a:
                         found.append((lines[i][0], lines[i][1] + 1))
                     i += 1
-    found.sort()
+    return _merge([(x, min(y, size)) for x, y in found])
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     merged: list[tuple[int, int]] = []
-    for x, y in found:
-        y = min(y, size)
+    for x, y in sorted(ranges):
         if merged and x <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], y))
         else:
             merged.append((x, y))
     return merged
+
+
+def _inside(ranges: list[tuple[int, int]], at: int) -> bool:
+    i = bisect_right(ranges, (at, math.inf)) - 1
+    return i >= 0 and ranges[i][0] <= at < ranges[i][1]
+
+
+def _gaps(ranges: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    """The complement of sorted, merged ranges within [0, size)."""
+    out, pos = [], 0
+    for x, y in ranges:
+        if x > pos:
+            out.append((pos, x))
+        pos = max(pos, y)
+    if pos < size:
+        out.append((pos, size))
+    return out
 
 
 def _line(wikitext: str, at: int) -> tuple[int, int]:
@@ -227,48 +288,99 @@ def _line(wikitext: str, at: int) -> tuple[int, int]:
     return start, len(wikitext) if end < 0 else end
 
 
-def _closing(wikitext: str, m) -> int:
-    """Where the construct opened by ``m`` ends in the raw wikitext (nesting counted)."""
-    start = m.start()
-    if m.group("comment"):
-        end = wikitext.find("-->", m.end())
-        return len(wikitext) if end < 0 else end + 3
-    if m.group("table"):
-        depth = 0
-        for edge in _TABLE_EDGE.finditer(wikitext, start):
-            depth += 1 if edge.group(1) else -1
-            if depth == 0:
-                return edge.end()
-        return len(wikitext)
-    if m.group("tag"):
-        name = m.group("tag").lower()
-        if m.group().endswith("/>") or name in _VOID_TAGS:
-            return m.end()
-        depth = 0
-        for edge in regex.finditer(rf"<(/?){regex.escape(name)}(?=[\s/>])[^<>]*>", wikitext,
-                                   pos=start, flags=regex.I):
-            if edge.group().endswith("/>"):
-                continue
-            depth += -1 if edge.group(1) else 1
-            if depth == 0:
-                return edge.end()
-        return len(wikitext)
-    # {{ or [[: the matching closer (nesting counted), within the line for a link.
-    open_, close = ("{{", "}}") if m.group("template") else ("[[", "]]")
-    line_end = _line(wikitext, start)[1]
-    limit = len(wikitext) if open_ == "{{" else line_end
-    depth, pos = 0, start
-    while pos < limit:
-        i, j = wikitext.find(open_, pos, limit), wikitext.find(close, pos, limit)
-        if j < 0:
-            break
-        if 0 <= i < j:
-            depth, pos = depth + 1, i + 2
+def _comments(wikitext: str) -> list[tuple[int, int]]:
+    out, pos = [], 0
+    while (start := wikitext.find("<!--", pos)) >= 0:
+        end = wikitext.find("-->", start + 4)
+        pos = len(wikitext) if end < 0 else end + 3
+        out.append((start, pos))
+    return out
+
+
+def _elements(wikitext: str, gaps: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(start, end) of every element of a known tag outside comments and templates.
+
+    A closing tag closes the latest element of its name and every element opened inside it
+    (as a browser does: ``</table>`` ends its cells). An element never closed runs to the end
+    of the page; one left open inside a template ends with the template (its output is
+    balanced where it is used), so tags inside templates are not looked at. Elements whose
+    content is prose (``<p>``, ``<li>``) or that have none stop at their tag.
+    """
+    if "<" not in wikitext:
+        return []
+    out: list[tuple[int, int]] = []
+    stack: list[tuple[str, int]] = []
+    hidden = _gaps(gaps, len(wikitext))  # comments and templates
+    for m in _TAG.finditer(wikitext):  # a tag may run past a template: not bounded by gaps
+        if hidden and _inside(hidden, m.start()):
             continue
-        depth, pos = depth - 1, j + 2
+        name = m.group(2).lower()
+        if m.group(1):
+            at = next((i for i in range(len(stack) - 1, -1, -1) if stack[i][0] == name), None)
+            if at is None:
+                out.append(m.span())  # a stray closing tag
+                continue
+            out.extend((start, m.end()) for _, start in stack[at:])
+            del stack[at:]
+        elif m.group().endswith("/>") or name in _PROSE_TAGS:
+            out.append(m.span())
+        else:
+            stack.append((name, m.start()))
+    out.extend((start, len(wikitext)) for _, start in stack)
+    return out
+
+
+def _tables(wikitext: str, gaps: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Tables opened at a line start anywhere on the page (nesting counted)."""
+    if "{|" not in wikitext:
+        return []
+    out: list[tuple[int, int]] = []
+    starts: list[int] = []
+    for edge in (m for a, b in gaps for m in _TABLE_LINE_EDGE.finditer(wikitext, a, b)):
+        if edge.group(1):
+            starts.append(edge.start(1))
+        elif starts:
+            out.append((starts.pop(), edge.end()))
+    out.extend((start, len(wikitext)) for start in starts)
+    return out
+
+
+def _pairs(
+    wikitext: str, opener: str, edges, gaps: list[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """Matched ``{{ }}`` (or ``[[ ]]`` within a line) pairs over the raw page, nesting counted.
+
+    The preprocessor matches braces before anything else is parsed, so a template opened
+    inside bold text or a link label and closed far away still encloses what lies between.
+    An opener never closed is literal text.
+    """
+    if opener not in wikitext:
+        return []
+    out: list[tuple[int, int]] = []
+    stack: list[int] = []
+    lone = [
+        (m.start(), m.group(1)) for a, b in gaps for m in edges.finditer(wikitext, a, b)
+        if m.group(1)
+    ]
+    for at, edge in lone:
+        if edge == opener:
+            stack.append(at)
+            continue
+        if opener == "[[" and stack and wikitext.find("\n", stack[-1], at) >= 0:
+            stack.clear()  # a link never spans lines: the openers before were literal
+        if stack:
+            out.append((stack.pop(), at + 2))
+    return out
+
+
+def _table_end(wikitext: str, start: int) -> int:
+    """Where a table opened at ``start`` ends (nesting counted), or the end of the page."""
+    depth = 0
+    for edge in _TABLE_EDGE.finditer(wikitext, start):
+        depth += 1 if edge.group(1) else -1
         if depth == 0:
-            return pos
-    return line_end
+            return edge.end()
+    return len(wikitext)
 
 
 def _cut(a: int, b: int, regions: list[tuple[int, int]]) -> Iterable[tuple[int, int, bool]]:

@@ -36,3 +36,13 @@ def en_model(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("models") / "enwiki"
     train_model(_dump(EN_DUMP), out, Settings(seed=1))
     return out
+
+
+@pytest.fixture(scope="module")
+def ltg(ltg_model):
+    """The ltgwiki model, opened once per test module."""
+    from model import open_model
+
+    model = open_model(ltg_model)
+    yield model
+    model.close()

