@@ -194,8 +194,6 @@ def check_store(cfg: Config, wiki: str, checksums: dict[str, str] | None) -> Non
 
     from runner.store.mysql import MysqlStore, parse_mysql_url
 
-    if s.create_database:
-        return  # the database may not exist yet; MysqlStore.open creates it
     kw = parse_mysql_url(s.location(wiki))
     safe = f"mysql://{kw['user']}@{kw['host']}:{kw['port']}/{kw['database']}"
     try:
