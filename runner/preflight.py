@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from runner.config import Config, ConfigError
 from runner.errors import ModelInvalid, ServiceUnavailable
-from runner.store import StoreError
+from runner.store import StoreError, open_store
 
 log = logging.getLogger("runner.preflight")
 UsageError = ConfigError
@@ -189,6 +189,7 @@ def check_store(cfg: Config, wiki: str, checksums: dict[str, str] | None) -> Non
         parent = Path(s.location(wiki)).parent
         if parent.exists() and not os.access(parent, os.W_OK):
             raise StoreError(f"store.path: {parent} is not writable")
+        _check_schema(cfg, wiki)
         return
     import pymysql
 
@@ -215,6 +216,13 @@ def check_store(cfg: Config, wiki: str, checksums: dict[str, str] | None) -> Non
         raise ServiceUnavailable("MySQL", f"{safe}: {e.args[-1]}") from None
     finally:
         conn.close()
+    _check_schema(cfg, wiki)
+
+
+def _check_schema(cfg: Config, wiki: str) -> None:
+    """The schema is at this code's version (SchemaError names the migrate command): a run
+    on a missing or old schema stops here, before the lock, and creates nothing."""
+    open_store(cfg.store, wiki).close()
 
 
 def _check_loaded(conn: object, w: object, checksums: dict[str, str], safe: str) -> None:

@@ -135,14 +135,15 @@ class Store:
                         "(a rolled-back release?); continuing", self.location, version,
                         migrations.LATEST, extra={"wiki": self.wiki})
 
-    def migrate(self) -> list[migrations.Migration]:
+    def migrate(self, upto: int | None = None) -> list[migrations.Migration]:
         """Apply the pending migrations (the ``migrate`` command; needs DDL rights)."""
         def run(sql: str, args: tuple) -> list[tuple]:
             with self.transaction() as cur:
                 cur.execute(self._sql_raw(sql), args)
                 return list(cur.fetchall())
 
-        return migrations.apply(run, self.dialect, self.schema_version(), self.index_exists)
+        return migrations.apply(run, self.dialect, self.schema_version(), self.index_exists,
+                                upto)
 
     def migration_script(self) -> str:
         """The SQL ``migrate --print`` shows a DBA for this store's current state."""

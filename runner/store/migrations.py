@@ -117,13 +117,15 @@ def check_version(version: int | None, location: str) -> None:
                           f"{LATEST}: " + migrate_hint())
 
 
-def pending(applied: int | None) -> list[Migration]:
-    return [m for m in migrations() if m.version > (applied or 0)]
+def pending(applied: int | None, upto: int | None = None) -> list[Migration]:
+    return [m for m in migrations()
+            if m.version > (applied or 0) and (upto is None or m.version <= upto)]
 
 
 def apply(run: Callable[[str, tuple], list[tuple]], d: Dialect, applied: int | None,
-          index_exists: Callable[[str, str], bool]) -> list[Migration]:
-    """Apply the pending migrations through ``run(sql, args)``, each recorded when done.
+          index_exists: Callable[[str, str], bool], upto: int | None = None) -> list[Migration]:
+    """Apply the pending migrations (up to version ``upto``: tests of an older schema)
+    through ``run(sql, args)``, each recorded when done.
 
     On MySQL each DDL statement commits by itself, so a migration that fails halfway is not
     rolled back; its version is recorded only once all its statements ran, and 0001's
@@ -131,7 +133,7 @@ def apply(run: Callable[[str, tuple], list[tuple]], d: Dialect, applied: int | N
     """
     run(table_ddl(d), ())
     done = []
-    for mig in pending(applied):
+    for mig in pending(applied, upto):
         for st in mig.statements(d):
             if st.index and index_exists(*st.index):
                 continue
