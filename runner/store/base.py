@@ -23,6 +23,7 @@ from runner.store import migrations
 
 log = logging.getLogger("runner.store")
 T = TypeVar("T")
+S = TypeVar("S", bound="Store")
 
 QUERIES_DIR = Path(__file__).resolve().parents[2] / "queries"
 
@@ -134,6 +135,15 @@ class Store:
             log.warning("store %s: schema at version %s, newer than this runner's %s "
                         "(a rolled-back release?); continuing", self.location, version,
                         migrations.LATEST, extra={"wiki": self.wiki})
+
+    def checked(self: S) -> S:
+        """This store after ``check_schema`` (what ``open`` returns); closed if it fails."""
+        try:
+            self.check_schema()
+        except BaseException:
+            self.close()
+            raise
+        return self
 
     def migrate(self, upto: int | None = None) -> list[migrations.Migration]:
         """Apply the pending migrations (the ``migrate`` command; needs DDL rights)."""

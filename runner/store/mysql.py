@@ -89,13 +89,7 @@ class MysqlStore(Store):
             raise StoreUnavailable("MySQL", f"store.url: cannot connect to {safe}: "
                                    f"{e.args[-1]}") from None
         store = cls(conn, wiki, f"mysql://{kw['user']}@{kw['host']}:{kw['port']}/{db}")
-        if not migrating:
-            try:
-                store.check_schema()
-            except BaseException:
-                store.close()
-                raise
-        return store
+        return store if migrating else store.checked()
 
     service = "MySQL"
     dialect_name = "mysql"

@@ -34,13 +34,7 @@ class SqliteStore(Store):
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"store.path: cannot open SQLite database {path}: {e}") from None
         store = cls(conn, wiki, str(p))
-        if not migrating:
-            try:
-                store.check_schema()
-            except BaseException:
-                store.close()
-                raise
-        return store
+        return store if migrating else store.checked()
 
     def _is_missing_table(self, error: BaseException) -> bool:
         return isinstance(error, sqlite3.OperationalError) and "no such table" in str(error)
