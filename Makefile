@@ -22,6 +22,7 @@ $(VAR)/models/$(SAMPLE_WIKI)/manifest.json: | venv
 	$(PY) -m model train --wiki $(SAMPLE_WIKI) --dump $(SAMPLE_DUMP) --out $(VAR)/models/$(SAMPLE_WIKI)
 
 run: venv $(VAR)/models/$(SAMPLE_WIKI)/manifest.json
+	ADDLINK_SAMPLE_DUMP=$(SAMPLE_DUMP) $(PY) -m runner --config runner/sample-config.yaml --log-format text migrate
 	ADDLINK_SAMPLE_DUMP=$(SAMPLE_DUMP) $(PY) -m runner --config runner/sample-config.yaml --log-format text refresh
 	ADDLINK_SAMPLE_DUMP=$(SAMPLE_DUMP) $(PY) -m runner --config runner/sample-config.yaml status
 

@@ -63,6 +63,8 @@ def main() -> int:
                 "candidates": {"strategy": "allpages"},
                 # Low enough that the small wiki fills a pool of this size with version 1.
                 "criteria": {"minimum_link_score": 0.2}}}}))
+        subprocess.run([sys.executable, "-m", "runner", "--config", str(config), "migrate"],
+                       cwd=REPO, check=True, capture_output=True, timeout=300)
         fill_s, (fill,) = runner(config, "refresh")
         switch_link(models / "ltgwiki", "ltgwiki.v2")
         reval_s, (reval,) = runner(config, "revalidate", "--wiki", "ltgwiki",

@@ -72,7 +72,12 @@ def config_doc(args: argparse.Namespace, work: Path, target: int) -> dict:
 
 
 def config(args: argparse.Namespace, work: Path, target: int):
-    return parse_config(config_doc(args, work, target), env={})
+    """The parsed config, its store created by ``migrate`` (stores never run DDL on open)."""
+    from runner import migrate
+
+    cfg = parse_config(config_doc(args, work, target), env={})
+    migrate.run(cfg, None, print_only=False)
+    return cfg
 
 
 def server_cpu() -> float:
@@ -231,6 +236,9 @@ def shards_run(args: argparse.Namespace, shards: int) -> dict:
         doc["events"]["path"] = str(Path(tmp) / "events-{wiki}.jsonl")
         path = Path(tmp) / "config.json"
         path.write_text(json.dumps(doc))
+        from runner import migrate
+
+        migrate.run(parse_config(doc, env={}), None, print_only=False)  # the shards' database
         if args.source == "dump":  # build the dump cache before the timed part
             config(args, Path(tmp), 1)  # validates
             from runner.sources.dump import DumpSource

@@ -66,6 +66,8 @@ def refresh(dump: Path, work: Path, workers: int, timeout: float) -> dict:
         },
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
+    subprocess.run([sys.executable, "-m", "runner", "--config", str(work / "config.yaml"),
+                    "migrate"], cwd=REPO, check=True, capture_output=True, timeout=300)
     start = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "runner", "--config", str(work / "config.yaml"),

@@ -1,11 +1,12 @@
 """Command line of the refresh job: ``python -m runner [--config FILE] COMMAND ...``.
 
-Commands: refresh, backfill, status, revalidate, drift (see ``--help`` and docs/runner.md).
+Commands: migrate, refresh, backfill, status, revalidate, drift (see ``--help`` and docs/runner.md).
 
 Exit codes (model/exitcodes.py, docs/runner.md "Exit codes"):
   0  ok (also: --max-runtime reached before the target, a clean stop)
   1  failure not listed below
-  2  bad usage, configuration or input (also: backfill of a page that does not exist)
+  2  bad usage, configuration or input (also: backfill of a page that does not exist,
+     a store whose schema is missing or old: run migrate)
   3  the lock of a wiki is held by another run (that wiki was skipped at once)
   4  the ZooKeeper lock was lost mid-run (work done so far is committed)
   5  stopped by SIGTERM/SIGINT (finished pages committed, exit within 10 s)
@@ -31,6 +32,7 @@ from runner.config import Config, ConfigError, load_config
 from runner.logs import setup_logging
 from runner.metrics import open_metrics
 from runner.run import RunOptions, RunResult, StopFlag
+from runner.store import SchemaError, StoreError
 
 log = logging.getLogger("runner")
 
@@ -106,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--force", action="store_true")
     common(v)
 
+    m = sub.add_parser("migrate", help="apply pending schema migrations to each wiki's store")
+    m.add_argument("--wiki", action="append", help="only this wiki's store (repeatable)")
+    m.add_argument("--print", action="store_true", dest="print_only",
+                   help="print the SQL a DBA would run instead of applying it")
+
     d = sub.add_parser("drift", help="reconcile the table with the search index's tags")
     d.add_argument("--wiki", required=True)
     d.add_argument("--resend", action="store_true", help="announce every pooled page again")
@@ -153,6 +160,13 @@ def _titles(args: argparse.Namespace) -> tuple[str, ...]:
 def _run(cfg: Config, args: argparse.Namespace) -> int:
     from runner import repair, status
     from runner.app import run_wiki
+
+    if args.command == "migrate":
+        from runner import migrate
+
+        for text in migrate.run(cfg, args.wiki, args.print_only):
+            print(text)
+        return ExitCode.OK
 
     if args.command == "status":
         rows = status.collect(cfg, args.wiki)
@@ -219,7 +233,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config)
         return _run(cfg, args)
-    except (ConfigError, ValueError) as e:
+    except (ConfigError, ValueError, SchemaError) as e:
+        log.error("bad usage or configuration: %s", e, extra={"error": str(e)})
+        print(f"error: {e}", file=sys.stderr)
+        return ExitCode.USAGE
+    except StoreError as e:
+        from runner.errors import ServiceUnavailable, one_line
+
+        if isinstance(e, ServiceUnavailable):
+            log.error("failed: %s", one_line(e), extra={"error": one_line(e)})
+            print(f"error: {one_line(e)}", file=sys.stderr)
+            return ExitCode.UNAVAILABLE
         log.error("bad usage or configuration: %s", e, extra={"error": str(e)})
         print(f"error: {e}", file=sys.stderr)
         return ExitCode.USAGE

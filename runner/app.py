@@ -16,7 +16,7 @@ from runner.lock import LockError, LockHeld, WikiLock, open_lock
 from runner.metrics import Metrics
 from runner.preflight import preflight
 from runner.sources import TimedSource, open_source
-from runner.store import Store, StoreError, open_store
+from runner.store import SchemaError, Store, StoreError, open_store
 
 log = logging.getLogger("runner")
 
@@ -54,7 +54,7 @@ class Adapters:
 def failed(wiki: str, stop_reason: str, error: BaseException) -> RunResult:
     """A run that ended before its job started, with the status its error stands for."""
     status = status_of(error)
-    if status == "failed" and isinstance(error, StoreError | ConfigError):
+    if status == "failed" and isinstance(error, StoreError | SchemaError | ConfigError):
         status = "usage"  # a store location that cannot be used as configured
     log.error("%s: %s", stop_reason, one_line(error),
               extra={"wiki": wiki, "error": one_line(error)})

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner import metric_names as M
 from runner.config import MetricsSection
+from runner.errors import ServiceUnavailable
 
 if TYPE_CHECKING:  # the job imports this module
     from runner.config import WikiConfig
@@ -259,6 +260,8 @@ def report_run(metrics: Metrics, store: Store, wiki: WikiConfig, *, command: str
                               feedback=fb)
                 metrics.gauge(M.FEEDBACK_RATIO, row[quality.RATE_NAMES[fb]], wiki=name,
                               model_version=version, feedback=fb)
+    except ServiceUnavailable as e:  # the run already reports it: one line, no traceback
+        log.warning("could not report the run's metrics: %s", e, extra={"wiki": name})
     except Exception:  # noqa: BLE001 - see the docstring
         log.exception("could not report the run's metrics", extra={"wiki": name})
     metrics.flush()

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from runner.config import Config, ConfigError
 from runner.errors import ModelInvalid, ServiceUnavailable
-from runner.store import StoreError
+from runner.store import StoreError, open_store
 
 log = logging.getLogger("runner.preflight")
 
@@ -179,13 +179,12 @@ def check_store(cfg: Config, wiki: str, checksums: dict[str, str] | None) -> Non
         parent = Path(s.location(wiki)).parent
         if parent.exists() and not os.access(parent, os.W_OK):
             raise StoreError(f"store.path: {parent} is not writable")
+        _check_schema(cfg, wiki)
         return
     import pymysql
 
     from runner.store.mysql import MysqlStore, parse_mysql_url
 
-    if s.create_database:
-        return  # the database may not exist yet; MysqlStore.open creates it
     kw = parse_mysql_url(s.location(wiki))
     safe = f"mysql://{kw['user']}@{kw['host']}:{kw['port']}/{kw['database']}"
     try:
@@ -207,6 +206,13 @@ def check_store(cfg: Config, wiki: str, checksums: dict[str, str] | None) -> Non
         raise ServiceUnavailable("MySQL", f"{safe}: {e.args[-1]}") from None
     finally:
         conn.close()
+    _check_schema(cfg, wiki)
+
+
+def _check_schema(cfg: Config, wiki: str) -> None:
+    """The schema is at this code's version (SchemaError names the migrate command): a run
+    on a missing or old schema stops here, before the lock, and creates nothing."""
+    open_store(cfg.store, wiki).close()
 
 
 def _check_loaded(conn: object, w: object, checksums: dict[str, str], safe: str) -> None:

@@ -34,7 +34,7 @@ import yaml
 
 from runner.sources.dump import DumpSource
 from runner.store import open_store
-from tests.runner_support import LTG_DUMP
+from tests.runner_support import LTG_DUMP, migrated
 from tests.tcpproxy import TcpProxy
 
 REPO = Path(__file__).resolve().parent.parent
@@ -153,6 +153,8 @@ def write_config(path: Path, model: str | Path, dump: str, *, store: dict, event
                             "minimum_links_per_task": 1, "minimum_link_score": 0.3,
                             "minimum_time_since_last_edit": 0}}}}
     path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    if store.get("type") == "sqlite":
+        migrated(path)  # MySQL: mysql_setup migrates around the fault proxy
     return path
 
 
@@ -262,6 +264,7 @@ def mysql_setup(tmp: Path, model: Path, db_port: int, eg_url: str, *, lock: dict
     cfg = write_config(tmp / "config.yaml", model, LTG_DUMP, store=store, events=events,
                        lock=lock or {"type": "file", "dir": str(tmp / "locks")},
                        source=source, **kw)
+    migrated(cfg, store_url=f"mysql://root@127.0.0.1:3306/{db}")
     return cfg, store, f"mysql://root@127.0.0.1:3306/{db}"
 
 

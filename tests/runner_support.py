@@ -91,3 +91,33 @@ def broken(model_path: str, options: dict):
         raise ValueError("Feature shape mismatch, expected: 15, got 14")
 
     return run
+
+
+def migrated(config, store_url: str | None = None):
+    """``config`` (a Config, or a config file's path) with every wiki's store created the one
+    way a deployment creates it: the ``migrate`` command's code (stores never run DDL when
+    they open). ``store_url``: migrate through this MySQL URL instead of the configured one
+    (a test whose config points through a fault proxy). Returns ``config`` unchanged."""
+    from dataclasses import replace
+
+    from runner import migrate
+    from runner.config import Config, load_config
+
+    cfg = config if isinstance(config, Config) else load_config(config)
+    if store_url:
+        cfg = replace(cfg, store=replace(cfg.store, url=store_url, create_database=True))
+    migrate.run(cfg, None, print_only=False)
+    return config
+
+
+def migrated_store(cls, location: str, wiki: str, **kw):
+    """A SqliteStore/MysqlStore at ``location`` migrated to the current schema, then opened
+    the ordinary (checking) way; ``kw`` goes to that open (timeouts)."""
+    kw.pop("create_database", None)
+    fresh = cls.open(location, wiki, migrating=True,
+                     **({"create_database": True} if cls.service == "MySQL" else {}))
+    try:
+        fresh.migrate()
+    finally:
+        fresh.close()
+    return cls.open(location, wiki, **kw)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.runner_support import migrated
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -196,6 +198,7 @@ wikis:
     source: {{type: dump, path: {LTG_DUMP}, complete: true, cache_dir: {tmp_path}/cache}}
     candidates: {{strategy: random, seed: 1}}
 """)
+    migrated(config)
     command = [sys.executable, "-m", "runner", "--config", str(config), "--log-format=json",
                "refresh", "--wiki=ltgwiki", "--workers=2", "--limit=80"]
     record = capacity.measure(command, machine="test")

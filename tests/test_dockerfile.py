@@ -390,6 +390,9 @@ wikis:
     model: "{ltg_model_dir}"
     source: {{type: dump, path: "{LTG_DUMP}", complete: true, cache_dir: "{tmp_path}/cache"}}
 """)
+    migrate = _run_in_image(clean_venv, image_app, "-m", "runner", "--config", str(config),
+                            "migrate")  # the image ships queries/migrations
+    assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
     result = _run_in_image(clean_venv, image_app, "-m", "runner", "--config", str(config),
                            "--log-format=json", "refresh", "--wiki=ltgwiki", "--dry-run",
                            "--workers=2", "--limit=30")

@@ -40,7 +40,7 @@ from tests.faults import (
     sqlite_setup,
     write_config,
 )
-from tests.runner_support import LTG_DUMP, drop_database
+from tests.runner_support import LTG_DUMP, drop_database, migrated_store
 from tests.tcpproxy import TcpProxy
 
 EVENTS = EventFactory("ltgwiki", "s", "/development/cirrussearch/page_weighted_tags_change/1.0.0",
@@ -106,6 +106,7 @@ def test_reset_during_commit_is_retried_once_with_the_same_keys(tmp_path, mysql_
     """The COMMIT reaches the server, the answer never comes back (InterfaceError (0, '')
     before): one retry on a fresh connection, and still one row and one event."""
     scratch = mysql_url.rsplit("/", 1)[0] + f"/addlink_fault_{secrets.token_hex(4)}"
+    migrated_store(MysqlStore, scratch, "ltgwiki").close()
     with TcpProxy(3306) as proxy:
         url = scratch.replace(":3306/", f":{proxy.port}/")
         store = MysqlStore.open(url, "ltgwiki", create_database=True, read_timeout=3,
@@ -150,7 +151,7 @@ def test_mediawiki_partition_ends_with_unavailable(tmp_path, ltg_model, mediawik
 
 
 def queued(tmp_path: Path, pages: list[tuple[int, str]]) -> SqliteStore:
-    store = SqliteStore.open(str(tmp_path / "s.sqlite"), "ltgwiki")
+    store = migrated_store(SqliteStore, str(tmp_path / "s.sqlite"), "ltgwiki")
     store.queue_events([(p, getattr(EVENTS, kind)(p, f"Page {p}")) for p, kind in pages])
     return store
 
@@ -214,6 +215,19 @@ def test_rejected_events_are_dead_lettered_counted_and_repaired_by_drift(tmp_pat
         assert rep.ok, rep.violations
 
 
+def untouched(db: Path) -> bool:
+    """The migrated (empty) store of a run refused before any write: no row, event or run."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        return all(conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] == 0
+                   for t in ("growthexperiments_link_recommendations", "addlink_outbox",
+                             "addlink_runs", "addlink_pool"))
+    finally:
+        conn.close()
+
+
 def test_eventgate_outage_longer_than_the_retries(tmp_path, ltg_model):
     with EventGate() as eg:
         url = eg.url
@@ -222,7 +236,7 @@ def test_eventgate_outage_longer_than_the_retries(tmp_path, ltg_model):
     down = run(cfg, "refresh")
     assert down.code == ExitCode.UNAVAILABLE  # the preflight sees it: nothing written
     assert one_line_error(down).startswith("EventGate unavailable: ")
-    assert not (tmp_path / "addlink.sqlite").exists()
+    assert untouched(tmp_path / "addlink.sqlite")
     host, port = url.rsplit(":", 1)
     with EventGate(port=int(port)) as eg:
         eg.fail_next(503, 1000)  # up for the preflight, then failing for the whole run
@@ -251,7 +265,7 @@ def test_preflight_refuses_a_damaged_or_forged_model_before_any_write(tmp_path, 
     res = run(cfg, "refresh")
     assert res.code == ExitCode.MODEL_INVALID
     assert "checksums.anchors does not match" in one_line_error(res)
-    assert not (tmp_path / "addlink.sqlite").exists()  # nothing written, not even a run row
+    assert untouched(tmp_path / "addlink.sqlite")  # nothing written, not even a run row
     (model / "manifest.json").write_text(json.dumps(manifest))
     with open(model / "vectors.npy", "r+b") as f:
         f.seek(200)
@@ -259,7 +273,7 @@ def test_preflight_refuses_a_damaged_or_forged_model_before_any_write(tmp_path, 
     res = run(cfg, "refresh", "--limit", "20")
     assert res.code == ExitCode.MODEL_INVALID
     assert "vectors.npy: sha256 differs" in one_line_error(res)
-    assert not (tmp_path / "addlink.sqlite").exists()
+    assert untouched(tmp_path / "addlink.sqlite")
 
 
 def test_preflight_names_an_unreachable_store(tmp_path, ltg_model):

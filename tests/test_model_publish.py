@@ -130,6 +130,8 @@ def test_publish_fetch_refresh_across_two_versions(tmp_path, server, ltg_model, 
                        "cache_dir": str(tmp_path / "cache")},
             "candidates": {"strategy": "allpages"},
             "criteria": {"minimum_link_score": 0.3}}}}))
+    r = cli("runner", "--config", str(config), "migrate")
+    assert r.returncode == 0, r.stderr
     r = cli("runner", "--config", str(config), "refresh")
     assert r.returncode == 0, r.stderr
     m1 = json.loads((ltg_model / "manifest.json").read_text())["checksums"]["model"]

@@ -30,7 +30,7 @@ from runner.lock import FileLock
 from runner.metrics import open_metrics
 from runner.store import open_store
 from tests.eventgate import EventGate
-from tests.runner_support import dump_slice
+from tests.runner_support import dump_slice, migrated
 from tests.test_metrics import delete_job
 from tests.test_runner_cli import cli
 
@@ -104,6 +104,7 @@ def scraped(tmp_path_factory, ltg_model, pushgateway_url, prometheus_url):
                    "candidates": {"strategy": "random", "seed": 7}}}}
         config = tmp / "config.yaml"
         config.write_text(yaml.safe_dump(doc))
+        migrated(config)
         try:
             r = cli("--config", str(config), "refresh")
             assert r.returncode == 0, r.stderr

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from runner.lock import FileLock
-from tests.runner_support import dump_slice
+from tests.runner_support import dump_slice, migrated
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -34,7 +34,7 @@ def config(tmp_path, ltg_model, slice_dump) -> Path:
                "candidates": {"strategy": "allpages"}}}}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(doc))
-    return path
+    return migrated(path)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

@@ -10,6 +10,7 @@ from runner.events import EventFactory, EventGateSink, JsonLinesSink, Publisher
 from runner.metrics import Metrics
 from runner.store.sqlite import SqliteStore
 from tests.eventgate import EventGate, validator
+from tests.runner_support import migrated_store
 
 EVENTS = EventFactory("ltgwiki", "mediawiki.cirrussearch.page_weighted_tags_change.v1",
                       "/development/cirrussearch/page_weighted_tags_change/1.0.0",
@@ -34,7 +35,7 @@ def test_set_and_clear_events_follow_the_schema():
 
 
 def _store(tmp_path, n: int) -> SqliteStore:
-    store = SqliteStore.open(str(tmp_path / "s.sqlite"), "ltgwiki")
+    store = migrated_store(SqliteStore, str(tmp_path / "s.sqlite"), "ltgwiki")
     for i in range(1, n + 1):
         store.save_recommendation(i, 100 + i, f"Page {i}", DATA, EVENTS.set(i, f"Page {i}"))
     return store
@@ -83,7 +84,7 @@ def test_207_keeps_only_unacknowledged_events(tmp_path):
 
 
 def test_400_marks_batch_failed(tmp_path):
-    store = SqliteStore.open(str(tmp_path / "s.sqlite"), "ltgwiki")
+    store = migrated_store(SqliteStore, str(tmp_path / "s.sqlite"), "ltgwiki")
     bad = EVENTS.clear(5, "T")
     del bad["wiki_id"]
     store.queue_events([(5, bad)])

@@ -23,7 +23,7 @@ from runner.metrics import Metrics
 from runner.sources.dump import DumpSource
 from runner.store import open_store
 from tests.eventgate import EventGate, validator
-from tests.runner_support import LTG_DUMP, drop_database, dump_slice
+from tests.runner_support import LTG_DUMP, drop_database, dump_slice, migrated
 
 LINK_FIELDS = {"link_text", "link_target", "wikitext_offset", "match_index", "context_before",
                "context_after", "score", "link_index"}
@@ -52,7 +52,7 @@ def make_config(tmp_path: Path, model: str, *, dump: str = LTG_DUMP, target: int
            "events": events or {"type": "jsonlines", "path": str(tmp_path / "events.jsonl")},
            "lock": {"type": "file", "dir": str(tmp_path / "locks")},
            "wikis": {"ltgwiki": wiki}}
-    return parse_config(doc, env={})
+    return migrated(parse_config(doc, env={}))
 
 
 def qualifying(model, dump: str, cache_dir: Path) -> set[int]:

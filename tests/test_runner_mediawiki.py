@@ -21,7 +21,7 @@ from runner.metrics import Metrics
 from runner.store import open_store
 from tests.conftest import USER_AGENT
 from tests.eventgate import EventGate
-from tests.runner_support import drop_database
+from tests.runner_support import drop_database, migrated
 
 LINK_FIELDS = {"link_text", "link_target", "wikitext_offset", "match_index", "context_before",
                "context_after", "score", "link_index"}
@@ -46,7 +46,7 @@ def make_config(tmp_path, mediawiki, model, db, eventgate_url, **criteria):
                "source": {"type": "api", "api_url": mediawiki.api_url},
                "candidates": {"strategy": "allpages", "batch_size": 100},
                "criteria": {"disambiguation_templates": ["Zeimeibu škiršona"], **criteria}}}}
-    return parse_config(doc, env={})
+    return migrated(parse_config(doc, env={}))
 
 
 def data_rows(cfg) -> dict[int, tuple[int, dict]]:

@@ -35,7 +35,7 @@ from runner.sources.api import ApiSource
 from runner.sources.dump import DumpSource
 from runner.store import open_store
 from tests.conftest import REPO, USER_AGENT
-from tests.runner_support import LTG_DUMP, drop_database
+from tests.runner_support import LTG_DUMP, drop_database, migrated
 
 TARGET = 12
 SHARDS = 3
@@ -241,6 +241,7 @@ def test_the_job_keeps_to_its_shard_when_the_source_does_not(tmp_path, ltg_model
             "candidates": {"strategy": "allpages", "batch_size": 100},
             "criteria": {"minimum_link_score": 0.4, "minimum_links_per_task": 1}}}},
         env={})
+    migrated(cfg)
     res = run_wiki(cfg, "ltgwiki", RunOptions(shard=(1, 3), limit=300), Metrics())
     assert res.status == "ok" and res.pool_after > 0
     store = open_store(cfg.store, "ltgwiki")
@@ -275,7 +276,7 @@ def shard_setup(tmp_path, mysql_url, zk_hosts, mediawiki, ltg_model):
                             "disambiguation_templates": ["Zeimeibu škiršona"]}}}}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
-    parse_config(doc, env={"SHARD": "0"})  # a bad config fails here, not in 3 processes
+    migrated(parse_config(doc, env={"SHARD": "0"}))  # a bad config fails here, not in 3
     yield path, db, root
     drop_database(db)
     zk = KazooClient(hosts=zk_hosts)

@@ -9,9 +9,10 @@ import pytest
 
 from runner.events import EventFactory
 from runner.store import Store, StoreError
+from runner.store.migrations import LATEST
 from runner.store.mysql import MysqlStore, parse_mysql_url
 from runner.store.sqlite import SqliteStore
-from tests.runner_support import drop_database
+from tests.runner_support import drop_database, migrated_store
 
 EVENTS = EventFactory("enwiki", "test.stream", "/development/x/1.0.0", "en.wikipedia.org")
 DATA = {"links": [{"link_text": "a", "link_target": "A", "score": 0.9}],
@@ -21,12 +22,12 @@ DATA = {"links": [{"link_text": "a", "link_target": "A", "score": 0.9}],
 @pytest.fixture(params=["sqlite", "mysql"])
 def store(request, tmp_path) -> Store:
     if request.param == "sqlite":
-        s = SqliteStore.open(str(tmp_path / "s.sqlite"), "enwiki")
+        s = migrated_store(SqliteStore, str(tmp_path / "s.sqlite"), "enwiki")
     else:
         base = request.getfixturevalue("mysql_url")
         # one database per test: tables start empty
         url = f"{base}_{secrets.token_hex(3)}"
-        s = MysqlStore.open(url, "enwiki", create_database=True)
+        s = migrated_store(MysqlStore, url, "enwiki")
         request.addfinalizer(lambda: drop_database(url))
     yield s
     s.close()
@@ -162,9 +163,9 @@ def test_run_log_and_resume_points(store):
     assert store.resume_point("allpages:0/2") is None
 
 
-def test_schema_applies_twice(store):
-    store._apply_schema()
-    assert store.pool_size() == 0
+def test_migrate_twice_is_a_no_op(store):
+    assert store.migrate() == []
+    assert store.schema_version() == LATEST and store.pool_size() == 0
 
 
 def test_bad_locations_are_clear_errors(tmp_path):
@@ -174,4 +175,4 @@ def test_bad_locations_are_clear_errors(tmp_path):
         parse_mysql_url("mysql://root:secret@127.0.0.1/x")
     (tmp_path / "file").write_text("")
     with pytest.raises(StoreError, match="store.path"):
-        SqliteStore.open(str(tmp_path / "file" / "db.sqlite"), "enwiki")
+        SqliteStore.open(str(tmp_path / "file" / "db.sqlite"), "enwiki", migrating=True)

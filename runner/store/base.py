@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from runner.errors import ServiceUnavailable
+from runner.store import migrations
 
 log = logging.getLogger("runner.store")
 T = TypeVar("T")
+S = TypeVar("S", bound="Store")
 
 QUERIES_DIR = Path(__file__).resolve().parents[2] / "queries"
 
@@ -59,13 +61,6 @@ def _load_named(path: Path) -> dict[str, str]:
 QUERIES = _load_named(QUERIES_DIR / "store.sql")
 
 
-def schema_statements(autoinc_pk: str, table_options: str) -> list[str]:
-    text = (QUERIES_DIR / "schema.sql").read_text(encoding="utf-8")
-    text = "\n".join(x for x in text.splitlines() if not x.lstrip().startswith("--"))
-    text = text.replace("{autoinc_pk}", autoinc_pk).replace("{table_options}", table_options)
-    return [s.strip() for s in re.split(r";\s*$", text, flags=re.M) if s.strip()]
-
-
 @dataclass(frozen=True)
 class StoredRow:
     page_id: int
@@ -93,6 +88,7 @@ class Store:
     table_options = ""
     max_in = 500  # list items per IN (...)
     service = "SQLite"
+    dialect_name = "sqlite"
 
     def __init__(self, conn: Any, wiki: str, location: str) -> None:
         self.conn = conn
@@ -105,10 +101,64 @@ class Store:
     def _begin(self, cur: Any) -> None:
         raise NotImplementedError
 
-    def _apply_schema(self) -> None:
-        with self.transaction() as cur:
-            for stmt in schema_statements(self.autoinc_pk, self.table_options):
-                cur.execute(stmt)
+    def _is_missing_table(self, error: BaseException) -> bool:
+        """Whether ``error`` says a table does not exist (dialect hook)."""
+        raise NotImplementedError
+
+    def index_exists(self, name: str, table: str) -> bool:
+        """Whether ``table`` has an index ``name`` (dialect hook; MySQL needs it to stand in
+        for CREATE INDEX IF NOT EXISTS)."""
+        raise NotImplementedError
+
+    @property
+    def dialect(self) -> migrations.Dialect:
+        return migrations.Dialect(self.dialect_name, self.autoinc_pk, self.table_options)
+
+    # -- schema (runner/store/migrations.py): checked on open, changed only by ``migrate``
+    def schema_version(self) -> int | None:
+        """The last applied migration, None when there is no migrations table."""
+        try:
+            with self.transaction() as cur:
+                cur.execute(f"SELECT MAX(version) FROM {migrations.TABLE}")
+                row = cur.fetchone()
+        except Exception as e:
+            if self._is_missing_table(e):
+                return None
+            raise
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def check_schema(self) -> None:
+        """On open: a missing or old schema is a one-line SchemaError naming the fix."""
+        version = self.schema_version()
+        migrations.check_version(version, self.location)
+        if version is not None and version > migrations.LATEST:
+            log.warning("store %s: schema at version %s, newer than this runner's %s "
+                        "(a rolled-back release?); continuing", self.location, version,
+                        migrations.LATEST, extra={"wiki": self.wiki})
+
+    def checked(self: S) -> S:
+        """This store after ``check_schema`` (what ``open`` returns); closed if it fails."""
+        try:
+            self.check_schema()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def migrate(self, upto: int | None = None) -> list[migrations.Migration]:
+        """Apply the pending migrations (the ``migrate`` command; needs DDL rights)."""
+        def run(sql: str, args: tuple) -> list[tuple]:
+            with self.transaction() as cur:
+                cur.execute(self._sql_raw(sql), args)
+                return list(cur.fetchall())
+
+        return migrations.apply(run, self.dialect, self.schema_version(), self.index_exists,
+                                upto)
+
+    def migration_script(self) -> str:
+        """The SQL ``migrate --print`` shows a DBA for this store's current state."""
+        return migrations.script(self.dialect, self.schema_version(), self.location,
+                                 self.index_exists)
 
     def close(self) -> None:
         with suppress(Exception):  # a connection the server already dropped

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pymysql
 
 from runner.config import Secret
+from runner.store import migrations
 from runner.store.base import Store, StoreError, StoreUnavailable
 
 # Client errors after which a fresh connection may succeed: can't connect (2003), server gone
@@ -39,6 +40,10 @@ def parse_mysql_url(url: str) -> dict[str, Any]:
     return kw
 
 
+class NoDatabase(StoreError):
+    """The configured database does not exist (``migrate --print`` starts from nothing)."""
+
+
 class MysqlStore(Store):
     placeholder = "%s"
     autoinc_pk = "BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY"
@@ -47,7 +52,10 @@ class MysqlStore(Store):
     @classmethod
     def open(cls, url: str, wiki: str, password: Secret | None = None,
              create_database: bool = False, connect_timeout: float = 10.0,
-             read_timeout: float = 30.0, write_timeout: float = 30.0) -> MysqlStore:
+             read_timeout: float = 30.0, write_timeout: float = 30.0,
+             migrating: bool = False) -> MysqlStore:
+        """Open a migrated database; ``migrating`` (the migrate command only) skips the schema
+        check and, with ``create_database`` (dev, tests), creates the database first."""
         kw = parse_mysql_url(url)
         db = kw.pop("database")
         # READ COMMITTED: no gap locks, so the shards of a wiki (``--shard i/N``) writing
@@ -60,7 +68,7 @@ class MysqlStore(Store):
                       read_timeout=read_timeout, write_timeout=write_timeout,
                       init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         try:
-            if create_database:
+            if create_database and migrating:
                 boot = pymysql.connect(**common)
                 try:
                     with boot.cursor() as cur:
@@ -72,15 +80,19 @@ class MysqlStore(Store):
         except pymysql.MySQLError as e:
             safe = f"mysql://{kw['user']}@{kw['host']}:{kw['port']}/{db}"
             code = e.args[0] if e.args and isinstance(e.args[0], int) else 0
+            if code == 1049:
+                raise NoDatabase(f"store.url: {safe}: {e.args[-1]} (create it, then "
+                                 + migrations.migrate_hint().removeprefix("run ") + ")") \
+                    from None
             if code in USAGE_CODES:
                 raise StoreError(f"store.url: {safe}: {e.args[-1]}") from None
             raise StoreUnavailable("MySQL", f"store.url: cannot connect to {safe}: "
                                    f"{e.args[-1]}") from None
         store = cls(conn, wiki, f"mysql://{kw['user']}@{kw['host']}:{kw['port']}/{db}")
-        store._apply_schema()
-        return store
+        return store if migrating else store.checked()
 
     service = "MySQL"
+    dialect_name = "mysql"
     usage_codes = USAGE_CODES
 
     def _begin(self, cur: Any) -> None:
@@ -89,6 +101,16 @@ class MysqlStore(Store):
         except (pymysql.err.OperationalError, pymysql.err.InterfaceError):
             self._reconnect()  # the server closed an idle connection: open a new one
             self.conn.begin()
+
+    def _is_missing_table(self, error: BaseException) -> bool:
+        return isinstance(error, pymysql.err.ProgrammingError) and bool(error.args) \
+            and error.args[0] == 1146  # ER_NO_SUCH_TABLE
+
+    def index_exists(self, name: str, table: str) -> bool:
+        with self.transaction() as cur:
+            cur.execute("SELECT 1 FROM information_schema.statistics WHERE table_schema = "
+                        "DATABASE() AND table_name = %s AND index_name = %s", (table, name))
+            return bool(cur.fetchall())
 
     def _transient(self, error: BaseException) -> bool:
         if isinstance(error, pymysql.err.InterfaceError):

@@ -1,6 +1,10 @@
--- Schema shared by the SQLite and MySQL/MariaDB stores (runner/store/).
--- Placeholders filled per dialect: {autoinc_pk}, {table_options}.
--- Statements are separated by ";" at the end of a line. Applied idempotently at start-up.
+-- Migration 0001: the schema as the store created it on every open before migrations existed
+-- (runner/store/ up to the "migrate" command), unchanged, so a database made that way is at
+-- version 1. IF NOT EXISTS: GrowthExperiments may have created its two tables already.
+-- Dialect rules (runner/store/migrations.py, docs/runner.md "Schema migrations"):
+-- placeholders {autoinc_pk}, {table_options}; on MySQL "CREATE INDEX IF NOT EXISTS" (not in
+-- MySQL 8) is run as a plain CREATE INDEX only when information_schema lacks the index.
+-- Statements are separated by ";" at the end of a line.
 
 -- GrowthExperiments' cache table, column for column (SPEC §3). gelr_data is JSON
 -- {"links": [...], "meta": {..., "task_timestamp": N}}; NULL = evaluated, nothing usable.
