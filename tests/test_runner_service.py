@@ -12,6 +12,7 @@ from runner.job import RunOptions
 from runner.metrics import Metrics
 from runner.store import open_store
 from tests.conftest import USER_AGENT
+from tests.runner_support import migrated
 from tests.service_support import Gunicorn, free_port
 
 
@@ -49,14 +50,16 @@ def test_runner_through_the_service_equals_in_process(tmp_path, mediawiki, ltg_m
     titles = tuple(p["title"] for p in mediawiki.get(
         action="query", list="allpages", apnamespace=0, apfilterredir="nonredirects",
         aplimit=60)["query"]["allpages"])
-    local = parse_config(runner_config(tmp_path, "local", mediawiki, ltg_model), env={})
+    local = migrated(parse_config(runner_config(tmp_path, "local", mediawiki, ltg_model),
+                                  env={}))
     opts = RunOptions(command="backfill", titles=titles)
     res_local = run_wiki(local, "ltgwiki", opts, Metrics())
     service_doc = {"wikis": {"ltgwiki": runner_config(tmp_path, "x", mediawiki,
                                                       ltg_model)["wikis"]["ltgwiki"]}}
     with Gunicorn(service_doc, workers=2) as g:
-        remote = parse_config(runner_config(tmp_path, "remote", mediawiki, ltg_model,
-                                            {"type": "service", "url": g.url}), env={})
+        remote = migrated(parse_config(runner_config(tmp_path, "remote", mediawiki, ltg_model,
+                                                     {"type": "service", "url": g.url}),
+                                       env={}))
         res_remote = run_wiki(remote, "ltgwiki", opts, Metrics())
         served = [line for line in g.logs() if '"route": "linkrecommendations"' in line]
     assert res_local.status == res_remote.status == "ok"
@@ -72,7 +75,7 @@ def test_service_recommender_unreachable_fails_the_run_and_config_is_checked(
     doc = runner_config(tmp_path, "down", mediawiki, ltg_model,
                         {"type": "service", "url": f"http://127.0.0.1:{free_port()}",
                          "max_attempts": 2, "backoff": 0.1, "timeout": 2})
-    cfg = parse_config(doc, env={})
+    cfg = migrated(parse_config(doc, env={}))
     res = run_wiki(cfg, "ltgwiki", RunOptions(command="backfill", titles=("Latgola",)),
                    Metrics())
     assert res.status == "unavailable" and "recommendation service" in res.error
