@@ -246,6 +246,8 @@ class Model:
         self.checksums: dict[str, str] = self.manifest["checksums"]
         self.features: str = self.manifest["features"]
         self.namespaces = frozenset(self.manifest["namespaces"])
+        # The language's MediaWiki link trail, as training recorded it (None: no trails).
+        self.trail: str | None = self.manifest.get("link_trail")
         self.store = store
         self.vectors = np.load(directory / "vectors.npy", mmap_mode="r")
         bloom = self.manifest["bloom"]

@@ -26,6 +26,8 @@ FULL = REFERENCE + (
     "sentence_start",
     "exact",
     "log_total",
+    "trail",
+    "trail_share",
 )
 FEATURE_SETS = {"reference": REFERENCE, "full": FULL}
 TOP_CANDIDATES = 10
@@ -54,8 +56,14 @@ def pair_features(
     similarity: float,
     indegree: int,
     sentence_start: bool,
+    trail: int = 0,
 ) -> list[float]:
-    """One feature row, in the order of ``FEATURE_SETS[feature_set]``."""
+    """One feature row, in the order of ``FEATURE_SETS[feature_set]``.
+
+    ``trail``: characters of the mention's last word left to a link trail (0: whole words);
+    the share says how much of that word the stem is, so "Лондон|і" (a case ending) and
+    "Лондон|ський" (another word) look different to the classifier.
+    """
     row = [
         float(length),
         float(count),
@@ -75,6 +83,8 @@ def pair_features(
         1.0 if sentence_start else 0.0,
         1.0 if mention.lower() == target.lower() else 0.0,
         math.log1p(anchor.total),
+        float(trail),
+        trail / (trail + len(mention.rsplit(" ", 1)[-1])) if trail else 0.0,
     ]
 
 
@@ -96,6 +106,7 @@ def candidate_rows(
     context: np.ndarray | None,
     entities: Mapping[str, tuple[int, int]],
     vectors: np.ndarray,
+    trail: int = 0,
 ) -> Iterator[tuple[str, list[float]]]:
     """(target, features) for each of the anchor's top candidates: one mention's rows.
 
@@ -116,5 +127,6 @@ def candidate_rows(
                 similarity=cosine(context, None if row is None else np.asarray(vectors[row])),
                 indegree=indegree,
                 sentence_start=sentence_start,
+                trail=trail,
             ),
         )

@@ -14,7 +14,7 @@ import numpy as np
 
 from model.datasets import Model
 from model.features import TOP_CANDIDATES, candidate_rows
-from model.text import ngrams, normalize, page_mentions
+from model.text import normalize, page_mentions
 from model.version import APPLICATION_VERSION
 from model.wikitext import Page, TextSpan, parse
 
@@ -34,11 +34,20 @@ class Scored:
     score: float
     targets: tuple[str, ...]  # every candidate considered: none may be suggested twice
     span: TextSpan
+    trail: int = 0  # characters of the word after ``text`` left to the link trail
+
+
+def _everything(keys: Sequence[str]) -> list[bool]:
+    return [True] * len(keys)
 
 
 def key_ngrams(texts: Iterable[str], language: str) -> set[str]:
-    """Keys of every n-gram of the given texts: mentions inside these are not suggested."""
-    return {m.key for m in ngrams("\n".join(texts), language)}  # a line break ends a sentence
+    """Keys of every n-gram of the given texts: mentions inside these are not suggested.
+
+    Made of the same units as the mentions (``page_mentions``), so that every mention
+    inside a linked anchor is recognised as such.
+    """
+    return {m.key for _, m in page_mentions(list(texts), language, _everything)}
 
 
 def title_filter(title: str):
@@ -75,7 +84,8 @@ def score(
     linked = set(resolved.values()) | set(resolved)
     spans = [s for s in page.spans if not s.excluded]
     first: dict[str, tuple] = {}
-    for t, m in page_mentions([s.text for s in spans], language, model.bloom.contains):
+    texts = [s.text for s in spans]
+    for t, m in page_mentions(texts, language, model.bloom.contains, trail=model.trail):
         if m.key not in first:
             first[m.key] = (m, spans[t])
     anchors = model.anchors(first)
@@ -105,6 +115,7 @@ def score(
             context=context,
             entities=entities,
             vectors=model.vectors,
+            trail=m.trail,
         ):
             rows.append(features)
             owners.append((i, target))
@@ -128,6 +139,7 @@ def score(
                 score=p,
                 targets=tuple(t for t, _ in candidates),
                 span=span,
+                trail=m.trail,
             )
         )
     out.sort(key=lambda s: s.start)

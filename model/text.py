@@ -7,9 +7,11 @@ so an anchor learnt from a link matches the same span when it later appears as p
 
 from __future__ import annotations
 
+import json
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import NamedTuple
 
 import regex
@@ -107,13 +109,18 @@ def normalize_title(title: str) -> str:
 
 
 class Mention(NamedTuple):
-    """An n-gram of one sentence: where it is and its dictionary key."""
+    """An n-gram of one sentence: where it is and its dictionary key.
+
+    ``trail`` > 0: the mention is the stem of its last word and that many characters of the
+    word follow it as a MediaWiki link trail (``[[Лондон]]і``); ``end`` is the stem's end.
+    """
 
     start: int
     end: int
     key: str
     length: int
     sentence_start: bool
+    trail: int = 0
 
 
 def split_sentences(text: str, language: str) -> Iterator[tuple[int, str, str | None, list]]:
@@ -162,20 +169,75 @@ def prefixes(key: str, language: str = "en") -> list[str]:
     """
     if _NO_SPACE_RUN.search(key):
         return [key[:i] for i in range(1, len(key) + 1)]
-    return [key[:end] for _, end in tokens(key, language)] or [key]
+    # The key itself too: it may end in punctuation after its last token ("u.s.", "(adhd)").
+    return list(dict.fromkeys([key[:end] for _, end in tokens(key, language)] + [key]))
+
+
+# Punctuation glued to a word (no white space between): an anchor key may begin or end so.
+_EDGE = regex.compile(r"[^\s\p{L}\p{M}\p{N}]+")
+_EDGE_BEFORE = regex.compile(r"[^\s\p{L}\p{M}\p{N}]+$")
+MAX_TRAIL = 5  # longest ending tried as a link trail (>= 95 % of trailed links in every dump)
+MIN_STEM = 3  # shortest stem of a word tried before a trail (shorter: < 1 % of trailed links)
+_GRAPHEME = regex.compile(r"\X")
+_TRAILS = Path(__file__).with_name("linktrails.json")
+
+
+@lru_cache(maxsize=1)
+def _trail_table() -> dict[str, dict]:
+    return json.loads(_TRAILS.read_text(encoding="utf-8"))
+
+
+def link_trail(language: str) -> str | None:
+    """The language's MediaWiki link trail pattern (English's for a language MediaWiki lacks).
+
+    Extracted from MediaWiki's ``Messages*.php`` by ``scripts/link_trails.py``; None where the
+    language has none (Chinese). Training records it in the manifest.
+    """
+    table = _trail_table()
+    entry = table.get(language.replace("_", "-").lower()) or table["en"]
+    return entry["trail"]
+
+
+def walk_tokens(text: str, language: str = "en") -> list[tuple[int, int]]:
+    """The units mentions are made of: ``tokens``, but every grapheme of a no-space run.
+
+    Word pieces of a no-space script depend on the text around them (sentencepiece cuts
+    "東京都" one way in a link and another in running text), so a known anchor is looked for
+    at every character boundary there; the Bloom filter holds every character prefix of
+    such keys (``prefixes``), which keeps the walk short.
+    """
+    if _NO_SPACE_RUN.search(text) is None:
+        return [m.span() for m in _WORD.finditer(text)]
+    out: list[tuple[int, int]] = []
+    for m in _WORD.finditer(text):
+        pos = m.start()
+        for run in _NO_SPACE_RUN.finditer(text, m.start(), m.end()):
+            if run.start() > pos:
+                out.append((pos, run.start()))
+            out.extend(g.span() for g in _GRAPHEME.finditer(text, run.start(), run.end()))
+            pos = run.end()
+        if pos < m.end():
+            out.append((pos, m.end()))
+    return out
 
 
 def page_mentions(
     texts: list[str],
     language: str,
     passes: Callable[[list[str]], Sequence[bool]],
-    max_n: int = MAX_NGRAM,
+    max_n: int | None = None,
+    trail: str | None = None,
 ) -> list[tuple[int, Mention]]:
     """The n-grams of several texts that can still be anchors, as (text index, mention).
 
     Grows n-grams one token at a time and drops those whose key fails ``passes`` (a filter
     of anchor prefixes, checked for the whole page at once per length), so the work follows
-    the few n-grams that can match rather than all of them. Sorted by position.
+    the few n-grams that can match rather than all of them; without ``max_n`` an n-gram
+    grows as long as its key passes, so no known anchor is too long to be found. With a
+    ``trail`` pattern (``link_trail``), each n-gram's last word is also cut before every
+    ending of up to MAX_TRAIL characters that full-matches it, and the stem is a mention
+    with ``trail`` set. Training and recommending both generate mentions here. Sorted by
+    position.
     """
     # All texts joined by line breaks (which always end a sentence): one tokenization and
     # one lower-casing for the page; survivors are mapped back to their text at the end.
@@ -184,7 +246,7 @@ def page_mentions(
     for text in texts:
         starts.append(pos)
         pos += len(text) + 1
-    toks = tokens(joined, language)
+    toks = walk_tokens(joined, language)
     begin = [a for a, _ in toks]
     end = [b for _, b in toks]
     sentence_of, first_token = [], []
@@ -204,25 +266,82 @@ def page_mentions(
             return lower[a:b]
         return normalize(joined[a:b])
 
-    found: list[tuple[int, int, int, int, str]] = []  # (start, end, first token, n, key)
-    frontier = range(len(toks))
-    for n in range(1, max_n + 1):
+    ending = regex.compile(trail).fullmatch if trail else None
+    cuts: dict[str, list[int]] = {}  # word -> lengths of its stems whose ending is a trail
+
+    def stems(j: int) -> list[int]:
+        word = joined[begin[j] : end[j]]
+        if word not in cuts:
+            size = len(word)
+            cuts[word] = [
+                length
+                for length in range(max(MIN_STEM, size - MAX_TRAIL), size)
+                if ending(word, length)  # type: ignore[misc]
+            ]
+        return cuts[word]
+
+    def edge(a: int, b: int) -> str:
+        """The punctuation from ``a`` up to ``b``: no white space, no word character."""
+        run = _EDGE.match(joined, a, b)
+        return run.group() if run else ""
+
+    # Where a mention may start: at each token, and before punctuation glued to its left
+    # ("«Космос»", "(ADHD)"), since anchor keys keep such characters.
+    frontier: list[tuple[int, int]] = []  # (first token, start offset)
+    for i in range(len(toks)):
+        frontier.append((i, begin[i]))
+        if begin[i] == 0 or joined[begin[i] - 1].isspace():
+            continue  # the common case
+        low = end[i - 1] if i and sentence_of[i - 1] == sentence_of[i] else 0
+        lead = _EDGE_BEFORE.search(joined, low, begin[i])
+        if lead:
+            frontier.extend((i, a) for a in range(lead.start(), begin[i]))
+    found: list[tuple[int, int, int, int, str, int]] = []  # (start, end, token, n, key, trail)
+    n = 0
+    while max_n is None or n < max_n:
+        n += 1
         grown = [
-            i for i in frontier if i + n <= len(toks) and sentence_of[i + n - 1] == sentence_of[i]
+            (i, a)
+            for i, a in frontier
+            if i + n <= len(toks) and sentence_of[i + n - 1] == sentence_of[i]
         ]
         if not grown:
             break
-        keys = [key(begin[i], end[i + n - 1]) for i in grown]
-        unique = list(dict.fromkeys(keys))
+        keys = [key(a, end[i + n - 1]) for i, a in grown]
+        probes = list(keys)
+        stemmed: list[tuple[int, int, int, str]] = []  # (first token, start, stem end, key)
+        if ending is not None:
+            for i, a in grown:
+                j = i + n - 1
+                for length in stems(j):
+                    b = begin[j] + length
+                    stemmed.append((i, a, b, key(a, b)))
+            probes += [k for *_, k in stemmed]
+        unique = list(dict.fromkeys(probes))
         ok = dict(zip(unique, passes(unique), strict=True))
         frontier = []
-        for i, k in zip(grown, keys, strict=True):
+        glued: list[tuple[int, int, int, str]] = []  # (first token, start, end, key)
+        for (i, a), k in zip(grown, keys, strict=True):
             if ok[k]:
-                frontier.append(i)
-                found.append((begin[i], end[i + n - 1], i, n, k))
+                frontier.append((i, a))
+                b = end[i + n - 1]
+                found.append((a, b, i, n, k, 0))
+                # Punctuation glued to the right ("U.S.", "(ADHD)", "«Космос»") may end the
+                # key: probed only when the key without it passed, which it must.
+                upto = begin[i + n] if i + n < len(toks) else len(joined)
+                tail = edge(b, upto)
+                glued.extend((i, a, b + c, key(a, b + c)) for c in range(1, len(tail) + 1))
+        if glued:
+            unique = list(dict.fromkeys(k for *_, k in glued))
+            ok.update(zip(unique, passes(unique), strict=True))
+            found.extend((a, b, i, n, k, 0) for i, a, b, k in glued if ok[k])
+        for i, a, b, k in stemmed:
+            if ok[k]:
+                found.append((a, b, i, n, k, end[i + n - 1] - b))
     found.sort()  # position order in the joined text is text order, then offset order
     out = []
-    for a, b, i, n, k in found:
-        t = bisect_right(starts, a) - 1
-        out.append((t, Mention(a - starts[t], b - starts[t], k, n, first_token[i])))
+    for a, b, i, n, k, t in found:
+        text_index = bisect_right(starts, a) - 1
+        start = starts[text_index]
+        out.append((text_index, Mention(a - start, b - start, k, n, first_token[i], t)))
     return out

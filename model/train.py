@@ -30,7 +30,7 @@ from model import dump as dumps
 from model.datasets import DATASETS, Anchor, Bloom, file_checksum, rows_checksum
 from model.features import FEATURE_SETS, candidate_rows, kurtosis
 from model.progress import progress
-from model.text import TERMINATORS, normalize, prefixes, sentences
+from model.text import TERMINATORS, link_trail, normalize, page_mentions, prefixes, sentences
 from model.version import APPLICATION_VERSION
 from model.wikitext import CANONICAL_NAMESPACES, link_target, parse
 
@@ -286,15 +286,32 @@ def build_vectors(
 
 
 class _Lookup:
-    """The in-memory view of freshly built datasets that training pairs are computed from."""
+    """The in-memory view of freshly built datasets that training pairs are computed from.
 
-    def __init__(self, anchors: dict[str, Anchor], entities, vectors, features: str):
+    ``prefixes`` is the exact set the Bloom filter is built from, so training walks the
+    same n-grams as the recommender (which only adds the filter's rare false positives).
+    """
+
+    def __init__(
+        self,
+        anchors: dict[str, Anchor],
+        entities,
+        vectors,
+        features: str,
+        prefixes: set[str] | None = None,
+        trail: str | None = None,
+    ):
         self.anchors, self.entities, self.vectors, self.features = (
             anchors,
             entities,
             vectors,
             features,
         )
+        self.prefixes = prefixes if prefixes is not None else set(anchors)
+        self.trail = trail
+
+    def passes(self, keys: list[str]) -> list[bool]:
+        return [k in self.prefixes for k in keys]
 
     def vector(self, title: str) -> np.ndarray | None:
         e = self.entities.get(title)
@@ -312,7 +329,6 @@ def page_pairs(lookup: _Lookup, record: dict, language: str) -> Iterator[tuple[l
     unlinked mentions it will mostly be asked about.
     """
     from model.recommend import title_filter
-    from model.text import ngrams
 
     in_title = title_filter(record["t"])
     page_targets = Counter(t for t, _ in record["l"])
@@ -321,7 +337,12 @@ def page_pairs(lookup: _Lookup, record: dict, language: str) -> Iterator[tuple[l
         v = lookup.vector(t)
         if v is not None:
             full_context = full_context + v
-    for text, links in record["x"]:
+    pure = record["x"]
+    mentions: list[list] = [[] for _ in pure]
+    texts = [text for text, _ in pure]
+    for index, m in page_mentions(texts, language, lookup.passes, trail=lookup.trail):
+        mentions[index].append(m)
+    for (text, links), found in zip(pure, mentions, strict=True):
         gold = {(a, b): t for a, b, t in links}
         here = Counter(t for _, _, t in links)
         linked = {t for t, n in page_targets.items() if n > here.get(t, 0)} | {record["t"]}
@@ -331,7 +352,7 @@ def page_pairs(lookup: _Lookup, record: dict, language: str) -> Iterator[tuple[l
             if v is not None and t not in linked:
                 context = context - v
         seen: set[str] = set()
-        for m in ngrams(text, language):
+        for m in found:
             anchor = lookup.anchors.get(m.key)
             if anchor is None or m.key in seen or in_title(m.key):
                 continue
@@ -348,6 +369,7 @@ def page_pairs(lookup: _Lookup, record: dict, language: str) -> Iterator[tuple[l
                 context=context,
                 entities=lookup.entities,
                 vectors=lookup.vectors,
+                trail=m.trail,
             ):
                 yield features, int(target == truth)
 
@@ -425,7 +447,10 @@ def build_model(
     if not anchors:
         raise TrainingError("no anchors survived the filters; the dump is too small")
     entities, vectors = build_vectors(corpus, include, settings.seed)
-    lookup = _Lookup(anchors, entities, vectors, settings.features)
+    language = corpus.site.language
+    trail = link_trail(language)
+    keys = sorted({p for key in anchors for p in prefixes(key, language)})
+    lookup = _Lookup(anchors, entities, vectors, settings.features, set(keys), trail)
     rows, labels = [], []
     for record in progress(corpus.records(include), "training pairs"):
         for feats, label in page_pairs(lookup, record, corpus.site.language):
@@ -464,7 +489,6 @@ def build_model(
         )
         booster.save_model(str(tmp / "model.json"))
         checksums["model"] = file_checksum(tmp / "model.json")
-        keys = sorted({p for key in anchors for p in prefixes(key, corpus.site.language)})
         size, hashes = Bloom.sized(len(keys))
         bloom = Bloom(np.zeros(size, dtype=np.uint8), hashes)
         bloom.add(keys)
@@ -472,6 +496,7 @@ def build_model(
         manifest = {
             "wiki": corpus.site.dbname,
             "language": corpus.site.language,
+            "link_trail": trail,
             "dump_date": corpus.dump_date,
             "complete": complete,
             "features": settings.features,
