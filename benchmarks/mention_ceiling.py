@@ -1,6 +1,6 @@
 """The candidate ceiling at the mention level, with F1, for every shared dump (full features).
 
-    .venv/bin/python benchmarks/mention_ceiling.py [--dumps DIR] [--json OUT]
+    .venv/bin/python benchmarks/mention_ceiling.py [--dumps DIR] [--json OUT] [--no-trails]
 
 Same split and probe sentences as ``model.backtest`` (seed 1). For each removed gold link
 (anchor text, target) of a test sentence it counts whether the train-half model knows the
@@ -87,7 +87,12 @@ def main() -> int:
     p.add_argument("--dumps", type=Path, default=DEFAULT_DUMPS)
     p.add_argument("--json", type=Path)
     p.add_argument("--only", help="substring of the dump file names to run")
+    p.add_argument("--no-trails", action="store_true", help="ablation: models without trails")
     args = p.parse_args()
+    if args.no_trails:
+        import model.train
+
+        model.train.link_trail = lambda language: None
     results = []
     print("| wiki | gold links | known anchor | generated | P@0.5 | R@0.5 | F1@0.5 | best F1 |")
     print("|---|---|---|---|---|---|---|---|")

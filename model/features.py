@@ -28,6 +28,7 @@ FULL = REFERENCE + (
     "log_total",
     "trail",
     "trail_share",
+    "aligned",
 )
 FEATURE_SETS = {"reference": REFERENCE, "full": FULL}
 TOP_CANDIDATES = 10
@@ -57,12 +58,14 @@ def pair_features(
     indegree: int,
     sentence_start: bool,
     trail: int = 0,
+    aligned: bool = True,
 ) -> list[float]:
     """One feature row, in the order of ``FEATURE_SETS[feature_set]``.
 
     ``trail``: characters of the mention's last word left to a link trail (0: whole words);
     the share says how much of that word the stem is, so "Лондон|і" (a case ending) and
-    "Лондон|ський" (another word) look different to the classifier.
+    "Лондон|ський" (another word) look different to the classifier. ``aligned``: the mention
+    starts and ends where the word tokenizer cuts (always, outside no-space scripts).
     """
     row = [
         float(length),
@@ -85,6 +88,7 @@ def pair_features(
         math.log1p(anchor.total),
         float(trail),
         trail / (trail + len(mention.rsplit(" ", 1)[-1])) if trail else 0.0,
+        1.0 if aligned else 0.0,
     ]
 
 
@@ -107,6 +111,7 @@ def candidate_rows(
     entities: Mapping[str, tuple[int, int]],
     vectors: np.ndarray,
     trail: int = 0,
+    aligned: bool = True,
 ) -> Iterator[tuple[str, list[float]]]:
     """(target, features) for each of the anchor's top candidates: one mention's rows.
 
@@ -128,5 +133,6 @@ def candidate_rows(
                 indegree=indegree,
                 sentence_start=sentence_start,
                 trail=trail,
+                aligned=aligned,
             ),
         )

@@ -14,7 +14,7 @@ import numpy as np
 
 from model.datasets import Model
 from model.features import TOP_CANDIDATES, candidate_rows
-from model.text import normalize, page_mentions
+from model.text import first_mentions, normalize, page_mentions, prefixes
 from model.version import APPLICATION_VERSION
 from model.wikitext import Page, TextSpan, parse
 
@@ -37,17 +37,19 @@ class Scored:
     trail: int = 0  # characters of the word after ``text`` left to the link trail
 
 
-def _everything(keys: Sequence[str]) -> list[bool]:
-    return [True] * len(keys)
+def key_ngrams(texts: Iterable[str], language: str, keys: Iterable[str]) -> set[str]:
+    """Which of ``keys`` occur as n-grams of the given texts: those are not suggested.
 
-
-def key_ngrams(texts: Iterable[str], language: str) -> set[str]:
-    """Keys of every n-gram of the given texts: mentions inside these are not suggested.
-
-    Made of the same units as the mentions (``page_mentions``), so that every mention
-    inside a linked anchor is recognised as such.
+    Made of the same units as the mentions (``page_mentions``), and the walk only follows
+    n-grams on the way to one of ``keys`` (the few candidate anchors of the page).
     """
-    return {m.key for _, m in page_mentions(list(texts), language, _everything)}
+    keys = set(keys)
+    wanted = {p for k in keys for p in prefixes(k, language)}
+
+    def passes(ngrams: Sequence[str]) -> list[bool]:
+        return [k in wanted for k in ngrams]
+
+    return {m.key for _, m in page_mentions(list(texts), language, passes)} & keys
 
 
 def title_filter(title: str):
@@ -85,12 +87,12 @@ def score(
     spans = [s for s in page.spans if not s.excluded]
     first: dict[str, tuple] = {}
     texts = [s.text for s in spans]
-    for t, m in page_mentions(texts, language, model.bloom.contains, trail=model.trail):
-        if m.key not in first:
-            first[m.key] = (m, spans[t])
+    found = page_mentions(texts, language, model.bloom.contains, trail=model.trail)
+    for key, (t, m) in first_mentions(found).items():
+        first[key] = (m, spans[t])
     anchors = model.anchors(first)
     in_title = title_filter(title)
-    blocked = key_ngrams([link.anchor for link in page.links], language) if anchors else set()
+    blocked = key_ngrams([link.anchor for link in page.links], language, anchors)
     mentions = []
     for key, anchor in anchors.items():
         if key in blocked or in_title(key):
@@ -116,6 +118,7 @@ def score(
             entities=entities,
             vectors=model.vectors,
             trail=m.trail,
+            aligned=m.aligned,
         ):
             rows.append(features)
             owners.append((i, target))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
@@ -121,6 +121,7 @@ class Mention(NamedTuple):
     length: int
     sentence_start: bool
     trail: int = 0
+    aligned: bool = True  # starts and ends at ``tokens`` boundaries (word pieces)
 
 
 def split_sentences(text: str, language: str) -> Iterator[tuple[int, str, str | None, list]]:
@@ -198,6 +199,25 @@ def link_trail(language: str) -> str | None:
     return entry["trail"]
 
 
+@lru_cache(maxsize=1 << 16)
+def _trail_lengths(trail: str, key: str, size: int) -> tuple[int, ...]:
+    """Lengths of the endings of ``key`` (last token ``size`` long) that match ``trail``.
+
+    Matched on the lower-cased key, once per distinct key (cached across pages: words
+    repeat); each occurrence is checked on its own text only when the stem passes the
+    filter, which few do.
+    """
+    ending = _compiled(trail).fullmatch
+    return tuple(
+        t for t in range(1, min(MAX_TRAIL, size - MIN_STEM) + 1) if ending(key, len(key) - t)
+    )
+
+
+@lru_cache(maxsize=64)
+def _compiled(pattern: str) -> regex.Pattern:
+    return regex.compile(pattern)
+
+
 def walk_tokens(text: str, language: str = "en") -> list[tuple[int, int]]:
     """The units mentions are made of: ``tokens``, but every grapheme of a no-space run.
 
@@ -249,36 +269,29 @@ def page_mentions(
     toks = walk_tokens(joined, language)
     begin = [a for a, _ in toks]
     end = [b for _, b in toks]
-    sentence_of, first_token = [], []
+    sentence_of, first_token, sentence_begin = [], [], []
     k = 0
-    for index, (_, s_end) in enumerate(sentences(joined)):
+    for index, (s_start, s_end) in enumerate(sentences(joined)):
         head = k
+        sentence_begin.append(s_start)
         while k < len(toks) and end[k] <= s_end:
             sentence_of.append(index)
             first_token.append(k == head)
             k += 1
     lower = joined.lower()
     exact = len(lower) == len(joined)
-    odd = [m.start() for m in _ODD_SPACE.finditer(joined)]  # where keys need normalizing
+    # Keys need the slow normalization where lower-casing changes lengths or unusual white
+    # space lies inside the n-gram: tokens i..j are clean when no such space lies between.
+    odd = [m.start() for m in _ODD_SPACE.finditer(joined)]
+    before = [bisect_right(odd, x) for x in begin]
+    upto = [bisect_right(odd, x) for x in end]
 
-    def key(a: int, b: int) -> str:
-        if exact and (not odd or bisect_right(odd, a) == bisect_right(odd, b)):
+    def key(a: int, b: int, i: int, j: int) -> str:
+        if exact and before[i] == upto[j]:
             return lower[a:b]
         return normalize(joined[a:b])
 
-    ending = regex.compile(trail).fullmatch if trail else None
-    cuts: dict[str, list[int]] = {}  # word -> lengths of its stems whose ending is a trail
-
-    def stems(j: int) -> list[int]:
-        word = joined[begin[j] : end[j]]
-        if word not in cuts:
-            size = len(word)
-            cuts[word] = [
-                length
-                for length in range(max(MIN_STEM, size - MAX_TRAIL), size)
-                if ending(word, length)  # type: ignore[misc]
-            ]
-        return cuts[word]
+    ending = _compiled(trail).fullmatch if trail else None
 
     def edge(a: int, b: int) -> str:
         """The punctuation from ``a`` up to ``b``: no white space, no word character."""
@@ -292,7 +305,9 @@ def page_mentions(
         frontier.append((i, begin[i]))
         if begin[i] == 0 or joined[begin[i] - 1].isspace():
             continue  # the common case
-        low = end[i - 1] if i and sentence_of[i - 1] == sentence_of[i] else 0
+        low = sentence_begin[sentence_of[i]]
+        if i and sentence_of[i - 1] == sentence_of[i]:
+            low = end[i - 1]
         lead = _EDGE_BEFORE.search(joined, low, begin[i])
         if lead:
             frontier.extend((i, a) for a in range(lead.start(), begin[i]))
@@ -307,41 +322,80 @@ def page_mentions(
         ]
         if not grown:
             break
-        keys = [key(a, end[i + n - 1]) for i, a in grown]
+        m = n - 1
+        keys = [
+            lower[a : end[i + m]]
+            if exact and before[i] == upto[i + m]
+            else key(a, end[i + m], i, i + m)
+            for i, a in grown
+        ]
         probes = list(keys)
-        stemmed: list[tuple[int, int, int, str]] = []  # (first token, start, stem end, key)
+        stemmed: dict[str, list[tuple[str, int]]] = {}  # stem key -> (key, trail length)
         if ending is not None:
-            for i, a in grown:
-                j = i + n - 1
-                for length in stems(j):
-                    b = begin[j] + length
-                    stemmed.append((i, a, b, key(a, b)))
-            probes += [k for *_, k in stemmed]
+            last = {}
+            for (i, _), k in zip(grown, keys, strict=True):
+                if k not in last:
+                    last[k] = end[i + n - 1] - begin[i + n - 1]
+            for k, size in last.items():
+                for t in _trail_lengths(trail, k, size):  # type: ignore[arg-type]
+                    stemmed.setdefault(k[:-t], []).append((k, t))
+            probes += stemmed
         unique = list(dict.fromkeys(probes))
         ok = dict(zip(unique, passes(unique), strict=True))
+        passing = [stem for stem in stemmed if ok[stem]]
+        if passing:
+            at: dict[str, list[int]] = {}  # key -> its occurrences (indices into grown)
+            for x, k in enumerate(keys):
+                at.setdefault(k, []).append(x)
+            for stem in passing:
+                for k, t in stemmed[stem]:
+                    for x in at[k]:
+                        i, a = grown[x]
+                        b = end[i + m]
+                        if ending(joined, b - t, b) and key(a, b - t, i, i + m) == stem:  # type: ignore[misc]
+                            found.append((a, b - t, i, n, stem, t))
         frontier = []
         glued: list[tuple[int, int, int, str]] = []  # (first token, start, end, key)
         for (i, a), k in zip(grown, keys, strict=True):
             if ok[k]:
                 frontier.append((i, a))
-                b = end[i + n - 1]
+                b = end[i + m]
                 found.append((a, b, i, n, k, 0))
                 # Punctuation glued to the right ("U.S.", "(ADHD)", "«Космос»") may end the
                 # key: probed only when the key without it passed, which it must.
-                upto = begin[i + n] if i + n < len(toks) else len(joined)
-                tail = edge(b, upto)
-                glued.extend((i, a, b + c, key(a, b + c)) for c in range(1, len(tail) + 1))
+                limit = begin[i + n] if i + n < len(toks) else len(joined)
+                tail = edge(b, limit)
+                glued.extend(
+                    (i, a, b + c, key(a, b + c, i, i + m)) for c in range(1, len(tail) + 1)
+                )
         if glued:
             unique = list(dict.fromkeys(k for *_, k in glued))
             ok.update(zip(unique, passes(unique), strict=True))
             found.extend((a, b, i, n, k, 0) for i, a, b, k in glued if ok[k])
-        for i, a, b, k in stemmed:
-            if ok[k]:
-                found.append((a, b, i, n, k, end[i + n - 1] - b))
     found.sort()  # position order in the joined text is text order, then offset order
+    cuts: set[int] | None = None
+    if _NO_SPACE_RUN.search(joined):
+        cuts = {x for span in tokens(joined, language) for x in span}  # word-piece bounds
     out = []
     for a, b, i, n, k, t in found:
         text_index = bisect_right(starts, a) - 1
         start = starts[text_index]
-        out.append((text_index, Mention(a - start, b - start, k, n, first_token[i], t)))
+        aligned = cuts is None or (a in cuts and b in cuts) or (a < begin[i] and b in cuts)
+        out.append(
+            (text_index, Mention(a - start, b - start, k, n, first_token[i], t, aligned))
+        )
+    return out
+
+
+def first_mentions(found: Iterable[tuple[int, Mention]]) -> dict[str, tuple[int, Mention]]:
+    """Key -> its first whole-word occurrence, or its first trail occurrence if it has none.
+
+    Only one occurrence of a mention is suggested (SPEC §2); a stem inside an inflected
+    word is the weaker evidence, so it must not hide the same anchor as a whole word later.
+    """
+    out: dict[str, tuple[int, Mention]] = {}
+    for index, m in found:
+        seen = out.get(m.key)
+        if seen is None or (seen[1].trail and not m.trail):
+            out[m.key] = (index, m)
     return out

@@ -30,7 +30,15 @@ from model import dump as dumps
 from model.datasets import DATASETS, Anchor, Bloom, file_checksum, rows_checksum
 from model.features import FEATURE_SETS, candidate_rows, kurtosis
 from model.progress import progress
-from model.text import TERMINATORS, link_trail, normalize, page_mentions, prefixes, sentences
+from model.text import (
+    TERMINATORS,
+    first_mentions,
+    link_trail,
+    normalize,
+    page_mentions,
+    prefixes,
+    sentences,
+)
 from model.version import APPLICATION_VERSION
 from model.wikitext import CANONICAL_NAMESPACES, link_target, parse
 
@@ -341,7 +349,7 @@ def page_pairs(lookup: _Lookup, record: dict, language: str) -> Iterator[tuple[l
     mentions: list[list] = [[] for _ in pure]
     texts = [text for text, _ in pure]
     for index, m in page_mentions(texts, language, lookup.passes, trail=lookup.trail):
-        mentions[index].append(m)
+        mentions[index].append((index, m))
     for (text, links), found in zip(pure, mentions, strict=True):
         gold = {(a, b): t for a, b, t in links}
         here = Counter(t for _, _, t in links)
@@ -351,12 +359,10 @@ def page_pairs(lookup: _Lookup, record: dict, language: str) -> Iterator[tuple[l
             v = lookup.vector(t)
             if v is not None and t not in linked:
                 context = context - v
-        seen: set[str] = set()
-        for m in found:
+        for _, m in first_mentions(found).values():
             anchor = lookup.anchors.get(m.key)
-            if anchor is None or m.key in seen or in_title(m.key):
+            if anchor is None or in_title(m.key):
                 continue
-            seen.add(m.key)
             if any(t in linked for t, _ in anchor.targets):
                 continue
             truth = gold.get((m.start, m.end))
@@ -370,6 +376,7 @@ def page_pairs(lookup: _Lookup, record: dict, language: str) -> Iterator[tuple[l
                 entities=lookup.entities,
                 vectors=lookup.vectors,
                 trail=m.trail,
+                aligned=m.aligned,
             ):
                 yield features, int(target == truth)
 
