@@ -14,7 +14,7 @@ import numpy as np
 
 from model.datasets import Model
 from model.features import TOP_CANDIDATES, candidate_rows
-from model.text import first_mentions, normalize, page_mentions, prefixes
+from model.text import filter_keys, first_mentions, normalize, page_mentions
 from model.version import APPLICATION_VERSION
 from model.wikitext import Page, TextSpan, parse
 
@@ -44,7 +44,7 @@ def key_ngrams(texts: Iterable[str], language: str, keys: Iterable[str]) -> set[
     n-grams on the way to one of ``keys`` (the few candidate anchors of the page).
     """
     keys = set(keys)
-    wanted = {p for k in keys for p in prefixes(k, language)}
+    wanted = filter_keys(keys, language)
 
     def passes(ngrams: Sequence[str]) -> list[bool]:
         return [k in wanted for k in ngrams]
@@ -87,7 +87,9 @@ def score(
     spans = [s for s in page.spans if not s.excluded]
     first: dict[str, tuple] = {}
     texts = [s.text for s in spans]
-    found = page_mentions(texts, language, model.bloom.contains, trail=model.trail)
+    found = page_mentions(
+        texts, language, model.bloom.contains, trail=model.trail, endings=model.trail_endings
+    )
     for key, (t, m) in first_mentions(found).items():
         first[key] = (m, spans[t])
     anchors = model.anchors(first)

@@ -174,9 +174,24 @@ def prefixes(key: str, language: str = "en") -> list[str]:
     return list(dict.fromkeys([key[:end] for _, end in tokens(key, language)] + [key]))
 
 
+# A filter entry saying "this is a whole key", not only the prefix of one: probed for
+# mentions that cannot grow further (a stem before a trail, punctuation glued to the end).
+WHOLE = "\x00"
+
+
+def filter_keys(keys: Iterable[str], language: str) -> set[str]:
+    """What a model's Bloom filter holds for its anchor keys: prefixes and whole keys."""
+    out: set[str] = set()
+    for key in keys:
+        out.update(prefixes(key, language))
+        out.add(WHOLE + key)
+    return out
+
+
 # Punctuation glued to a word (no white space between): an anchor key may begin or end so.
 _EDGE = regex.compile(r"[^\s\p{L}\p{M}\p{N}]+")
 _EDGE_BEFORE = regex.compile(r"[^\s\p{L}\p{M}\p{N}]+$")
+_LAST_WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+$")
 MAX_TRAIL = 5  # longest ending tried as a link trail (>= 95 % of trailed links in every dump)
 MIN_STEM = 3  # shortest stem of a word tried before a trail (shorter: < 1 % of trailed links)
 _GRAPHEME = regex.compile(r"\X")
@@ -199,23 +214,38 @@ def link_trail(language: str) -> str | None:
     return entry["trail"]
 
 
-@lru_cache(maxsize=1 << 16)
-def _trail_lengths(trail: str, key: str, size: int) -> tuple[int, ...]:
-    """Lengths of the endings of ``key`` (last token ``size`` long) that match ``trail``.
-
-    Matched on the lower-cased key, once per distinct key (cached across pages: words
-    repeat); each occurrence is checked on its own text only when the stem passes the
-    filter, which few do.
-    """
-    ending = _compiled(trail).fullmatch
-    return tuple(
-        t for t in range(1, min(MAX_TRAIL, size - MIN_STEM) + 1) if ending(key, len(key) - t)
-    )
-
-
 @lru_cache(maxsize=64)
 def _compiled(pattern: str) -> regex.Pattern:
     return regex.compile(pattern)
+
+
+def trail_endings(wikitext: str, trail: str | None) -> list[str]:
+    """The endings editors let trail after links in ``wikitext`` (lower-cased, short ones).
+
+    Training counts them over the wiki's own articles: a stem is tried only before an
+    ending the wiki really uses as a trail ("s", "і", "ाचा"), not before any letters the
+    trail pattern allows, which keeps the candidates few and meaningful in every language.
+    """
+    if not trail:
+        return []
+    found = _compiled(rf"\]\]((?:{trail}))").finditer(wikitext)
+    return [m.group(1).lower() for m in found if len(m.group(1)) <= MAX_TRAIL]
+
+
+def _cuts(key: str, endings: frozenset[str]) -> list[tuple[int, str]]:
+    """(trail length, filter probe of the stem) for each known ending of ``key``.
+
+    At least MIN_STEM characters of the last word stay in the stem; each occurrence is
+    then checked against the trail pattern on its own text, and only when the stem is a
+    known anchor.
+    """
+    out = []
+    for t in range(1, min(MAX_TRAIL, len(key) - MIN_STEM) + 1):
+        if key[-t:] in endings:
+            word = _LAST_WORD.search(key)
+            if word is None or word.end() - word.start() - t >= MIN_STEM:
+                out.append((t, WHOLE + key[:-t]))
+    return out
 
 
 def walk_tokens(text: str, language: str = "en") -> list[tuple[int, int]]:
@@ -247,17 +277,20 @@ def page_mentions(
     passes: Callable[[list[str]], Sequence[bool]],
     max_n: int | None = None,
     trail: str | None = None,
+    endings: Iterable[str] = (),
 ) -> list[tuple[int, Mention]]:
     """The n-grams of several texts that can still be anchors, as (text index, mention).
 
     Grows n-grams one token at a time and drops those whose key fails ``passes`` (a filter
     of anchor prefixes, checked for the whole page at once per length), so the work follows
     the few n-grams that can match rather than all of them; without ``max_n`` an n-gram
-    grows as long as its key passes, so no known anchor is too long to be found. With a
-    ``trail`` pattern (``link_trail``), each n-gram's last word is also cut before every
-    ending of up to MAX_TRAIL characters that full-matches it, and the stem is a mention
-    with ``trail`` set. Training and recommending both generate mentions here. Sorted by
-    position.
+    grows as long as its key passes, so no known anchor is too long to be found. An n-gram
+    may also start at punctuation glued to its first word and end at punctuation glued to
+    its last ("«Космос»", "U.S."). With a ``trail`` pattern (``link_trail``), each n-gram's
+    last word is also cut before each of ``endings`` (``trail_endings``: those the wiki uses)
+    when the ending full-matches the pattern, and the stem is a mention with ``trail`` set;
+    stems and glued endings are probed as whole keys (``WHOLE``). Training and recommending
+    both generate mentions here. Sorted by position.
     """
     # All texts joined by line breaks (which always end a sentence): one tokenization and
     # one lower-casing for the page; survivors are mapped back to their text at the end.
@@ -267,6 +300,7 @@ def page_mentions(
         starts.append(pos)
         pos += len(text) + 1
     toks = walk_tokens(joined, language)
+    count = len(toks)
     begin = [a for a, _ in toks]
     end = [b for _, b in toks]
     sentence_of, first_token, sentence_begin = [], [], []
@@ -274,7 +308,7 @@ def page_mentions(
     for index, (s_start, s_end) in enumerate(sentences(joined)):
         head = k
         sentence_begin.append(s_start)
-        while k < len(toks) and end[k] <= s_end:
+        while k < count and end[k] <= s_end:
             sentence_of.append(index)
             first_token.append(k == head)
             k += 1
@@ -293,85 +327,75 @@ def page_mentions(
 
     ending = _compiled(trail).fullmatch if trail else None
 
-    def edge(a: int, b: int) -> str:
-        """The punctuation from ``a`` up to ``b``: no white space, no word character."""
-        run = _EDGE.match(joined, a, b)
-        return run.group() if run else ""
-
-    # Where a mention may start: at each token, and before punctuation glued to its left
-    # ("«Космос»", "(ADHD)"), since anchor keys keep such characters.
-    frontier: list[tuple[int, int]] = []  # (first token, start offset)
-    for i in range(len(toks)):
-        frontier.append((i, begin[i]))
-        if begin[i] == 0 or joined[begin[i] - 1].isspace():
-            continue  # the common case
+    known = frozenset(endings)
+    # Where a mention may start: at each token, and before punctuation glued to its left.
+    leads: list[tuple[int, int]] = []  # (first token, start offset) of the latter, few
+    for i in [i for i in range(count) if begin[i] and not joined[begin[i] - 1].isspace()]:
         low = sentence_begin[sentence_of[i]]
         if i and sentence_of[i - 1] == sentence_of[i]:
             low = end[i - 1]
         lead = _EDGE_BEFORE.search(joined, low, begin[i])
         if lead:
-            frontier.extend((i, a) for a in range(lead.start(), begin[i]))
+            leads.extend((i, a) for a in range(lead.start(), begin[i]))
+    plain: Sequence[int] = range(count)
     found: list[tuple[int, int, int, int, str, int]] = []  # (start, end, token, n, key, trail)
     n = 0
     while max_n is None or n < max_n:
         n += 1
-        grown = [
-            (i, a)
-            for i, a in frontier
-            if i + n <= len(toks) and sentence_of[i + n - 1] == sentence_of[i]
-        ]
-        if not grown:
-            break
         m = n - 1
+        grown = [i for i in plain if i + m < count and sentence_of[i + m] == sentence_of[i]]
+        leads = [(i, a) for i, a in leads if i + m < count and sentence_of[i + m] == sentence_of[i]]
+        if not grown and not leads:
+            break
+        firsts = grown + [i for i, _ in leads]
         keys = [
-            lower[a : end[i + m]]
+            lower[begin[i] : end[i + m]]
             if exact and before[i] == upto[i + m]
-            else key(a, end[i + m], i, i + m)
-            for i, a in grown
-        ]
-        probes = list(keys)
-        stemmed: dict[str, list[tuple[str, int]]] = {}  # stem key -> (key, trail length)
-        if ending is not None:
-            last = {}
-            for (i, _), k in zip(grown, keys, strict=True):
-                if k not in last:
-                    last[k] = end[i + n - 1] - begin[i + n - 1]
-            for k, size in last.items():
-                for t in _trail_lengths(trail, k, size):  # type: ignore[arg-type]
-                    stemmed.setdefault(k[:-t], []).append((k, t))
-            probes += stemmed
-        unique = list(dict.fromkeys(probes))
+            else key(begin[i], end[i + m], i, i + m)
+            for i in grown
+        ] + [key(a, end[i + m], i, i + m) for i, a in leads]
+        lead_at = len(grown)
+
+        opening = [begin[i] for i in grown] + [a for _, a in leads]  # start of entry x
+        unique = list(dict.fromkeys(keys))
         ok = dict(zip(unique, passes(unique), strict=True))
-        passing = [stem for stem in stemmed if ok[stem]]
-        if passing:
-            at: dict[str, list[int]] = {}  # key -> its occurrences (indices into grown)
+        plain = []
+        ends: list[tuple[int, int, str]] = []  # (entry, end, key) probed as whole keys
+        for x, k in enumerate(keys):
+            if not ok[k]:
+                continue
+            i = firsts[x]
+            b = end[i + m]
+            a = opening[x]
+            if x < lead_at:
+                plain.append(i)
+            found.append((a, b, i, n, k, 0))
+            # Punctuation glued to the right ("U.S.", "(ADHD)", "«Космос»") may end the key.
+            if b < len(joined) and not joined[b].isspace() and (i + n >= count or begin[i + n] > b):
+                limit = begin[i + n] if i + n < count else len(joined)
+                tail = _EDGE.match(joined, b, limit)
+                if tail:
+                    ends.extend((x, c, key(a, c, i, i + m)) for c in range(b + 1, tail.end() + 1))
+        cuts = [(k, t, probe) for k in unique for t, probe in _cuts(k, known)] if known else []
+        probes = list(dict.fromkeys([WHOLE + k for *_, k in ends] + [c[2] for c in cuts]))
+        whole = dict(zip(probes, passes(probes), strict=True)) if probes else {}
+        for x, c, k in ends:
+            if whole[WHOLE + k]:
+                found.append((opening[x], c, firsts[x], n, k, 0))
+        wanted: dict[str, list[int]] = {}  # n-gram key -> trail lengths of its known stems
+        for k, t, probe in cuts:
+            if whole[probe]:
+                wanted.setdefault(k, []).append(t)
+        if wanted:
             for x, k in enumerate(keys):
-                at.setdefault(k, []).append(x)
-            for stem in passing:
-                for k, t in stemmed[stem]:
-                    for x in at[k]:
-                        i, a = grown[x]
-                        b = end[i + m]
-                        if ending(joined, b - t, b) and key(a, b - t, i, i + m) == stem:  # type: ignore[misc]
-                            found.append((a, b - t, i, n, stem, t))
-        frontier = []
-        glued: list[tuple[int, int, int, str]] = []  # (first token, start, end, key)
-        for (i, a), k in zip(grown, keys, strict=True):
-            if ok[k]:
-                frontier.append((i, a))
-                b = end[i + m]
-                found.append((a, b, i, n, k, 0))
-                # Punctuation glued to the right ("U.S.", "(ADHD)", "«Космос»") may end the
-                # key: probed only when the key without it passed, which it must.
-                limit = begin[i + n] if i + n < len(toks) else len(joined)
-                tail = edge(b, limit)
-                glued.extend(
-                    (i, a, b + c, key(a, b + c, i, i + m)) for c in range(1, len(tail) + 1)
-                )
-        if glued:
-            unique = list(dict.fromkeys(k for *_, k in glued))
-            ok.update(zip(unique, passes(unique), strict=True))
-            found.extend((a, b, i, n, k, 0) for i, a, b, k in glued if ok[k])
+                for t in wanted.get(k, ()):
+                    i = firsts[x]
+                    b = end[i + m]
+                    a = opening[x]
+                    stem = key(a, b - t, i, i + m)
+                    if ending(joined, b - t, b) and stem == k[:-t]:  # type: ignore[misc]
+                        found.append((a, b - t, i, n, stem, t))
+        leads = [leads[x - lead_at] for x in range(lead_at, len(keys)) if ok[keys[x]]]
     found.sort()  # position order in the joined text is text order, then offset order
     cuts: set[int] | None = None
     if _NO_SPACE_RUN.search(joined):
@@ -379,11 +403,9 @@ def page_mentions(
     out = []
     for a, b, i, n, k, t in found:
         text_index = bisect_right(starts, a) - 1
-        start = starts[text_index]
-        aligned = cuts is None or (a in cuts and b in cuts) or (a < begin[i] and b in cuts)
-        out.append(
-            (text_index, Mention(a - start, b - start, k, n, first_token[i], t, aligned))
-        )
+        start_ = starts[text_index]
+        aligned = cuts is None or ((a in cuts or a < begin[i]) and b in cuts)
+        out.append((text_index, Mention(a - start_, b - start_, k, n, first_token[i], t, aligned)))
     return out
 
 

@@ -32,12 +32,13 @@ from model.features import FEATURE_SETS, candidate_rows, kurtosis
 from model.progress import progress
 from model.text import (
     TERMINATORS,
+    filter_keys,
     first_mentions,
     link_trail,
     normalize,
     page_mentions,
-    prefixes,
     sentences,
+    trail_endings,
 )
 from model.version import APPLICATION_VERSION
 from model.wikitext import CANONICAL_NAMESPACES, link_target, parse
@@ -45,6 +46,7 @@ from model.wikitext import CANONICAL_NAMESPACES, link_target, parse
 log = logging.getLogger("addlink.model.train")
 
 MIN_LINK_PROB = 0.065  # SPEC §2: anchors linked less often than this are dropped
+MIN_TRAIL_PAGES = 2  # an ending trailing links on fewer training pages is not tried
 MAX_TARGETS = 50  # candidate targets kept per anchor (the top 10 are scored)
 DIMENSIONS = 50
 COMPLETE_RESOLVE_RATIO = 0.25  # links resolving inside the dump above this: a complete wiki
@@ -148,6 +150,7 @@ def extract(dump_path: str | Path, workdir: Path) -> Corpus:
     site = dumps.site_info(dump_path)
     namespaces = CANONICAL_NAMESPACES | site.namespaces
     corpus = Corpus(site=site, path=workdir / "corpus.jsonl")
+    trail = link_trail(site.language)
     raw_redirects: dict[str, str] = {}
     latest = 0.0
     for page in progress(dumps.pages(dump_path), "titles"):
@@ -181,7 +184,13 @@ def extract(dump_path: str | Path, workdir: Path) -> Corpus:
                 [text, [[a, b, corpus.redirects.get(t, t)] for a, b, t in spans]]
                 for text, spans in pure_sentences(code, namespaces)
             ]
-            record = {"t": page.title, "l": links, "s": [s.text for s in parsed.spans], "x": pure}
+            record = {
+                "t": page.title,
+                "l": links,
+                "s": [s.text for s in parsed.spans],
+                "x": pure,
+                "e": trail_endings(page.text, trail),
+            }
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     return corpus
 
@@ -296,7 +305,7 @@ def build_vectors(
 class _Lookup:
     """The in-memory view of freshly built datasets that training pairs are computed from.
 
-    ``prefixes`` is the exact set the Bloom filter is built from, so training walks the
+    ``keys`` is the exact set the Bloom filter is built from, so training walks the
     same n-grams as the recommender (which only adds the filter's rare false positives).
     """
 
@@ -306,8 +315,9 @@ class _Lookup:
         entities,
         vectors,
         features: str,
-        prefixes: set[str] | None = None,
+        keys: set[str] | None = None,
         trail: str | None = None,
+        endings: Iterable[str] = (),
     ):
         self.anchors, self.entities, self.vectors, self.features = (
             anchors,
@@ -315,11 +325,12 @@ class _Lookup:
             vectors,
             features,
         )
-        self.prefixes = prefixes if prefixes is not None else set(anchors)
+        self.keys = keys if keys is not None else filter_keys(anchors, "en")
         self.trail = trail
+        self.endings = frozenset(endings)
 
     def passes(self, keys: list[str]) -> list[bool]:
-        return [k in self.prefixes for k in keys]
+        return [k in self.keys for k in keys]
 
     def vector(self, title: str) -> np.ndarray | None:
         e = self.entities.get(title)
@@ -348,7 +359,10 @@ def page_pairs(lookup: _Lookup, record: dict, language: str) -> Iterator[tuple[l
     pure = record["x"]
     mentions: list[list] = [[] for _ in pure]
     texts = [text for text, _ in pure]
-    for index, m in page_mentions(texts, language, lookup.passes, trail=lookup.trail):
+    found = page_mentions(
+        texts, language, lookup.passes, trail=lookup.trail, endings=lookup.endings
+    )
+    for index, m in found:
         mentions[index].append((index, m))
     for (text, links), found in zip(pure, mentions, strict=True):
         gold = {(a, b): t for a, b, t in links}
@@ -379,6 +393,14 @@ def page_pairs(lookup: _Lookup, record: dict, language: str) -> Iterator[tuple[l
                 aligned=m.aligned,
             ):
                 yield features, int(target == truth)
+
+
+def _trail_endings(corpus: Corpus, include: set[str] | None) -> list[str]:
+    """Endings seen trailing a link on at least MIN_TRAIL_PAGES of the training articles."""
+    pages: Counter = Counter()
+    for record in corpus.records(include):
+        pages.update(set(record.get("e", ())))
+    return sorted(e for e, n in pages.items() if n >= MIN_TRAIL_PAGES)
 
 
 def train_classifier(rows: list[list[float]], labels: list[int], settings: Settings):
@@ -456,8 +478,9 @@ def build_model(
     entities, vectors = build_vectors(corpus, include, settings.seed)
     language = corpus.site.language
     trail = link_trail(language)
-    keys = sorted({p for key in anchors for p in prefixes(key, language)})
-    lookup = _Lookup(anchors, entities, vectors, settings.features, set(keys), trail)
+    endings = _trail_endings(corpus, include) if trail else []
+    keys = sorted(filter_keys(anchors, language))
+    lookup = _Lookup(anchors, entities, vectors, settings.features, set(keys), trail, endings)
     rows, labels = [], []
     for record in progress(corpus.records(include), "training pairs"):
         for feats, label in page_pairs(lookup, record, corpus.site.language):
@@ -504,6 +527,7 @@ def build_model(
             "wiki": corpus.site.dbname,
             "language": corpus.site.language,
             "link_trail": trail,
+            "link_trail_endings": endings,
             "dump_date": corpus.dump_date,
             "complete": complete,
             "features": settings.features,
@@ -519,7 +543,12 @@ def build_model(
                 "training_pairs": len(labels),
                 "positives": int(sum(labels)),
             },
-            "bloom": {"bytes": size, "hashes": hashes, "prefixes": len(keys)},
+            "bloom": {
+                "bytes": size,
+                "hashes": hashes,
+                "prefixes": len(keys),
+                "scheme": bloom.scheme,
+            },
             "checksums": checksums,
             "training": metrics,
             "code_version": APPLICATION_VERSION,
