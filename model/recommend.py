@@ -43,13 +43,17 @@ def key_ngrams(texts: Iterable[str], language: str, keys: Iterable[str]) -> set[
     Made of the same units as the mentions (``page_mentions``), and the walk only follows
     n-grams on the way to one of ``keys`` (the few candidate anchors of the page).
     """
-    keys = set(keys)
+    texts = list(texts)
+    joined = "\n".join(normalize(t) for t in texts)
+    keys = {k for k in keys if k in joined}  # a cheap first cut: a substring at all
+    if not keys:
+        return set()
     wanted = filter_keys(keys, language)
 
     def passes(ngrams: Sequence[str]) -> list[bool]:
         return [k in wanted for k in ngrams]
 
-    return {m.key for _, m in page_mentions(list(texts), language, passes)} & keys
+    return {m.key for _, m in page_mentions(texts, language, passes)} & keys
 
 
 def title_filter(title: str):

@@ -232,19 +232,20 @@ def trail_endings(wikitext: str, trail: str | None) -> list[str]:
     return [m.group(1).lower() for m in found if len(m.group(1)) <= MAX_TRAIL]
 
 
-def _cuts(key: str, endings: frozenset[str]) -> list[tuple[int, str]]:
-    """(trail length, filter probe of the stem) for each known ending of ``key``.
+def _cuts(
+    keys: Iterable[str], endings: frozenset[str], lengths: list[int]
+) -> list[tuple[str, int, str]]:
+    """(key, trail length, filter probe of the stem) for each known ending of each key.
 
     At least MIN_STEM characters of the last word stay in the stem; each occurrence is
     then checked against the trail pattern on its own text, and only when the stem is a
     known anchor.
     """
     out = []
-    for t in range(1, min(MAX_TRAIL, len(key) - MIN_STEM) + 1):
-        if key[-t:] in endings:
-            word = _LAST_WORD.search(key)
-            if word is None or word.end() - word.start() - t >= MIN_STEM:
-                out.append((t, WHOLE + key[:-t]))
+    for k, t in [(k, t) for k in keys for t in lengths if k[-t:] in endings]:
+        word = _LAST_WORD.search(k)
+        if word is not None and word.end() - word.start() - t >= MIN_STEM:
+            out.append((k, t, WHOLE + k[:-t]))
     return out
 
 
@@ -328,6 +329,7 @@ def page_mentions(
     ending = _compiled(trail).fullmatch if trail else None
 
     known = frozenset(endings)
+    lengths = sorted({len(e) for e in known if len(e) <= MAX_TRAIL})
     # Where a mention may start: at each token, and before punctuation glued to its left.
     leads: list[tuple[int, int]] = []  # (first token, start offset) of the latter, few
     for i in [i for i in range(count) if begin[i] and not joined[begin[i] - 1].isspace()]:
@@ -376,7 +378,7 @@ def page_mentions(
                 tail = _EDGE.match(joined, b, limit)
                 if tail:
                     ends.extend((x, c, key(a, c, i, i + m)) for c in range(b + 1, tail.end() + 1))
-        cuts = [(k, t, probe) for k in unique for t, probe in _cuts(k, known)] if known else []
+        cuts = _cuts(unique, known, lengths) if known else []
         probes = list(dict.fromkeys([WHOLE + k for *_, k in ends] + [c[2] for c in cuts]))
         whole = dict(zip(probes, passes(probes), strict=True)) if probes else {}
         for x, c, k in ends:
