@@ -111,7 +111,12 @@ def pad(model_dir: Path, out: Path, count: int) -> None:
     for i in range(0, len(keys), 100_000):
         bloom.add(keys[i : i + 100_000])
     np.save(out / "anchors.bloom.npy", bloom.bits)
-    manifest["bloom"] = {"bytes": size, "hashes": hashes, "scheme": bloom.scheme}
+    manifest["bloom"] = {
+        "bytes": size,
+        "hashes": hashes,
+        "scheme": bloom.scheme,
+        "whole_keys": True,
+    }
     manifest["counts"]["anchors"] = len(keys)
     manifest["counts"]["synthetic_anchors"] = count
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))

@@ -22,6 +22,8 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
+from model.text import WHOLE
+
 # Dataset name -> (file, table, key column, value columns). The names are the reference
 # system's, so `meta.dataset_checksums` keeps its keys ("w2vfiltered" holds the entity index).
 DATASETS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
@@ -305,6 +307,7 @@ class Model:
         self.store = store
         self.vectors = np.load(directory / "vectors.npy", mmap_mode="r")
         bloom = self.manifest["bloom"]
+        self.whole_keys: bool = bloom.get("whole_keys", False)
         self.bloom = Bloom(
             np.load(directory / "anchors.bloom.npy", mmap_mode="r"),
             bloom["hashes"],
@@ -315,7 +318,10 @@ class Model:
 
     def anchors(self, keys: Iterable[str]) -> dict[str, Anchor]:
         keys = list(dict.fromkeys(keys))
-        maybe = [k for k, hit in zip(keys, self.bloom.contains(keys), strict=True) if hit]
+        # A filter that also marks whole keys (``model.text.WHOLE``) drops the mere prefixes
+        # of anchors the n-gram walk passes through before any database lookup.
+        probes = [WHOLE + k for k in keys] if self.whole_keys else keys
+        maybe = [k for k, hit in zip(keys, self.bloom.contains(probes), strict=True) if hit]
         return {
             k: Anchor(k, tuple(map(tuple, json.loads(targets))), total, prob, kurt)
             for k, (prob, total, kurt, targets) in self.store.get("anchors", maybe).items()

@@ -14,7 +14,7 @@ import numpy as np
 
 from model.datasets import Model
 from model.features import TOP_CANDIDATES, candidate_rows
-from model.text import filter_keys, first_mentions, normalize, page_mentions
+from model.text import first_mentions, ngram_keys, normalize, page_mentions
 from model.version import APPLICATION_VERSION
 from model.wikitext import Page, TextSpan, parse
 
@@ -38,22 +38,8 @@ class Scored:
 
 
 def key_ngrams(texts: Iterable[str], language: str, keys: Iterable[str]) -> set[str]:
-    """Which of ``keys`` occur as n-grams of the given texts: those are not suggested.
-
-    Made of the same units as the mentions (``page_mentions``), and the walk only follows
-    n-grams on the way to one of ``keys`` (the few candidate anchors of the page).
-    """
-    texts = list(texts)
-    joined = "\n".join(normalize(t) for t in texts)
-    keys = {k for k in keys if k in joined}  # a cheap first cut: a substring at all
-    if not keys:
-        return set()
-    wanted = filter_keys(keys, language)
-
-    def passes(ngrams: Sequence[str]) -> list[bool]:
-        return [k in wanted for k in ngrams]
-
-    return {m.key for _, m in page_mentions(texts, language, passes)} & keys
+    """Which of ``keys`` occur as n-grams of the given texts: those are not suggested."""
+    return ngram_keys(list(texts), language, keys)
 
 
 def title_filter(title: str):

@@ -8,6 +8,7 @@ so an anchor learnt from a link matches the same span when it later appears as p
 from __future__ import annotations
 
 import json
+import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
@@ -190,8 +191,12 @@ def filter_keys(keys: Iterable[str], language: str) -> set[str]:
 
 # Punctuation glued to a word (no white space between): an anchor key may begin or end so.
 _EDGE = regex.compile(r"[^\s\p{L}\p{M}\p{N}]+")
-_EDGE_BEFORE = regex.compile(r"[^\s\p{L}\p{M}\p{N}]+$")
-_LAST_WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+$")
+
+
+def _edge_char(ch: str) -> bool:
+    """Punctuation or a symbol: neither white space nor part of a word."""
+    return not ch.isspace() and unicodedata.category(ch)[0] not in "LMN"
+
 MAX_TRAIL = 5  # longest ending tried as a link trail (>= 95 % of trailed links in every dump)
 MIN_STEM = 3  # shortest stem of a word tried before a trail (shorter: < 1 % of trailed links)
 _GRAPHEME = regex.compile(r"\X")
@@ -241,12 +246,12 @@ def _cuts(
     then checked against the trail pattern on its own text, and only when the stem is a
     known anchor.
     """
-    out = []
-    for k, t in [(k, t) for k in keys for t in lengths if k[-t:] in endings]:
-        word = _LAST_WORD.search(k)
-        if word is not None and word.end() - word.start() - t >= MIN_STEM:
-            out.append((k, t, WHOLE + k[:-t]))
-    return out
+    return [
+        (k, t, WHOLE + k[:-t])
+        for k in keys
+        for t in lengths
+        if k[-t:] in endings and len(k) - t >= MIN_STEM and " " not in k[-t - MIN_STEM : -t]
+    ]
 
 
 def walk_tokens(text: str, language: str = "en") -> list[tuple[int, int]]:
@@ -336,9 +341,10 @@ def page_mentions(
         low = sentence_begin[sentence_of[i]]
         if i and sentence_of[i - 1] == sentence_of[i]:
             low = end[i - 1]
-        lead = _EDGE_BEFORE.search(joined, low, begin[i])
-        if lead:
-            leads.extend((i, a) for a in range(lead.start(), begin[i]))
+        a = begin[i]
+        while a > low and _edge_char(joined[a - 1]):
+            a -= 1
+        leads.extend((i, x) for x in range(a, begin[i]))
     plain: Sequence[int] = range(count)
     found: list[tuple[int, int, int, int, str, int]] = []  # (start, end, token, n, key, trail)
     n = 0
@@ -360,7 +366,10 @@ def page_mentions(
 
         opening = [begin[i] for i in grown] + [a for _, a in leads]  # start of entry x
         unique = list(dict.fromkeys(keys))
-        ok = dict(zip(unique, passes(unique), strict=True))
+        # Stems are probed with the n-grams, in one call: they do not depend on each other.
+        cuts = _cuts(unique, known, lengths) if known else []
+        probes = unique + list(dict.fromkeys(c[2] for c in cuts))
+        ok = dict(zip(probes, passes(probes), strict=True))
         plain = []
         ends: list[tuple[int, int, str]] = []  # (entry, end, key) probed as whole keys
         for x, k in enumerate(keys):
@@ -378,15 +387,15 @@ def page_mentions(
                 tail = _EDGE.match(joined, b, limit)
                 if tail:
                     ends.extend((x, c, key(a, c, i, i + m)) for c in range(b + 1, tail.end() + 1))
-        cuts = _cuts(unique, known, lengths) if known else []
-        probes = list(dict.fromkeys([WHOLE + k for *_, k in ends] + [c[2] for c in cuts]))
-        whole = dict(zip(probes, passes(probes), strict=True)) if probes else {}
+        glued = list(dict.fromkeys(WHOLE + k for *_, k in ends))
+        if glued:
+            ok.update(zip(glued, passes(glued), strict=True))
         for x, c, k in ends:
-            if whole[WHOLE + k]:
+            if ok[WHOLE + k]:
                 found.append((opening[x], c, firsts[x], n, k, 0))
         wanted: dict[str, list[int]] = {}  # n-gram key -> trail lengths of its known stems
         for k, t, probe in cuts:
-            if whole[probe]:
+            if ok[probe]:
                 wanted.setdefault(k, []).append(t)
         if wanted:
             for x, k in enumerate(keys):
@@ -408,6 +417,36 @@ def page_mentions(
         start_ = starts[text_index]
         aligned = cuts is None or ((a in cuts or a < begin[i]) and b in cuts)
         out.append((text_index, Mention(a - start_, b - start_, k, n, first_token[i], t, aligned)))
+    return out
+
+
+def ngram_keys(texts: list[str], language: str, keys: Iterable[str]) -> set[str]:
+    """The ``keys`` that occur in ``texts`` as mentions would: at token boundaries.
+
+    A substring search per key, then a boundary check at each occurrence, with the
+    boundaries ``page_mentions`` uses (tokens, graphemes of no-space runs, punctuation
+    glued to a word); cheaper than walking every n-gram of the texts.
+    """
+    joined = "\n".join(normalize(t) for t in texts)
+    starts, ends = set(), set()
+    for a, b in walk_tokens(joined, language):
+        starts.add(a)
+        ends.add(b)
+
+    def word(p: int) -> bool:
+        return 0 <= p < len(joined) and unicodedata.category(joined[p])[0] in "LMN"
+
+    out = set()
+    for k in keys:
+        p = joined.find(k) if k else -1
+        while p >= 0:
+            q = p + len(k)
+            if (p in starts or (_edge_char(joined[p]) and not word(p - 1))) and (
+                q in ends or (_edge_char(joined[q - 1]) and not word(q))
+            ):
+                out.add(k)
+                break
+            p = joined.find(k, p + 1)
     return out
 
 

@@ -548,6 +548,7 @@ def build_model(
                 "hashes": hashes,
                 "prefixes": len(keys),
                 "scheme": bloom.scheme,
+                "whole_keys": True,
             },
             "checksums": checksums,
             "training": metrics,

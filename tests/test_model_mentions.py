@@ -24,6 +24,7 @@ from model.text import (
     MAX_TRAIL,
     filter_keys,
     link_trail,
+    ngram_keys,
     normalize,
     page_mentions,
     trail_endings,
@@ -144,6 +145,8 @@ def test_every_known_anchor_at_token_boundaries_is_a_mention(language, sentence,
             expected += 1
             assert (1, a, b, normalize(sentence[a:b])) in found, (language, surface, a, b)
     assert expected >= len(surfaces)
+    # The skip rule "part of an already-linked anchor" finds the same keys in link texts.
+    assert ngram_keys([sentence], language, keys | {"zzz"}) == keys
 
 
 # (language, sentence, stem as linked, ending left to trail): [[stem]]ending as editors write.
