@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.backtest import THRESHOLDS, in_test_half  # noqa: E402
+from model.backtest import THRESHOLDS, in_test_half, probes  # noqa: E402
 from model.datasets import open_model  # noqa: E402
 from model.features import TOP_CANDIDATES  # noqa: E402
 from model.recommend import score, select  # noqa: E402
@@ -41,14 +41,7 @@ def measure(dump: Path, settings: Settings) -> dict:
         model = open_model(Path(work) / "model")
         gold_total = known = generated = 0
         counts = {t: [0, 0] for t in THRESHOLDS}  # predicted, correct
-        for record in corpus.records(test):
-            probe = next((x for x in record["x"] if x[1]), None)
-            if probe is None:
-                continue
-            text, links = probe
-            gold = {(normalize(text[a:b]), t) for a, b, t in links}
-            gold_targets = {t for _, t in gold}
-            context = [t for t, _ in record["l"] if t not in gold_targets]
+        for record, text, gold, context in probes(corpus, test):
             _, scored = score(model, text, title=record["t"], extra_links=context)
             anchors = model.anchors({k for k, _ in gold})
             candidates = {(normalize(s.text), t) for s in scored for t in s.targets}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,6 +37,22 @@ def in_test_half(title: str, seed: int) -> bool:
     return hashlib.sha256(f"{seed}:{title}".encode()).digest()[0] % 2 == 1
 
 
+def probes(corpus: Corpus, test: set[str]) -> Iterator[tuple[dict, str, set, list[str]]]:
+    """(record, probe sentence, gold (anchor key, target) pairs, context links) per test article.
+
+    The probe is the article's first sentence made only of text and links; its links are
+    the gold, the article's other links the page context.
+    """
+    for record in corpus.records(test):
+        probe = next((x for x in record["x"] if x[1]), None)
+        if probe is None:
+            continue
+        text, gold_links = probe
+        gold = {(normalize(text[a:b]), t) for a, b, t in gold_links}
+        gold_targets = {t for _, t in gold}
+        yield record, text, gold, [t for t, _ in record["l"] if t not in gold_targets]
+
+
 def backtest(dump: str | Path, settings: Settings | None = None, limit: int = 15) -> dict:
     """Precision/recall/F1 per threshold for one dump, as a JSON-ready dict."""
     with tempfile.TemporaryDirectory(prefix="addlink-backtest-") as work:
@@ -51,14 +68,7 @@ def evaluate(corpus: Corpus, settings: Settings, limit: int = 15) -> dict:
         model = open_model(Path(work) / "model")
         counts = {t: [0, 0, 0] for t in THRESHOLDS}  # predicted, correct, expected
         sentences = 0
-        for record in corpus.records(test):
-            probe = next((x for x in record["x"] if x[1]), None)
-            if probe is None:
-                continue
-            text, gold_links = probe
-            gold = {(normalize(text[a:b]), t) for a, b, t in gold_links}
-            gold_targets = {t for _, t in gold}
-            context = [t for t, _ in record["l"] if t not in gold_targets]
+        for record, text, gold, context in probes(corpus, test):
             _, scored = score(model, text, title=record["t"], extra_links=context)
             sentences += 1
             for threshold in THRESHOLDS:
