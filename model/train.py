@@ -39,11 +39,15 @@ from model.progress import progress
 from model.publish import install
 from model.text import (
     TERMINATORS,
+    filter_keys,
+    first_mentions,
     learn_abbreviations,
+    link_trail,
     listed_abbreviations,
     normalize,
-    prefixes,
+    page_mentions,
     probe_sentences,
+    trail_endings,
 )
 from model.version import APPLICATION_VERSION
 from model.wikitext import CANONICAL_NAMESPACES, link_target, parse, tree
@@ -51,6 +55,7 @@ from model.wikitext import CANONICAL_NAMESPACES, link_target, parse, tree
 log = logging.getLogger("addlink.model.train")
 
 MIN_LINK_PROB = 0.065  # SPEC §2: anchors linked less often than this are dropped
+MIN_TRAIL_PAGES = 2  # an ending trailing links on fewer training pages is not tried
 MAX_TARGETS = 50  # candidate targets kept per anchor (the top 10 are scored)
 DIMENSIONS = 50
 COMPLETE_RESOLVE_RATIO = 0.25  # links resolving inside the dump above this: a complete wiki
@@ -154,6 +159,7 @@ def extract(dump_path: str | Path, workdir: Path) -> Corpus:
     site = dumps.site_info(dump_path)
     namespaces = CANONICAL_NAMESPACES | site.namespaces
     corpus = Corpus(site=site, path=workdir / "corpus.jsonl")
+    trail = link_trail(site.language)
     raw_redirects: dict[str, str] = {}
     latest = 0.0
     for page in progress(dumps.pages(dump_path), "titles"):
@@ -188,7 +194,13 @@ def extract(dump_path: str | Path, workdir: Path) -> Corpus:
                 for text, spans in pure_sentences(code, namespaces)
             ]
             scanned = [s.text for s in parsed.spans if s.scannable]
-            record = {"t": page.title, "l": links, "s": scanned, "x": pure}
+            record = {
+                "t": page.title,
+                "l": links,
+                "s": scanned,
+                "x": pure,
+                "e": trail_endings(page.text, trail),
+            }
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     return corpus
 
@@ -311,7 +323,11 @@ def build_vectors(
 
 
 class _Lookup:
-    """The in-memory view of freshly built datasets that training pairs are computed from."""
+    """The in-memory view of freshly built datasets that training pairs are computed from.
+
+    ``keys`` is the exact set the Bloom filter is built from, so training walks the
+    same n-grams as the recommender (which only adds the filter's rare false positives).
+    """
 
     def __init__(
         self,
@@ -319,6 +335,9 @@ class _Lookup:
         entities,
         vectors,
         features: str,
+        keys: set[str] | None = None,
+        trail: str | None = None,
+        endings: Iterable[str] = (),
         abbreviations: frozenset[str] = frozenset(),
     ):
         self.anchors, self.entities, self.vectors, self.features = (
@@ -327,7 +346,13 @@ class _Lookup:
             vectors,
             features,
         )
+        self.keys = keys if keys is not None else filter_keys(anchors, "en")
+        self.trail = trail
+        self.endings = frozenset(endings)
         self.abbreviations = abbreviations
+
+    def passes(self, keys: list[str]) -> list[bool]:
+        return [k in self.keys for k in keys]
 
     def vector(self, title: str) -> np.ndarray | None:
         e = self.entities.get(title)
@@ -345,7 +370,6 @@ def page_pairs(lookup: _Lookup, record: dict, language: str) -> Iterator[tuple[l
     unlinked mentions it will mostly be asked about.
     """
     from model.recommend import title_filter
-    from model.text import ngrams
 
     in_title = title_filter(record["t"])
     page_targets = Counter(t for t, _ in record["l"])
@@ -354,7 +378,16 @@ def page_pairs(lookup: _Lookup, record: dict, language: str) -> Iterator[tuple[l
         v = lookup.vector(t)
         if v is not None:
             full_context = full_context + v
-    for text, links in record["x"]:
+    pure = record["x"]
+    mentions: list[list] = [[] for _ in pure]
+    texts = [text for text, _ in pure]
+    found = page_mentions(
+        texts, language, lookup.passes, trail=lookup.trail, endings=lookup.endings,
+        abbreviations=lookup.abbreviations,
+    )
+    for index, m in found:
+        mentions[index].append((index, m))
+    for (text, links), found in zip(pure, mentions, strict=True):
         gold = {(a, b): t for a, b, t in links}
         here = Counter(t for _, _, t in links)
         linked = {t for t, n in page_targets.items() if n > here.get(t, 0)} | {record["t"]}
@@ -363,12 +396,10 @@ def page_pairs(lookup: _Lookup, record: dict, language: str) -> Iterator[tuple[l
             v = lookup.vector(t)
             if v is not None and t not in linked:
                 context = context - v
-        seen: set[str] = set()
-        for m in ngrams(text, language, abbreviations=lookup.abbreviations):
+        for _, m in first_mentions(found).values():
             anchor = lookup.anchors.get(m.key)
-            if anchor is None or m.key in seen or in_title(m.key):
+            if anchor is None or in_title(m.key):
                 continue
-            seen.add(m.key)
             if any(t in linked for t, _ in anchor.targets):
                 continue
             truth = gold.get((m.start, m.end))
@@ -381,8 +412,18 @@ def page_pairs(lookup: _Lookup, record: dict, language: str) -> Iterator[tuple[l
                 context=context,
                 entities=lookup.entities,
                 vectors=lookup.vectors,
+                trail=m.trail,
+                aligned=m.aligned,
             ):
                 yield features, int(target == truth)
+
+
+def _trail_endings(corpus: Corpus, include: set[str] | None) -> list[str]:
+    """Endings seen trailing a link on at least MIN_TRAIL_PAGES of the training articles."""
+    pages: Counter = Counter()
+    for record in corpus.records(include):
+        pages.update(set(record.get("e", ())))
+    return sorted(e for e, n in pages.items() if n >= MIN_TRAIL_PAGES)
 
 
 def train_classifier(rows: list[list[float]], labels: list[int], settings: Settings):
@@ -472,7 +513,13 @@ def build_model(
     if not anchors:
         raise TrainingError("no anchors survived the filters; the dump is too small")
     entities, vectors = build_vectors(corpus, include, settings.seed)
-    lookup = _Lookup(anchors, entities, vectors, settings.features, abbreviations)
+    language = corpus.site.language
+    trail = link_trail(language)
+    endings = _trail_endings(corpus, include) if trail else []
+    keys = sorted(filter_keys(anchors, language))
+    lookup = _Lookup(
+        anchors, entities, vectors, settings.features, set(keys), trail, endings, abbreviations
+    )
     rows, labels = [], []
     for record in progress(corpus.records(include), "training pairs"):
         for feats, label in page_pairs(lookup, record, corpus.site.language):
@@ -515,7 +562,6 @@ def build_model(
         )
         booster.save_model(str(tmp / "model.json"))
         checksums["model"] = file_checksum(tmp / "model.json")
-        keys = sorted({p for key in anchors for p in prefixes(key, corpus.site.language)})
         size, hashes = Bloom.sized(len(keys))
         bloom = Bloom(np.zeros(size, dtype=np.uint8), hashes)
         bloom.add(keys)
@@ -523,6 +569,8 @@ def build_model(
         manifest = {
             "wiki": corpus.site.dbname,
             "language": corpus.site.language,
+            "link_trail": trail,
+            "link_trail_endings": endings,
             "dump_date": corpus.dump_date,
             "complete": complete,
             "features": settings.features,
@@ -540,7 +588,13 @@ def build_model(
                 "abbreviations": len(abbreviations),
                 "positives": int(sum(labels)),
             },
-            "bloom": {"bytes": size, "hashes": hashes, "prefixes": len(keys)},
+            "bloom": {
+                "bytes": size,
+                "hashes": hashes,
+                "prefixes": len(keys),
+                "scheme": bloom.scheme,
+                "whole_keys": True,
+            },
             "checksums": checksums,
             "training": metrics,
             "code_version": APPLICATION_VERSION,
