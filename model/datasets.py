@@ -22,6 +22,9 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
+from model.calibration import FILE as CALIBRATION_FILE
+from model.calibration import Calibration
+
 # Dataset name -> (file, table, key column, value columns). The names are the reference
 # system's, so `meta.dataset_checksums` keeps its keys ("w2vfiltered" holds the entity index).
 DATASETS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
@@ -29,7 +32,7 @@ DATASETS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
         "anchors.sqlite",
         "anchors",
         "anchor",
-        ("link_prob", "total", "kurtosis", "targets"),
+        ("link_prob", "total", "kurtosis", "targets", "origin"),
     ),
     "redirects": ("redirects.sqlite", "redirects", "title", ("target",)),
     "pageids": ("pageids.sqlite", "pageids", "title", ("page_id",)),
@@ -51,6 +54,31 @@ class Anchor:
     total: int  # distinct (page, target) link occurrences over all targets
     link_prob: float  # pages linking it / pages where it appears at all
     kurtosis: float  # of the target counts: how peaked the choice of target is
+    unlinked: int = 0  # pages where the text appears but is not linked
+    titles: tuple[str, ...] = ()  # targets the text is the title of (qualifier removed)
+    redirects: tuple[str, ...] = ()  # targets the text is a redirect title of
+
+    def origin_json(self) -> str:
+        """The ``origin`` column: where the candidates came from besides links."""
+        return json.dumps(
+            {"u": self.unlinked, "t": self.titles, "r": self.redirects},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+    @staticmethod
+    def from_row(key: str, prob: float, total: int, kurt: float, targets: str, origin: str):
+        o = json.loads(origin)
+        return Anchor(
+            key,
+            tuple(map(tuple, json.loads(targets))),
+            total,
+            prob,
+            kurt,
+            o["u"],
+            tuple(o["t"]),
+            tuple(o["r"]),
+        )
 
 
 # ---------------------------------------------------------------------------- checksums
@@ -252,14 +280,22 @@ class Model:
         self.bloom = Bloom(np.load(directory / "anchors.bloom.npy", mmap_mode="r"), bloom["hashes"])
         self.booster = xgboost.Booster(params={"nthread": 1})
         self.booster.load_model(str(directory / "model.json"))
+        path = directory / CALIBRATION_FILE
+        if not path.is_file():
+            raise DatasetError(f"{path} missing: the model predates calibration; retrain it")
+        try:
+            self.calibration = Calibration.load(path)
+        except (ValueError, KeyError) as e:
+            raise DatasetError(f"{path}: unreadable calibration ({e})") from e
+
+    def calibrate(self, raw: np.ndarray) -> np.ndarray:
+        """Raw classifier scores -> calibrated probabilities (the stored monotone map)."""
+        return self.calibration(raw)
 
     def anchors(self, keys: Iterable[str]) -> dict[str, Anchor]:
         keys = list(dict.fromkeys(keys))
         maybe = [k for k, hit in zip(keys, self.bloom.contains(keys), strict=True) if hit]
-        return {
-            k: Anchor(k, tuple(map(tuple, json.loads(targets))), total, prob, kurt)
-            for k, (prob, total, kurt, targets) in self.store.get("anchors", maybe).items()
-        }
+        return {k: Anchor.from_row(k, *v) for k, v in self.store.get("anchors", maybe).items()}
 
     def resolve(self, titles: Iterable[str]) -> dict[str, str]:
         """Title -> the article it redirects to (titles that are no redirect map to themselves)."""

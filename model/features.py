@@ -26,6 +26,12 @@ FULL = REFERENCE + (
     "sentence_start",
     "exact",
     "log_total",
+    # Where the candidate came from and how much evidence it has (titles are candidates
+    # even where nobody linked the text): the text is the target's title / a redirect title
+    # of it, and how many pages show the text unlinked.
+    "is_title",
+    "is_redirect",
+    "log_unlinked",
 )
 FEATURE_SETS = {"reference": REFERENCE, "full": FULL}
 TOP_CANDIDATES = 10
@@ -75,6 +81,9 @@ def pair_features(
         1.0 if sentence_start else 0.0,
         1.0 if mention.lower() == target.lower() else 0.0,
         math.log1p(anchor.total),
+        1.0 if target in anchor.titles else 0.0,
+        1.0 if target in anchor.redirects else 0.0,
+        math.log1p(anchor.unlinked),
     ]
 
 
