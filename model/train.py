@@ -438,7 +438,7 @@ class _Lookup:
 
 def page_pairs(
     lookup: _Lookup, record: dict, language: str
-) -> Iterator[tuple[list[float], int, int]]:
+) -> Iterator[tuple[list[float], int, int, bool]]:
     """Labelled feature rows from one article's sentences, as the recommender would meet them.
 
     Each sentence made of text and links is stripped of its links and scanned like a page:
@@ -446,8 +446,10 @@ def page_pairs(
     other candidate of every eligible mention is a negative, including pieces of longer links
     and anchor texts the editors left unlinked. The context is the article's other links.
     The reference system trains only on linked anchors and never shows its classifier the
-    unlinked mentions it will mostly be asked about. Rows come as (features, label, mention):
-    the mention's number within the article groups the candidates the recommender ranks.
+    unlinked mentions it will mostly be asked about. Rows come as (features, label, mention,
+    linked): the mention's number within the article groups the candidates the recommender
+    ranks; ``linked`` says the sentence had links (where the editors were linking, the
+    backtest's probe rule: what "right" is measured on).
     """
     from model.recommend import title_filter
     from model.text import ngrams
@@ -488,18 +490,20 @@ def page_pairs(
                 entities=lookup.entities,
                 vectors=lookup.vectors,
             ):
-                yield features, int(target == truth), mention
+                yield features, int(target == truth), mention, bool(links)
             mention += 1
 
 
 @dataclass(frozen=True)
 class TrainingRows:
-    """Cross-fitted training rows: features, labels, each row's fold and mention number."""
+    """Cross-fitted training rows: features, labels, each row's fold and mention number, and
+    whether its sentence had links (only those mentions fit the calibration)."""
 
     x: np.ndarray
     y: np.ndarray
     fold: np.ndarray
     mention: np.ndarray
+    linked: np.ndarray
 
 
 def best_per_mention(scores: np.ndarray, rows: TrainingRows) -> tuple[np.ndarray, ...]:
@@ -549,8 +553,13 @@ def train_classifier(rows: TrainingRows, settings: Settings):
             )
             oof[held] = fitted.predict(xgboost.DMatrix(x[held], missing=np.nan))
     booster = xgboost.train(params, xgboost.DMatrix(x, y, missing=np.nan), settings.rounds)
-    scored = ~np.isnan(oof)
-    kept = TrainingRows(x[scored], y[scored], rows.fold[scored], rows.mention[scored])
+    # Calibrated on mentions of sentences that had links: in a sentence without any, the
+    # editors were not linking (its mentions are not all wrong, just unjudged), and the
+    # backtest judges only sentences with links, as SPEC §2 does.
+    scored = ~np.isnan(oof) & rows.linked
+    kept = TrainingRows(
+        x[scored], y[scored], rows.fold[scored], rows.mention[scored], rows.linked[scored]
+    )
     score, label, fold = best_per_mention(oof[scored], kept)
     calibration = fit_isotonic(score, label)
     calibrated = np.zeros(len(score))
@@ -627,13 +636,16 @@ def build_model(
                 anchors_from(counts, f, settings), fold_entities, fold_vectors, settings.features
             )
         )
-    rows, labels, folds, mentions = [], [], [], []
+    rows, labels, folds, mentions, linked = [], [], [], [], []
     base = 0
     for record in progress(corpus.records(include), "training pairs"):
         f = fold_of(record["t"], settings.seed, settings.folds)
         top = -1
-        for feats, label, mention in page_pairs(lookups[f], record, corpus.site.language):
+        for feats, label, mention, has_links in page_pairs(
+            lookups[f], record, corpus.site.language
+        ):
             rows.append(feats)
+            linked.append(has_links)
             labels.append(label)
             folds.append(f)
             mentions.append(base + mention)
@@ -645,6 +657,7 @@ def build_model(
         np.asarray(labels, dtype=np.float32),
         np.asarray(folds, dtype=np.int64),
         np.asarray(mentions, dtype=np.int64),
+        np.asarray(linked, dtype=bool),
     )
     del rows
     booster, calibration, metrics = train_classifier(training, settings)

@@ -101,7 +101,7 @@ def test_cross_fitting_leaves_out_the_folds_own_links(ltg_corpus):
             assert target in graph[title]
         # Every positive row of a fold's article has a candidate linked elsewhere (count > 0).
         for record in corpus.records({t for t in own}):
-            for features, label, _m in page_pairs(lookup, record, corpus.site.language):
+            for features, label, _m, _linked in page_pairs(lookup, record, corpus.site.language):
                 if label:
                     assert features[1] > 0 or features[-3] or features[-2]
     assert checked == len(single)
@@ -117,6 +117,7 @@ def test_manifest_metrics_are_measured_on_held_out_articles():
         (rng.uniform(size=n) < 0.2).astype(np.float32),
         rng.integers(0, 5, n),
         np.arange(n) // 3,
+        np.ones(n, dtype=bool),
     )
     _, calibration, metrics = train_classifier(rows, Settings(rounds=60))
     assert 0.4 < metrics["auc"] < 0.6
