@@ -21,11 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from model.backtest import in_test_half  # noqa: E402
+from model.calibration import ece as calibration_error  # noqa: E402
 from model.datasets import open_model  # noqa: E402
 from model.recommend import score, select  # noqa: E402
 from model.text import normalize  # noqa: E402
@@ -35,19 +34,8 @@ DEFAULT_DUMPS = Path(__file__).resolve().parent.parent.parent / "shared" / "data
 LIMIT = 15
 
 
-def ece(pairs: list[tuple[float, int]], bins: int = 10) -> float:
-    """Expected calibration error: bin-weighted |mean score - share correct|."""
-    if not pairs:
-        return math.nan
-    s = np.array([p for p, _ in pairs])
-    y = np.array([c for _, c in pairs], dtype=float)
-    idx = np.minimum((s * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        m = idx == b
-        if m.any():
-            total += m.sum() * abs(s[m].mean() - y[m].mean())
-    return total / len(s)
+def ece(pairs: list[tuple[float, int]]) -> float:
+    return calibration_error([p for p, _ in pairs], [c for _, c in pairs])
 
 
 def wilson(k: int, n: int) -> tuple[float, float]:

@@ -3,11 +3,12 @@
     .venv/bin/python benchmarks/embedding_check.py [--dumps DIR] [--json OUT]
 
 For every shared dump (seed 1, the backtest's split): vectors are built from the train half's
-link graph in several ways; for each link of each test article's probe sentence whose anchor
-has at least two candidate targets, the page's context (sum of its other links' vectors, as
-the recommender computes it) is compared with (a) the linked target and (b) the anchor's
-other candidates. Reported per variant: mean cosine of (a) and of (b), and the share of
-(gold, other candidate) pairs where the gold target is closer ("AUC"; 0.5 = no signal).
+link graph in several ways; for each link of each sentence made of text and links of each
+test article whose anchor has at least two candidate targets, the page's context (sum of its
+other links' vectors, as the recommender computes it) is compared with (a) the linked target
+and (b) the anchor's other candidates. Reported per variant: mean cosine of (a) and of (b),
+and the share of (gold, other candidate) pairs where the gold target is closer ("AUC").
+0.5 means no signal.
 """
 
 from __future__ import annotations
@@ -87,32 +88,29 @@ def measure(corpus, variant: str) -> dict:
     index, vec = embed(graph, variant)
     gold_cos, other_cos, wins, pairs = [], [], 0.0, 0
     for record in corpus.records(test):
-        probe = next((x for x in record["x"] if x[1]), None)
-        if probe is None:
-            continue
-        text, links = probe
-        targets = {t for _, _, t in links}
-        rows = [index[t] for t, _ in record["l"] if t not in targets and t in index]
-        if not rows:
-            continue
-        context = vec[rows].sum(axis=0)
-        norm = np.linalg.norm(context)
-        if norm == 0:
-            continue
-        context = context / norm
-        for a, b, target in links:
-            anchor = anchors.get(normalize(text[a:b]))
-            if anchor is None or target not in index:
+        for text, links in record["x"]:
+            targets = {t for _, _, t in links}
+            rows = [index[t] for t, _ in record["l"] if t not in targets and t in index]
+            if not rows or not links:
                 continue
-            others = [t for t, _ in anchor.targets[:10] if t != target and t in index]
-            if not others:
+            context = vec[rows].sum(axis=0)
+            norm = np.linalg.norm(context)
+            if norm == 0:
                 continue
-            g = float(vec[index[target]] @ context)
-            o = [float(vec[index[t]] @ context) for t in others]
-            gold_cos.append(g)
-            other_cos += o
-            wins += sum(1.0 if g > x else 0.5 if g == x else 0.0 for x in o)
-            pairs += len(o)
+            context = context / norm
+            for a, b, target in links:
+                anchor = anchors.get(normalize(text[a:b]))
+                if anchor is None or target not in index:
+                    continue
+                others = [t for t, _ in anchor.targets[:10] if t != target and t in index]
+                if not others:
+                    continue
+                g = float(vec[index[target]] @ context)
+                o = [float(vec[index[t]] @ context) for t in others]
+                gold_cos.append(g)
+                other_cos += o
+                wins += sum(1.0 if g > x else 0.5 if g == x else 0.0 for x in o)
+                pairs += len(o)
     return {
         "wiki": corpus.site.dbname,
         "variant": variant,
