@@ -101,7 +101,7 @@ def test_cross_fitting_leaves_out_the_folds_own_links(ltg_corpus):
             assert target in graph[title]
         # Every positive row of a fold's article has a candidate linked elsewhere (count > 0).
         for record in corpus.records({t for t in own}):
-            for features, label, _m, _linked in page_pairs(lookup, record, corpus.site.language):
+            for features, label, _m, _probe in page_pairs(lookup, record, corpus.site.language):
                 if label:
                     assert features[1] > 0 or features[-3] or features[-2]
     assert checked == len(single)
