@@ -412,7 +412,10 @@ def build_vectors(
     adjacency = coo_matrix((data, (src, dst)), shape=(n, n)).tocsr()
     adjacency = (adjacency + adjacency.T).tocsr()
     u, s = top_singular(adjacency, min(DIMENSIONS, n - 2), seed)
-    vectors = u * np.sqrt(s)
+    # u * s, not u * sqrt(s): dot products then approximate A², i.e. "linked from and to the
+    # same pages" (co-links), which separates a page's true targets from the other
+    # candidates better on 5 of 7 shared dumps (benchmarks/embedding_check.py).
+    vectors = u * s
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
     vectors = np.round(vectors, 5).astype(np.float32)
