@@ -98,6 +98,43 @@ def fit_isotonic(scores, labels, min_block: int | None = None) -> Calibration:
     return Calibration(tuple(knots_x), tuple(knots_y))
 
 
+def fit_platt(scores, labels) -> Calibration:
+    """Logistic calibration on the logit of the raw score (Platt scaling), as knots.
+
+    Two parameters, so it stays meaningful on a small wiki where isotonic regression has
+    too few mentions per block and collapses to a constant; the slope is kept positive,
+    so the map is strictly increasing and never reorders candidates.
+    """
+    s = np.clip(np.asarray(scores, dtype=np.float64), 1e-6, 1 - 1e-6)
+    y = np.asarray(labels, dtype=np.float64)
+    if len(s) == 0 or y.min() == y.max():
+        return fit_isotonic(s, y)
+    z = np.log(s / (1 - s))
+    a, b = 1.0, 0.0
+    for _ in range(50):  # Newton's method on the log loss, lightly regularised
+        p = 1 / (1 + np.exp(-(a * z + b)))
+        w = p * (1 - p) + 1e-9
+        grad = np.array([((p - y) * z).sum() + 1e-3 * a, (p - y).sum()])
+        hess = np.array([[(w * z * z).sum() + 1e-3, (w * z).sum()], [(w * z).sum(), w.sum()]])
+        step = np.linalg.solve(hess, grad)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-8:
+            break
+    a = max(a, 1e-3)
+    grid = 1 / (1 + np.exp(-np.linspace(-12, 12, 241)))
+    values = 1 / (1 + np.exp(-(a * np.log(grid / (1 - grid)) + b)))
+    knots_x = [0.0] + [round(float(v), 6) for v in grid] + [1.0]
+    knots_y = [round(float(values[0]), 6)] + [round(float(v), 6) for v in values]
+    knots_y.append(knots_y[-1])
+    for i in range(1, len(knots_x)):
+        knots_x[i] = max(knots_x[i], knots_x[i - 1])
+        knots_y[i] = max(knots_y[i], knots_y[i - 1])
+    return Calibration(tuple(knots_x), tuple(knots_y))
+
+
+METHODS = {"isotonic": fit_isotonic, "platt": fit_platt}
+
+
 def ece(scores, labels, bins: int = BINS) -> float:
     """Expected calibration error over equal-width bins: mean |score - share right|, weighted."""
     s = np.asarray(scores, dtype=np.float64)
