@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from model import open_model
-from model.calibration import FILE, Calibration, ece, fit_isotonic
+from model.calibration import FILE, Calibration, ece, fit_isotonic, fit_platt
 from model.datasets import file_checksum, rows_checksum
 from model.text import normalize
 from model.train import (
@@ -59,6 +59,10 @@ def test_isotonic_fit_is_monotone_and_calibrates_a_skewed_score():
     test_raw = rng.uniform(0, 1, 20000)
     test_truth = rng.uniform(0, 1, 20000) < test_raw**3
     assert ece(cal(test_raw), test_truth) < 0.03
+    platt = fit_platt(raw, truth)  # a logit-linear skew: Platt fits it exactly
+    assert list(platt.x) == sorted(platt.x) and list(platt.y) == sorted(platt.y)
+    assert np.all(np.diff(platt(np.linspace(0.01, 0.99, 99))) > 0), "strictly increasing"
+    assert ece(platt(test_raw), test_truth) < 0.03
     with pytest.raises(ValueError, match="non-decreasing"):
         bad = Calibration((0.0, 0.5, 1.0), (0.0, 0.6, 0.4))
         path = __import__("pathlib").Path(__import__("tempfile").mkdtemp()) / FILE

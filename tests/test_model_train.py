@@ -37,6 +37,7 @@ def test_manifest_describes_the_model(ltg_model, en_model):
     assert ltg["dump_date"].startswith("2017")
     training = ltg["training"]
     assert training["heldout"] == "articles, 5 folds"
+    assert training["calibration"] in {"isotonic", "platt"}
     assert training["auc"] > 0.7 and training["mentions"] > 500
     assert 0 <= training["ece"] <= 0.1 and 0 < training["log_loss"] < 1
     assert ltg["code_version"].startswith("0.1.0+")
