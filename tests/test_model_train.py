@@ -38,7 +38,7 @@ def test_manifest_describes_the_model(ltg_model, en_model):
     training = ltg["training"]
     assert training["heldout"] == "articles, 5 folds"
     assert training["calibration"] in {"isotonic", "platt"}
-    assert training["auc"] > 0.7 and training["mentions"] > 500
+    assert training["auc"] > 0.7 and training["mentions"] > 150  # probe mentions
     assert 0 <= training["ece"] <= 0.1 and 0 < training["log_loss"] < 1
     assert ltg["code_version"].startswith("0.1.0+")
     en = json.loads((en_model / "manifest.json").read_text())
