@@ -43,6 +43,7 @@ log = logging.getLogger("addlink.model.train")
 MIN_LINK_PROB = 0.065  # SPEC §2: anchors linked less often than this are dropped
 MAX_TARGETS = 50  # candidate targets kept per anchor (the top 10 are scored)
 DIMENSIONS = 50
+ISOTONIC_MIN_MENTIONS = 1000  # calibration mentions below which isotonic under-resolves
 FOLDS = 5  # cross-fitting: each article's training rows come from the other folds' model
 COMPLETE_RESOLVE_RATIO = 0.25  # links resolving inside the dump above this: a complete wiki
 ENDINGS = set(TERMINATORS + "。！？｡")
@@ -567,16 +568,22 @@ def train_classifier(rows: TrainingRows, settings: Settings):
         x[scored], y[scored], rows.fold[scored], rows.mention[scored], rows.probe[scored]
     )
     score, label, fold = best_per_mention(oof[scored], kept)
-    # Isotonic or Platt, whichever predicts the held-out folds' mentions better (log loss,
-    # each fold's map fitted on the other folds): isotonic needs many mentions per block,
-    # a small wiki has a few hundred.
+    # Platt scaling, or isotonic regression where there are enough mentions for it (>= 1000,
+    # Niculescu-Mizil & Caruana 2005) and it predicts the held-out folds better (log loss,
+    # each fold's map fitted on the other folds). Below that, isotonic pools the few top
+    # scores with mediocre ones (English sample: 146 mentions, three blocks, no score above
+    # 0.39), so no page gets a confident link however clear it is.
     cross: dict[str, np.ndarray] = {}
     for name, fit in CALIBRATION_METHODS.items():
         cross[name] = np.zeros(len(score))
         for f in range(settings.folds):
             held = fold == f
             cross[name][held] = fit(score[~held], label[~held])(score[held])
-    method = min(cross, key=lambda name: (log_loss(cross[name], label), name))
+    method = "platt"
+    if len(score) >= ISOTONIC_MIN_MENTIONS and log_loss(cross["isotonic"], label) < log_loss(
+        cross["platt"], label
+    ):
+        method = "isotonic"
     calibration = CALIBRATION_METHODS[method](score, label)
     calibrated = cross[method]
     metrics = {
