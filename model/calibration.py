@@ -110,15 +110,30 @@ def fit_platt(scores, labels) -> Calibration:
     if len(s) == 0 or y.min() == y.max():
         return fit_isotonic(s, y)
     z = np.log(s / (1 - s))
+
+    def loss(a: float, b: float) -> float:
+        t = a * z + b
+        return float((np.logaddexp(0, t) - y * t).mean() + 1e-4 * a * a)
+
     a, b = 1.0, 0.0
-    for _ in range(50):  # Newton's method on the log loss, lightly regularised
+    current = loss(a, b)
+    for _ in range(100):  # Newton's method with step halving: the loss never goes up
         p = 1 / (1 + np.exp(-(a * z + b)))
         w = p * (1 - p) + 1e-9
-        grad = np.array([((p - y) * z).sum() + 1e-3 * a, (p - y).sum()])
-        hess = np.array([[(w * z * z).sum() + 1e-3, (w * z).sum()], [(w * z).sum(), w.sum()]])
+        n = len(z)
+        grad = np.array([((p - y) * z).sum() / n + 2e-4 * a, (p - y).sum() / n])
+        hess = np.array(
+            [[(w * z * z).sum() / n + 2e-4, (w * z).sum() / n], [(w * z).sum() / n, w.sum() / n]]
+        )
         step = np.linalg.solve(hess, grad)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-8:
+        scale = 1.0
+        while scale > 1e-6 and loss(a - scale * step[0], b - scale * step[1]) > current:
+            scale /= 2
+        if scale <= 1e-6:
+            break
+        a, b = a - scale * step[0], b - scale * step[1]
+        previous, current = current, loss(a, b)
+        if previous - current < 1e-12:
             break
     a = max(a, 1e-3)
     grid = 1 / (1 + np.exp(-np.linspace(-12, 12, 241)))
