@@ -58,30 +58,17 @@ def config_doc(args: argparse.Namespace, work: Path, target: int) -> dict:
     if args.source == "mediawiki":
         source = {"type": "api", "api_url": args.api_url}
     else:
-        source = {
-            "type": "dump",
-            "path": args.dump,
-            "complete": True,
-            "cache_dir": str(work / "cache"),
-        }
-    return {
-        "runner": {
-            "page_timeout": 60,
-            "user_agent": "addlink-bench/0.1 (local benchmark on 127.0.0.1)",
-        },
-        "store": {"type": "sqlite", "path": str(work / "addlink.sqlite")},
-        "events": {"type": "jsonlines", "path": str(work / "events.jsonl")},
-        "wikis": {
-            args.wiki: {
-                "language": args.wiki.removesuffix("wiki"),
-                "model": args.model,
-                "pool_target": target,
-                "source": source,
+        source = {"type": "dump", "path": args.dump, "complete": True,
+                  "cache_dir": str(work / "cache")}
+    return {"runner": {"page_timeout": 60,
+                       "user_agent": "addlink-bench/0.1 (local benchmark on 127.0.0.1)"},
+            "store": {"type": "sqlite", "path": str(work / "addlink.sqlite")},
+            "events": {"type": "jsonlines", "path": str(work / "events.jsonl")},
+            "wikis": {args.wiki: {
+                "language": args.wiki.removesuffix("wiki"), "model": args.model,
+                "pool_target": target, "source": source,
                 "candidates": {"strategy": "allpages", "batch_size": args.batch_size},
-                "criteria": {"minimum_time_since_last_edit": args.min_age},
-            }
-        },
-    }
+                "criteria": {"minimum_time_since_last_edit": args.min_age}}}}
 
 
 def config(args: argparse.Namespace, work: Path, target: int):
@@ -154,23 +141,17 @@ def machine_speedup(procs: int) -> float:
     return round(procs * alone / together, 2)
 
 
-def one_run(args: argparse.Namespace, workers: int, *, limit: int | None, target: int) -> dict:
+def one_run(args: argparse.Namespace, workers: int, *, limit: int | None,
+            target: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="runner-bench-") as tmp, ExitStack() as stack:
         cfg = config(args, Path(tmp), target)
         metrics = Metrics()
         a = Adapters(cfg, args.wiki, metrics, stack)
         if args.source == "dump":  # build the dump cache outside the timed part
             next(a.source.candidates("allpages", batch_size=1), None)
-        job = WikiJob(
-            cfg,
-            cfg.wiki(args.wiki),
-            source=a.source,
-            store=a.store,
-            publisher=a.publisher,
-            metrics=metrics,
-            lock=NoLock(),
-            options=RunOptions(workers=workers, limit=limit),
-        )
+        job = WikiJob(cfg, cfg.wiki(args.wiki), source=a.source, store=a.store,
+                      publisher=a.publisher, metrics=metrics, lock=NoLock(),
+                      options=RunOptions(workers=workers, limit=limit))
         sampler = Sampler(job)
         sampler.start()
         t0, c0, s0 = time.monotonic(), time.process_time(), server_cpu()
@@ -180,25 +161,18 @@ def one_run(args: argparse.Namespace, workers: int, *, limit: int | None, target
         sampler.done.set()
         sampler.join()
         startup = job.workers_startup
-        return {
-            "workers": workers,
-            "evaluated": res.evaluated,
-            "wall_s": round(wall, 2),
-            "startup_s": round(startup, 2),
-            "pages_per_s": round(res.evaluated / max(1e-9, wall - startup), 2),
-            "successes": res.outcomes.get("success", 0),
-            "stop": res.stop_reason,
-            "pool": res.pool_after,
-            "worker_rss_mb": [round(v / 2**20, 1) for v in sampler.workers.values()],
-            "parent_rss_mb": round(sampler.parent / 2**20, 1),
-            "cpu_ms_per_page": {
-                "workers": round(
-                    1000 * sum(sampler.worker_cpu.values()) / max(1, res.evaluated), 2
-                ),
-                "parent": round(1000 * parent_cpu / max(1, res.evaluated), 2),
-                "server": round(1000 * srv_cpu / max(1, res.evaluated), 2),
-            },
-        }
+        return {"workers": workers, "evaluated": res.evaluated, "wall_s": round(wall, 2),
+                "startup_s": round(startup, 2),
+                "pages_per_s": round(res.evaluated / max(1e-9, wall - startup), 2),
+                "successes": res.outcomes.get("success", 0), "stop": res.stop_reason,
+                "pool": res.pool_after,
+                "worker_rss_mb": [round(v / 2**20, 1) for v in sampler.workers.values()],
+                "parent_rss_mb": round(sampler.parent / 2**20, 1),
+                "cpu_ms_per_page": {
+                    "workers": round(1000 * sum(sampler.worker_cpu.values())
+                                     / max(1, res.evaluated), 2),
+                    "parent": round(1000 * parent_cpu / max(1, res.evaluated), 2),
+                    "server": round(1000 * srv_cpu / max(1, res.evaluated), 2)}}
 
 
 def child(args: argparse.Namespace) -> int:
@@ -215,20 +189,11 @@ def child(args: argparse.Namespace) -> int:
     def body(lock) -> object:
         with ExitStack() as stack:
             a = Adapters(cfg, args.wiki, metrics, stack)
-            target = pool_target_factory(
-                cfg, args.wiki, opts, a.store.pool_size, client=getattr(lock, "client", None)
-            )
-            job = WikiJob(
-                cfg,
-                cfg.wiki(args.wiki),
-                source=a.source,
-                store=a.store,
-                publisher=a.publisher,
-                metrics=metrics,
-                lock=lock,
-                options=opts,
-                pool_target=target,
-            )
+            target = pool_target_factory(cfg, args.wiki, opts, a.store.pool_size,
+                                         client=getattr(lock, "client", None))
+            job = WikiJob(cfg, cfg.wiki(args.wiki), source=a.source, store=a.store,
+                          publisher=a.publisher, metrics=metrics, lock=lock, options=opts,
+                          pool_target=target)
             sampler = Sampler(job)
             sampler.start()
             t0, c0 = time.time(), time.process_time()
@@ -236,18 +201,12 @@ def child(args: argparse.Namespace) -> int:
             end = time.time()
             sampler.done.set()
             sampler.join()
-            out.update(
-                shard=f"{i}/{n}",
-                evaluated=res.evaluated,
-                status=res.status,
-                stop=res.stop_reason,
-                successes=res.outcomes.get("success", 0),
-                first_page_at=t0 + job.workers_startup,
-                end_at=end,
-                parent_cpu=time.process_time() - c0,
-                worker_cpu=sum(sampler.worker_cpu.values()),
-                worker_rss_mb=[round(v / 2**20, 1) for v in sampler.workers.values()],
-            )
+            out.update(shard=f"{i}/{n}", evaluated=res.evaluated, status=res.status,
+                       stop=res.stop_reason, successes=res.outcomes.get("success", 0),
+                       first_page_at=t0 + job.workers_startup, end_at=end,
+                       parent_cpu=time.process_time() - c0,
+                       worker_cpu=sum(sampler.worker_cpu.values()),
+                       worker_rss_mb=[round(v / 2**20, 1) for v in sampler.workers.values()])
             return res
 
     locked(cfg, args.wiki, opts, metrics, body)
@@ -265,12 +224,10 @@ def shards_run(args: argparse.Namespace, shards: int) -> dict:
     db = f"addlink_bench_{secrets.token_hex(4)}"
     with tempfile.TemporaryDirectory(prefix="runner-bench-") as tmp:
         doc = config_doc(args, Path(tmp), 10**9)
-        doc["store"] = {"type": "mysql", "url": f"{args.mysql}/{db}", "create_database": True}
-        doc["lock"] = {
-            "type": "zookeeper",
-            "hosts": args.zk_hosts,
-            "root": f"/addlink-bench-{time.time_ns()}",
-        }
+        doc["store"] = {"type": "mysql", "url": f"{args.mysql}/{db}",
+                        "create_database": True}
+        doc["lock"] = {"type": "zookeeper", "hosts": args.zk_hosts,
+                       "root": f"/addlink-bench-{time.time_ns()}"}
         doc["events"]["path"] = str(Path(tmp) / "events-{wiki}.jsonl")
         path = Path(tmp) / "config.json"
         path.write_text(json.dumps(doc))
@@ -280,29 +237,11 @@ def shards_run(args: argparse.Namespace, shards: int) -> dict:
 
             DumpSource(args.dump, cache_dir=Path(tmp) / "cache").close()
         s0, d0 = server_cpu(), db_cpu()
-        procs = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    f"{i}/{shards}",
-                    "--child-config",
-                    str(path),
-                    "--wiki",
-                    args.wiki,
-                    "--model",
-                    args.model,
-                    "--source",
-                    args.source,
-                    "--shard-workers",
-                    str(args.shard_workers),
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for i in range(shards)
-        ]
+        procs = [subprocess.Popen(
+            [sys.executable, __file__, "--child", f"{i}/{shards}", "--child-config", str(path),
+             "--wiki", args.wiki, "--model", args.model, "--source", args.source,
+             "--shard-workers", str(args.shard_workers)],
+            stdout=subprocess.PIPE, text=True) for i in range(shards)]
         outs = [p.communicate()[0] for p in procs]
         srv_cpu, mdb_cpu = server_cpu() - s0, db_cpu() - d0
     _zk_cleanup(args.zk_hosts, doc["lock"]["root"])
@@ -321,22 +260,16 @@ def shards_run(args: argparse.Namespace, shards: int) -> dict:
         parts.append(json.loads(lines[-1]))
     evaluated = sum(x["evaluated"] for x in parts)
     wall = max(x["end_at"] for x in parts) - min(x["first_page_at"] for x in parts)
-    return {
-        "shards": shards,
-        "workers_per_shard": args.shard_workers,
-        "evaluated": evaluated,
-        "wall_s": round(wall, 2),
-        "pages_per_s": round(evaluated / wall, 2),
-        "successes": sum(x["successes"] for x in parts),
-        "stops": sorted({x["stop"] for x in parts}),
-        "worker_rss_mb": max(v for x in parts for v in x["worker_rss_mb"] or [0]),
-        "cpu_ms_per_page": {
-            "workers": round(1000 * sum(x["worker_cpu"] for x in parts) / evaluated, 2),
-            "parents": round(1000 * sum(x["parent_cpu"] for x in parts) / evaluated, 2),
-            "server": round(1000 * srv_cpu / evaluated, 2),
-            "mariadb": round(1000 * mdb_cpu / evaluated, 2),
-        },
-    }
+    return {"shards": shards, "workers_per_shard": args.shard_workers, "evaluated": evaluated,
+            "wall_s": round(wall, 2), "pages_per_s": round(evaluated / wall, 2),
+            "successes": sum(x["successes"] for x in parts),
+            "stops": sorted({x["stop"] for x in parts}),
+            "worker_rss_mb": max(v for x in parts for v in x["worker_rss_mb"] or [0]),
+            "cpu_ms_per_page": {
+                "workers": round(1000 * sum(x["worker_cpu"] for x in parts) / evaluated, 2),
+                "parents": round(1000 * sum(x["parent_cpu"] for x in parts) / evaluated, 2),
+                "server": round(1000 * srv_cpu / evaluated, 2),
+                "mariadb": round(1000 * mdb_cpu / evaluated, 2)}}
 
 
 def _zk_cleanup(hosts: str, root: str) -> None:
@@ -362,28 +295,23 @@ def _mysql_kw(url: str) -> dict:
 def shards_main(args: argparse.Namespace) -> int:
     rows = []
     for n in args.shards:
-        best = max(
-            (shards_run(args, n) for _ in range(args.repeat)), key=lambda r: r["pages_per_s"]
-        )
+        best = max((shards_run(args, n) for _ in range(args.repeat)),
+                   key=lambda r: r["pages_per_s"])
         best["machine_speedup"] = machine_speedup(n) if n > 1 else 1.0
         rows.append(best)
     if args.json:
         print(json.dumps(rows, indent=2))
     base = rows[0]["pages_per_s"]
-    print(
-        "\n| shards (processes) | workers per shard | pages evaluated | pages/s | speed-up "
-        "| machine speed-up | CPU ms per page: workers | shard parents | MediaWiki server "
-        "| MariaDB | worker RSS MiB (peak) |"
-    )
+    print("\n| shards (processes) | workers per shard | pages evaluated | pages/s | speed-up "
+          "| machine speed-up | CPU ms per page: workers | shard parents | MediaWiki server "
+          "| MariaDB | worker RSS MiB (peak) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         c = r["cpu_ms_per_page"]
-        print(
-            f"| {r['shards']} | {r['workers_per_shard']} | {r['evaluated']} | "
-            f"{r['pages_per_s']} | {r['pages_per_s'] / base:.2f}x | "
-            f"{r['machine_speedup']:.2f}x | {c['workers']} | {c['parents']} | {c['server']} "
-            f"| {c['mariadb']} | {r['worker_rss_mb']} |"
-        )
+        print(f"| {r['shards']} | {r['workers_per_shard']} | {r['evaluated']} | "
+              f"{r['pages_per_s']} | {r['pages_per_s'] / base:.2f}x | "
+              f"{r['machine_speedup']:.2f}x | {c['workers']} | {c['parents']} | {c['server']} "
+              f"| {c['mariadb']} | {r['worker_rss_mb']} |")
     return 0
 
 
@@ -399,21 +327,15 @@ def main() -> int:
     p.add_argument("--target", type=int, default=10, help="pool target of the fill runs")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--batch-size", type=int, default=500)
-    p.add_argument("--min-age", type=int, default=86400, help="minimum_time_since_last_edit (s)")
+    p.add_argument("--min-age", type=int, default=86400,
+                   help="minimum_time_since_last_edit (s)")
     p.add_argument("--repeat", type=int, default=3, help="runs per figure (best is kept)")
     p.add_argument("--json", action="store_true")
-    p.add_argument(
-        "--shards",
-        type=int,
-        nargs="+",
-        help="instead: N shard processes over the whole wiki, e.g. 1 2",
-    )
+    p.add_argument("--shards", type=int, nargs="+",
+                   help="instead: N shard processes over the whole wiki, e.g. 1 2")
     p.add_argument("--shard-workers", type=int, default=1, help="workers per shard process")
-    p.add_argument(
-        "--mysql",
-        default="mysql://root@127.0.0.1:3306",
-        help="MariaDB server of the shard runs (a fresh database each run)",
-    )
+    p.add_argument("--mysql", default="mysql://root@127.0.0.1:3306",
+                   help="MariaDB server of the shard runs (a fresh database each run)")
     p.add_argument("--zk-hosts", default="127.0.0.1:2181")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--child-config", help=argparse.SUPPRESS)
@@ -435,39 +357,32 @@ def main() -> int:
     for w in args.workers:
         # best of --repeat runs; the machine's own parallel speed-up is measured right
         # before (a shared or throttled host gives less than its core count)
-        thr = max(
-            (one_run(args, w, limit=args.pages, target=10**9) for _ in range(args.repeat)),
-            key=lambda r: r["pages_per_s"],
-        )
+        thr = max((one_run(args, w, limit=args.pages, target=10**9)
+                   for _ in range(args.repeat)), key=lambda r: r["pages_per_s"])
         thr["machine_speedup"] = machine_speedup(w) if w > 1 else 1.0
-        fill = min(
-            (one_run(args, w, limit=None, target=args.target) for _ in range(args.repeat)),
-            key=lambda r: r["wall_s"],
-        )
+        fill = min((one_run(args, w, limit=None, target=args.target)
+                    for _ in range(args.repeat)), key=lambda r: r["wall_s"])
         rows.append({"throughput": thr, "fill": fill})
     base = rows[0]["throughput"]["pages_per_s"]
     if args.json:
         print(json.dumps(rows, indent=2))
-    print(
-        f"\n| workers | pages evaluated | pages/s | speed-up | machine speed-up "
-        f"| worker start (s) | fill to {args.target}: s (pages) | worker RSS MiB (peak) "
-        f"| parent RSS MiB |"
-    )
+    print(f"\n| workers | pages evaluated | pages/s | speed-up | machine speed-up "
+          f"| worker start (s) | fill to {args.target}: s (pages) | worker RSS MiB (peak) "
+          f"| parent RSS MiB |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         t, f = r["throughput"], r["fill"]
         rss = max(t["worker_rss_mb"] + f["worker_rss_mb"] or [0])
-        print(
-            f"| {t['workers']} | {t['evaluated']} | {t['pages_per_s']} | "
-            f"{t['pages_per_s'] / base:.2f}x | {t['machine_speedup']:.2f}x | "
-            f"{t['startup_s']} | {f['wall_s']} ({f['evaluated']}, {f['stop']}) | {rss} | "
-            f"{max(t['parent_rss_mb'], f['parent_rss_mb'])} |"
-        )
+        print(f"| {t['workers']} | {t['evaluated']} | {t['pages_per_s']} | "
+              f"{t['pages_per_s'] / base:.2f}x | {t['machine_speedup']:.2f}x | "
+              f"{t['startup_s']} | {f['wall_s']} ({f['evaluated']}, {f['stop']}) | {rss} | "
+              f"{max(t['parent_rss_mb'], f['parent_rss_mb'])} |")
     print("\n| workers | CPU ms per page: workers | parent | MediaWiki server |")
     print("|---|---|---|---|")
     for r in rows:
         c = r["throughput"]["cpu_ms_per_page"]
-        print(f"| {r['throughput']['workers']} | {c['workers']} | {c['parent']} | {c['server']} |")
+        print(f"| {r['throughput']['workers']} | {c['workers']} | {c['parent']} | "
+              f"{c['server']} |")
     return 0
 
 

@@ -1,11 +1,12 @@
 """On-disk lookups over one wiki's datasets, so a recommending process stays small.
 
-A model directory holds ``manifest.json``, the classifier (``model.json``), the entity
-vectors (``vectors.npy``, memory-mapped) and a Bloom filter of anchor keys
-(``anchors.bloom``, memory-mapped), plus the keyed datasets (anchors, redirects, page ids,
-entity index) either as SQLite files in the same directory or as MySQL tables (after
-``python -m model load``). The Bloom filter answers "surely not an anchor" for most n-grams
-without touching the database, which keeps lookups per page cheap whatever the wiki's size.
+A model directory holds ``manifest.json``, the classifier (``model.json``) and its score
+calibration (``calibration.json``), the entity vectors (``vectors.npy``, memory-mapped) and a
+Bloom filter of anchor keys (``anchors.bloom``, memory-mapped), plus the keyed datasets
+(anchors, redirects, page ids, entity index) either as SQLite files in the same directory or
+as MySQL tables (after ``python -m model load``). The Bloom filter answers "surely not an
+anchor" for most n-grams without touching the database, which keeps lookups per page cheap
+whatever the wiki's size.
 """
 
 from __future__ import annotations

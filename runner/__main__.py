@@ -57,17 +57,13 @@ def _positive(kind: type) -> object:
         if v <= 0:
             raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
         return v
-
     return conv
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m runner",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 2)[2],
-    )
+    p = argparse.ArgumentParser(prog="python -m runner", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 2)[2])
     p.add_argument("--config", help="YAML config (default: runner/sample-config.yaml)")
     p.add_argument("--log-format", choices=("json", "text"), default="json")
     p.add_argument("--verbose", action="store_true", help="debug logging")
@@ -75,9 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--dry-run", action="store_true", help="evaluate, write nothing")
-        sp.add_argument(
-            "--workers", type=_positive(int), help="worker processes (default: usable CPUs)"
-        )
+        sp.add_argument("--workers", type=_positive(int),
+                        help="worker processes (default: usable CPUs)")
 
     r = sub.add_parser("refresh", help="fill each wiki's pool up to its target")
     r.add_argument("--wiki", action="append", help="only this wiki (repeatable)")
@@ -104,18 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("revalidate", help="re-evaluate stored rows that fail a check")
     v.add_argument("--wiki", required=True)
     v.add_argument("--older-than", help="made before: 2024-05-01, unix time, or age (30d)")
-    v.add_argument(
-        "--checksum-mismatch",
-        action="store_true",
-        help="made with other dataset checksums than the current model's",
-    )
+    v.add_argument("--checksum-mismatch", action="store_true",
+                   help="made with other dataset checksums than the current model's")
     v.add_argument("--score-below", type=float, help="any link scoring below this")
     v.add_argument("--all", action="store_true", help="every row")
-    v.add_argument(
-        "--delete-null-rows",
-        action="store_true",
-        help="also forget 'nothing usable' rows (criteria became more permissive)",
-    )
+    v.add_argument("--delete-null-rows", action="store_true",
+                   help="also forget 'nothing usable' rows (criteria became more permissive)")
     v.add_argument("--limit", type=_positive(int), help="at most N rows")
     v.add_argument("--force", action="store_true")
     common(v)
@@ -141,7 +130,8 @@ def _install_signals(stop: StopFlag) -> None:
         if stop.reason == name and signum == signal.SIGINT:
             raise KeyboardInterrupt
         stop.set(name)
-        log.warning("signal received: stopping after the pages in flight", extra={"signal": name})
+        log.warning("signal received: stopping after the pages in flight",
+                    extra={"signal": name})
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
@@ -153,7 +143,8 @@ def _titles(args: argparse.Namespace) -> tuple[str, ...]:
     try:
         text = Path(args.titles_file).read_text(encoding="utf-8")
     except OSError as e:
-        raise ConfigError(f"--titles-file: cannot read {args.titles_file}: {e.strerror}") from None
+        raise ConfigError(f"--titles-file: cannot read {args.titles_file}: {e.strerror}") \
+            from None
     titles = tuple(t.strip() for t in text.splitlines() if t.strip())
     if not titles:
         raise ConfigError(f"--titles-file: {args.titles_file} has no titles")
@@ -166,9 +157,8 @@ def _run(cfg: Config, args: argparse.Namespace) -> int:
 
     if args.command == "status":
         rows = status.collect(cfg, args.wiki)
-        print(
-            json.dumps({"wikis": rows}, indent=2) if args.format == "json" else status.table(rows)
-        )
+        print(json.dumps({"wikis": rows}, indent=2) if args.format == "json"
+              else status.table(rows))
         return EXIT_OK
 
     wikis = getattr(args, "wiki", None) or []
@@ -180,43 +170,24 @@ def _run(cfg: Config, args: argparse.Namespace) -> int:
     results: list[RunResult] = []
     try:
         if args.command == "refresh":
-            opts = RunOptions(
-                command="refresh",
-                target=args.target,
-                dry_run=args.dry_run,
-                workers=args.workers,
-                max_runtime=args.max_runtime,
-                shard=args.shard,
-                batch_size=args.batch_size,
-                limit=args.limit,
-                topic=args.topic,
-            )
+            opts = RunOptions(command="refresh", target=args.target, dry_run=args.dry_run,
+                              workers=args.workers, max_runtime=args.max_runtime,
+                              shard=args.shard, batch_size=args.batch_size, limit=args.limit,
+                              topic=args.topic)
             for w in args.wiki or sorted(cfg.wikis):
                 if stop:
                     break
                 results.append(run_wiki(cfg, w, opts, metrics, stop))
         elif args.command == "backfill":
-            opts = RunOptions(
-                command="backfill",
-                dry_run=args.dry_run,
-                workers=args.workers,
-                force=args.force,
-                titles=_titles(args),
-            )
+            opts = RunOptions(command="backfill", dry_run=args.dry_run, workers=args.workers,
+                              force=args.force, titles=_titles(args))
             results.append(run_wiki(cfg, args.wiki, opts, metrics, stop))
         elif args.command == "revalidate":
-            if not (
-                args.older_than
-                or args.checksum_mismatch
-                or args.score_below is not None
-                or args.all
-                or args.delete_null_rows
-            ):
-                raise ConfigError(
-                    "revalidate: give at least one of --older-than, "
-                    "--checksum-mismatch, --score-below, --all, "
-                    "--delete-null-rows"
-                )
+            if not (args.older_than or args.checksum_mismatch or args.score_below is not None
+                    or args.all or args.delete_null_rows):
+                raise ConfigError("revalidate: give at least one of --older-than, "
+                                  "--checksum-mismatch, --score-below, --all, "
+                                  "--delete-null-rows")
             checksums = None
             if args.checksum_mismatch:
                 from model import open_model
@@ -224,21 +195,15 @@ def _run(cfg: Config, args: argparse.Namespace) -> int:
                 checksums = dict(open_model(cfg.wiki(args.wiki).model).checksums)
             spec = repair.RevalidateSpec(
                 older_than=repair.parse_when(args.older_than) if args.older_than else None,
-                checksums=checksums,
-                score_below=args.score_below,
-                all=args.all,
-                delete_null=args.delete_null_rows,
-                limit=args.limit,
-            )
-            opts = RunOptions(
-                command="revalidate", dry_run=args.dry_run, workers=args.workers, force=args.force
-            )
+                checksums=checksums, score_below=args.score_below, all=args.all,
+                delete_null=args.delete_null_rows, limit=args.limit)
+            opts = RunOptions(command="revalidate", dry_run=args.dry_run, workers=args.workers,
+                              force=args.force)
             results.append(repair.revalidate(cfg, args.wiki, spec, opts, metrics, stop))
         elif args.command == "drift":
             opts = RunOptions(command="drift", dry_run=args.dry_run)
-            results.append(
-                repair.drift(cfg, args.wiki, resend=args.resend, options=opts, metrics=metrics)
-            )
+            results.append(repair.drift(cfg, args.wiki, resend=args.resend, options=opts,
+                                        metrics=metrics))
     finally:
         metrics.close()
     for r in results:

@@ -44,24 +44,13 @@ class Adapters:
         self.sink = open_sink(cfg.events, wiki, ua)
         stack.callback(self.sink.close)
         e = cfg.events
-        self.publisher = Publisher(
-            self.store,
-            self.sink,
-            metrics,
-            batch_size=e.batch_size,
-            max_attempts=e.max_attempts,
-            backoff=e.backoff,
-        )
+        self.publisher = Publisher(self.store, self.sink, metrics, batch_size=e.batch_size,
+                                   max_attempts=e.max_attempts, backoff=e.backoff)
         self.events = EventFactory(wiki, e.stream, e.schema_uri, w.domain)
 
 
-def locked(
-    cfg: Config,
-    wiki: str,
-    options: RunOptions,
-    metrics: Metrics,
-    body: Callable[[WikiLock], RunResult],
-) -> RunResult:
+def locked(cfg: Config, wiki: str, options: RunOptions, metrics: Metrics,
+           body: Callable[[WikiLock], RunResult]) -> RunResult:
     """Run ``body`` holding the wiki's lock; a held lock is reported at once."""
     lock: WikiLock = NoLock() if options.dry_run else open_lock(cfg.lock, wiki, options.shard)
     try:
@@ -80,9 +69,8 @@ def locked(
         lock.release()
 
 
-def run_wiki(
-    cfg: Config, wiki: str, options: RunOptions, metrics: Metrics, stop: StopFlag | None = None
-) -> RunResult:
+def run_wiki(cfg: Config, wiki: str, options: RunOptions, metrics: Metrics,
+             stop: StopFlag | None = None) -> RunResult:
     """refresh/backfill of one wiki, from lock to summary."""
 
     def body(lock: WikiLock) -> RunResult:
@@ -90,25 +78,16 @@ def run_wiki(
             try:
                 a = Adapters(cfg, wiki, metrics, stack)
             except Exception as e:  # noqa: BLE001 - any adapter failing to open is fatal
-                log.error("cannot open the wiki's adapters", extra={"wiki": wiki, "error": str(e)})
+                log.error("cannot open the wiki's adapters", extra={"wiki": wiki,
+                                                                   "error": str(e)})
                 return RunResult(wiki, status="failed", stop_reason="setup", error=str(e))
             # The shared target rides on the lock's ZooKeeper session when there is one:
             # if that session goes, the run stops and its claims go with it.
-            target = pool_target_factory(
-                cfg, wiki, options, a.store.pool_size, client=getattr(lock, "client", None)
-            )
-            job = WikiJob(
-                cfg,
-                cfg.wiki(wiki),
-                source=a.source,
-                store=a.store,
-                publisher=a.publisher,
-                metrics=metrics,
-                lock=lock,
-                options=options,
-                stop=stop,
-                pool_target=target,
-            )
+            target = pool_target_factory(cfg, wiki, options, a.store.pool_size,
+                                         client=getattr(lock, "client", None))
+            job = WikiJob(cfg, cfg.wiki(wiki), source=a.source, store=a.store,
+                          publisher=a.publisher, metrics=metrics, lock=lock,
+                          options=options, stop=stop, pool_target=target)
             return job.run()
 
     return locked(cfg, wiki, options, metrics, body)

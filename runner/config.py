@@ -205,7 +205,6 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 def _expand(value: Any, where: str, env: typing.Mapping[str, str]) -> Any:
     if isinstance(value, str):
-
         def sub(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
             if name in env and env[name] != "":
@@ -340,9 +339,8 @@ def _check(cfg: Config) -> None:
     _positive(r.max_runtime, "runner.max_runtime")
     if cfg.store.type == "mysql" and not (cfg.store.url or "").startswith("mysql://"):
         raise ConfigError("store.url: a mysql store needs url: mysql://user@host[:port]/database")
-    if cfg.events.type == "eventgate" and not (cfg.events.url or "").startswith(
-        ("http://", "https://")
-    ):
+    if cfg.events.type == "eventgate" and not (cfg.events.url or "").startswith(("http://",
+                                                                                  "https://")):
         raise ConfigError("events.url: an eventgate sink needs url: http(s)://host:port")
     _positive(cfg.events.batch_size, "events.batch_size")
     _positive(cfg.events.max_attempts, "events.max_attempts")
@@ -376,7 +374,9 @@ def _check(cfg: Config) -> None:
         if s.type == "api" and not (s.api_url or "").startswith(("http://", "https://")):
             raise ConfigError(f"{at}.source.api_url: an api source needs the api.php URL")
         if s.type == "api" and bool(s.bot_user) != bool(s.bot_password):
-            raise ConfigError(f"{at}.source: bot_user and bot_password_env/_file go together")
+            raise ConfigError(
+                f"{at}.source: bot_user and bot_password_env/_file go together"
+            )
         if s.type == "dump":
             if not s.path:
                 raise ConfigError(f"{at}.source.path: a dump source needs the dump's path")
@@ -404,9 +404,8 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def parse_config(
-    raw: Any, path: str = "<memory>", env: typing.Mapping[str, str] | None = None
-) -> Config:
+def parse_config(raw: Any, path: str = "<memory>",
+                 env: typing.Mapping[str, str] | None = None) -> Config:
     """Validate a parsed YAML document (a mapping) into a ``Config``."""
     env = os.environ if env is None else env
     if not isinstance(raw, dict):
@@ -426,13 +425,13 @@ def parse_config(
         merged = _merge(defaults, body)
         if "name" in merged:
             raise ConfigError(f"wikis.{name}.name: the wiki's name is its key; remove it")
-        wikis[str(name)] = _build(WikiConfig, {"name": str(name), **merged}, f"wikis.{name}", env)
+        wikis[str(name)] = _build(WikiConfig, {"name": str(name), **merged},
+                                  f"wikis.{name}", env)
     cfg_fields = {f.name for f in dataclasses.fields(Config)} - {"wikis", "path"}
     for key in top:
         if key not in cfg_fields:
-            raise ConfigError(
-                f"{key}: unknown section (known: defaults, wikis, {', '.join(sorted(cfg_fields))})"
-            )
+            raise ConfigError(f"{key}: unknown section (known: defaults, wikis, "
+                              f"{', '.join(sorted(cfg_fields))})")
     hints = typing.get_type_hints(Config)
     sections = {k: _coerce_section(hints[k], top.get(k), k, env) for k in cfg_fields}
     cfg = Config(wikis=wikis, path=path, **sections)
@@ -448,9 +447,8 @@ def _coerce_section(tp: Any, value: Any, where: str, env: typing.Mapping[str, st
     return _build(tp, value, where, env)
 
 
-def load_config(
-    path: str | os.PathLike | None = None, env: typing.Mapping[str, str] | None = None
-) -> Config:
+def load_config(path: str | os.PathLike | None = None,
+                env: typing.Mapping[str, str] | None = None) -> Config:
     """Read and validate a config file (default: the embedded sample config)."""
     p = Path(path) if path else SAMPLE_CONFIG
     try:

@@ -145,17 +145,8 @@ class ZooKeeperPoolTarget:
 
     PREFIX = "claim-"
 
-    def __init__(
-        self,
-        client: Any,
-        path: str,
-        target: int,
-        pool_size: Callable[[], int],
-        *,
-        refresh: float = 2.0,
-        wait: float = 30.0,
-        owns_client: bool = False,
-    ) -> None:
+    def __init__(self, client: Any, path: str, target: int, pool_size: Callable[[], int], *,
+                 refresh: float = 2.0, wait: float = 30.0, owns_client: bool = False) -> None:
         self.client, self.path, self.target = client, path.rstrip("/"), target
         self.pool_size, self.refresh, self.wait = pool_size, refresh, wait
         self._owns_client = owns_client
@@ -164,16 +155,8 @@ class ZooKeeperPoolTarget:
         self.client.ensure_path(self.path)
 
     @classmethod
-    def connect(
-        cls,
-        hosts: str,
-        path: str,
-        target: int,
-        pool_size: Callable[[], int],
-        *,
-        timeout: float = 10.0,
-        **kw: Any,
-    ) -> ZooKeeperPoolTarget:
+    def connect(cls, hosts: str, path: str, target: int, pool_size: Callable[[], int], *,
+                timeout: float = 10.0, **kw: Any) -> ZooKeeperPoolTarget:
         """With a ZooKeeper session of its own (closed by ``close()``)."""
         from kazoo.client import KazooClient
         from kazoo.handlers.threading import KazooTimeoutError
@@ -218,7 +201,8 @@ class ZooKeeperPoolTarget:
         from kazoo.exceptions import KazooException, NoNodeError
 
         try:
-            node = self.client.create(f"{self.path}/{self.PREFIX}", ephemeral=True, sequence=True)
+            node = self.client.create(f"{self.path}/{self.PREFIX}", ephemeral=True,
+                                      sequence=True)
         except KazooException as e:
             log.warning("pool target: cannot create a claim: %s", e)
             return None
@@ -233,17 +217,15 @@ class ZooKeeperPoolTarget:
                 pool = self.pool_size()  # read AFTER listing: a race only counts twice
                 if pool + len(ahead) < self.target:
                     self._mine.add(name)
-                    self._cached = (time.monotonic(), self.target - pool - len(ahead) - 1)
+                    self._cached = (time.monotonic(),
+                                    self.target - pool - len(ahead) - 1)
                     return Slot(name)
                 if pool >= self.target:
                     self._cached = (time.monotonic(), self.target - pool)
                     break
                 if time.monotonic() >= deadline:
-                    log.warning(
-                        "pool target: claims ahead undecided after %.0f s; refused",
-                        self.wait,
-                        extra={"claims": ahead},
-                    )
+                    log.warning("pool target: claims ahead undecided after %.0f s; refused",
+                                self.wait, extra={"claims": ahead})
                     break
                 changed.wait(min(0.5, max(0.0, deadline - time.monotonic())))
         except KazooException as e:
@@ -290,9 +272,9 @@ def claims_path(root: str, wiki: str) -> str:
     return f"{root.rstrip('/')}/{wiki}/claims"
 
 
-def pool_target_factory(
-    cfg: Config, wiki: str, options: RunOptions, pool_size: Callable[[], int], client: Any = None
-) -> Callable[[int, int], PoolTarget]:
+def pool_target_factory(cfg: Config, wiki: str, options: RunOptions,
+                        pool_size: Callable[[], int],
+                        client: Any = None) -> Callable[[int, int], PoolTarget]:
     """How a run draws its budget: ``factory(target, pool_size_at_start) -> PoolTarget``.
 
     ``lock.type: zookeeper`` (production): the target is shared by every process filling
@@ -309,8 +291,7 @@ def pool_target_factory(
     def make(target: int, current: int) -> PoolTarget:
         if client is not None:
             return ZooKeeperPoolTarget(client, path, target, pool_size, wait=wait)
-        return ZooKeeperPoolTarget.connect(
-            lock.hosts, path, target, pool_size, timeout=lock.timeout, wait=wait
-        )
+        return ZooKeeperPoolTarget.connect(lock.hosts, path, target, pool_size,
+                                           timeout=lock.timeout, wait=wait)
 
     return make

@@ -30,18 +30,9 @@ ALL_RECOMMENDATIONS_PRUNED = "all_recommendations_pruned"
 GOOD_LINKS_COUNT_TOO_SMALL = "good_links_count_too_small"
 
 OUTCOMES = (
-    SUCCESS,
-    OTHER,
-    MINIMUM_TIME,
-    DISAMBIGUATION,
-    EXCLUDED_TEMPLATE,
-    EXCLUDED_CATEGORY,
-    LAST_EDIT_LINK_RECOMMENDATION,
-    LAST_EDIT_LINK_RECOMMENDATION_REVERT,
-    ALREADY_STORED,
-    KNOWN_UNAVAILABLE,
-    HAS_PRIOR_SUBMISSION,
-    ALL_RECOMMENDATIONS_PRUNED,
+    SUCCESS, OTHER, MINIMUM_TIME, DISAMBIGUATION, EXCLUDED_TEMPLATE, EXCLUDED_CATEGORY,
+    LAST_EDIT_LINK_RECOMMENDATION, LAST_EDIT_LINK_RECOMMENDATION_REVERT, ALREADY_STORED,
+    KNOWN_UNAVAILABLE, HAS_PRIOR_SUBMISSION, ALL_RECOMMENDATIONS_PRUNED,
     GOOD_LINKS_COUNT_TOO_SMALL,
 )
 
@@ -84,14 +75,8 @@ def word_count(wikitext: str) -> int:
     return sum(1 for _ in _WORD.finditer(wikitext))
 
 
-def evaluate(
-    page: PageData,
-    criteria: Criteria,
-    state: StoreState,
-    *,
-    force: bool = False,
-    now: float | None = None,
-) -> Verdict:
+def evaluate(page: PageData, criteria: Criteria, state: StoreState, *, force: bool = False,
+             now: float | None = None) -> Verdict:
     """Apply the rules that need no recommendation; the first failing rule names the outcome."""
     if page.content_model != "wikitext":
         return Verdict(OTHER, f"content model is {page.content_model}, not wikitext")
@@ -133,12 +118,8 @@ def _page_rules(page: PageData, c: Criteria, now: float) -> Verdict:
         return Verdict(EXCLUDED_CATEGORY, f"category {sorted(hit)[0]}")
     if ADD_LINK_TAG in page.tags:
         return Verdict(LAST_EDIT_LINK_RECOMMENDATION, "last edit was an Add-a-Link edit")
-    if (
-        any(t in page.tags for t in REVERT_TAGS)
-        and page.parent_tags is not None
-        and ADD_LINK_TAG in page.parent_tags
-    ):
-        return Verdict(
-            LAST_EDIT_LINK_RECOMMENDATION_REVERT, "last edit reverted an Add-a-Link edit"
-        )
+    if any(t in page.tags for t in REVERT_TAGS) and page.parent_tags is not None \
+            and ADD_LINK_TAG in page.parent_tags:
+        return Verdict(LAST_EDIT_LINK_RECOMMENDATION_REVERT,
+                       "last edit reverted an Add-a-Link edit")
     return Verdict(None)

@@ -57,12 +57,8 @@ class EventFactory:
             "dt": dt,
             "meta": meta,
             "wiki_id": self.wiki,
-            "page": {
-                "page_id": int(page_id),
-                "page_title": title,
-                "namespace_id": 0,
-                "is_redirect": False,
-            },
+            "page": {"page_id": int(page_id), "page_title": title, "namespace_id": 0,
+                     "is_redirect": False},
             "rev_based": False,  # a tag change, not a new revision: no merge needed
         }
 
@@ -104,9 +100,8 @@ class JsonLinesSink:
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def send(self, events: list[dict]) -> SendResult:
-        data = "".join(
-            json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n" for e in events
-        ).encode("utf-8")
+        data = "".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n"
+                       for e in events).encode("utf-8")
         try:
             with open(self.path, "ab") as f:
                 f.write(data)
@@ -123,15 +118,8 @@ class JsonLinesSink:
 class EventGateSink:
     """EventGate's HTTP contract: POST /v1/events with a JSON array (SPEC §4)."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        token: str | None = None,
-        timeout: float = 10.0,
-        hasty: bool = False,
-        user_agent: str = "addlink-runner",
-    ) -> None:
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 10.0,
+                 hasty: bool = False, user_agent: str = "addlink-runner") -> None:
         self.url = url.rstrip("/") + "/v1/events" + ("?hasty=true" if hasty else "")
         self.timeout = timeout
         self.session = requests.Session()
@@ -143,11 +131,8 @@ class EventGateSink:
     def send(self, events: list[dict]) -> SendResult:
         everyone = list(range(len(events)))
         try:
-            r = self.session.post(
-                self.url,
-                data=json.dumps(events, ensure_ascii=False).encode("utf-8"),
-                timeout=self.timeout,
-            )
+            r = self.session.post(self.url, data=json.dumps(events, ensure_ascii=False)
+                                  .encode("utf-8"), timeout=self.timeout)
         except requests.RequestException as e:
             return SendResult(retry=everyone, error=f"{type(e).__name__}: {e}")
         if r.status_code in (201, 202):
@@ -171,9 +156,8 @@ class EventGateSink:
             return {}
         return body if isinstance(body, dict) else {}
 
-    def _failed_positions(
-        self, events: list[dict], r: requests.Response, kind: str = "invalid"
-    ) -> dict[int, str]:
+    def _failed_positions(self, events: list[dict], r: requests.Response,
+                          kind: str = "invalid") -> dict[int, str]:
         ids = {e.get("meta", {}).get("id"): i for i, e in enumerate(events)}
         out: dict[int, str] = {}
         for item in self._body(r).get(kind) or []:
@@ -208,13 +192,8 @@ def _short(text: str, n: int = 300) -> str:
 def open_sink(cfg: EventsSection, wiki: str, user_agent: str = "addlink-runner") -> Sink:
     if cfg.type == "jsonlines":
         return JsonLinesSink(cfg.path.replace("{wiki}", wiki))
-    return EventGateSink(
-        cfg.url or "",
-        token=cfg.token.reveal() if cfg.token else None,
-        timeout=cfg.timeout,
-        hasty=cfg.hasty,
-        user_agent=user_agent,
-    )
+    return EventGateSink(cfg.url or "", token=cfg.token.reveal() if cfg.token else None,
+                         timeout=cfg.timeout, hasty=cfg.hasty, user_agent=user_agent)
 
 
 # ---------------------------------------------------------------------------- publisher
@@ -231,17 +210,9 @@ class PublishStats:
 class Publisher:
     """Drains one wiki's outbox to a sink, oldest first, in batches."""
 
-    def __init__(
-        self,
-        store: Store,
-        sink: Sink,
-        metrics: Metrics,
-        *,
-        batch_size: int = 100,
-        max_attempts: int = 5,
-        backoff: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, store: Store, sink: Sink, metrics: Metrics, *, batch_size: int = 100,
+                 max_attempts: int = 5, backoff: float = 0.5,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.store, self.sink, self.metrics = store, sink, metrics
         self.batch_size, self.max_attempts = batch_size, max_attempts
         self.backoff, self.sleep = backoff, sleep
@@ -264,14 +235,9 @@ class Publisher:
                 stats.failed += len(res.rejected)
                 self.metrics.incr(M.EVENTS_FAILED, len(res.rejected), wiki=wiki)
                 for i, msg in res.rejected.items():
-                    log.error(
-                        "event rejected by the sink",
-                        extra={
-                            "wiki": wiki,
-                            "page_id": batch[i].event.get("page", {}).get("page_id"),
-                            "error": msg,
-                        },
-                    )
+                    log.error("event rejected by the sink", extra={
+                        "wiki": wiki, "page_id": batch[i].event.get("page", {}).get("page_id"),
+                        "error": msg})
             if res.retry:
                 ids = [batch[i].id for i in res.retry]
                 self.store.retry_events(ids, res.error)
@@ -281,10 +247,8 @@ class Publisher:
                 if worst >= self.max_attempts:
                     stats.error = res.error
                     self.metrics.incr(M.ERRORS, wiki=wiki, kind="publish")
-                    log.error(
-                        "event delivery failed; events stay in the outbox",
-                        extra={"wiki": wiki, "events": len(ids), "error": res.error},
-                    )
+                    log.error("event delivery failed; events stay in the outbox", extra={
+                        "wiki": wiki, "events": len(ids), "error": res.error})
                     break
                 self.sleep(self.backoff * 2 ** (worst - 1))
         stats.pending = self.store.outbox_counts()["pending"]

@@ -103,28 +103,17 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        return {"ok": EXIT_OK, "lock_held": EXIT_LOCK_HELD, "lock_lost": EXIT_LOCK_LOST}.get(
-            self.status, EXIT_FAILURE
-        )
+        return {"ok": EXIT_OK, "lock_held": EXIT_LOCK_HELD,
+                "lock_lost": EXIT_LOCK_LOST}.get(self.status, EXIT_FAILURE)
 
     def as_dict(self) -> dict:
-        return {
-            "wiki": self.wiki,
-            "status": self.status,
-            "stop_reason": self.stop_reason,
-            "outcomes": dict(sorted(self.outcomes.items())),
-            "evaluated": self.evaluated,
-            "pool_before": self.pool_before,
-            "pool_after": self.pool_after,
-            "target": self.target,
-            "upkeep_removed": self.upkeep_removed,
-            "seconds": round(self.seconds, 3),
-            "events_sent": self.events.sent,
-            "events_failed": self.events.failed,
-            "events_pending": self.events.pending,
-            "dry_run": self.dry_run,
-            "error": self.error,
-        }
+        return {"wiki": self.wiki, "status": self.status, "stop_reason": self.stop_reason,
+                "outcomes": dict(sorted(self.outcomes.items())), "evaluated": self.evaluated,
+                "pool_before": self.pool_before, "pool_after": self.pool_after,
+                "target": self.target, "upkeep_removed": self.upkeep_removed,
+                "seconds": round(self.seconds, 3), "events_sent": self.events.sent,
+                "events_failed": self.events.failed, "events_pending": self.events.pending,
+                "dry_run": self.dry_run, "error": self.error}
 
 
 class StopFlag:
@@ -143,27 +132,18 @@ class StopFlag:
 class WikiJob:
     """One run of one wiki over already-opened adapters (the CLI opens and closes them)."""
 
-    def __init__(
-        self,
-        cfg: Config,
-        wiki: WikiConfig,
-        *,
-        source: TimedSource,
-        store: Store,
-        publisher: Publisher,
-        metrics: Metrics,
-        lock: WikiLock,
-        options: RunOptions,
-        stop: StopFlag | None = None,
-        pool_target: Callable[[int, int], PoolTarget] | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, cfg: Config, wiki: WikiConfig, *, source: TimedSource, store: Store,
+                 publisher: Publisher, metrics: Metrics, lock: WikiLock,
+                 options: RunOptions, stop: StopFlag | None = None,
+                 pool_target: Callable[[int, int], PoolTarget] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.cfg, self.wiki, self.options = cfg, wiki, options
         self.source, self.store, self.publisher = source, store, publisher
         self.metrics, self.lock, self.clock = metrics, lock, clock
         self.stop = stop or StopFlag()
         self.make_target = pool_target or LocalPoolTarget
-        self.events = EventFactory(wiki.name, cfg.events.stream, cfg.events.schema_uri, wiki.domain)
+        self.events = EventFactory(wiki.name, cfg.events.stream, cfg.events.schema_uri,
+                                   wiki.domain)
         self.result = RunResult(wiki.name, dry_run=options.dry_run)
         self.started = time.monotonic()
         self.workers: WorkerPool | None = None
@@ -219,9 +199,8 @@ class WikiJob:
             self.metrics.incr(M.RUNS, wiki=name, status=res.status)
             if run_id is not None:
                 try:
-                    self.store.finish_run(
-                        run_id, res.status, res.stop_reason, dict(res.outcomes), res.pool_after
-                    )
+                    self.store.finish_run(run_id, res.status, res.stop_reason,
+                                          dict(res.outcomes), res.pool_after)
                 except Exception:  # noqa: BLE001 - the run's own outcome matters more
                     log.exception("could not record the run", extra={"wiki": name})
         return res
@@ -253,19 +232,13 @@ class WikiJob:
             if missing:
                 titles.update(self.source.page_titles(missing))
             for p in stale:
-                log.info(
-                    "pooled page changed or gone: row removed",
-                    extra={
-                        "wiki": self.wiki.name,
-                        "page_id": p,
-                        "title": titles.get(p),
-                        "outcome": "upkeep_removed",
-                        "dry_run": self.options.dry_run,
-                    },
-                )
+                log.info("pooled page changed or gone: row removed", extra={
+                    "wiki": self.wiki.name, "page_id": p, "title": titles.get(p),
+                    "outcome": "upkeep_removed", "dry_run": self.options.dry_run})
             if not self.options.dry_run:
                 with self.metrics.timer(M.DB_TIME, wiki=self.wiki.name):
-                    self.store.remove_pages([(p, titles.get(p)) for p in stale], self.events.clear)
+                    self.store.remove_pages([(p, titles.get(p)) for p in stale],
+                                            self.events.clear)
             removed += len(stale)
         self.result.upkeep_removed = removed
         return removed
@@ -277,21 +250,17 @@ class WikiJob:
         if opts.titles is not None:
             titles = list(opts.titles)
             for i in range(0, len(titles), size):
-                yield None, [Candidate(t) for t in titles[i : i + size]]
+                yield None, [Candidate(t) for t in titles[i:i + size]]
             return
         strategy = self.wiki.candidates.strategy
-        topics: list[str | None] = (
-            [opts.topic]
-            if opts.topic
-            else (list(self.wiki.candidates.topics) if strategy == "search" else [])
-        )
+        topics: list[str | None] = [opts.topic] if opts.topic else (
+            list(self.wiki.candidates.topics) if strategy == "search" else [])
         for topic in topics or [None]:
-            resume = self.store.resume_point(self._resume_key()) if strategy == "allpages" else None
-            for batch in self._prefetched(
-                self.source.candidates(
-                    strategy, batch_size=size, topic=topic, resume_from=resume, shard=opts.shard
-                )
-            ):
+            resume = self.store.resume_point(self._resume_key()) \
+                if strategy == "allpages" else None
+            for batch in self._prefetched(self.source.candidates(
+                    strategy, batch_size=size, topic=topic, resume_from=resume,
+                    shard=opts.shard)):
                 batch = [c for c in batch if c.page_id is None or self._in_shard(c.page_id)]
                 if not batch:
                     continue  # another shard's pages only (a source that cannot filter)
@@ -352,7 +321,8 @@ class WikiJob:
         reason = self._stopping()
         if reason:
             return reason
-        strategy = "titles" if self.options.titles is not None else self.wiki.candidates.strategy
+        strategy = "titles" if self.options.titles is not None \
+            else self.wiki.candidates.strategy
         exhausted_topic: str | None | bool = False
         for topic, batch in self._batches():
             if exhausted_topic is not False and topic == exhausted_topic:
@@ -364,10 +334,8 @@ class WikiJob:
             if reason:
                 return reason
             if successes == 0 and strategy in ("search", "random"):
-                log.info(
-                    "a whole batch without success: candidates exhausted",
-                    extra={"wiki": self.wiki.name, "topic": topic},
-                )
+                log.info("a whole batch without success: candidates exhausted",
+                         extra={"wiki": self.wiki.name, "topic": topic})
                 if len(self.wiki.candidates.topics) <= 1 or self.options.topic:
                     return "batch_without_success"
                 exhausted_topic = topic
@@ -379,11 +347,8 @@ class WikiJob:
         found = {p.title for p in pages}
         for c in chunk:
             if c.title not in found and not any(_same(c.title, t) for t in found):
-                self._record(
-                    Evaluation(
-                        c.title, C.OTHER, c.page_id, detail="page not found or not an article"
-                    )
-                )
+                self._record(Evaluation(c.title, C.OTHER, c.page_id,
+                                        detail="page not found or not an article"))
         revs = [p.rev_id for p in pages]
         states = self.store.revision_states(revs)
         subs = self.store.prior_submissions(revs)
@@ -394,22 +359,16 @@ class WikiJob:
                 self._done_ids.add(p.page_id)  # another shard's page: no outcome here
                 continue
             if p.namespace != 0 or p.is_redirect:
-                self._record(
-                    Evaluation(
-                        p.title,
-                        C.OTHER,
-                        p.page_id,
-                        p.rev_id,
-                        detail="not an article (namespace or redirect)",
-                    )
-                )
+                self._record(Evaluation(p.title, C.OTHER, p.page_id, p.rev_id,
+                                        detail="not an article (namespace or redirect)"))
                 continue
-            state = C.StoreState(p.rev_id in states, states.get(p.rev_id, False), p.rev_id in subs)
-            verdict = C.evaluate(p, self.wiki.criteria, state, force=self.options.force, now=now)
+            state = C.StoreState(p.rev_id in states, states.get(p.rev_id, False),
+                                 p.rev_id in subs)
+            verdict = C.evaluate(p, self.wiki.criteria, state, force=self.options.force,
+                                 now=now)
             if verdict.outcome:
-                self._record(
-                    Evaluation(p.title, verdict.outcome, p.page_id, p.rev_id, detail=verdict.detail)
-                )
+                self._record(Evaluation(p.title, verdict.outcome, p.page_id, p.rev_id,
+                                        detail=verdict.detail))
             else:
                 passing.append(p)
         return passing
@@ -417,21 +376,15 @@ class WikiJob:
     def _pool(self) -> WorkerPool:
         if self.workers is None:
             crit = self.wiki.criteria
-            options = {
-                "threshold": crit.minimum_link_score,
-                "max_recommendations": crit.maximum_links_per_task,
-                "excluded_sections": tuple(crit.excluded_sections),
-            }
+            options = {"threshold": crit.minimum_link_score,
+                       "max_recommendations": crit.maximum_links_per_task,
+                       "excluded_sections": tuple(crit.excluded_sections)}
             if self.wiki.model_datasets == "store":
                 options["datasets_url"] = datasets_url(self.cfg, self.wiki.name)
             n = self.options.workers or self.cfg.runner.workers or available_cpus()
-            self.workers = WorkerPool(
-                self.wiki.model,
-                workers=n,
-                page_timeout=self.cfg.runner.page_timeout,
-                options=options,
-                recommender=self.options.recommender,
-            )
+            self.workers = WorkerPool(self.wiki.model, workers=n,
+                                      page_timeout=self.cfg.runner.page_timeout,
+                                      options=options, recommender=self.options.recommender)
             t0 = time.monotonic()
             self.workers.start()
             self.workers_startup = time.monotonic() - t0
@@ -445,7 +398,7 @@ class WikiJob:
         blocks on a fetch when no worker has anything to do.
         """
         self._taken_ids, self._done_ids = [], set()
-        todo = deque(batch[i : i + FETCH_CHUNK] for i in range(0, len(batch), FETCH_CHUNK))
+        todo = deque(batch[i:i + FETCH_CHUNK] for i in range(0, len(batch), FETCH_CHUNK))
         fetching: deque[tuple[list[Candidate], Future]] = deque()
         ready: deque[PageData] = deque()
         inflight: dict[int, PageData] = {}
@@ -462,9 +415,8 @@ class WikiJob:
                         return
                 self._taken += len(chunk)
                 self._taken_ids.extend(c.page_id or 0 for c in chunk)
-                fetching.append(
-                    (chunk, self._io.submit(self.source.fetch, [c.title for c in chunk]))
-                )
+                fetching.append((chunk, self._io.submit(self.source.fetch,
+                                                        [c.title for c in chunk])))
 
         def feed() -> None:
             while not self._stopping():
@@ -484,16 +436,14 @@ class WikiJob:
                 page = ready.popleft()
                 self._key += 1
                 inflight[self._key] = page
-                pool.submit(Task(self._key, page.title, page.page_id, page.rev_id, page.wikitext))
+                pool.submit(Task(self._key, page.title, page.page_id, page.rev_id,
+                                 page.wikitext))
 
         feed()
         while inflight or self._post or self._waiting:
             waiting_io = (bool(fetching) and not ready) or bool(self._post or self._waiting)
-            results = (
-                self.workers.wait(timeout=0.01 if waiting_io else 0.5)
-                if self.workers and inflight
-                else []
-            )
+            results = self.workers.wait(timeout=0.01 if waiting_io else 0.5) \
+                if self.workers and inflight else []
             feed()  # give idle workers their next page before the parent's own work
             for res in results:
                 successes += self._finish(inflight.pop(res.key), res)
@@ -513,25 +463,13 @@ class WikiJob:
         self.metrics.timing(M.MODEL_TIME, res.seconds * 1000.0, wiki=name)
         if not res.ok or not isinstance(res.recommendation, dict):
             self.metrics.incr(M.ERRORS, wiki=name, kind="worker")
-            self._record(
-                Evaluation(
-                    page.title,
-                    C.OTHER,
-                    page.page_id,
-                    page.rev_id,
-                    detail=f"recommendation failed: {res.error}",
-                ),
-                error=True,
-            )
+            self._record(Evaluation(page.title, C.OTHER, page.page_id, page.rev_id,
+                                    detail=f"recommendation failed: {res.error}"), error=True)
             self._model_failures += 1
-            if (
-                self._model_failures >= MAX_MODEL_FAILURES
-                and self._model_failures * 2 > self._model_calls
-            ):
-                raise RuntimeError(
-                    f"the model failed on {self._model_failures} of "
-                    f"{self._model_calls} pages; last error: {res.error}"
-                )
+            if self._model_failures >= MAX_MODEL_FAILURES \
+                    and self._model_failures * 2 > self._model_calls:
+                raise RuntimeError(f"the model failed on {self._model_failures} of "
+                                   f"{self._model_calls} pages; last error: {res.error}")
             return 0
         if not res.recommendation.get("links"):
             return self._complete(page, res.recommendation, {}, None)
@@ -554,8 +492,10 @@ class WikiJob:
         """(I/O thread) Existence of the link targets of a group of recommendations and,
         for the pages that can still succeed, their latest revision (SPEC §5: it must
         still be the one recommended for)."""
-        targets = self.source.targets({x["link_target"] for _, rec in group for x in rec["links"]})
-        needed = [page.page_id for page, rec in group if len(rec["links"]) >= self._needed_links()]
+        targets = self.source.targets({x["link_target"] for _, rec in group
+                                       for x in rec["links"]})
+        needed = [page.page_id for page, rec in group
+                  if len(rec["links"]) >= self._needed_links()]
         latest = self.source.latest_revisions(needed) if needed else {}
         return targets, latest
 
@@ -569,71 +509,47 @@ class WikiJob:
                 group = self._post.pop(fut)
                 targets, latest = fut.result()
                 for page, rec in group:
-                    successes += self._complete(page, rec, targets, latest.get(page.page_id))
+                    successes += self._complete(page, rec, targets,
+                                                latest.get(page.page_id))
         return successes
 
     def _complete(self, page: PageData, rec: dict, targets: dict, latest: int | None) -> int:
         """Prune, check the revision, store the row and its event (one transaction)."""
         name, crit = self.wiki.name, self.wiki.criteria
         links = list(rec.get("links") or [])
-        rejected = (
-            self.store.rejected_targets(page.page_id, crit.rejection_limit) if links else set()
-        )
+        rejected = self.store.rejected_targets(page.page_id, crit.rejection_limit) \
+            if links else set()
         pr = prune(links, targets, rejected, crit, force=self.options.force)
         if pr.outcome != C.SUCCESS:
             if pr.remember_unavailable and not self.options.dry_run:
                 with self.metrics.timer(M.DB_TIME, wiki=name):
-                    self.store.save_null(page.page_id, page.rev_id, page.title, self.events.clear)
-            self._record(
-                Evaluation(page.title, pr.outcome, page.page_id, page.rev_id, detail=pr.detail)
-            )
+                    self.store.save_null(page.page_id, page.rev_id, page.title,
+                                         self.events.clear)
+            self._record(Evaluation(page.title, pr.outcome, page.page_id, page.rev_id,
+                                    detail=pr.detail))
             return 0
         if latest != page.rev_id:
-            self._record(
-                Evaluation(
-                    page.title,
-                    C.OTHER,
-                    page.page_id,
-                    page.rev_id,
-                    detail=f"page changed meanwhile (now revision {latest})",
-                )
-            )
+            self._record(Evaluation(page.title, C.OTHER, page.page_id, page.rev_id,
+                                    detail=f"page changed meanwhile (now revision {latest})"))
             return 0
         slot = self.target.claim()
         if slot is None:
-            log.info(
-                "target reached by others; result dropped",
-                extra={"wiki": name, "title": page.title, "page_id": page.page_id},
-            )
+            log.info("target reached by others; result dropped",
+                     extra={"wiki": name, "title": page.title, "page_id": page.page_id})
             return 0
-        data = {
-            "links": list(pr.links),
-            "meta": {**(rec.get("meta") or {}), "task_timestamp": int(self.clock())},
-        }
+        data = {"links": list(pr.links),
+                "meta": {**(rec.get("meta") or {}), "task_timestamp": int(self.clock())}}
         if not self.options.dry_run:
             try:
                 with self.metrics.timer(M.DB_TIME, wiki=name):
-                    self.store.save_recommendation(
-                        page.page_id,
-                        page.rev_id,
-                        page.title,
-                        data,
-                        self.events.set(page.page_id, page.title),
-                    )
+                    self.store.save_recommendation(page.page_id, page.rev_id, page.title, data,
+                                                   self.events.set(page.page_id, page.title))
             except BaseException:
                 self.target.release(slot)
                 raise
         self.target.confirm(slot)  # after the commit: the row now counts in the pool size
-        self._record(
-            Evaluation(
-                page.title,
-                C.SUCCESS,
-                page.page_id,
-                page.rev_id,
-                recommendation=data,
-                detail=pr.detail,
-            )
-        )
+        self._record(Evaluation(page.title, C.SUCCESS, page.page_id, page.rev_id,
+                                recommendation=data, detail=pr.detail))
         return 1
 
     def _record(self, ev: Evaluation, error: bool = False) -> None:
@@ -641,17 +557,9 @@ class WikiJob:
             self._done_ids.add(ev.page_id)
         self.result.outcomes[ev.outcome] += 1
         self.metrics.incr(M.OUTCOME, wiki=self.wiki.name, outcome=ev.outcome)
-        (log.warning if error else log.info)(
-            "evaluated",
-            extra={
-                "wiki": self.wiki.name,
-                "title": ev.title,
-                "outcome": ev.outcome,
-                "page_id": ev.page_id,
-                "rev_id": ev.rev_id,
-                "detail": ev.detail,
-            },
-        )
+        (log.warning if error else log.info)("evaluated", extra={
+            "wiki": self.wiki.name, "title": ev.title, "outcome": ev.outcome,
+            "page_id": ev.page_id, "rev_id": ev.rev_id, "detail": ev.detail})
 
 
 def _same(a: str, b: str) -> bool:

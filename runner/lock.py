@@ -80,9 +80,8 @@ class FileLock:
 class ZooKeeperLock:
     """kazoo's Lock recipe on ``<root>/<wiki>/lock``; session trouble means the lock is lost."""
 
-    def __init__(
-        self, hosts: str, wiki: str, root: str = "/addlink", timeout: float = 10.0
-    ) -> None:
+    def __init__(self, hosts: str, wiki: str, root: str = "/addlink",
+                 timeout: float = 10.0) -> None:
         from kazoo.client import KazooClient
 
         self.wiki = wiki
@@ -102,10 +101,8 @@ class ZooKeeperLock:
         # may then take the lock); LOST: it did. Either way this run no longer owns the wiki.
         if self._held and state in ("SUSPENDED", "LOST"):
             self._lost.set()
-            log.error(
-                "ZooKeeper session trouble: lock considered lost",
-                extra={"wiki": self.wiki, "state": state},
-            )
+            log.error("ZooKeeper session trouble: lock considered lost",
+                      extra={"wiki": self.wiki, "state": state})
 
     def acquire(self) -> None:
         from kazoo.handlers.threading import KazooTimeoutError
@@ -114,9 +111,8 @@ class ZooKeeperLock:
             self.client.start(timeout=self.timeout)
         except KazooTimeoutError:
             self.client.close()
-            raise LockError(
-                f"lock.hosts: cannot connect to ZooKeeper at {self.client.hosts}"
-            ) from None
+            raise LockError(f"lock.hosts: cannot connect to ZooKeeper at "
+                            f"{self.client.hosts}") from None
         self.client.add_listener(self._listener)
         self._lock = self.client.Lock(self.path, identifier=_identity())
         if not self._lock.acquire(blocking=False):

@@ -15,25 +15,18 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         base = super().format(record)
-        extras = " ".join(
-            f"{k}={v}"
-            for k, v in vars(record).items()
-            if k not in _STANDARD and v not in (None, "")
-        )
+        extras = " ".join(f"{k}={v}" for k, v in vars(record).items()
+                          if k not in _STANDARD and v not in (None, ""))
         return f"{base} {extras}" if extras else base
 
 
 def setup_logging(fmt: str = "json", level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stdout)
     if fmt == "json":
-        handler.setFormatter(
-            JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s",
-                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-                datefmt="%Y-%m-%dT%H:%M:%S%z",
-                json_ensure_ascii=False,
-            )
-        )
+        handler.setFormatter(JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            datefmt="%Y-%m-%dT%H:%M:%S%z", json_ensure_ascii=False))
     else:
         handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()

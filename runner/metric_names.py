@@ -19,14 +19,6 @@ ERRORS = "addlink.{wiki}.errors.{kind}"  # counter: api, worker, lock, publish
 RUNS = "addlink.{wiki}.runs.{status}"  # counter: ok, lock_held, failed, lost_lock
 
 ALL = (
-    POOL_SIZE,
-    OUTCOME,
-    RUN_DURATION,
-    API_TIME,
-    MODEL_TIME,
-    DB_TIME,
-    EVENTS_SENT,
-    EVENTS_FAILED,
-    ERRORS,
-    RUNS,
+    POOL_SIZE, OUTCOME, RUN_DURATION, API_TIME, MODEL_TIME, DB_TIME,
+    EVENTS_SENT, EVENTS_FAILED, ERRORS, RUNS,
 )

@@ -15,9 +15,8 @@ _KNOWN = frozenset(M.ALL)
 def _name(template: str, labels: dict[str, str]) -> str:
     if template not in _KNOWN:
         raise ValueError(f"metric {template!r} is not declared in runner/metric_names.py")
-    return template.format(
-        **{k: str(v).replace(".", "_").replace(":", "_") for k, v in labels.items()}
-    )
+    return template.format(**{k: str(v).replace(".", "_").replace(":", "_")
+                              for k, v in labels.items()})
 
 
 class Metrics:

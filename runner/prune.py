@@ -32,20 +32,12 @@ class PruneResult:
 
     @property
     def detail(self) -> str:
-        return (
-            f"{len(self.links)} links kept; pruned red={self.red_links} "
-            f"rejected={self.rejected} low_score={self.low_score} capped={self.capped}"
-        )
+        return (f"{len(self.links)} links kept; pruned red={self.red_links} "
+                f"rejected={self.rejected} low_score={self.low_score} capped={self.capped}")
 
 
-def prune(
-    links: list[dict],
-    targets: dict[str, TargetInfo],
-    rejected_ids: set[int],
-    criteria: Criteria,
-    *,
-    force: bool = False,
-) -> PruneResult:
+def prune(links: list[dict], targets: dict[str, TargetInfo], rejected_ids: set[int],
+          criteria: Criteria, *, force: bool = False) -> PruneResult:
     """``force`` (backfill --force) accepts a single good link, as in the reference."""
     red = rej = low = 0
     survivors: list[dict] = []
@@ -62,7 +54,7 @@ def prune(
     good = [x for x in survivors if float(x["score"]) >= criteria.minimum_link_score]
     low = len(survivors) - len(good)
     capped = max(0, len(good) - criteria.maximum_links_per_task)
-    good = good[: criteria.maximum_links_per_task]
+    good = good[:criteria.maximum_links_per_task]
     needed = 1 if force else max(1, criteria.minimum_links_per_task)
     outcome = SUCCESS if len(good) >= needed else GOOD_LINKS_COUNT_TOO_SMALL
     return PruneResult(outcome, tuple(good), red, rej, low, capped)

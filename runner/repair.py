@@ -42,9 +42,8 @@ def parse_when(text: str, now: float | None = None) -> float:
     try:
         dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(
-            f"--older-than: cannot read {text!r} (use 2024-05-01, a unix time or an age like 30d)"
-        ) from None
+        raise ValueError(f"--older-than: cannot read {text!r} (use 2024-05-01, a unix time "
+                         "or an age like 30d)") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
@@ -77,14 +76,8 @@ def why_stale(row: StoredRow, spec: RevalidateSpec) -> str:
     return ""
 
 
-def revalidate(
-    cfg: Config,
-    wiki: str,
-    spec: RevalidateSpec,
-    options: RunOptions,
-    metrics: Metrics,
-    stop: StopFlag | None = None,
-) -> RunResult:
+def revalidate(cfg: Config, wiki: str, spec: RevalidateSpec, options: RunOptions,
+               metrics: Metrics, stop: StopFlag | None = None) -> RunResult:
     def body(lock: WikiLock) -> RunResult:
         from contextlib import ExitStack
 
@@ -103,17 +96,10 @@ def revalidate(
             titles.update(a.source.page_titles([p for p in pages if p not in titles]))
             reasons = Counter(reason for _, reason in picked)
             for row, reason in picked:
-                log.info(
-                    "row to revalidate",
-                    extra={
-                        "wiki": wiki,
-                        "page_id": row.page_id,
-                        "rev_id": row.rev_id,
-                        "title": titles.get(row.page_id),
-                        "reason": reason,
-                        "dry_run": options.dry_run,
-                    },
-                )
+                log.info("row to revalidate", extra={
+                    "wiki": wiki, "page_id": row.page_id, "rev_id": row.rev_id,
+                    "title": titles.get(row.page_id), "reason": reason,
+                    "dry_run": options.dry_run})
             if options.dry_run:
                 res = RunResult(wiki, stop_reason="dry_run", dry_run=True)
                 res.outcomes.update({f"would_revalidate_{k}": v for k, v in reasons.items()})
@@ -124,23 +110,12 @@ def revalidate(
                 a.store.delete_null_row(page, rev)
             a.store.remove_pages([(p, titles.get(p)) for p in pages], a.events.clear)
             redo = tuple(dict.fromkeys(titles[p] for p in pages if p in titles))
-            job = WikiJob(
-                cfg,
-                cfg.wiki(wiki),
-                source=a.source,
-                store=a.store,
-                publisher=a.publisher,
-                metrics=metrics,
-                lock=lock,
-                options=RunOptions(
-                    command="revalidate",
-                    titles=redo,
-                    force=options.force,
-                    workers=options.workers,
-                    recommender=options.recommender,
-                ),
-                stop=stop,
-            )
+            job = WikiJob(cfg, cfg.wiki(wiki), source=a.source, store=a.store,
+                          publisher=a.publisher, metrics=metrics, lock=lock,
+                          options=RunOptions(command="revalidate", titles=redo,
+                                             force=options.force, workers=options.workers,
+                                             recommender=options.recommender),
+                          stop=stop)
             res = job.run()
             res.outcomes.update({f"revalidated_{k}": v for k, v in reasons.items()})
             if nulls:
@@ -150,9 +125,8 @@ def revalidate(
     return locked(cfg, wiki, options, metrics, body)
 
 
-def drift(
-    cfg: Config, wiki: str, *, resend: bool, options: RunOptions, metrics: Metrics
-) -> RunResult:
+def drift(cfg: Config, wiki: str, *, resend: bool, options: RunOptions,
+          metrics: Metrics) -> RunResult:
     def body(lock: WikiLock) -> RunResult:
         from contextlib import ExitStack
 
@@ -165,26 +139,16 @@ def drift(
             in_search: dict[int, str] = dict(tagged()) if tagged else {}
             to_clear = {p: t for p, (_, t) in entries.items() if p not in rows}
             to_clear.update({p: t for p, t in in_search.items() if p not in rows})
-            to_set = [
-                p
-                for p in rows
-                if p not in entries or resend or (tagged is not None and p not in in_search)
-            ]
+            to_set = [p for p in rows if p not in entries or resend
+                      or (tagged is not None and p not in in_search)]
             titles = {p: entries[p][1] for p in to_set if p in entries}
             titles.update(a.source.page_titles([p for p in to_set if p not in titles]))
             unknown = [p for p in to_set if p not in titles]
-            res.outcomes.update(
-                {
-                    "clear": len(to_clear),
-                    "set": len(to_set) - len(unknown),
-                    "no_title": len(unknown),
-                }
-            )
+            res.outcomes.update({"clear": len(to_clear), "set": len(to_set) - len(unknown),
+                                 "no_title": len(unknown)})
             for p in unknown:
-                log.warning(
-                    "row without a resolvable title: cannot announce it",
-                    extra={"wiki": wiki, "page_id": p},
-                )
+                log.warning("row without a resolvable title: cannot announce it",
+                            extra={"wiki": wiki, "page_id": p})
             if options.dry_run:
                 return res
             now = time.time()
@@ -192,8 +156,7 @@ def drift(
             a.store.queue_events(
                 [(p, a.events.clear(p, t, now)) for p, t in to_clear.items()]
                 + [(p, a.events.set(p, titles[p], now)) for p in to_set if p in titles],
-                pool=[(p, rows[p], titles[p]) for p in to_set if p in titles],
-            )
+                pool=[(p, rows[p], titles[p]) for p in to_set if p in titles])
             stats = a.publisher.drain()
             res.events = stats
             res.pool_after = res.pool_before = a.store.pool_size()

@@ -16,17 +16,11 @@ def collect(cfg: Config, wikis: list[str] | None = None) -> list[dict]:
         store = open_store(cfg.store, name)
         try:
             rows = store.row_counts()
-            out.append(
-                {
-                    "wiki": name,
-                    "pool_size": store.pool_size(),
-                    "target": w.pool_target,
-                    "rows_with_data": rows["with_data"],
-                    "null_rows": rows["null"],
-                    "outbox": store.outbox_counts(),
-                    "last_run": store.last_run(),
-                }
-            )
+            out.append({
+                "wiki": name, "pool_size": store.pool_size(), "target": w.pool_target,
+                "rows_with_data": rows["with_data"], "null_rows": rows["null"],
+                "outbox": store.outbox_counts(), "last_run": store.last_run(),
+            })
         finally:
             store.close()
     return out
@@ -39,57 +33,31 @@ def _when(ts: float | None) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    head = (
-        "wiki",
-        "pool",
-        "target",
-        "null rows",
-        "outbox",
-        "failed",
-        "last run",
-        "status",
-        "stop",
-        "outcomes",
-    )
+    head = ("wiki", "pool", "target", "null rows", "outbox", "failed", "last run",
+            "status", "stop", "outcomes")
     lines = [head]
     for r in rows:
         run = r["last_run"] or {}
-        outcomes = ", ".join(
-            f"{k}={v}"
-            for k, v in sorted((run.get("outcomes") or {}).items(), key=lambda kv: -kv[1])
-        )
-        lines.append(
-            (
-                r["wiki"],
-                str(r["pool_size"]),
-                str(r["target"]),
-                str(r["null_rows"]),
-                str(r["outbox"]["pending"]),
-                str(r["outbox"]["failed"]),
-                _when(run.get("finished") or run.get("started")),
-                run.get("status", "-"),
-                run.get("stop_reason") or "-",
-                outcomes or "-",
-            )
-        )
+        outcomes = ", ".join(f"{k}={v}" for k, v in sorted((run.get("outcomes") or {}).items(),
+                                                           key=lambda kv: -kv[1]))
+        lines.append((r["wiki"], str(r["pool_size"]), str(r["target"]), str(r["null_rows"]),
+                      str(r["outbox"]["pending"]), str(r["outbox"]["failed"]),
+                      _when(run.get("finished") or run.get("started")),
+                      run.get("status", "-"), run.get("stop_reason") or "-", outcomes or "-"))
     widths = [max(len(x[i]) for x in lines) for i in range(len(head) - 1)]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(x[:-1], widths, strict=True)) + "  " + x[-1]
-        for x in lines
-    )
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(x[:-1], widths, strict=True))
+                     + "  " + x[-1] for x in lines)
 
 
 def summary(results: list[dict]) -> str:
     """End-of-run summary for a terminal."""
     lines = []
     for r in results:
-        lines.append(
-            f"{r['wiki']}: {r['status']} ({r['stop_reason']}) in {r['seconds']:.1f} s"
-            f" - pool {r['pool_before']} -> {r['pool_after']} (target {r['target']}),"
-            f" {r['evaluated']} evaluated, {r['upkeep_removed']} removed by upkeep,"
-            f" events sent {r['events_sent']}, failed {r['events_failed']},"
-            f" pending {r['events_pending']}" + (" [dry run]" if r["dry_run"] else "")
-        )
+        lines.append(f"{r['wiki']}: {r['status']} ({r['stop_reason']}) in {r['seconds']:.1f} s"
+                     f" - pool {r['pool_before']} -> {r['pool_after']} (target {r['target']}),"
+                     f" {r['evaluated']} evaluated, {r['upkeep_removed']} removed by upkeep,"
+                     f" events sent {r['events_sent']}, failed {r['events_failed']},"
+                     f" pending {r['events_pending']}" + (" [dry run]" if r["dry_run"] else ""))
         for k, v in sorted(r["outcomes"].items(), key=lambda kv: -kv[1]):
             lines.append(f"    {k:<45} {v}")
         if r["error"]:

@@ -67,14 +67,8 @@ def model_recommender(model_path: str, options: dict) -> Callable[[Task], dict]:
     model = open_model(model_path, store=options.pop("datasets_url", None))
 
     def run(task: Task) -> dict:
-        return recommend(
-            model,
-            task.wikitext,
-            title=task.title,
-            pageid=task.page_id,
-            revid=task.rev_id,
-            **options,
-        )
+        return recommend(model, task.wikitext, title=task.title, pageid=task.page_id,
+                         revid=task.rev_id, **options)
 
     return run
 
@@ -88,9 +82,8 @@ def _on_alarm(signum: int, frame: Any) -> None:
     raise PageTimeout()
 
 
-def _worker_main(
-    conn: Connection, spec: str, model_path: str, options: dict, budget: float
-) -> None:
+def _worker_main(conn: Connection, spec: str, model_path: str, options: dict,
+                 budget: float) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGALRM, _on_alarm)
     try:
@@ -135,17 +128,9 @@ class _Slot:
 class WorkerPool:
     """A fixed number of worker processes; ``submit`` to an idle one, ``wait`` for results."""
 
-    def __init__(
-        self,
-        model_path: str,
-        *,
-        workers: int,
-        page_timeout: float,
-        options: dict | None = None,
-        recommender: str = DEFAULT_RECOMMENDER,
-        grace: float = 10.0,
-        start_timeout: float = 300.0,
-    ) -> None:
+    def __init__(self, model_path: str, *, workers: int, page_timeout: float,
+                 options: dict | None = None, recommender: str = DEFAULT_RECOMMENDER,
+                 grace: float = 10.0, start_timeout: float = 300.0) -> None:
         self.model_path = model_path
         self.size = max(1, workers)
         self.page_timeout = page_timeout
@@ -182,12 +167,9 @@ class WorkerPool:
 
     def _spawn(self) -> _Slot:
         parent, child = self.ctx.Pipe(duplex=True)
-        p = self.ctx.Process(
-            target=_worker_main,
-            name="addlink-worker",
-            daemon=True,
-            args=(child, self.recommender, self.model_path, self.options, self.page_timeout),
-        )
+        p = self.ctx.Process(target=_worker_main, name="addlink-worker", daemon=True,
+                             args=(child, self.recommender, self.model_path, self.options,
+                                   self.page_timeout))
         p.start()
         child.close()
         return _Slot(p, parent)
@@ -273,16 +255,12 @@ class WorkerPool:
                     kind = "died"
                 else:
                     slot.task = None
-                    results.append(
-                        TaskResult(key, kind == "ok", rec, err, secs, slot.process.pid or 0)
-                    )
+                    results.append(TaskResult(key, kind == "ok", rec, err, secs,
+                                              slot.process.pid or 0))
                     continue
             else:
-                kind = (
-                    "died"
-                    if slot.process.sentinel in ready
-                    else ("hung" if now >= slot.deadline else "")
-                )
+                kind = "died" if slot.process.sentinel in ready else (
+                    "hung" if now >= slot.deadline else "")
             if not kind:
                 continue
             pid = slot.process.pid or 0
@@ -292,7 +270,8 @@ class WorkerPool:
             else:
                 error = f"no answer within {self.page_timeout + self.grace:g} s; worker killed"
             log.error("worker lost a page", extra={"title": task.title, "error": error})
-            results.append(TaskResult(task.key, False, None, error, now - slot.started, pid))
+            results.append(TaskResult(task.key, False, None, error,
+                                      now - slot.started, pid))
             slot.task = None
             self._replace(i)
         return results

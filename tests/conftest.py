@@ -103,23 +103,11 @@ class MediaWiki:
             raise RuntimeError(f"MediaWiki API error: {data['error']}")
         return data
 
-    def edit(
-        self,
-        title: str,
-        text: str,
-        tags: list[str] | tuple[str, ...] | None = None,
-        summary: str = "addlink test edit",
-        **extra,
-    ) -> int:
+    def edit(self, title: str, text: str, tags: list[str] | tuple[str, ...] | None = None,
+             summary: str = "addlink test edit", **extra) -> int:
         """Save ``text`` as an anonymous edit; the new revision id (current one if unchanged)."""
-        params = {
-            "action": "edit",
-            "title": title,
-            "text": text,
-            "summary": summary,
-            "token": "+\\",
-            **extra,
-        }
+        params = {"action": "edit", "title": title, "text": text, "summary": summary,
+                  "token": "+\\", **extra}
         if tags:
             params["tags"] = "|".join(tags)
         result = self.post(**params)["edit"]
@@ -129,13 +117,8 @@ class MediaWiki:
 
     def undo(self, title: str, revid: int, tags: list[str] | None = None) -> int:
         """Undo revision ``revid`` (core adds the ``mw-undo`` tag); the new revision id."""
-        params = {
-            "action": "edit",
-            "title": title,
-            "undo": str(revid),
-            "token": "+\\",
-            "summary": "addlink test undo",
-        }
+        params = {"action": "edit", "title": title, "undo": str(revid), "token": "+\\",
+                  "summary": "addlink test undo"}
         if tags:
             params["tags"] = "|".join(tags)
         result = self.post(**params)["edit"]
@@ -145,13 +128,8 @@ class MediaWiki:
 
     def page(self, title: str) -> dict:
         """prop=info|revisions of one page (``missing`` set when it does not exist)."""
-        data = self.get(
-            action="query",
-            prop="info|revisions",
-            titles=title,
-            rvprop="ids|timestamp|tags|content",
-            rvslots="main",
-        )
+        data = self.get(action="query", prop="info|revisions", titles=title,
+                        rvprop="ids|timestamp|tags|content", rvslots="main")
         return data["query"]["pages"][0]
 
     def page_id(self, title: str) -> int | None:
@@ -173,28 +151,16 @@ class MediaWiki:
         """The wiki's SQLite database (open read-only, e.g. ``?mode=ro``, to cross-check)."""
         return SERVICES_DIR / "mediawiki" / "data" / f"{self.dbname}.sqlite"
 
-    def create_bot_password(
-        self, appid: str | None = None, grants: str = "basic,highvolume,editpage"
-    ) -> tuple[str, str]:
+    def create_bot_password(self, appid: str | None = None,
+                            grants: str = "basic,highvolume,editpage") -> tuple[str, str]:
         """A new bot password of the Admin user: (``Admin@<appid>``, password)."""
         appid = appid or f"t{secrets.token_hex(4)}"
         password = secrets.token_hex(16)
         proc = subprocess.run(
-            [
-                "php",
-                "/usr/share/mediawiki/maintenance/createBotPassword.php",
-                "--appid",
-                appid,
-                "--grants",
-                grants,
-                "Admin",
-                password,
-            ],
+            ["php", "/usr/share/mediawiki/maintenance/createBotPassword.php",
+             "--appid", appid, "--grants", grants, "Admin", password],
             env={**os.environ, "MW_CONFIG_FILE": str(self.conf_path)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+            capture_output=True, text=True, timeout=60)
         if proc.returncode != 0:
             raise RuntimeError(f"createBotPassword failed: {proc.stdout}{proc.stderr}")
         return f"Admin@{appid}", password

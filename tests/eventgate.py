@@ -18,12 +18,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-SCHEMA_PATH = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "schemas"
-    / "page_weighted_tags_change-1.0.0.yaml"
-)
+SCHEMA_PATH = (Path(__file__).resolve().parents[2] / "shared" / "schemas"
+               / "page_weighted_tags_change-1.0.0.yaml")
 
 
 def _date_time(value: object) -> bool:
@@ -60,9 +56,8 @@ class EventGate:
                 pass
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                status, body = gate.handle(
-                    self.path, self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                )
+                status, body = gate.handle(self.path, self.rfile.read(
+                    int(self.headers.get("Content-Length", "0"))))
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -87,10 +82,8 @@ class EventGate:
             self.forced.extend([status] * times)
 
     def errors(self, event: dict) -> list[str]:
-        return [
-            f"{'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
-            for e in self.validator.iter_errors(event)
-        ]
+        return [f"{'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+                for e in self.validator.iter_errors(event)]
 
     def handle(self, path: str, raw: bytes) -> tuple[int, object]:
         with self.lock:

@@ -87,7 +87,6 @@ def drop_database(url: str) -> None:
 
 def broken(model_path: str, options: dict):
     """A model that fails on every page (e.g. a model directory from another code version)."""
-
     def run(task: Task) -> dict:
         raise ValueError("Feature shape mismatch, expected: 15, got 14")
 

@@ -46,18 +46,9 @@ def small(tmp_path) -> Path:
 
 def test_plan_arithmetic(small):
     m = capacity.load_measurement(small)
-    a = capacity.Assumptions(
-        wikis=10,
-        pool_target=1000,
-        churn=0.1,
-        success_rate=0.25,
-        workers=2,
-        runs_per_day=24,
-        max_runtime=1000.0,
-        startup_seconds=10.0,
-        memory_headroom=1.0,
-        backfill_shards=4,
-    )
+    a = capacity.Assumptions(wikis=10, pool_target=1000, churn=0.1, success_rate=0.25,
+                             workers=2, runs_per_day=24, max_runtime=1000.0,
+                             startup_seconds=10.0, memory_headroom=1.0, backfill_shards=4)
     p = capacity.plan(m, a)
     # 1000 x 0.1 / 0.25 = 400 evaluations per wiki per day; 10 wikis -> 4000.
     assert p.evaluations_per_wiki_per_day == pytest.approx(400)
@@ -86,16 +77,9 @@ def test_plan_arithmetic(small):
 
 def test_groups_split_when_a_group_would_overrun_max_runtime(small):
     m = capacity.load_measurement(small)
-    a = capacity.Assumptions(
-        wikis=300,
-        pool_target=20000,
-        churn=0.05,
-        success_rate=0.2,
-        workers=2,
-        runs_per_day=24,
-        max_runtime=3000.0,
-        startup_seconds=10.0,
-    )
+    a = capacity.Assumptions(wikis=300, pool_target=20000, churn=0.05, success_rate=0.2,
+                             workers=2, runs_per_day=24, max_runtime=3000.0,
+                             startup_seconds=10.0)
     p = capacity.plan(m, a)
     # 20000 x 0.05 / 0.2 = 5000/day; /24 = 208.3 per run; /4 per s = 52.08 s + 10 s.
     assert p.seconds_per_wiki_run == pytest.approx(5000 / 24 / 4 + 10)
@@ -108,16 +92,12 @@ def test_pod_resources_round_up_and_scale_with_workers(small):
     m = capacity.load_measurement(small)
     one = capacity.pod_resources(m, 1, headroom=1.25)
     # (100 + 200) x 1.25 = 375 -> 384 MiB; 0.5 cores -> 500m.
-    assert one == {
-        "requests": {"cpu": "500m", "memory": "384Mi"},
-        "limits": {"cpu": "1000m", "memory": "384Mi"},
-    }
+    assert one == {"requests": {"cpu": "500m", "memory": "384Mi"},
+                   "limits": {"cpu": "1000m", "memory": "384Mi"}}
     four = capacity.pod_resources(m, 4, headroom=1.25)
     # (100 + 800) x 1.25 = 1125 -> 1152 MiB; 4 x 0.5 = 2 cores requested, 4 allowed.
-    assert four == {
-        "requests": {"cpu": "2000m", "memory": "1152Mi"},
-        "limits": {"cpu": "4000m", "memory": "1152Mi"},
-    }
+    assert four == {"requests": {"cpu": "2000m", "memory": "1152Mi"},
+                    "limits": {"cpu": "4000m", "memory": "1152Mi"}}
     # 0.33 cores per worker rounds up to the next 100m.
     m3 = capacity.Measurement(**{**m.__dict__, "cpu_per_worker": 0.33})
     assert capacity.pod_resources(m3, 2)["requests"]["cpu"] == "700m"
@@ -129,38 +109,22 @@ def test_missing_input_fails_clearly(tmp_path, capsys):
     missing = tmp_path / "nothing.json"
     with pytest.raises(capacity.InputError, match="measurement file not found"):
         capacity.load_measurement(missing)
-    code = capacity.main(
-        [
-            "plan",
-            "--input",
-            str(missing),
-            "--wikis",
-            "300",
-            "--pool-target",
-            "3000",
-            "--churn",
-            "0.05",
-            "--success-rate",
-            "0.3",
-        ]
-    )
+    code = capacity.main(["plan", "--input", str(missing), "--wikis", "300",
+                          "--pool-target", "3000", "--churn", "0.05", "--success-rate", "0.3"])
     captured = capsys.readouterr()
     assert code == 2
     assert "nothing.json" in captured.err and "not found" in captured.err
     assert captured.out == ""  # no figures at all
 
 
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"format": 2}, "format"),
-        ({"worker_rss_mb": None}, "worker_rss_mb"),
-        ({"pages_per_second_per_worker": 0}, "pages_per_second_per_worker"),
-        ({"workers": 1.5}, "workers"),
-        ({"command": ""}, "command"),
-        ({"cpu_per_worker": 3.0}, "cpu_per_worker"),
-    ],
-)
+@pytest.mark.parametrize(("change", "message"), [
+    ({"format": 2}, "format"),
+    ({"worker_rss_mb": None}, "worker_rss_mb"),
+    ({"pages_per_second_per_worker": 0}, "pages_per_second_per_worker"),
+    ({"workers": 1.5}, "workers"),
+    ({"command": ""}, "command"),
+    ({"cpu_per_worker": 3.0}, "cpu_per_worker"),
+])
 def test_bad_input_names_the_field(tmp_path, change, message):
     data = {**SMALL, **change}
     data = {k: v for k, v in data.items() if v is not None}
@@ -173,43 +137,21 @@ def test_bad_input_names_the_field(tmp_path, change, message):
 def test_bad_assumptions_are_refused(small):
     m = capacity.load_measurement(small)
     with pytest.raises(ValueError, match="success_rate"):
-        capacity.plan(m, capacity.Assumptions(wikis=1, pool_target=1, churn=0.1, success_rate=0.0))
+        capacity.plan(m, capacity.Assumptions(wikis=1, pool_target=1, churn=0.1,
+                                              success_rate=0.0))
     with pytest.raises(ValueError, match="overlap"):
-        capacity.plan(
-            m,
-            capacity.Assumptions(
-                wikis=1,
-                pool_target=1,
-                churn=0.1,
-                success_rate=0.5,
-                max_runtime=4000,
-                runs_per_day=24,
-            ),
-        )
+        capacity.plan(m, capacity.Assumptions(wikis=1, pool_target=1, churn=0.1,
+                                              success_rate=0.5, max_runtime=4000,
+                                              runs_per_day=24))
     with pytest.raises(ValueError, match="more than max_runtime"):
-        capacity.plan(
-            m, capacity.Assumptions(wikis=1, pool_target=10**7, churn=1.0, success_rate=0.1)
-        )
+        capacity.plan(m, capacity.Assumptions(wikis=1, pool_target=10**7, churn=1.0,
+                                              success_rate=0.1))
 
 
 def test_cli_json_and_doc_update(small, tmp_path, capsys):
-    args = [
-        "plan",
-        "--input",
-        str(small),
-        "--wikis",
-        "10",
-        "--pool-target",
-        "1000",
-        "--churn",
-        "0.1",
-        "--success-rate",
-        "0.25",
-        "--max-runtime",
-        "1000",
-        "--memory-headroom",
-        "1.0",
-    ]
+    args = ["plan", "--input", str(small), "--wikis", "10", "--pool-target", "1000",
+            "--churn", "0.1", "--success-rate", "0.25", "--max-runtime", "1000",
+            "--memory-headroom", "1.0"]
     assert capacity.main([*args, "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["plan"]["evaluations_per_day"] == pytest.approx(4000)
@@ -254,18 +196,8 @@ wikis:
     source: {{type: dump, path: {LTG_DUMP}, complete: true, cache_dir: {tmp_path}/cache}}
     candidates: {{strategy: random, seed: 1}}
 """)
-    command = [
-        sys.executable,
-        "-m",
-        "runner",
-        "--config",
-        str(config),
-        "--log-format=json",
-        "refresh",
-        "--wiki=ltgwiki",
-        "--workers=2",
-        "--limit=80",
-    ]
+    command = [sys.executable, "-m", "runner", "--config", str(config), "--log-format=json",
+               "refresh", "--wiki=ltgwiki", "--workers=2", "--limit=80"]
     record = capacity.measure(command, machine="test")
     out = tmp_path / "m.json"
     out.write_text(json.dumps(record))
@@ -300,5 +232,4 @@ def test_operations_doc_capacity_section_is_what_its_command_prints(capsys, monk
     assert words[:2] == ["python", "benchmarks/capacity.py"], command
     assert capacity.main(words[2:]) == 0, f"the recorded command fails: {command}"
     assert capsys.readouterr().out == section, (
-        "docs/operations.md is stale: rerun its capacity command with --update-doc"
-    )
+        "docs/operations.md is stale: rerun its capacity command with --update-doc")

@@ -26,21 +26,8 @@ DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 REQUIREMENTS = REPO / "requirements.txt"
 # Files that would mean models or data were baked into the image.
-DATA_SUFFIXES = {
-    ".bz2",
-    ".xz",
-    ".gz",
-    ".xml",
-    ".sqlite",
-    ".db",
-    ".ubj",
-    ".bin",
-    ".npy",
-    ".npz",
-    ".pkl",
-    ".parquet",
-    ".kv",
-}
+DATA_SUFFIXES = {".bz2", ".xz", ".gz", ".xml", ".sqlite", ".db", ".ubj", ".bin", ".npy", ".npz",
+                 ".pkl", ".parquet", ".kv"}
 
 
 @dataclass(frozen=True)
@@ -121,7 +108,6 @@ def workdir_at(instructions: list[Instruction], stage: int, index: int) -> str:
 
 # --- .dockerignore, with Docker's rules: last matching pattern wins, `!` re-includes, a
 # pattern that matches a directory matches everything below it.
-
 
 def _pattern_regex(pattern: str) -> re.Pattern[str]:
     out = ""
@@ -208,28 +194,24 @@ def test_every_copy_source_exists_in_the_build_context(dockerfile):
         for source in copy.sources:
             assert not Path(source).is_absolute() and ".." not in Path(source).parts, source
             assert list(REPO.glob(source.rstrip("/"))), f"COPY source {source!r} is not in the repo"
-            assert any(
-                p.is_file() for m in REPO.glob(source.rstrip("/")) for p in [m, *m.rglob("*")]
-            ), f"COPY source {source!r} has no files"
+            assert any(p.is_file() for m in REPO.glob(source.rstrip("/"))
+                       for p in [m, *m.rglob("*")]), f"COPY source {source!r} has no files"
             assert context_files(source, rules), (
-                f"COPY source {source!r} is excluded by .dockerignore (nothing would be copied)"
-            )
+                f"COPY source {source!r} is excluded by .dockerignore (nothing would be copied)")
     assert not any(i.keyword == "ADD" for i in dockerfile), "use COPY, not ADD"
 
 
 def test_copy_from_names_an_earlier_stage(dockerfile):
-    names = [
-        i.args.split()[-1] for i in dockerfile if i.keyword == "FROM" and " as " in i.args.lower()
-    ]
+    names = [i.args.split()[-1] for i in dockerfile
+             if i.keyword == "FROM" and " as " in i.args.lower()]
     for copy in copies(dockerfile):
         if copy.from_stage is not None:
             assert copy.from_stage in names[: copy.stage], copy
 
 
 def test_pip_installs_exactly_the_pinned_requirements(dockerfile):
-    req_copies = [
-        c for c in copies(dockerfile) if c.from_stage is None and "requirements.txt" in c.sources
-    ]
+    req_copies = [c for c in copies(dockerfile)
+                  if c.from_stage is None and "requirements.txt" in c.sources]
     assert len(req_copies) == 1 and req_copies[0].sources == ("requirements.txt",), req_copies
     req_dest = req_copies[0].dest
     installs = [i for i in dockerfile if i.keyword == "RUN" and "pip install" in i.args]
@@ -240,7 +222,7 @@ def test_pip_installs_exactly_the_pinned_requirements(dockerfile):
         words = shlex.split(command)
         if "install" not in words:
             continue
-        after = words[words.index("install") + 1 :]
+        after = words[words.index("install") + 1:]
         requirement_files, positional = [], []
         while after:
             word = after.pop(0)
@@ -284,15 +266,8 @@ def test_entrypoint_is_the_runner_and_no_healthcheck(dockerfile):
 
 def test_no_models_or_data_in_the_build_context(dockerfile):
     rules = ignore_rules()
-    for name in (
-        "var/models/x/manifest.json",
-        ".venv/bin/python",
-        "tests/test_x.py",
-        "docs/operations.md",
-        ".git/HEAD",
-        "var/sample/enwiki.xml.bz2",
-        ".env",
-    ):
+    for name in ("var/models/x/manifest.json", ".venv/bin/python", "tests/test_x.py",
+                 "docs/operations.md", ".git/HEAD", "var/sample/enwiki.xml.bz2", ".env"):
         assert is_ignored(name, rules), f".dockerignore lets {name} into the build context"
     for copy in copies(dockerfile):
         if copy.from_stage is not None:
@@ -304,11 +279,8 @@ def test_no_models_or_data_in_the_build_context(dockerfile):
 
 
 def test_dockerignore_semantics():
-    rules = [
-        (False, _pattern_regex("*")),
-        (True, _pattern_regex("runner")),
-        (False, _pattern_regex("**/__pycache__")),
-    ]
+    rules = [(False, _pattern_regex("*")), (True, _pattern_regex("runner")),
+             (False, _pattern_regex("**/__pycache__"))]
     assert is_ignored("var/x", rules)
     assert not is_ignored("runner/job.py", rules)
     assert is_ignored("runner/__pycache__/job.cpython-311.pyc", rules)
@@ -317,14 +289,14 @@ def test_dockerignore_semantics():
 
 # --- the entrypoint in a clean venv -------------------------------------------------------
 
-
 @pytest.fixture(scope="session")
 def clean_venv() -> Path:
     """A venv with requirements.txt alone, built once and cached under var/ by its hash.
 
     The first build takes a minute or two (pip install); later runs reuse it.
     """
-    key = hashlib.sha256(REQUIREMENTS.read_bytes() + sys.version.encode()).hexdigest()[:16]
+    key = hashlib.sha256(REQUIREMENTS.read_bytes()
+                         + sys.version.encode()).hexdigest()[:16]
     root = REPO / "var" / "cache"
     venv = root / f"clean-venv-{key}"
     if (venv / ".complete").is_file():
@@ -334,19 +306,9 @@ def clean_venv() -> Path:
     root.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "venv", str(tmp)], check=True)
     result = subprocess.run(
-        [
-            str(tmp / "bin" / "python"),
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            "-r",
-            str(REQUIREMENTS),
-        ],
-        capture_output=True,
-        text=True,
-    )
+        [str(tmp / "bin" / "python"), "-m", "pip", "install", "-q",
+         "--disable-pip-version-check", "-r", str(REQUIREMENTS)],
+        capture_output=True, text=True)
     assert result.returncode == 0, f"pip install -r requirements.txt failed:\n{result.stderr}"
     (tmp / ".complete").write_text(REQUIREMENTS.read_text())
     shutil.rmtree(venv, ignore_errors=True)
@@ -375,38 +337,23 @@ def image_app(dockerfile, tmp_path_factory) -> Path:
                 target = root / dest.relative_to("/") / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, target)
-    env_python_path = [
-        i.args
-        for i in dockerfile
-        if i.keyword == "ENV" and i.stage == last and "PYTHONPATH=" in i.args
-    ]
+    env_python_path = [i.args for i in dockerfile if i.keyword == "ENV" and i.stage == last
+                       and "PYTHONPATH=" in i.args]
     assert env_python_path, "the runtime stage does not set PYTHONPATH to the app directory"
     app = re.search(r"PYTHONPATH=(\S+)", env_python_path[-1])[1]
     return root / app.lstrip("/")
 
 
 def _run_in_image(clean_venv: Path, app: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {
-        "PATH": f"{clean_venv / 'bin'}:/usr/bin:/bin",
-        "PYTHONPATH": str(app),
-        "HOME": str(app.parent),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "LANG": "C.UTF-8",
-    }
-    return subprocess.run(
-        [str(clean_venv / "bin" / "python"), *args],
-        cwd=app.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = {"PATH": f"{clean_venv / 'bin'}:/usr/bin:/bin", "PYTHONPATH": str(app),
+           "HOME": str(app.parent), "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
+    return subprocess.run([str(clean_venv / "bin" / "python"), *args], cwd=app.parent, env=env,
+                          capture_output=True, text=True, timeout=120)
 
 
 def test_entrypoint_imports_in_a_clean_venv(clean_venv, image_app):
     assert (image_app / "runner" / "__main__.py").is_file(), (
-        "runner/__main__.py is not in the image: the ENTRYPOINT module is missing"
-    )
+        "runner/__main__.py is not in the image: the ENTRYPOINT module is missing")
     result = _run_in_image(clean_venv, image_app, "-c", "import runner.__main__")
     assert result.returncode == 0, f"import runner.__main__ failed:\n{result.stderr}"
 
@@ -428,9 +375,8 @@ def ltg_model_dir(ltg_model) -> Path:
     return Path(ltg_model)
 
 
-def test_image_runs_a_dry_refresh_with_a_mounted_model(
-    clean_venv, image_app, ltg_model_dir, tmp_path
-):
+def test_image_runs_a_dry_refresh_with_a_mounted_model(clean_venv, image_app, ltg_model_dir,
+                                                      tmp_path):
     """A real (dry) refresh from the image's tree: SQL from queries/, model, worker processes."""
     config = tmp_path / "config.yaml"
     config.write_text(f"""
@@ -443,29 +389,16 @@ wikis:
     model: "{ltg_model_dir}"
     source: {{type: dump, path: "{LTG_DUMP}", complete: true, cache_dir: "{tmp_path}/cache"}}
 """)
-    result = _run_in_image(
-        clean_venv,
-        image_app,
-        "-m",
-        "runner",
-        "--config",
-        str(config),
-        "--log-format=json",
-        "refresh",
-        "--wiki=ltgwiki",
-        "--dry-run",
-        "--workers=2",
-        "--limit=30",
-    )
+    result = _run_in_image(clean_venv, image_app, "-m", "runner", "--config", str(config),
+                           "--log-format=json", "refresh", "--wiki=ltgwiki", "--dry-run",
+                           "--workers=2", "--limit=30")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     (summary,) = [r for r in records if r.get("message") == "run finished"]
     assert summary["status"] == "ok" and 0 < summary["evaluated"] <= 30, summary
     assert "other" not in summary["outcomes"], (
-        f"pages failed in the workers (a dependency missing from requirements.txt?): {summary}"
-    )
-    status = _run_in_image(
-        clean_venv, image_app, "-m", "runner", "--config", str(config), "status", "--format", "json"
-    )
+        f"pages failed in the workers (a dependency missing from requirements.txt?): {summary}")
+    status = _run_in_image(clean_venv, image_app, "-m", "runner", "--config", str(config),
+                           "status", "--format", "json")
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["wikis"][0]["wiki"] == "ltgwiki"

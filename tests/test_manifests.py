@@ -32,11 +32,8 @@ MANIFESTS = REPO / "manifests"
 K8S_VERSION = "1.31.0"
 RUNNER_CONFIG = MANIFESTS / "base" / "config.yaml"  # a runner config, not a resource
 DASHBOARD = MANIFESTS / "grafana" / "addlink-dashboard.json"
-KUSTOMIZATIONS = [
-    MANIFESTS / "base",
-    MANIFESTS / "overlays" / "staging",
-    MANIFESTS / "overlays" / "production",
-]
+KUSTOMIZATIONS = [MANIFESTS / "base", MANIFESTS / "overlays" / "staging",
+                  MANIFESTS / "overlays" / "production"]
 BACKFILL = MANIFESTS / "backfill" / "job-backfill.yaml"
 # Capacity measurement the pod resources are derived from (benchmarks/capacity.py format).
 MEASUREMENT = REPO / "docs" / "capacity-input.json"
@@ -44,11 +41,8 @@ MEASUREMENT = REPO / "docs" / "capacity-input.json"
 # flight, the final commit and event flush.
 DEADLINE_MARGIN = 300
 SECRET_NAME = "addlink-secrets"
-DUMMY_SECRETS = {
-    "ADDLINK_DB_PASSWORD": "x",
-    "ADDLINK_BOT_PASSWORD": "x",
-    "ADDLINK_EVENTGATE_TOKEN": "x",
-}
+DUMMY_SECRETS = {"ADDLINK_DB_PASSWORD": "x", "ADDLINK_BOT_PASSWORD": "x",
+                 "ADDLINK_EVENTGATE_TOKEN": "x"}
 
 
 def _load_yaml_docs(path: Path) -> list[dict]:
@@ -57,20 +51,15 @@ def _load_yaml_docs(path: Path) -> list[dict]:
 
 def resource_files() -> list[Path]:
     files = sorted(MANIFESTS.rglob("*.yaml")) + sorted(MANIFESTS.rglob("*.yml"))
-    return [
-        f
-        for f in files
-        if f.name not in ("kustomization.yaml", "kustomization.yml") and f != RUNNER_CONFIG
-    ]
+    return [f for f in files if f.name not in ("kustomization.yaml", "kustomization.yml")
+            and f != RUNNER_CONFIG]
 
 
 def kubectl() -> str:
     path = shutil.which("kubectl")
     if not path:
-        pytest.fail(
-            "kubectl is needed to render the kustomizations (`kubectl kustomize` "
-            "works offline); install it (Debian package kubectl) or put it on PATH"
-        )
+        pytest.fail("kubectl is needed to render the kustomizations (`kubectl kustomize` "
+                    "works offline); install it (Debian package kubectl) or put it on PATH")
     return path
 
 
@@ -79,9 +68,8 @@ _rendered: dict[Path, list[dict]] = {}
 
 def rendered(kustomization: Path) -> list[dict]:
     if kustomization not in _rendered:
-        result = subprocess.run(
-            [kubectl(), "kustomize", str(kustomization)], capture_output=True, text=True, timeout=60
-        )
+        result = subprocess.run([kubectl(), "kustomize", str(kustomization)],
+                                capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, f"kubectl kustomize {kustomization}:\n{result.stderr}"
         _rendered[kustomization] = [d for d in yaml.safe_load_all(result.stdout) if d]
     return _rendered[kustomization]
@@ -99,15 +87,13 @@ def validate(doc: dict, where: str) -> None:
 
 # --- schema validity ----------------------------------------------------------------------
 
-
 @pytest.mark.parametrize("path", resource_files(), ids=lambda p: str(p.relative_to(MANIFESTS)))
 def test_resource_file_validates_strictly(path):
     docs = _load_yaml_docs(path)
     assert docs, f"{path}: empty"
     for doc in docs:
         assert "apiVersion" in doc and "kind" in doc, (
-            f"{path}: not a full resource (patches belong inline in a kustomization)"
-        )
+            f"{path}: not a full resource (patches belong inline in a kustomization)")
         validate(doc, str(path.relative_to(REPO)))
 
 
@@ -133,26 +119,20 @@ def test_overlays_set_namespace_and_a_real_image():
 
 # --- workloads ----------------------------------------------------------------------------
 
-
 def workloads() -> list[tuple[str, dict]]:
     """(where, resource) for every CronJob and Job: rendered base and overlays, backfill."""
     out = []
     for k in KUSTOMIZATIONS:
-        out += [
-            (f"{k.name}/{d['metadata']['name']}", d)
-            for d in rendered(k)
-            if d["kind"] in ("CronJob", "Job")
-        ]
-    out += [(f"backfill/{d['metadata'].get('generateName')}", d) for d in _load_yaml_docs(BACKFILL)]
+        out += [(f"{k.name}/{d['metadata']['name']}", d) for d in rendered(k)
+                if d["kind"] in ("CronJob", "Job")]
+    out += [(f"backfill/{d['metadata'].get('generateName')}", d)
+            for d in _load_yaml_docs(BACKFILL)]
     return out
 
 
 def job_spec(resource: dict) -> dict:
-    return (
-        resource["spec"]["jobTemplate"]["spec"]
-        if resource["kind"] == "CronJob"
+    return resource["spec"]["jobTemplate"]["spec"] if resource["kind"] == "CronJob" \
         else resource["spec"]
-    )
 
 
 def pod_specs(docs: list[dict]) -> list[dict]:
@@ -205,13 +185,8 @@ def cron_fire_times(expr: str, days: int = 8) -> list[datetime]:
     times = []
     for minute in range(days * 24 * 60):
         t = start + timedelta(minutes=minute)
-        if (
-            t.minute in sets[0]
-            and t.hour in sets[1]
-            and t.day in sets[2]
-            and t.month in sets[3]
-            and (t.weekday() + 1) % 7 in sets[4]
-        ):
+        if (t.minute in sets[0] and t.hour in sets[1] and t.day in sets[2]
+                and t.month in sets[3] and (t.weekday() + 1) % 7 in sets[4]):
             times.append(t)
     return times
 
@@ -245,12 +220,10 @@ def test_cronjobs_forbid_overlap_and_finish_before_the_next_run():
         deadline = jspec["activeDeadlineSeconds"]
         assert deadline >= max_runtime + DEADLINE_MARGIN, (
             f"{where}: activeDeadlineSeconds {deadline} < --max-runtime {max_runtime:.0f} + "
-            f"{DEADLINE_MARGIN}: the pod would be killed before it commits"
-        )
+            f"{DEADLINE_MARGIN}: the pod would be killed before it commits")
         assert deadline <= interval, (
             f"{where}: activeDeadlineSeconds {deadline} > schedule interval {interval:.0f}: "
-            "with Forbid, a slow run would make the next one be skipped"
-        )
+            "with Forbid, a slow run would make the next one be skipped")
 
 
 def test_backfill_is_an_indexed_job_with_one_shard_per_pod():
@@ -262,8 +235,7 @@ def test_backfill_is_an_indexed_job_with_one_shard_per_pod():
     index, _, total = shards[0].partition("/")
     assert index == "$(JOB_COMPLETION_INDEX)", "each pod must take its own completion index"
     assert int(total) == spec["completions"] == spec["parallelism"], (
-        "--shard .../N, completions and parallelism must all be the number of shards"
-    )
+        "--shard .../N, completions and parallelism must all be the number of shards")
     max_runtime = float(flag_values(container(job)["args"])["--max-runtime"][0])
     assert spec["activeDeadlineSeconds"] >= max_runtime + DEADLINE_MARGIN
     assert "refresh" in container(job)["args"]
@@ -277,8 +249,7 @@ def test_arg_variables_are_declared_in_the_container_env():
             for name in re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", arg):
                 assert name in declared, (
                     f"{where}: $({name}) in args is not in the container's env list; "
-                    "Kubernetes would pass it through literally"
-                )
+                    "Kubernetes would pass it through literally")
 
 
 def test_job_failure_policy_names_the_container_and_needs_never_restart():
@@ -295,22 +266,19 @@ def test_job_failure_policy_names_the_container_and_needs_never_restart():
 def test_grace_period_lets_the_pages_in_flight_finish():
     config = _runner_config_module()
     raw = yaml.safe_load(RUNNER_CONFIG.read_text())
-    page_timeout = raw.get("runner", {}).get("page_timeout", config.RunnerSection.page_timeout)
+    page_timeout = raw.get("runner", {}).get("page_timeout",
+                                             config.RunnerSection.page_timeout)
     for where, resource in workloads():
         grace = job_spec(resource)["template"]["spec"].get("terminationGracePeriodSeconds", 30)
         assert grace > page_timeout, (
             f"{where}: terminationGracePeriodSeconds {grace} <= runner.page_timeout "
-            f"{page_timeout}: SIGKILL would cut a page in flight before its commit"
-        )
+            f"{page_timeout}: SIGKILL would cut a page in flight before its commit")
         assert grace < DEADLINE_MARGIN
 
 
 def _dockerfile_uid() -> int:
-    users = [
-        ln.split()[1]
-        for ln in (REPO / "Dockerfile").read_text().splitlines()
-        if ln.startswith("USER ")
-    ]
+    users = [ln.split()[1] for ln in (REPO / "Dockerfile").read_text().splitlines()
+             if ln.startswith("USER ")]
     return int(users[-1].split(":")[0])
 
 
@@ -371,18 +339,13 @@ def _configmaps(docs: list[dict]) -> dict[str, dict]:
 
 
 def test_secrets_named_by_the_config_come_from_the_secret():
-    secret_keys = {
-        d["metadata"]["name"]: set(d["stringData"])
-        for d in _load_yaml_docs(MANIFESTS / "secret.example.yaml")
-    }
+    secret_keys = {d["metadata"]["name"]: set(d["stringData"])
+                   for d in _load_yaml_docs(MANIFESTS / "secret.example.yaml")}
     assert SECRET_NAME in secret_keys
     raw = yaml.safe_load(RUNNER_CONFIG.read_text())
     env_keys = _env_keys(raw)
-    assert {p for p, _ in env_keys} >= {
-        "store.password_env",
-        "events.token_env",
-        "defaults.source.bot_password_env",
-    }, env_keys
+    assert {p for p, _ in env_keys} >= {"store.password_env", "events.token_env",
+                                        "defaults.source.bot_password_env"}, env_keys
     for where, resource in workloads():
         env = {e["name"]: e for e in container(resource).get("env", [])}
         for path, var in env_keys:
@@ -422,14 +385,12 @@ def test_config_loads_with_the_runner_and_names_every_scheduled_wiki(kustomizati
             assert wiki in cfg.wikis, f"{cj['metadata']['name']}: --wiki={wiki} not configured"
             assert wiki not in scheduled, (
                 f"{wiki} is in two CronJobs ({scheduled[wiki]}, {cj['metadata']['name']}): "
-                "their runs would collide on the wiki's lock (exit 3)"
-            )
+                "their runs would collide on the wiki's lock (exit 3)")
             scheduled[wiki] = cj["metadata"]["name"]
         envfrom = [e["configMapRef"]["name"] for e in container(cj).get("envFrom", [])]
         assert envfrom == ["addlink-env"], envfrom
     assert set(scheduled) == set(cfg.wikis), (
-        f"configured but in no CronJob: {sorted(set(cfg.wikis) - set(scheduled))}"
-    )
+        f"configured but in no CronJob: {sorted(set(cfg.wikis) - set(scheduled))}")
     (backfill,) = _load_yaml_docs(BACKFILL)
     for wiki in flag_values(container(backfill)["args"])["--wiki"]:
         assert wiki in cfg.wikis
@@ -442,7 +403,6 @@ def _runner_parser():
     import argparse
 
     import runner.__main__ as cli
-
     for name in ("build_parser", "make_parser", "parser", "create_parser", "get_parser"):
         obj = getattr(cli, name, None)
         if isinstance(obj, argparse.ArgumentParser):
@@ -478,34 +438,16 @@ def test_resources_follow_the_measured_capacity():
         want = capacity.pod_resources(measurement, workers)
         assert c["resources"] == want, (
             f"{where}: resources {c['resources']} differ from "
-            f"benchmarks/capacity.py pod_resources(--workers={workers}) = {want}"
-        )
+            f"benchmarks/capacity.py pod_resources(--workers={workers}) = {want}")
 
 
 # --- dashboard ----------------------------------------------------------------------------
 
 STATSD_SUFFIXES = {
     "counters": {"count", "rate"},
-    "timers": {
-        "mean",
-        "upper",
-        "lower",
-        "count",
-        "count_ps",
-        "sum",
-        "median",
-        "std",
-        "sum_squares",
-        "upper_90",
-        "mean_90",
-        "sum_90",
-        "upper_95",
-        "mean_95",
-        "sum_95",
-        "upper_99",
-        "mean_99",
-        "sum_99",
-    },
+    "timers": {"mean", "upper", "lower", "count", "count_ps", "sum", "median", "std",
+               "sum_squares", "upper_90", "mean_90", "sum_90", "upper_95", "mean_95",
+               "sum_95", "upper_99", "mean_99", "sum_99"},
     "gauges": set(),
 }
 TYPE_OF_KIND = {"counters": "counter", "timers": "timer", "gauges": "gauge"}
@@ -517,13 +459,9 @@ def declared_metrics() -> dict[str, tuple[str, str]]:
     out: dict[str, tuple[str, str]] = {}
     tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
     for i, tok in enumerate(tokens[:-3]):
-        if (
-            tok.type == tokenize.NAME
-            and tok.start[1] == 0
-            and tokens[i + 1].string == "="
-            and tokens[i + 2].type == tokenize.STRING
-            and tokens[i + 3].type == tokenize.COMMENT
-        ):
+        if (tok.type == tokenize.NAME and tok.start[1] == 0 and tokens[i + 1].string == "="
+                and tokens[i + 2].type == tokenize.STRING and tokens[i + 3].type
+                == tokenize.COMMENT):
             kind = re.match(r"#\s*(gauge|counter|timer)\b", tokens[i + 3].string)
             if kind:
                 out[tok.string] = (eval(tokens[i + 2].string), kind[1])  # noqa: S307
@@ -538,10 +476,8 @@ def dashboard_metric_paths() -> list[tuple[str, str]]:
         assert panel["datasource"]["type"] == "graphite", panel["title"]
         assert panel["targets"], panel["title"]
         for target in panel["targets"]:
-            paths = re.findall(
-                r"stats\.(gauges|counters|timers)\.((?:[^\s,()'\"{}]|\{[^{}]*\})+)",
-                target["target"],
-            )
+            paths = re.findall(r"stats\.(gauges|counters|timers)\.((?:[^\s,()'\"{}]|\{[^{}]*\})+)",
+                               target["target"])
             assert paths, f"{panel['title']}: no statsd series in {target['target']!r}"
             for kind, path in paths:
                 nodes = path.split(".")
@@ -557,11 +493,8 @@ def _expand_braces(path: str) -> list[str]:
     m = re.search(r"\{([^{}]*)\}", path)
     if not m:
         return [path]
-    return [
-        p
-        for alt in m[1].split(",")
-        for p in _expand_braces(path[: m.start()] + alt + path[m.end() :])
-    ]
+    return [p for alt in m[1].split(",")
+            for p in _expand_braces(path[:m.start()] + alt + path[m.end():])]
 
 
 def _template_matches(template: str, path: str) -> bool:
@@ -580,11 +513,9 @@ def _template_matches(template: str, path: str) -> bool:
 
 def test_dashboard_plots_only_declared_metrics_of_the_declared_type():
     from runner import metric_names
-
     declared = declared_metrics()
     assert {t for t, _ in declared.values()} == set(metric_names.ALL), (
-        "every template in metric_names.ALL needs a '# gauge|counter|timer' comment"
-    )
+        "every template in metric_names.ALL needs a '# gauge|counter|timer' comment")
     plotted = dashboard_metric_paths()
     used = set()
     for kind, path in plotted:
@@ -593,8 +524,7 @@ def test_dashboard_plots_only_declared_metrics_of_the_declared_type():
         assert len(matches) == 1, matches
         name, _, declared_type = matches[0]
         assert declared_type == TYPE_OF_KIND[kind], (
-            f"{path}: plotted as statsd {kind}, declared as a {declared_type} ({name})"
-        )
+            f"{path}: plotted as statsd {kind}, declared as a {declared_type} ({name})")
         used.add(name)
     assert {"POOL_SIZE", "OUTCOME", "RUN_DURATION", "ERRORS"} <= used, used
 

@@ -23,38 +23,23 @@ def slice_dump(tmp_path_factory) -> str:
 
 @pytest.fixture
 def config(tmp_path, ltg_model, slice_dump) -> Path:
-    doc = {
-        "runner": {"workers": 2},
-        "store": {"type": "sqlite", "path": str(tmp_path / "a.sqlite")},
-        "events": {"type": "jsonlines", "path": str(tmp_path / "events.jsonl")},
-        "lock": {"type": "file", "dir": str(tmp_path / "locks")},
-        "wikis": {
-            "ltgwiki": {
-                "language": "ltg",
-                "model": str(ltg_model),
-                "pool_target": 2,
-                "source": {
-                    "type": "dump",
-                    "path": slice_dump,
-                    "cache_dir": str(tmp_path / "cache"),
-                },
-                "candidates": {"strategy": "allpages"},
-            }
-        },
-    }
+    doc = {"runner": {"workers": 2},
+           "store": {"type": "sqlite", "path": str(tmp_path / "a.sqlite")},
+           "events": {"type": "jsonlines", "path": str(tmp_path / "events.jsonl")},
+           "lock": {"type": "file", "dir": str(tmp_path / "locks")},
+           "wikis": {"ltgwiki": {
+               "language": "ltg", "model": str(ltg_model), "pool_target": 2,
+               "source": {"type": "dump", "path": slice_dump,
+                          "cache_dir": str(tmp_path / "cache")},
+               "candidates": {"strategy": "allpages"}}}}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "runner", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
 
 
 def log_lines(out: str) -> list[dict]:
@@ -69,7 +54,8 @@ def test_refresh_status_backfill(config):
     evaluated = [x for x in lines if x["message"] == "evaluated"]
     assert evaluated and all({"wiki", "title", "outcome"} <= set(x) for x in evaluated)
     (done,) = [x for x in lines if x["message"] == "run finished"]
-    assert (done["status"], done["stop_reason"], done["pool_after"]) == ("ok", "target_reached", 2)
+    assert (done["status"], done["stop_reason"], done["pool_after"]) == \
+        ("ok", "target_reached", 2)
 
     r = cli("--config", str(config), "status", "--format", "json")
     assert r.returncode == 0
@@ -81,9 +67,8 @@ def test_refresh_status_backfill(config):
     assert table.splitlines()[0].split()[:3] == ["wiki", "pool", "target"]
     assert table.splitlines()[1].split()[:3] == ["ltgwiki", "2", "2"]
 
-    r = cli(
-        "--config", str(config), "backfill", "--wiki", "ltgwiki", "--page", "Leivuons", "--dry-run"
-    )
+    r = cli("--config", str(config), "backfill", "--wiki", "ltgwiki", "--page", "Leivuons",
+            "--dry-run")
     assert r.returncode == 0
     (done,) = [x for x in log_lines(r.stdout) if x["message"] == "run finished"]
     assert done["evaluated"] == 1 and done["dry_run"] is True
@@ -93,19 +78,8 @@ def test_refresh_status_backfill(config):
     (done,) = [x for x in log_lines(r.stdout) if x["message"] == "run finished"]
     assert done["outcomes"] == {"would_revalidate_all": 2}
 
-    r = cli(
-        "--config",
-        str(config),
-        "revalidate",
-        "--wiki",
-        "ltgwiki",
-        "--checksum-mismatch",
-        "--older-than",
-        "2001-01-15",
-        "--score-below",
-        "0.6",
-        "--dry-run",
-    )
+    r = cli("--config", str(config), "revalidate", "--wiki", "ltgwiki", "--checksum-mismatch",
+            "--older-than", "2001-01-15", "--score-below", "0.6", "--dry-run")
     (done,) = [x for x in log_lines(r.stdout) if x["message"] == "run finished"]
     assert r.returncode == 0 and done["outcomes"] == {}  # same model, newer, scores >= 0.6
 
@@ -125,16 +99,13 @@ def test_lock_held_exits_3(config, tmp_path):
     assert any(x["message"].startswith("lock held") for x in log_lines(r.stdout))
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (("refresh", "--wiki", "dewiki"), "wikis.dewiki: unknown wiki"),
-        (("refresh", "--shard", "3/3"), "need 0 <= i < N"),
-        (("refresh", "--workers", "0"), "must be > 0"),
-        (("revalidate", "--wiki", "ltgwiki"), "give at least one of"),
-        (("backfill", "--wiki", "ltgwiki", "--titles-file", "/nonexistent"), "--titles-file"),
-    ],
-)
+@pytest.mark.parametrize("args, message", [
+    (("refresh", "--wiki", "dewiki"), "wikis.dewiki: unknown wiki"),
+    (("refresh", "--shard", "3/3"), "need 0 <= i < N"),
+    (("refresh", "--workers", "0"), "must be > 0"),
+    (("revalidate", "--wiki", "ltgwiki"), "give at least one of"),
+    (("backfill", "--wiki", "ltgwiki", "--titles-file", "/nonexistent"), "--titles-file"),
+])
 def test_bad_usage_exits_2(config, args, message):
     r = cli("--config", str(config), *args)
     assert r.returncode == 2 and message in r.stderr
@@ -142,9 +113,7 @@ def test_bad_usage_exits_2(config, args, message):
 
 def test_bad_config_exits_2(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(
-        "wikis: {ltgwiki: {language: ltg, model: m, pool_target: -1, "
-        "source: {type: api, api_url: 'http://x/api.php'}}}\n"
-    )
+    bad.write_text("wikis: {ltgwiki: {language: ltg, model: m, pool_target: -1, "
+                   "source: {type: api, api_url: 'http://x/api.php'}}}\n")
     r = cli("--config", str(bad), "refresh")
     assert r.returncode == 2 and "wikis.ltgwiki.pool_target: must be >= 0" in r.stderr

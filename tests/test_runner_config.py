@@ -14,15 +14,8 @@ DUMP = str(LTG_DUMP)
 
 
 def minimal(**over) -> dict:
-    doc = {
-        "wikis": {
-            "ltgwiki": {
-                "language": "ltg",
-                "model": "var/models/ltgwiki",
-                "source": {"type": "dump", "path": DUMP},
-            }
-        }
-    }
+    doc = {"wikis": {"ltgwiki": {"language": "ltg", "model": "var/models/ltgwiki",
+                                 "source": {"type": "dump", "path": DUMP}}}}
     doc.update(over)
     return doc
 
@@ -34,63 +27,40 @@ def test_sample_config_loads_with_spec_defaults():
     assert cfg.store.type == "sqlite" and cfg.events.type == "jsonlines"
     assert cfg.lock.type == "file" and cfg.metrics.type == "off"
     c = w.criteria
-    assert (
-        c.minimum_links_per_task,
-        c.maximum_links_per_task,
-        c.maximum_links_to_show_per_task,
-        c.minimum_time_since_last_edit,
-        c.minimum_word_count,
-        c.maximum_word_count,
-    ) == (2, 10, 3, 86400, 0, None)
+    assert (c.minimum_links_per_task, c.maximum_links_per_task,
+            c.maximum_links_to_show_per_task, c.minimum_time_since_last_edit,
+            c.minimum_word_count, c.maximum_word_count) == (2, 10, 3, 86400, 0, None)
     assert 0 < w.pool_target <= 106
     # the production defaults when nothing is configured (SPEC §5)
     d = parse_config(minimal(), env={}).wiki("ltgwiki")
-    assert (
-        d.pool_target,
-        d.criteria.minimum_links_per_task,
-        d.criteria.minimum_link_score,
-        d.criteria.maximum_links_per_task,
-        d.criteria.maximum_links_to_show_per_task,
-        d.criteria.minimum_time_since_last_edit,
-        d.criteria.minimum_word_count,
-        d.criteria.maximum_word_count,
-    ) == (500, 2, 0.6, 10, 3, 86400, 0, None)
+    assert (d.pool_target, d.criteria.minimum_links_per_task, d.criteria.minimum_link_score,
+            d.criteria.maximum_links_per_task, d.criteria.maximum_links_to_show_per_task,
+            d.criteria.minimum_time_since_last_edit, d.criteria.minimum_word_count,
+            d.criteria.maximum_word_count) == (500, 2, 0.6, 10, 3, 86400, 0, None)
     assert SAMPLE_CONFIG.name == "sample-config.yaml"
 
 
 def test_defaults_merge_under_each_wiki():
-    cfg = parse_config(
-        minimal(
-            defaults={
-                "pool_target": 7,
-                "criteria": {"minimum_link_score": 0.7, "excluded_templates": ["Stub"]},
-            }
-        ),
-        env={},
-    )
+    cfg = parse_config(minimal(defaults={"pool_target": 7, "criteria": {
+        "minimum_link_score": 0.7, "excluded_templates": ["Stub"]}}), env={})
     w = cfg.wiki("ltgwiki")
     assert w.pool_target == 7 and w.criteria.minimum_link_score == 0.7
     assert w.criteria.excluded_templates == ("Stub",)
     assert w.criteria.minimum_links_per_task == 2
 
 
-@pytest.mark.parametrize(
-    "patch, field",
-    [
-        ({"pool_target": "many"}, "wikis.ltgwiki.pool_target"),
-        ({"criteria": {"minimum_link_score": 1.5}}, "wikis.ltgwiki.criteria.minimum_link_score"),
-        (
-            {"criteria": {"minimum_links_per_task": 20}},
-            "wikis.ltgwiki.criteria.minimum_links_per_task",
-        ),
-        ({"criteria": {"min_link_score": 0.5}}, "wikis.ltgwiki.criteria.min_link_score"),
-        ({"source": {"type": "dump", "path": "/nope.xml"}}, "wikis.ltgwiki.source.path"),
-        ({"source": {"type": "ftp"}}, "wikis.ltgwiki.source.type"),
-        ({"source": {"type": "api"}}, "wikis.ltgwiki.source.api_url"),
-        ({"candidates": {"strategy": "search"}}, "wikis.ltgwiki.candidates.strategy"),
-        ({"language": None}, "wikis.ltgwiki.language"),
-    ],
-)
+@pytest.mark.parametrize("patch, field", [
+    ({"pool_target": "many"}, "wikis.ltgwiki.pool_target"),
+    ({"criteria": {"minimum_link_score": 1.5}}, "wikis.ltgwiki.criteria.minimum_link_score"),
+    ({"criteria": {"minimum_links_per_task": 20}},
+     "wikis.ltgwiki.criteria.minimum_links_per_task"),
+    ({"criteria": {"min_link_score": 0.5}}, "wikis.ltgwiki.criteria.min_link_score"),
+    ({"source": {"type": "dump", "path": "/nope.xml"}}, "wikis.ltgwiki.source.path"),
+    ({"source": {"type": "ftp"}}, "wikis.ltgwiki.source.type"),
+    ({"source": {"type": "api"}}, "wikis.ltgwiki.source.api_url"),
+    ({"candidates": {"strategy": "search"}}, "wikis.ltgwiki.candidates.strategy"),
+    ({"language": None}, "wikis.ltgwiki.language"),
+])
 def test_bad_wiki_fields_are_named(patch, field):
     doc = minimal()
     doc["wikis"]["ltgwiki"].update(patch)
@@ -99,16 +69,13 @@ def test_bad_wiki_fields_are_named(patch, field):
     assert str(e.value).startswith(field)
 
 
-@pytest.mark.parametrize(
-    "doc, field",
-    [
-        ({"store": {"type": "mysql"}}, "store.url"),
-        ({"store": {"type": "sqlite", "bogus": 1}}, "store.bogus"),
-        ({"events": {"type": "eventgate"}}, "events.url"),
-        ({"runner": {"workers": 0}}, "runner.workers"),
-        ({"lokc": {}}, "lokc"),
-    ],
-)
+@pytest.mark.parametrize("doc, field", [
+    ({"store": {"type": "mysql"}}, "store.url"),
+    ({"store": {"type": "sqlite", "bogus": 1}}, "store.bogus"),
+    ({"events": {"type": "eventgate"}}, "events.url"),
+    ({"runner": {"workers": 0}}, "runner.workers"),
+    ({"lokc": {}}, "lokc"),
+])
 def test_bad_sections_are_named(doc, field):
     with pytest.raises(ConfigError) as e:
         parse_config(minimal(**doc), env={})
@@ -143,14 +110,10 @@ def test_env_expansion():
 
 def test_secrets_from_env_and_file_are_redacted(tmp_path, caplog):
     (tmp_path / "token").write_text("tok-from-file\n")
-    doc = minimal(
-        store={"type": "mysql", "url": "mysql://addlink@db/x", "password_env": "DBPASS"},
-        events={
-            "type": "eventgate",
-            "url": "http://eg:8192",
-            "token_file": str(tmp_path / "token"),
-        },
-    )
+    doc = minimal(store={"type": "mysql", "url": "mysql://addlink@db/x",
+                         "password_env": "DBPASS"},
+                  events={"type": "eventgate", "url": "http://eg:8192",
+                          "token_file": str(tmp_path / "token")})
     cfg = parse_config(doc, env={"DBPASS": "hunter2-very-secret"})
     assert cfg.store.password.reveal() == "hunter2-very-secret"
     assert cfg.events.token.reveal() == "tok-from-file"
@@ -162,23 +125,14 @@ def test_secrets_from_env_and_file_are_redacted(tmp_path, caplog):
         assert "env DBPASS" in shown and "<redacted>" in shown
 
 
-@pytest.mark.parametrize(
-    "doc, message",
-    [
-        (
-            {"store": {"type": "mysql", "url": "mysql://a@b/c", "password": "x"}},
-            "store.password: secrets are not allowed",
-        ),
-        (
-            {"store": {"type": "mysql", "url": "mysql://a@b/c", "password_env": "NOPE"}},
-            "store.password_env: environment variable NOPE is not set",
-        ),
-        (
-            {"events": {"type": "eventgate", "url": "http://x", "token_file": "/nonexistent"}},
-            "events.token_file: cannot read /nonexistent",
-        ),
-    ],
-)
+@pytest.mark.parametrize("doc, message", [
+    ({"store": {"type": "mysql", "url": "mysql://a@b/c", "password": "x"}},
+     "store.password: secrets are not allowed"),
+    ({"store": {"type": "mysql", "url": "mysql://a@b/c", "password_env": "NOPE"}},
+     "store.password_env: environment variable NOPE is not set"),
+    ({"events": {"type": "eventgate", "url": "http://x", "token_file": "/nonexistent"}},
+     "events.token_file: cannot read /nonexistent"),
+])
 def test_secret_errors(doc, message):
     with pytest.raises(ConfigError, match="^" + message):
         parse_config(minimal(**doc), env={})
@@ -186,12 +140,8 @@ def test_secret_errors(doc, message):
 
 def test_api_source_bot_password(tmp_path):
     doc = minimal()
-    doc["wikis"]["ltgwiki"]["source"] = {
-        "type": "api",
-        "api_url": "http://127.0.0.1/api.php",
-        "bot_user": "Admin@ci",
-        "bot_password_env": "BOTPW",
-    }
+    doc["wikis"]["ltgwiki"]["source"] = {"type": "api", "api_url": "http://127.0.0.1/api.php",
+                                         "bot_user": "Admin@ci", "bot_password_env": "BOTPW"}
     cfg = parse_config(doc, env={"BOTPW": "s3cr3t-bot"})
     assert cfg.wiki("ltgwiki").source.bot_password.reveal() == "s3cr3t-bot"
     assert "s3cr3t" not in repr(cfg)

@@ -88,62 +88,35 @@ def test_store_state_and_force(pages):
     alien = pages["Alien"]
     assert C.evaluate(alien, CRIT, null, force=True).outcome is None
     assert C.evaluate(alien, CRIT, stored, force=True).outcome == C.ALREADY_STORED
-    assert (
-        C.evaluate(replace(alien, content_model="json"), CRIT, FRESH, force=True).outcome == C.OTHER
-    )
+    assert C.evaluate(replace(alien, content_model="json"), CRIT, FRESH,
+                      force=True).outcome == C.OTHER
 
 
 def test_outcome_names_are_the_production_labels():
-    assert {
-        C.MINIMUM_TIME,
-        C.DISAMBIGUATION,
-        C.EXCLUDED_TEMPLATE,
-        C.EXCLUDED_CATEGORY,
-        C.LAST_EDIT_LINK_RECOMMENDATION,
-        C.LAST_EDIT_LINK_RECOMMENDATION_REVERT,
-        C.ALREADY_STORED,
-        C.KNOWN_UNAVAILABLE,
-        C.ALL_RECOMMENDATIONS_PRUNED,
-        C.GOOD_LINKS_COUNT_TOO_SMALL,
-    } == {
-        "minimum_time_since_last_edit_did_not_pass",
-        "disambiguation_page",
-        "excluded_template",
-        "excluded_category",
-        "last_edit_link_recommendation",
-        "last_edit_link_recommendation_revert",
-        "already_stored",
-        "known_unavailable",
-        "all_recommendations_pruned",
-        "good_links_count_too_small",
-    }
+    assert {C.MINIMUM_TIME, C.DISAMBIGUATION, C.EXCLUDED_TEMPLATE, C.EXCLUDED_CATEGORY,
+            C.LAST_EDIT_LINK_RECOMMENDATION, C.LAST_EDIT_LINK_RECOMMENDATION_REVERT,
+            C.ALREADY_STORED, C.KNOWN_UNAVAILABLE, C.ALL_RECOMMENDATIONS_PRUNED,
+            C.GOOD_LINKS_COUNT_TOO_SMALL} == {
+        "minimum_time_since_last_edit_did_not_pass", "disambiguation_page",
+        "excluded_template", "excluded_category", "last_edit_link_recommendation",
+        "last_edit_link_recommendation_revert", "already_stored", "known_unavailable",
+        "all_recommendations_pruned", "good_links_count_too_small"}
 
 
 # ---------------------------------------------------------------- pruning
-
 
 def link(target: str, score: float) -> dict:
     return {"link_text": target.lower(), "link_target": target, "score": score}
 
 
-TARGETS = {
-    "Blue": TargetInfo("Blue", 1),
-    "Red": TargetInfo("Red", None),
-    "Rejected": TargetInfo("Rejected", 3),
-    "Unknown": TargetInfo("Unknown", None, False),
-    "Also": TargetInfo("Also", 4),
-    "More": TargetInfo("More", 5),
-}
+TARGETS = {"Blue": TargetInfo("Blue", 1), "Red": TargetInfo("Red", None),
+           "Rejected": TargetInfo("Rejected", 3), "Unknown": TargetInfo("Unknown", None, False),
+           "Also": TargetInfo("Also", 4), "More": TargetInfo("More", 5)}
 
 
 def test_prune_red_rejected_low_score():
-    links = [
-        link("Blue", 0.9),
-        link("Red", 0.9),
-        link("Rejected", 0.9),
-        link("Unknown", 0.8),
-        link("Also", 0.5),
-    ]
+    links = [link("Blue", 0.9), link("Red", 0.9), link("Rejected", 0.9), link("Unknown", 0.8),
+             link("Also", 0.5)]
     r = prune(links, TARGETS, {3}, Criteria())
     assert r.outcome == C.SUCCESS
     assert [x["link_target"] for x in r.links] == ["Blue", "Unknown"]

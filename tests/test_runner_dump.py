@@ -54,12 +54,9 @@ def test_fetch_page_data(ltg):
     assert ltg.fetch(["No such page"]) == []
     # underscores and a lower-case first letter are the same title
     assert [p.page_id for p in ltg.fetch(["rēzne_(upe)"])] == [page.page_id]
-    disamb = [
-        p
-        for b in ltg.candidates("allpages", batch_size=500)
-        for p in ltg.fetch([c.title for c in b])
-        if "Template:Zeimeibu škiršona" in p.templates
-    ]
+    disamb = [p for b in ltg.candidates("allpages", batch_size=500)
+              for p in ltg.fetch([c.title for c in b])
+              if "Template:Zeimeibu škiršona" in p.templates]
     assert disamb  # the wiki's disambiguation template is seen
 
 

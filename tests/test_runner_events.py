@@ -11,12 +11,9 @@ from runner.metrics import Metrics
 from runner.store.sqlite import SqliteStore
 from tests.eventgate import EventGate, validator
 
-EVENTS = EventFactory(
-    "ltgwiki",
-    "mediawiki.cirrussearch.page_weighted_tags_change.rc0",
-    "/development/cirrussearch/page_weighted_tags_change/1.0.0",
-    "ltg.wikipedia.org",
-)
+EVENTS = EventFactory("ltgwiki", "mediawiki.cirrussearch.page_weighted_tags_change.rc0",
+                      "/development/cirrussearch/page_weighted_tags_change/1.0.0",
+                      "ltg.wikipedia.org")
 DATA = {"links": [], "meta": {}}
 
 
@@ -27,12 +24,8 @@ def test_set_and_clear_events_follow_the_schema():
     assert [e.message for e in v.iter_errors(c)] == []
     assert s["weighted_tags"] == {"set": {"recommendation.link": [{"tag": "exists"}]}}
     assert c["weighted_tags"] == {"clear": ["recommendation.link"]}
-    assert s["page"] == {
-        "page_id": 42,
-        "page_title": "Rēzekne",
-        "namespace_id": 0,
-        "is_redirect": False,
-    }
+    assert s["page"] == {"page_id": 42, "page_title": "Rēzekne", "namespace_id": 0,
+                         "is_redirect": False}
     assert s["wiki_id"] == "ltgwiki" and s["meta"]["domain"] == "ltg.wikipedia.org"
     assert s["meta"]["id"] != c["meta"]["id"]
     # the validator is not lenient: a broken event is reported
@@ -72,9 +65,8 @@ def test_hasty_202_is_accepted(tmp_path):
 def test_207_keeps_only_unacknowledged_events(tmp_path):
     store = _store(tmp_path, 3)
     # an invalid event (empty title) slipped into the outbox, and one page's event fails
-    store.queue_events(
-        [(9, dict(EVENTS.set(9, "x"), page={"page_id": 9, "page_title": "", "namespace_id": 0}))]
-    )
+    store.queue_events([(9, dict(EVENTS.set(9, "x"), page={"page_id": 9, "page_title": "",
+                                                           "namespace_id": 0}))])
     with EventGate() as eg:
         eg.error_pages = {2}
         stats = _publisher(store, EventGateSink(eg.url), batch_size=10, max_attempts=2).drain()
@@ -86,7 +78,7 @@ def test_207_keeps_only_unacknowledged_events(tmp_path):
     assert left.event["page"]["page_id"] == 2 and left.attempts == 2
     with store.transaction() as cur:
         cur.execute("SELECT ao_page, ao_error FROM addlink_outbox WHERE ao_state = 'failed'")
-        ((page, error),) = cur.fetchall()
+        (page, error), = cur.fetchall()
     assert page == 9 and "page_title" in error
 
 
@@ -107,15 +99,8 @@ def test_503_is_retried_with_backoff_then_delivered(tmp_path):
     sleeps: list[float] = []
     with EventGate() as eg:
         eg.fail_next(503, 2)
-        pub = Publisher(
-            store,
-            EventGateSink(eg.url),
-            Metrics(),
-            batch_size=10,
-            max_attempts=5,
-            backoff=0.25,
-            sleep=sleeps.append,
-        )
+        pub = Publisher(store, EventGateSink(eg.url), Metrics(), batch_size=10,
+                        max_attempts=5, backoff=0.25, sleep=sleeps.append)
         stats = pub.drain()
         assert [s for s, _ in eg.requests] == [503, 503, 201]
     assert stats.sent == 2 and stats.pending == 0

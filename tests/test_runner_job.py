@@ -24,16 +24,8 @@ from runner.store import open_store
 from tests.eventgate import EventGate, validator
 from tests.runner_support import LTG_DUMP, drop_database, dump_slice
 
-LINK_FIELDS = {
-    "link_text",
-    "link_target",
-    "wikitext_offset",
-    "match_index",
-    "context_before",
-    "context_after",
-    "score",
-    "link_index",
-}
+LINK_FIELDS = {"link_text", "link_target", "wikitext_offset", "match_index", "context_before",
+               "context_after", "score", "link_index"}
 CHECKSUMS = {"anchors", "redirects", "pageids", "w2vfiltered", "model"}
 
 
@@ -44,41 +36,21 @@ def ltg_slice(tmp_path_factory) -> str:
     return dump_slice(tmp_path_factory.mktemp("dump") / "ltgwiki-slice.xml", 450)
 
 
-def make_config(
-    tmp_path: Path,
-    model: str,
-    *,
-    dump: str = LTG_DUMP,
-    target: int = 6,
-    store: dict | None = None,
-    events: dict | None = None,
-    **wiki_extra,
-):
-    wiki = {
-        "language": "ltg",
-        "domain": "ltg.wikipedia.org",
-        "model": str(model),
-        "pool_target": target,
-        "source": {
-            "type": "dump",
-            "path": dump,
-            "complete": dump == LTG_DUMP,
-            "cache_dir": str(tmp_path / "cache"),
-        },
-        "candidates": {"strategy": "random", "seed": 7, "batch_size": 150},
-        "criteria": {
-            "disambiguation_templates": ["Zeimeibu škiršona"],
-            "excluded_sections": ["Nūruodis"],
-        },
-    }
+def make_config(tmp_path: Path, model: str, *, dump: str = LTG_DUMP, target: int = 6,
+                store: dict | None = None, events: dict | None = None, **wiki_extra):
+    wiki = {"language": "ltg", "domain": "ltg.wikipedia.org", "model": str(model),
+            "pool_target": target,
+            "source": {"type": "dump", "path": dump, "complete": dump == LTG_DUMP,
+                       "cache_dir": str(tmp_path / "cache")},
+            "candidates": {"strategy": "random", "seed": 7, "batch_size": 150},
+            "criteria": {"disambiguation_templates": ["Zeimeibu škiršona"],
+                         "excluded_sections": ["Nūruodis"]}}
     wiki.update(wiki_extra)
-    doc = {
-        "runner": {"workers": 2, "page_timeout": 30},
-        "store": store or {"type": "sqlite", "path": str(tmp_path / "addlink.sqlite")},
-        "events": events or {"type": "jsonlines", "path": str(tmp_path / "events.jsonl")},
-        "lock": {"type": "file", "dir": str(tmp_path / "locks")},
-        "wikis": {"ltgwiki": wiki},
-    }
+    doc = {"runner": {"workers": 2, "page_timeout": 30},
+           "store": store or {"type": "sqlite", "path": str(tmp_path / "addlink.sqlite")},
+           "events": events or {"type": "jsonlines", "path": str(tmp_path / "events.jsonl")},
+           "lock": {"type": "file", "dir": str(tmp_path / "locks")},
+           "wikis": {"ltgwiki": wiki}}
     return parse_config(doc, env={})
 
 
@@ -94,26 +66,12 @@ def qualifying(model, dump: str, cache_dir: Path) -> set[int]:
         for p in src.fetch([c.title for c in batch]):
             if "Template:Zeimeibu škiršona" in p.templates:
                 continue
-            links = recommend(
-                m,
-                p.wikitext,
-                title=p.title,
-                pageid=p.page_id,
-                revid=p.rev_id,
-                threshold=0.6,
-                max_recommendations=10,
-                excluded_sections=("Nūruodis",),
-            )["links"]
+            links = recommend(m, p.wikitext, title=p.title, pageid=p.page_id, revid=p.rev_id,
+                              threshold=0.6, max_recommendations=10,
+                              excluded_sections=("Nūruodis",))["links"]
             info = src.targets([x["link_target"] for x in links])
-            if (
-                sum(
-                    1
-                    for x in links
-                    if info[x["link_target"]].page_id is not None
-                    or not info[x["link_target"]].known
-                )
-                >= 2
-            ):
+            if sum(1 for x in links if info[x["link_target"]].page_id is not None
+                   or not info[x["link_target"]].known) >= 2:
                 out.add(p.page_id)
     src.close()
     return out
@@ -137,10 +95,8 @@ def rows(cfg) -> dict[int, tuple[int, dict | None]]:
     store = open_store(cfg.store, "ltgwiki")
     try:
         with store.transaction() as cur:
-            cur.execute(
-                "SELECT gelr_page, gelr_revision, gelr_data "
-                "FROM growthexperiments_link_recommendations"
-            )
+            cur.execute("SELECT gelr_page, gelr_revision, gelr_data "
+                        "FROM growthexperiments_link_recommendations")
             return {int(p): (int(r), store._json(d)) for p, r, d in cur.fetchall()}
     finally:
         store.close()
@@ -170,16 +126,15 @@ def assert_valid_rows(cfg, data_rows: dict, min_score: float = 0.6) -> None:
             assert set(link) == LINK_FIELDS
             assert link["score"] >= min_score
             off = link["wikitext_offset"]
-            assert text[off : off + len(link["link_text"])] == link["link_text"]
+            assert text[off:off + len(link["link_text"])] == link["link_text"]
             info = src.targets([link["link_target"]])[link["link_target"]]
             assert info.page_id is not None  # complete dump: never a red link
     src.close()
 
 
 def test_refresh_fills_the_pool_with_valid_rows_and_events(tmp_path, ltg_model, good_full):
-    cfg = make_config(
-        tmp_path, ltg_model, target=4, candidates={"strategy": "allpages", "batch_size": 100}
-    )
+    cfg = make_config(tmp_path, ltg_model, target=4,
+                      candidates={"strategy": "allpages", "batch_size": 100})
     res = run_wiki(cfg, "ltgwiki", RunOptions(), Metrics())
     assert (res.status, res.stop_reason, res.exit_code) == ("ok", "target_reached", 0)
     assert res.pool_before == 0 and res.pool_after == 4
@@ -190,20 +145,16 @@ def test_refresh_fills_the_pool_with_valid_rows_and_events(tmp_path, ltg_model, 
     assert_valid_rows(cfg, data_rows)
     # NULL rows for pages with nothing usable (none when a red link was pruned)
     nulls = {p for p, v in all_rows.items() if v[1] is None}
-    assert (
-        0
-        < len(nulls)
-        <= res.outcomes[C.GOOD_LINKS_COUNT_TOO_SMALL] + res.outcomes[C.ALL_RECOMMENDATIONS_PRUNED]
-    )
+    assert 0 < len(nulls) <= res.outcomes[C.GOOD_LINKS_COUNT_TOO_SMALL] + \
+        res.outcomes[C.ALL_RECOMMENDATIONS_PRUNED]
     assert not nulls & good_full
     # exactly one valid set event per row
     evs = events(tmp_path / "events.jsonl")
     v = validator()
     assert all(not list(v.iter_errors(e)) for e in evs)
     assert sorted(e["page"]["page_id"] for e in evs) == sorted(data_rows)
-    assert all(
-        e["weighted_tags"] == {"set": {"recommendation.link": [{"tag": "exists"}]}} for e in evs
-    )
+    assert all(e["weighted_tags"] == {"set": {"recommendation.link": [{"tag": "exists"}]}}
+               for e in evs)
 
     # target reached: the next run does nothing but upkeep
     again = run_wiki(cfg, "ltgwiki", RunOptions(), Metrics())
@@ -221,7 +172,8 @@ def test_refresh_fills_the_pool_with_valid_rows_and_events(tmp_path, ltg_model, 
     assert {p for p, v in rows(cfg).items() if v[1] is not None} == good_full
 
 
-def test_exhausting_candidates_then_everything_is_known(tmp_path, ltg_model, ltg_slice, good_slice):
+def test_exhausting_candidates_then_everything_is_known(tmp_path, ltg_model, ltg_slice,
+                                                        good_slice):
     cfg = make_config(tmp_path, ltg_model, dump=ltg_slice, target=500)
     first = run_wiki(cfg, "ltgwiki", RunOptions(), Metrics())
     assert first.status == "ok"
@@ -231,13 +183,8 @@ def test_exhausting_candidates_then_everything_is_known(tmp_path, ltg_model, ltg
     second = run_wiki(cfg, "ltgwiki", RunOptions(), Metrics())
     # the first batch of the second run has only already stored / known pages: no work
     assert second.stop_reason == "batch_without_success"
-    assert set(second.outcomes) <= {
-        C.ALREADY_STORED,
-        C.KNOWN_UNAVAILABLE,
-        C.DISAMBIGUATION,
-        C.OTHER,
-        C.EXCLUDED_TEMPLATE,
-    }
+    assert set(second.outcomes) <= {C.ALREADY_STORED, C.KNOWN_UNAVAILABLE, C.DISAMBIGUATION,
+                                    C.OTHER, C.EXCLUDED_TEMPLATE}
     assert second.outcomes[C.SUCCESS] == 0 and second.pool_after == first.pool_after
 
 
@@ -278,9 +225,8 @@ def test_second_run_exits_at_once_when_locked(tmp_path, ltg_model, ltg_slice):
 
 def test_crashing_pages_count_as_other_and_the_run_goes_on(tmp_path, ltg_model, ltg_slice):
     cfg = make_config(tmp_path, ltg_model, dump=ltg_slice, target=2)
-    res = run_wiki(
-        cfg, "ltgwiki", RunOptions(recommender="tests.runner_support:crash_some"), Metrics()
-    )
+    res = run_wiki(cfg, "ltgwiki",
+                   RunOptions(recommender="tests.runner_support:crash_some"), Metrics())
     assert res.status == "ok" and res.stop_reason == "target_reached"
     assert res.outcomes[C.OTHER] >= 1 and res.outcomes[C.SUCCESS] == 2
     assert all(p % 10 for p in rows(cfg))  # crashed pages got no row
@@ -295,7 +241,7 @@ def _edited_dump(tmp_path: Path, source: str, titles: set[str]) -> Path:
     pos = 0
     for m in re.finditer(r"<title>(.*?)</title>.*?<revision>\s*<id>(\d+)</id>", text, re.S):
         if m.group(1) in titles:
-            out.append(text[pos : m.start(2)] + str(int(m.group(2)) + 10_000_000))
+            out.append(text[pos:m.start(2)] + str(int(m.group(2)) + 10_000_000))
             pos = m.end(2)
     out.append(text[pos:])
     path = tmp_path / "ltgwiki-edited.xml"
@@ -344,20 +290,17 @@ def test_backfill_force_and_revalidate(tmp_path, ltg_model, ltg_slice):
     titles = src.page_titles(list(data_rows))
     src.close()
     # backfill of stored pages: already stored, even with --force
-    res = run_wiki(
-        cfg,
-        "ltgwiki",
-        RunOptions(command="backfill", titles=tuple(titles.values()), force=True),
-        Metrics(),
-    )
+    res = run_wiki(cfg, "ltgwiki", RunOptions(command="backfill",
+                                              titles=tuple(titles.values()), force=True),
+                   Metrics())
     assert res.outcomes == {C.ALREADY_STORED: 3} and res.stop_reason == "titles_done"
-    res = run_wiki(
-        cfg, "ltgwiki", RunOptions(command="backfill", titles=("No such page",)), Metrics()
-    )
+    res = run_wiki(cfg, "ltgwiki", RunOptions(command="backfill", titles=("No such page",)),
+                   Metrics())
     assert res.outcomes == {C.OTHER: 1}
     # revalidate everything: rows removed with a clear event, then evaluated again
     n_events = len(events(tmp_path / "events.jsonl"))
-    dry = revalidate(cfg, "ltgwiki", RevalidateSpec(all=True), RunOptions(dry_run=True), Metrics())
+    dry = revalidate(cfg, "ltgwiki", RevalidateSpec(all=True), RunOptions(dry_run=True),
+                     Metrics())
     assert dry.outcomes == {"would_revalidate_all": 3}
     assert len(events(tmp_path / "events.jsonl")) == n_events
     res = revalidate(cfg, "ltgwiki", RevalidateSpec(score_below=1.01), RunOptions(), Metrics())
@@ -377,14 +320,9 @@ def scratch_db(mysql_url):
 
 def test_eventgate_and_mariadb(tmp_path, ltg_model, scratch_db, ltg_slice):
     with EventGate() as eg:
-        cfg = make_config(
-            tmp_path,
-            ltg_model,
-            dump=ltg_slice,
-            target=3,
-            store={"type": "mysql", "url": scratch_db, "create_database": True},
-            events={"type": "eventgate", "url": eg.url, "batch_size": 2},
-        )
+        cfg = make_config(tmp_path, ltg_model, dump=ltg_slice, target=3,
+                          store={"type": "mysql", "url": scratch_db, "create_database": True},
+                          events={"type": "eventgate", "url": eg.url, "batch_size": 2})
         eg.fail_next(503, 1)
         res = run_wiki(cfg, "ltgwiki", RunOptions(), Metrics())
         assert res.status == "ok" and res.pool_after == 3
@@ -406,17 +344,9 @@ def test_zookeeper_session_loss_stops_the_run(tmp_path, ltg_model, zk_hosts, ltg
     def run() -> None:
         with __import__("contextlib").ExitStack() as stack:
             a = Adapters(cfg, "ltgwiki", Metrics(), stack)
-            job = WikiJob(
-                cfg,
-                cfg.wiki("ltgwiki"),
-                source=a.source,
-                store=a.store,
-                publisher=a.publisher,
-                metrics=Metrics(),
-                lock=lock,
-                options=RunOptions(workers=1),
-                stop=StopFlag(),
-            )
+            job = WikiJob(cfg, cfg.wiki("ltgwiki"), source=a.source, store=a.store,
+                          publisher=a.publisher, metrics=Metrics(), lock=lock,
+                          options=RunOptions(workers=1), stop=StopFlag())
             out["res"] = job.run()
 
     t = threading.Thread(target=run)
@@ -442,7 +372,8 @@ def test_zookeeper_session_loss_stops_the_run(tmp_path, ltg_model, zk_hosts, ltg
 
 def test_a_model_failing_on_most_pages_fails_the_run(tmp_path, ltg_model, ltg_slice):
     cfg = make_config(tmp_path, ltg_model, dump=ltg_slice, target=4)
-    res = run_wiki(cfg, "ltgwiki", RunOptions(recommender="tests.runner_support:broken"), Metrics())
+    res = run_wiki(cfg, "ltgwiki", RunOptions(recommender="tests.runner_support:broken"),
+                   Metrics())
     assert (res.status, res.exit_code) == ("failed", 1)
     assert "the model failed on 25 of 25 pages" in res.error and "shape mismatch" in res.error
     assert res.outcomes[C.OTHER] == 25 and rows(cfg) == {}
@@ -457,7 +388,8 @@ def test_statsd_metrics_of_a_run(tmp_path, ltg_model, ltg_slice):
     sock.bind(("127.0.0.1", 0))
     sock.settimeout(0.5)
     cfg = make_config(tmp_path, ltg_model, dump=ltg_slice, target=2)
-    res = run_wiki(cfg, "ltgwiki", RunOptions(), StatsdMetrics("127.0.0.1", sock.getsockname()[1]))
+    res = run_wiki(cfg, "ltgwiki", RunOptions(), StatsdMetrics("127.0.0.1",
+                                                                sock.getsockname()[1]))
     got: list[str] = []
     try:
         while True:
@@ -467,23 +399,12 @@ def test_statsd_metrics_of_a_run(tmp_path, ltg_model, ltg_slice):
     sock.close()
     names = {p.split(":")[0] for p in got}
     assert "addlink.ltgwiki.pool_size:0|g" in got and "addlink.ltgwiki.pool_size:2|g" in got
-    assert (
-        sum(
-            int(p.split(":")[1].split("|")[0])
-            for p in got
-            if p.startswith("addlink.ltgwiki.outcome.")
-        )
-        == res.evaluated
-    )
+    assert sum(int(p.split(":")[1].split("|")[0]) for p in got
+               if p.startswith("addlink.ltgwiki.outcome.")) == res.evaluated
     assert "addlink.ltgwiki.outcome.success:1|c" in got
-    assert {
-        "addlink.ltgwiki.time.api",
-        "addlink.ltgwiki.time.model",
-        "addlink.ltgwiki.time.db",
-        "addlink.ltgwiki.run_duration",
-        "addlink.ltgwiki.events.sent",
-        "addlink.ltgwiki.runs.ok",
-    } <= names
+    assert {"addlink.ltgwiki.time.api", "addlink.ltgwiki.time.model",
+            "addlink.ltgwiki.time.db", "addlink.ltgwiki.run_duration",
+            "addlink.ltgwiki.events.sent", "addlink.ltgwiki.runs.ok"} <= names
 
 
 def test_drift_repair(tmp_path, ltg_model, ltg_slice):
@@ -494,22 +415,20 @@ def test_drift_repair(tmp_path, ltg_model, ltg_slice):
     pages = sorted(p for p, v in rows(cfg).items() if v[1] is not None)
     store = open_store(cfg.store, "ltgwiki")
     with store.transaction() as cur:  # as GrowthExperiments does when a page is edited
-        cur.execute(
-            "DELETE FROM growthexperiments_link_recommendations WHERE gelr_page = ?", (pages[0],)
-        )
+        cur.execute("DELETE FROM growthexperiments_link_recommendations WHERE gelr_page = ?",
+                    (pages[0],))
     store.forget_pool_entries([pages[1]])  # a row search was never told about
     store.close()
     n = len(events(tmp_path / "events.jsonl"))
-    dry = drift(cfg, "ltgwiki", resend=False, options=RunOptions(dry_run=True), metrics=Metrics())
+    dry = drift(cfg, "ltgwiki", resend=False, options=RunOptions(dry_run=True),
+                metrics=Metrics())
     assert dry.outcomes == {"clear": 1, "set": 1, "no_title": 0}
     assert len(events(tmp_path / "events.jsonl")) == n
     res = drift(cfg, "ltgwiki", resend=False, options=RunOptions(), metrics=Metrics())
     new = events(tmp_path / "events.jsonl")[n:]
     assert res.events.sent == 2
-    assert [(e["page"]["page_id"], next(iter(e["weighted_tags"]))) for e in new] == [
-        (pages[0], "clear"),
-        (pages[1], "set"),
-    ]
+    assert [(e["page"]["page_id"], next(iter(e["weighted_tags"]))) for e in new] == \
+        [(pages[0], "clear"), (pages[1], "set")]
     again = drift(cfg, "ltgwiki", resend=False, options=RunOptions(), metrics=Metrics())
     assert again.outcomes == {"clear": 0, "set": 0, "no_title": 0}
     resend = drift(cfg, "ltgwiki", resend=True, options=RunOptions(), metrics=Metrics())
@@ -532,14 +451,8 @@ def test_model_datasets_read_from_the_mysql_store(tmp_path, ltg_model, scratch_d
     load(ltg_model, scratch_db)
     bare = tmp_path / "model-without-sqlite"
     shutil.copytree(ltg_model, bare, ignore=shutil.ignore_patterns("*.sqlite"))
-    cfg = make_config(
-        tmp_path,
-        bare,
-        dump=ltg_slice,
-        target=3,
-        store={"type": "mysql", "url": scratch_db},
-        model_datasets="store",
-    )
+    cfg = make_config(tmp_path, bare, dump=ltg_slice, target=3,
+                      store={"type": "mysql", "url": scratch_db}, model_datasets="store")
     res = run_wiki(cfg, "ltgwiki", RunOptions(), Metrics())
     assert res.status == "ok" and res.pool_after == 3
     assert res.outcomes.get("other", 0) == 0

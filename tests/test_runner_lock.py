@@ -28,11 +28,9 @@ def test_file_lock_is_exclusive_per_wiki(tmp_path):
 
 
 def test_file_lock_held_by_another_process(tmp_path):
-    code = (
-        "import sys,time; from runner.lock import FileLock; "
-        f"l=FileLock({str(tmp_path)!r}, 'enwiki'); l.acquire(); print('ok', flush=True); "
-        "time.sleep(30)"
-    )
+    code = ("import sys,time; from runner.lock import FileLock; "
+            f"l=FileLock({str(tmp_path)!r}, 'enwiki'); l.acquire(); print('ok', flush=True); "
+            "time.sleep(30)")
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline().strip() == "ok"

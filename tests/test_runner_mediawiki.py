@@ -23,16 +23,8 @@ from tests.conftest import USER_AGENT
 from tests.eventgate import EventGate
 from tests.runner_support import drop_database
 
-LINK_FIELDS = {
-    "link_text",
-    "link_target",
-    "wikitext_offset",
-    "match_index",
-    "context_before",
-    "context_after",
-    "score",
-    "link_index",
-}
+LINK_FIELDS = {"link_text", "link_target", "wikitext_offset", "match_index", "context_before",
+               "context_after", "score", "link_index"}
 
 
 @pytest.fixture
@@ -44,23 +36,16 @@ def scratch_db(mysql_url):
 
 
 def make_config(tmp_path, mediawiki, model, db, eventgate_url, **criteria):
-    doc = {
-        "runner": {"workers": 2, "user_agent": USER_AGENT},
-        "store": {"type": "mysql", "url": db, "create_database": True},
-        "events": {"type": "eventgate", "url": eventgate_url, "batch_size": 50},
-        "lock": {"type": "file", "dir": str(tmp_path / "locks")},
-        "wikis": {
-            "ltgwiki": {
-                "language": "ltg",
-                "domain": "ltg.wikipedia.org",
-                "model": str(model),
-                "pool_target": 4,
-                "source": {"type": "api", "api_url": mediawiki.api_url},
-                "candidates": {"strategy": "allpages", "batch_size": 100},
-                "criteria": {"disambiguation_templates": ["Zeimeibu škiršona"], **criteria},
-            }
-        },
-    }
+    doc = {"runner": {"workers": 2, "user_agent": USER_AGENT},
+           "store": {"type": "mysql", "url": db, "create_database": True},
+           "events": {"type": "eventgate", "url": eventgate_url, "batch_size": 50},
+           "lock": {"type": "file", "dir": str(tmp_path / "locks")},
+           "wikis": {"ltgwiki": {
+               "language": "ltg", "domain": "ltg.wikipedia.org", "model": str(model),
+               "pool_target": 4,
+               "source": {"type": "api", "api_url": mediawiki.api_url},
+               "candidates": {"strategy": "allpages", "batch_size": 100},
+               "criteria": {"disambiguation_templates": ["Zeimeibu škiršona"], **criteria}}}}
     return parse_config(doc, env={})
 
 
@@ -90,7 +75,7 @@ def assert_rows_valid(mediawiki, rows: dict) -> None:
         for link in data["links"]:
             assert set(link) == LINK_FIELDS and link["score"] >= 0.6
             off = link["wikitext_offset"]
-            assert text[off : off + len(link["link_text"])] == link["link_text"]
+            assert text[off:off + len(link["link_text"])] == link["link_text"]
             assert mediawiki.page_id(link["link_target"]) is not None  # no red link
 
 
@@ -98,9 +83,8 @@ def assert_rows_valid(mediawiki, rows: dict) -> None:
 def test_pool_filled_and_edit_removes_page(tmp_path, mediawiki, ltg_model, scratch_db):
     with EventGate() as eg:
         # minimum_time 0: pages edited by earlier sessions stay usable candidates
-        cfg = make_config(
-            tmp_path, mediawiki, ltg_model, scratch_db, eg.url, minimum_time_since_last_edit=0
-        )
+        cfg = make_config(tmp_path, mediawiki, ltg_model, scratch_db, eg.url,
+                          minimum_time_since_last_edit=0)
         res = run_wiki(cfg, "ltgwiki", RunOptions(), Metrics())
         assert (res.status, res.stop_reason, res.pool_after) == ("ok", "target_reached", 4)
         rows = data_rows(cfg)
@@ -109,10 +93,8 @@ def test_pool_filled_and_edit_removes_page(tmp_path, mediawiki, ltg_model, scrat
         # one validated event per row (the local EventGate rejects invalid ones)
         assert eg.requests and all(status == 201 for status, _ in eg.requests)
         assert sorted(e["page"]["page_id"] for e in eg.accepted) == sorted(rows)
-        assert all(
-            e["weighted_tags"]["set"] == {"recommendation.link": [{"tag": "exists"}]}
-            for e in eg.accepted
-        )
+        assert all(e["weighted_tags"]["set"] == {"recommendation.link": [{"tag": "exists"}]}
+                   for e in eg.accepted)
 
         # edit one pooled page: the next run removes its row and clears its tag
         page_id = min(rows)
@@ -125,12 +107,8 @@ def test_pool_filled_and_edit_removes_page(tmp_path, mediawiki, ltg_model, scrat
         res2 = run_wiki(cfg, "ltgwiki", RunOptions(), Metrics())
         assert res2.upkeep_removed == 1 and res2.pool_before == 3 and res2.pool_after == 4
         new = eg.accepted[n:]
-        assert new[0]["page"] == {
-            "page_id": page_id,
-            "page_title": title,
-            "namespace_id": 0,
-            "is_redirect": False,
-        }
+        assert new[0]["page"] == {"page_id": page_id, "page_title": title, "namespace_id": 0,
+                                  "is_redirect": False}
         assert new[0]["weighted_tags"] == {"clear": ["recommendation.link"]}
         rows2 = data_rows(cfg)
         assert rows2.get(page_id, (new_rev,))[0] == new_rev  # never the old revision
@@ -141,9 +119,8 @@ def test_pool_filled_and_edit_removes_page(tmp_path, mediawiki, ltg_model, scrat
 
         # with the production default, a just-edited page is not a candidate
         strict = make_config(tmp_path, mediawiki, ltg_model, scratch_db, eg.url)
-        res3 = run_wiki(
-            strict, "ltgwiki", RunOptions(command="backfill", titles=(title,)), Metrics()
-        )
+        res3 = run_wiki(strict, "ltgwiki",
+                        RunOptions(command="backfill", titles=(title,)), Metrics())
         assert res3.outcomes == {C.MINIMUM_TIME: 1}
 
 
@@ -151,23 +128,22 @@ def test_pool_filled_and_edit_removes_page(tmp_path, mediawiki, ltg_model, scrat
 def test_change_tags_of_the_last_edit(tmp_path, mediawiki, ltg_model, scratch_db):
     """An Add-a-Link edit, and the undo of one, make a page ineligible (SPEC §5)."""
     with EventGate() as eg:
-        cfg = make_config(
-            tmp_path, mediawiki, ltg_model, scratch_db, eg.url, minimum_time_since_last_edit=0
-        )
+        cfg = make_config(tmp_path, mediawiki, ltg_model, scratch_db, eg.url,
+                          minimum_time_since_last_edit=0)
         title = "18 godu symts"  # not a good task anyway: the rules come before the model
         text = mediawiki.wikitext(title)
-        tagged = mediawiki.edit(
-            title, text + f"\n\n<!-- addlink {time.time_ns()} -->", tags=["newcomer task add link"]
-        )
-        res = run_wiki(cfg, "ltgwiki", RunOptions(command="backfill", titles=(title,)), Metrics())
+        tagged = mediawiki.edit(title, text + f"\n\n<!-- addlink {time.time_ns()} -->",
+                                tags=["newcomer task add link"])
+        res = run_wiki(cfg, "ltgwiki", RunOptions(command="backfill", titles=(title,)),
+                       Metrics())
         assert res.outcomes == {C.LAST_EDIT_LINK_RECOMMENDATION: 1}
         mediawiki.undo(title, tagged)
-        res = run_wiki(cfg, "ltgwiki", RunOptions(command="backfill", titles=(title,)), Metrics())
+        res = run_wiki(cfg, "ltgwiki", RunOptions(command="backfill", titles=(title,)),
+                       Metrics())
         assert res.outcomes == {C.LAST_EDIT_LINK_RECOMMENDATION_REVERT: 1}
         # --force skips those rules
-        res = run_wiki(
-            cfg, "ltgwiki", RunOptions(command="backfill", titles=(title,), force=True), Metrics()
-        )
+        res = run_wiki(cfg, "ltgwiki", RunOptions(command="backfill", titles=(title,),
+                                                  force=True), Metrics())
         assert C.LAST_EDIT_LINK_RECOMMENDATION_REVERT not in res.outcomes
         assert res.evaluated == 1
         # leave the page with an ordinary last edit for later sessions

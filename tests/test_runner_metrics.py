@@ -35,12 +35,10 @@ def test_statsd_packets(udp):
         pass
     got = packets(udp, 5)
     m.close()
-    assert got[:4] == [
-        "addlink.ltgwiki.pool_size:17|g",
-        "addlink.ltgwiki.outcome.success:1|c",
-        "addlink.ltgwiki.events.sent:3|c",
-        "addlink.ltgwiki.time.model:12.500000|ms",
-    ]
+    assert got[:4] == ["addlink.ltgwiki.pool_size:17|g",
+                       "addlink.ltgwiki.outcome.success:1|c",
+                       "addlink.ltgwiki.events.sent:3|c",
+                       "addlink.ltgwiki.time.model:12.500000|ms"]
     assert got[4].startswith("addlink.ltgwiki.time.db:") and got[4].endswith("|ms")
 
 

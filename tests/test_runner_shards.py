@@ -43,7 +43,6 @@ SHARDS = 3
 
 # ---------------------------------------------------------------- the ZooKeeper target
 
-
 @pytest.fixture
 def zk(zk_hosts):
     clients: list[KazooClient] = []
@@ -167,9 +166,8 @@ time.sleep(600)
 
 def test_a_killed_process_leaves_its_claim_to_the_others(zk, zk_hosts):
     path = claims_path(f"/addlink-test-{time.time_ns()}", "ltgwiki")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CLAIMER, zk_hosts, path], cwd=REPO, stdout=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen([sys.executable, "-c", CLAIMER, zk_hosts, path], cwd=REPO,
+                            stdout=subprocess.PIPE, text=True)
     try:
         name = proc.stdout.readline().strip()
         assert name.startswith("claim-")
@@ -189,14 +187,11 @@ def test_a_killed_process_leaves_its_claim_to_the_others(zk, zk_hosts):
 
 # ---------------------------------------------------------------- candidates per shard
 
-
 def test_dump_random_candidates_are_split_by_page_id(tmp_path):
     src = DumpSource(LTG_DUMP, complete=True, cache_dir=tmp_path, seed=3)
     everything = {c.page_id for b in src.candidates("random", batch_size=200) for c in b}
-    parts = [
-        {c.page_id for b in src.candidates("random", batch_size=200, shard=(i, 3)) for c in b}
-        for i in range(3)
-    ]
+    parts = [{c.page_id for b in src.candidates("random", batch_size=200, shard=(i, 3))
+              for c in b} for i in range(3)]
     src.close()
     assert all(p % 3 == i for i, part in enumerate(parts) for p in part)
     assert set().union(*parts) == everything and sum(map(len, parts)) == len(everything)
@@ -227,35 +222,25 @@ class Unsharded:
         return getattr(self.inner, name)
 
 
-def test_the_job_keeps_to_its_shard_when_the_source_does_not(tmp_path, ltg_model, monkeypatch):
+def test_the_job_keeps_to_its_shard_when_the_source_does_not(tmp_path, ltg_model,
+                                                             monkeypatch):
     import runner.app
 
     real = runner.app.open_source
-    monkeypatch.setattr(runner.app, "open_source", lambda w, ua: Unsharded(real(w, ua)))
-    cfg = parse_config(
-        {
-            "runner": {"workers": 1},
-            "store": {"type": "sqlite", "path": str(tmp_path / "a.sqlite")},
-            "events": {"type": "jsonlines", "path": str(tmp_path / "events.jsonl")},
-            "lock": {"type": "file", "dir": str(tmp_path / "locks")},
-            "wikis": {
-                "ltgwiki": {
-                    "language": "ltg",
-                    "model": str(ltg_model),
-                    "pool_target": 1000,
-                    "source": {
-                        "type": "dump",
-                        "path": LTG_DUMP,
-                        "complete": True,
-                        "cache_dir": str(tmp_path / "cache"),
-                    },
-                    "candidates": {"strategy": "allpages", "batch_size": 100},
-                    "criteria": {"minimum_link_score": 0.4, "minimum_links_per_task": 1},
-                }
-            },
-        },
-        env={},
-    )
+    monkeypatch.setattr(runner.app, "open_source",
+                        lambda w, ua: Unsharded(real(w, ua)))
+    cfg = parse_config({
+        "runner": {"workers": 1},
+        "store": {"type": "sqlite", "path": str(tmp_path / "a.sqlite")},
+        "events": {"type": "jsonlines", "path": str(tmp_path / "events.jsonl")},
+        "lock": {"type": "file", "dir": str(tmp_path / "locks")},
+        "wikis": {"ltgwiki": {
+            "language": "ltg", "model": str(ltg_model), "pool_target": 1000,
+            "source": {"type": "dump", "path": LTG_DUMP, "complete": True,
+                       "cache_dir": str(tmp_path / "cache")},
+            "candidates": {"strategy": "allpages", "batch_size": 100},
+            "criteria": {"minimum_link_score": 0.4, "minimum_links_per_task": 1}}}},
+        env={})
     res = run_wiki(cfg, "ltgwiki", RunOptions(shard=(1, 3), limit=300), Metrics())
     assert res.status == "ok" and res.pool_after > 0
     store = open_store(cfg.store, "ltgwiki")
@@ -270,35 +255,24 @@ def test_the_job_keeps_to_its_shard_when_the_source_does_not(tmp_path, ltg_model
 
 # ---------------------------------------------------------------- shards as processes
 
-
 @pytest.fixture
 def shard_setup(tmp_path, mysql_url, zk_hosts, mediawiki, ltg_model):
     """A config for shard processes: the local MediaWiki, a MariaDB database of its own,
     ZooKeeper (lock and shared target, 4 s sessions), a JSON-lines file per shard."""
     db = f"{mysql_url}_{secrets.token_hex(3)}"
     root = f"/addlink-test-{time.time_ns()}"
-    doc = {
-        "runner": {"workers": 1, "user_agent": USER_AGENT},
-        "store": {"type": "mysql", "url": db, "create_database": True},
-        "events": {"type": "jsonlines", "path": str(tmp_path / "events-${SHARD}.jsonl")},
-        "lock": {"type": "zookeeper", "hosts": zk_hosts, "root": root, "timeout": 4},
-        "wikis": {
-            "ltgwiki": {
-                "language": "ltg",
-                "domain": "ltg.wikipedia.org",
-                "model": str(ltg_model),
-                "pool_target": TARGET,
-                "source": {"type": "api", "api_url": mediawiki.api_url},
-                "candidates": {"strategy": "allpages", "batch_size": 50},
-                # lower than production so that each shard of this small wiki has plenty
-                "criteria": {
-                    "minimum_link_score": 0.4,
-                    "minimum_links_per_task": 1,
-                    "disambiguation_templates": ["Zeimeibu škiršona"],
-                },
-            }
-        },
-    }
+    doc = {"runner": {"workers": 1, "user_agent": USER_AGENT},
+           "store": {"type": "mysql", "url": db, "create_database": True},
+           "events": {"type": "jsonlines", "path": str(tmp_path / "events-${SHARD}.jsonl")},
+           "lock": {"type": "zookeeper", "hosts": zk_hosts, "root": root, "timeout": 4},
+           "wikis": {"ltgwiki": {
+               "language": "ltg", "domain": "ltg.wikipedia.org", "model": str(ltg_model),
+               "pool_target": TARGET,
+               "source": {"type": "api", "api_url": mediawiki.api_url},
+               "candidates": {"strategy": "allpages", "batch_size": 50},
+               # lower than production so that each shard of this small wiki has plenty
+               "criteria": {"minimum_link_score": 0.4, "minimum_links_per_task": 1,
+                            "disambiguation_templates": ["Zeimeibu škiršona"]}}}}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     parse_config(doc, env={"SHARD": "0"})  # a bad config fails here, not in 3 processes
@@ -315,24 +289,11 @@ def start_shards(config: Path, tmp_path: Path) -> list[subprocess.Popen]:
     procs = []
     for i in range(SHARDS):
         with open(tmp_path / f"shard-{i}.log", "w") as out:
-            procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "runner",
-                        "--config",
-                        str(config),
-                        "refresh",
-                        "--shard",
-                        f"{i}/{SHARDS}",
-                    ],
-                    cwd=REPO,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env={**os.environ, "SHARD": str(i)},
-                )
-            )
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "runner", "--config", str(config), "refresh",
+                 "--shard", f"{i}/{SHARDS}"],
+                cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                env={**os.environ, "SHARD": str(i)}))
     return procs
 
 
@@ -352,21 +313,14 @@ def stored(db: str) -> list[tuple[int, int]]:
 
     kw = parse_mysql_url(db)
     try:
-        conn = pymysql.connect(
-            host=kw["host"],
-            port=kw["port"],
-            user=kw["user"],
-            database=kw["database"],
-            autocommit=True,
-        )
+        conn = pymysql.connect(host=kw["host"], port=kw["port"], user=kw["user"],
+                               database=kw["database"], autocommit=True)
     except pymysql.err.OperationalError:  # the first shard has not created it yet
         return []
     try:
         with conn.cursor() as cur:
-            cur.execute(
-                "SELECT gelr_page, gelr_revision FROM "
-                "growthexperiments_link_recommendations WHERE gelr_data IS NOT NULL"
-            )
+            cur.execute("SELECT gelr_page, gelr_revision FROM "
+                        "growthexperiments_link_recommendations WHERE gelr_data IS NOT NULL")
             return [(int(p), int(r)) for p, r in cur.fetchall()]
     except pymysql.err.ProgrammingError:  # no table yet
         return []
@@ -375,14 +329,12 @@ def stored(db: str) -> list[tuple[int, int]]:
 
 
 def successes(records: list[dict]) -> list[int]:
-    return [
-        r["page_id"]
-        for r in records
-        if r.get("message") == "evaluated" and r.get("outcome") == "success"
-    ]
+    return [r["page_id"] for r in records
+            if r.get("message") == "evaluated" and r.get("outcome") == "success"]
 
 
-def test_three_shard_processes_fill_the_pool_to_exactly_the_target(shard_setup, tmp_path, zk):
+def test_three_shard_processes_fill_the_pool_to_exactly_the_target(shard_setup, tmp_path,
+                                                                 zk):
     config, db, root = shard_setup
     procs = start_shards(config, tmp_path)
     codes = [p.wait(timeout=120) for p in procs]
@@ -397,16 +349,13 @@ def test_three_shard_processes_fill_the_pool_to_exactly_the_target(shard_setup, 
     assert sorted(sum(mine, [])) == sorted(pages)  # every row from exactly one shard
     assert sum(1 for part in mine if part) >= 2  # the shards really shared the work
     finished = [next(r for r in log if r.get("message") == "run finished") for log in logs]
-    assert all(f["stop_reason"] == "target_reached" and f["pool_after"] == TARGET for f in finished)
+    assert all(f["stop_reason"] == "target_reached" and f["pool_after"] == TARGET
+               for f in finished)
     # The outbox is the wiki's: whichever shard publishes first sends every shard's
     # events. Each stored page is announced (at least once: two shards publishing at the
     # same moment may both send an event, as the outbox promises at-least-once delivery).
-    sent = [
-        json.loads(x)
-        for i in range(SHARDS)
-        if (tmp_path / f"events-{i}.jsonl").exists()
-        for x in (tmp_path / f"events-{i}.jsonl").read_text().splitlines()
-    ]
+    sent = [json.loads(x) for i in range(SHARDS) if (tmp_path / f"events-{i}.jsonl").exists()
+            for x in (tmp_path / f"events-{i}.jsonl").read_text().splitlines()]
     assert {e["page"]["page_id"] for e in sent} == set(pages)
     assert all(e["weighted_tags"]["set"] for e in sent)
     client = zk()

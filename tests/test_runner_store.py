@@ -14,10 +14,8 @@ from runner.store.sqlite import SqliteStore
 from tests.runner_support import drop_database
 
 EVENTS = EventFactory("enwiki", "test.stream", "/development/x/1.0.0", "en.wikipedia.org")
-DATA = {
-    "links": [{"link_text": "a", "link_target": "A", "score": 0.9}],
-    "meta": {"format_version": 1, "task_timestamp": 1},
-}
+DATA = {"links": [{"link_text": "a", "link_target": "A", "score": 0.9}],
+        "meta": {"format_version": 1, "task_timestamp": 1}}
 
 
 @pytest.fixture(params=["sqlite", "mysql"])
@@ -53,10 +51,8 @@ def test_schema_is_growthexperiments_compatible(store):
     store.save_recommendation(1, 10, "T", DATA, EVENTS.set(1, "T"))
     store.save_null(2, 20, "U", EVENTS.clear)
     with store.transaction() as cur:
-        cur.execute(
-            "SELECT gelr_revision, gelr_page, gelr_data FROM "
-            "growthexperiments_link_recommendations ORDER BY gelr_revision"
-        )
+        cur.execute("SELECT gelr_revision, gelr_page, gelr_data FROM "
+                    "growthexperiments_link_recommendations ORDER BY gelr_revision")
         rows = cur.fetchall()
     assert [(int(r), int(p)) for r, p, _ in rows] == [(10, 1), (20, 2)]
     assert json.loads(bytes(rows[0][2])) == DATA and rows[1][2] is None
@@ -107,24 +103,15 @@ def test_remove_pages_uses_recorded_title(store):
 
 def test_rejected_targets_need_two_rejections(store):
     with store.transaction() as cur:
-        rows = [
-            (100, 12, 1, 555, 0, 5, "r"),
-            (101, 12, 1, 555, 3, 5, "r"),
-            (100, 12, 1, 666, 9, 5, "r"),
-            (100, 12, 1, 777, 12, 5, "a"),
-            (102, 12, 1, 777, 12, 5, "a"),
-            (100, 13, 1, 888, 1, 5, "r"),
-            (101, 13, 1, 888, 2, 5, "r"),
-        ]
+        rows = [(100, 12, 1, 555, 0, 5, "r"), (101, 12, 1, 555, 3, 5, "r"),
+                (100, 12, 1, 666, 9, 5, "r"), (100, 12, 1, 777, 12, 5, "a"),
+                (102, 12, 1, 777, 12, 5, "a"), (100, 13, 1, 888, 1, 5, "r"),
+                (101, 13, 1, 888, 2, 5, "r")]
         for r in rows:
-            cur.execute(
-                store._sql_raw(
-                    "INSERT INTO growthexperiments_link_submissions (gels_revision, gels_page, "
-                    "gels_user, gels_target, gels_anchor_offset, gels_anchor_length, "
-                    "gels_feedback) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                ),
-                r,
-            )
+            cur.execute(store._sql_raw(
+                "INSERT INTO growthexperiments_link_submissions (gels_revision, gels_page, "
+                "gels_user, gels_target, gels_anchor_offset, gels_anchor_length, "
+                "gels_feedback) VALUES (?, ?, ?, ?, ?, ?, ?)"), r)
     assert store.rejected_targets(12) == {555}
     assert store.rejected_targets(12, limit=1) == {555, 666}
     assert store.prior_submissions([100, 101, 999]) == {100, 101}
@@ -164,12 +151,8 @@ def test_run_log_and_resume_points(store):
     run = store.start_run("refresh", "0/2")
     store.finish_run(run, "ok", "target_reached", {"success": 3, "other": 1}, 3)
     last = store.last_run()
-    assert (last["command"], last["shard"], last["status"], last["stop_reason"]) == (
-        "refresh",
-        "0/2",
-        "ok",
-        "target_reached",
-    )
+    assert (last["command"], last["shard"], last["status"], last["stop_reason"]) == \
+        ("refresh", "0/2", "ok", "target_reached")
     assert last["outcomes"] == {"success": 3, "other": 1} and last["pool_size"] == 3
     assert store.resume_point("allpages:0/2") is None
     store.set_resume_point("allpages:0/2", 1234)

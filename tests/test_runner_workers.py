@@ -47,24 +47,16 @@ def test_pool_returns_what_the_model_returns(ltg_model, pages):
         assert all(rss_bytes(pid) < 300 * 2**20 for pid in pids)
     assert len(results) == len(pages) and all(r.ok for r in results.values())
     for i, p in enumerate(pages):
-        direct = recommend(
-            model, p.wikitext, title=p.title, pageid=p.page_id, revid=p.rev_id, **OPTIONS
-        )
+        direct = recommend(model, p.wikitext, title=p.title, pageid=p.page_id,
+                           revid=p.rev_id, **OPTIONS)
         assert results[i].recommendation["links"] == direct["links"]
     assert sum(len(r.recommendation["links"]) for r in results.values()) > 0
 
 
 def test_failures_become_results_and_the_pool_goes_on(ltg_model, pages):
     good = pages[0]
-    with WorkerPool(
-        str(ltg_model),
-        workers=2,
-        page_timeout=1.0,
-        grace=1.0,
-        options=OPTIONS,
-        recommender="tests.runner_support:misbehaving",
-    ) as pool:
-
+    with WorkerPool(str(ltg_model), workers=2, page_timeout=1.0, grace=1.0, options=OPTIONS,
+                    recommender="tests.runner_support:misbehaving") as pool:
         def one(key: int, title: str):
             assert pool.submit(Task(key, title, good.page_id, good.rev_id, good.wikitext))
             (res,) = drain(pool, 1)
@@ -95,9 +87,8 @@ def test_failures_become_results_and_the_pool_goes_on(ltg_model, pages):
 
 
 def test_unusable_model_fails_fast_with_its_path(tmp_path):
-    with pytest.raises(
-        WorkerError, match=f"could not open the model {tmp_path}: .*manifest.json missing"
-    ):
+    with pytest.raises(WorkerError,
+                       match=f"could not open the model {tmp_path}: .*manifest.json missing"):
         WorkerPool(str(tmp_path), workers=1, page_timeout=5).start()
 
 

@@ -49,9 +49,8 @@ def test_unknown_service_is_a_clear_error():
 def test_mysql_url_is_a_fresh_database(mysql_url):
     m = re.fullmatch(r"mysql://root@127\.0\.0\.1:3306/(addlink_test_[0-9a-f]{8})", mysql_url)
     assert m, mysql_url
-    conn = pymysql.connect(
-        host="127.0.0.1", port=3306, user="root", password="", database=m.group(1)
-    )
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="",
+                           database=m.group(1))
     with conn, conn.cursor() as cur:
         cur.execute("SHOW TABLES")
         assert cur.fetchall() == ()
@@ -94,39 +93,22 @@ def test_mediawiki_has_the_complete_dump(mediawiki):
 def test_link_tables_and_search_are_filled(mediawiki):
     # categories and templates come from refreshLinks after the fast import
     # the stub template and the category it adds are on ~476 articles of the dump
-    used = mediawiki.get(
-        action="query",
-        list="embeddedin",
-        eititle="Taiss:Nadabeigts rakstīņs",
-        einamespace="0",
-        eilimit="max",
-    )
+    used = mediawiki.get(action="query", list="embeddedin", eititle="Taiss:Nadabeigts rakstīņs",
+                         einamespace="0", eilimit="max")
     assert len(used["query"]["embeddedin"]) > 400
-    members = mediawiki.get(
-        action="query",
-        list="categorymembers",
-        cmtitle="Kategoreja:Nadabeigti rakstīni",
-        cmlimit="max",
-    )
+    members = mediawiki.get(action="query", list="categorymembers",
+                            cmtitle="Kategoreja:Nadabeigti rakstīni", cmlimit="max")
     assert len(members["query"]["categorymembers"]) > 400
-    hits = mediawiki.get(
-        action="query",
-        list="search",
-        srsearch="Latgola",
-        srwhat="text",
-        srnamespace="0",
-        srlimit="10",
-        srinfo="totalhits",
-    )
+    hits = mediawiki.get(action="query", list="search", srsearch="Latgola", srwhat="text",
+                         srnamespace="0", srlimit="10", srinfo="totalhits")
     assert hits["query"]["searchinfo"]["totalhits"] > 10
 
 
 def test_anonymous_tagged_edit(mediawiki):
     title = f"Addlink services test {uuid.uuid4().hex[:8]}"
     rev1 = mediawiki.edit(title, "Pyrmuo versija ar [[Latgola]].")
-    rev2 = mediawiki.edit(
-        title, "Ūtrō versija ar [[Latgola]] i [[Rēzekne]].", tags=["newcomer task add link"]
-    )
+    rev2 = mediawiki.edit(title, "Ūtrō versija ar [[Latgola]] i [[Rēzekne]].",
+                          tags=["newcomer task add link"])
     assert rev2 > rev1
     page = mediawiki.page(title)
     assert page["lastrevid"] == rev2

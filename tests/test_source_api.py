@@ -55,9 +55,8 @@ def dump_pages() -> dict[str, tuple[str, str]]:
 
 
 def articles(db: sqlite3.Connection) -> dict[int, str]:
-    rows = db.execute(
-        "SELECT page_id, page_title FROM page WHERE page_namespace = 0 AND page_is_redirect = 0"
-    ).fetchall()
+    rows = db.execute("SELECT page_id, page_title FROM page "
+                      "WHERE page_namespace = 0 AND page_is_redirect = 0").fetchall()
     return {pid: t.decode() if isinstance(t, bytes) else t for pid, t in rows}
 
 
@@ -84,16 +83,14 @@ def test_allpages_resumes_and_shards_partition_the_walk(source, db):
     resume = sorted(expected)[len(expected) // 2]
     after = flat(list(source.candidates("allpages", batch_size=50, resume_from=resume)))
     assert [c.page_id for c in after] == sorted(p for p in expected if p > resume)
-    shards = [
-        flat(list(source.candidates("allpages", batch_size=50, shard=(i, 3)))) for i in range(3)
-    ]
+    shards = [flat(list(source.candidates("allpages", batch_size=50, shard=(i, 3))))
+              for i in range(3)]
     for i, part in enumerate(shards):
         assert part and all(c.page_id % 3 == i for c in part)
     assert sorted(c.page_id for part in shards for c in part) == sorted(expected)
     # resume point + shard: ids of the shard after the resume point only
-    part = flat(
-        list(source.candidates("allpages", batch_size=50, resume_from=resume, shard=(1, 3)))
-    )
+    part = flat(list(source.candidates("allpages", batch_size=50, resume_from=resume,
+                                       shard=(1, 3))))
     assert [c.page_id for c in part] == sorted(p for p in expected if p > resume and p % 3 == 1)
 
 
@@ -134,9 +131,8 @@ def test_cirrussearch_query_templates(mediawiki):
     assert src.topic_query("pool", None) == "hasrecommendation:link"
     assert fill_query("a {topic} b", None) == "a b"
     assert src._search_params("x")["srsort"] == "random"
-    custom = ApiSource(
-        mediawiki.api_url, user_agent=USER_AGENT, cirrus=False, fallback_query="Latgola"
-    )
+    custom = ApiSource(mediawiki.api_url, user_agent=USER_AGENT, cirrus=False,
+                       fallback_query="Latgola")
     assert custom.topic_query("candidates", None) == "Latgola"
 
 
@@ -152,34 +148,19 @@ def test_fetch_matches_the_database_and_the_dump(source, db, dump_pages):
     unchanged = 0
     for p in pages:
         latest, touched = db.execute(
-            "SELECT page_latest, page_id FROM page WHERE page_id = ?", (p.page_id,)
-        ).fetchone()
+            "SELECT page_latest, page_id FROM page WHERE page_id = ?", (p.page_id,)).fetchone()
         assert p.rev_id == latest and p.namespace == 0 and not p.is_redirect
         assert p.content_model == "wikitext"
-        tpl = {
-            r[0]
-            for r in db.execute(
-                "SELECT CASE lt_namespace WHEN 10 THEN 'Taiss:' WHEN 828 THEN 'Modulis:' END "
-                "|| REPLACE(CAST(lt_title AS TEXT), '_', ' ') FROM templatelinks "
-                "JOIN linktarget ON lt_id = tl_target_id WHERE tl_from = ?",
-                (p.page_id,),
-            )
-        }
+        tpl = {r[0] for r in db.execute(
+            "SELECT CASE lt_namespace WHEN 10 THEN 'Taiss:' WHEN 828 THEN 'Modulis:' END "
+            "|| REPLACE(CAST(lt_title AS TEXT), '_', ' ') FROM templatelinks "
+            "JOIN linktarget ON lt_id = tl_target_id WHERE tl_from = ?", (p.page_id,))}
         assert set(p.templates) == tpl
-        cats = {
-            "Kategoreja:" + r[0].replace("_", " ")
-            for r in db.execute(
-                "SELECT CAST(cl_to AS TEXT) FROM categorylinks WHERE cl_from = ?", (p.page_id,)
-            )
-        }
+        cats = {"Kategoreja:" + r[0].replace("_", " ") for r in db.execute(
+            "SELECT CAST(cl_to AS TEXT) FROM categorylinks WHERE cl_from = ?", (p.page_id,))}
         assert set(p.categories) == cats
-        props = dict(
-            db.execute(
-                "SELECT CAST(pp_propname AS TEXT), CAST(pp_value AS TEXT) "
-                "FROM page_props WHERE pp_page = ?",
-                (p.page_id,),
-            ).fetchall()
-        )
+        props = dict(db.execute("SELECT CAST(pp_propname AS TEXT), CAST(pp_value AS TEXT) "
+                                "FROM page_props WHERE pp_page = ?", (p.page_id,)).fetchall())
         assert dict(p.props) == props
         ts, text = dump_pages[p.title]
         if time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(p.timestamp)) == ts:
@@ -189,17 +170,10 @@ def test_fetch_matches_the_database_and_the_dump(source, db, dump_pages):
 
 
 def test_fetch_normalizes_skips_missing_and_flags_redirects(source, db):
-    redirect = (
-        db.execute(
-            "SELECT CAST(page_title AS TEXT) FROM page WHERE page_namespace = 0 "
-            "AND page_is_redirect = 1 LIMIT 1"
-        )
-        .fetchone()[0]
-        .replace("_", " ")
-    )
-    pages = source.fetch(
-        ["latgola", f"Nav taida lopa {uuid.uuid4().hex}", redirect, "Latgola", "Bad|title"]
-    )
+    redirect = db.execute("SELECT CAST(page_title AS TEXT) FROM page WHERE page_namespace = 0 "
+                          "AND page_is_redirect = 1 LIMIT 1").fetchone()[0].replace("_", " ")
+    pages = source.fetch(["latgola", f"Nav taida lopa {uuid.uuid4().hex}", redirect, "Latgola",
+                          "Bad|title"])
     assert [p.title for p in pages] == ["Latgola", redirect]
     assert pages[0].categories and pages[0].props
     assert pages[1].is_redirect and pages[1].wikitext.lstrip().upper().startswith("#")
@@ -207,11 +181,9 @@ def test_fetch_normalizes_skips_missing_and_flags_redirects(source, db):
 
 
 def test_fetch_merges_continued_templates_and_categories(mediawiki, source, db):
-    rows = db.execute(
-        "SELECT tl_from FROM templatelinks JOIN page ON page_id = tl_from "
-        "WHERE page_namespace = 0 GROUP BY tl_from "
-        "ORDER BY COUNT(*) DESC LIMIT 60"
-    ).fetchall()
+    rows = db.execute("SELECT tl_from FROM templatelinks JOIN page ON page_id = tl_from "
+                      "WHERE page_namespace = 0 GROUP BY tl_from "
+                      "ORDER BY COUNT(*) DESC LIMIT 60").fetchall()
     titles = list(source.page_titles([r[0] for r in rows]).values())
     assert len(titles) == 60  # two requests of 50 + 10 titles
     tiny = ApiSource(mediawiki.api_url, user_agent=USER_AGENT, link_limit=40)
@@ -237,25 +209,15 @@ def test_tags_and_parent_tags_of_a_reverted_add_link_edit(mediawiki, source):
 def test_targets_detects_red_links_and_keeps_redirects_blue(source, db):
     redirect_id, redirect = db.execute(
         "SELECT page_id, CAST(page_title AS TEXT) FROM page WHERE page_namespace = 0 "
-        "AND page_is_redirect = 1 LIMIT 1"
-    ).fetchone()
+        "AND page_is_redirect = 1 LIMIT 1").fetchone()
     red = f"Nav taida lopa {uuid.uuid4().hex}"
-    names = [
-        "Latgola",
-        "latgola",
-        red,
-        redirect.replace("_", " "),
-        "Bad|title",
-        "",
-        "Taiss:Commonscat",
-        "Seviškuo:Random",
-    ]
+    names = ["Latgola", "latgola", red, redirect.replace("_", " "), "Bad|title", "",
+             "Taiss:Commonscat", "Seviškuo:Random"]
     many = names + [f"Red link {i}" for i in range(120)]  # several batches of 50
     info = source.targets(many)
     assert set(info) == set(many)
-    latgola = db.execute(
-        "SELECT page_id FROM page WHERE page_namespace = 0 AND page_title = 'Latgola'"
-    ).fetchone()[0]
+    latgola = db.execute("SELECT page_id FROM page WHERE page_namespace = 0 "
+                         "AND page_title = 'Latgola'").fetchone()[0]
     assert info["Latgola"].page_id == info["latgola"].page_id == latgola
     assert info[red].page_id is None and info[red].known
     assert info[redirect.replace("_", " ")].page_id == redirect_id
@@ -283,12 +245,8 @@ def test_bot_password_login(mediawiki):
     info = src.request(action="query", meta="userinfo")["query"]["userinfo"]
     assert info["name"] == "Admin" and not info.get("anon")
     with pytest.raises(ApiSourceError, match="login as 'Admin@nope' failed"):
-        ApiSource(
-            mediawiki.api_url,
-            user_agent=USER_AGENT,
-            username="Admin@nope",
-            password="wrong-password",
-        )
+        ApiSource(mediawiki.api_url, user_agent=USER_AGENT, username="Admin@nope",
+                  password="wrong-password")
 
 
 def test_configuration_errors_are_clear():
@@ -302,18 +260,10 @@ def test_configuration_errors_are_clear():
 
 # ----------------------------------------------------------------------------- retries
 
-OK = {
-    "batchcomplete": True,
-    "query": {"pages": [{"pageid": 7, "ns": 0, "title": "Seven", "lastrevid": 70}]},
-}
-MAXLAG = {
-    "error": {
-        "code": "maxlag",
-        "info": "Waiting for 10.0.0.1: 7 seconds lagged.",
-        "host": "10.0.0.1",
-        "lag": 7,
-    }
-}
+OK = {"batchcomplete": True, "query": {"pages": [{"pageid": 7, "ns": 0, "title": "Seven",
+                                                  "lastrevid": 70}]}}
+MAXLAG = {"error": {"code": "maxlag", "info": "Waiting for 10.0.0.1: 7 seconds lagged.",
+                    "host": "10.0.0.1", "lag": 7}}
 
 
 class Scripted:
@@ -327,9 +277,8 @@ class Scripted:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
                 outer.seen.append((time.monotonic(), parse_qs(urlsplit(self.path).query)))
-                status, headers, body, delay = (
-                    outer.script.pop(0) if outer.script else (200, {}, OK, 0)
-                )
+                status, headers, body, delay = outer.script.pop(0) if outer.script \
+                    else (200, {}, OK, 0)
                 time.sleep(delay)
                 data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
                 try:
@@ -383,15 +332,12 @@ def test_maxlag_error_honours_retry_after():
 
 
 def test_5xx_json_and_timeouts_are_retried_then_given_up():
-    with Scripted(
-        [(503, {"Retry-After": "0"}, OK, 0), (200, {}, OK, 0.8), (200, {}, OK, 0)]
-    ) as srv:
+    with Scripted([(503, {"Retry-After": "0"}, OK, 0), (200, {}, OK, 0.8),
+                   (200, {}, OK, 0)]) as srv:
         assert flaky_source(srv.url).latest_revisions([7]) == {7: 70}
     assert len(srv.seen) == 3
-    with (
-        Scripted([(503, {}, "down", 0)] * 10) as srv,
-        pytest.raises(ApiSourceError, match="giving up after 3 attempts: HTTP 503"),
-    ):
+    with Scripted([(503, {}, "down", 0)] * 10) as srv, \
+            pytest.raises(ApiSourceError, match="giving up after 3 attempts: HTTP 503"):
         flaky_source(srv.url, retries=2).latest_revisions([7])
     assert len(srv.seen) == 3
 
@@ -401,10 +347,8 @@ def test_connection_refused_and_api_errors():
         url = srv.url
     with pytest.raises(ApiSourceError, match="giving up after 2 attempts: ConnectionError"):
         flaky_source(url, retries=1).latest_revisions([7])
-    bad = {"error": {"code": "badvalue", "info": 'Unrecognized value for parameter "x".'}}
-    with (
-        Scripted([(200, {}, bad, 0)]) as srv,
-        pytest.raises(ApiSourceError, match="API error badvalue"),
-    ):
+    bad = {"error": {"code": "badvalue", "info": "Unrecognized value for parameter \"x\"."}}
+    with Scripted([(200, {}, bad, 0)]) as srv, \
+            pytest.raises(ApiSourceError, match="API error badvalue"):
         flaky_source(srv.url).latest_revisions([7])
     assert len(srv.seen) == 1  # not retried

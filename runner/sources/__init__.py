@@ -53,9 +53,8 @@ def open_source(wiki: WikiConfig, user_agent: str) -> WikiSource:
     if s.type == "dump":
         from runner.sources.dump import DumpSource
 
-        return DumpSource(
-            s.path or "", complete=s.complete, cache_dir=s.cache_dir, seed=wiki.candidates.seed
-        )
+        return DumpSource(s.path or "", complete=s.complete, cache_dir=s.cache_dir,
+                          seed=wiki.candidates.seed)
     from runner.sources.api import ApiSource
 
     return ApiSource.from_config(wiki, user_agent=user_agent)

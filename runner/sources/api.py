@@ -64,7 +64,7 @@ class _Retryable(Exception):
 
 def _chunks(items: list, n: int) -> Iterator[list]:
     for i in range(0, len(items), n):
-        yield items[i : i + n]
+        yield items[i:i + n]
 
 
 def _unix(ts: str) -> float:
@@ -137,16 +137,11 @@ class ApiSource:
             host, api_path = f"{parts.scheme}://{parts.netloc}", parts.path or "/api.php"
         if not host:
             raise ApiSourceError("ApiSource needs api_url or host (+ api_path)")
-        if (
-            not user_agent
-            or len(user_agent.split()) < 2
-            and "@" not in user_agent
-            and "http" not in user_agent
-        ):
+        if not user_agent or len(user_agent.split()) < 2 and "@" not in user_agent \
+                and "http" not in user_agent:
             raise ApiSourceError(
                 "user_agent must identify the tool and a contact, e.g. "
-                "'addlink/1.0 (https://example.org/addlink; ops@example.org)'"
-            )
+                "'addlink/1.0 (https://example.org/addlink; ops@example.org)'")
         if bool(username) != bool(password):
             raise ApiSourceError("bot login needs both username and password")
         self.api_url = host.rstrip("/") + api_path
@@ -163,14 +158,8 @@ class ApiSource:
         self._last = threading.local()
         http = session or requests.Session()
         http.hooks["response"].append(self._remember)
-        self.session = mwapi.Session(
-            host.rstrip("/"),
-            user_agent=user_agent,
-            api_path=api_path,
-            formatversion=2,
-            timeout=timeout,
-            session=http,
-        )
+        self.session = mwapi.Session(host.rstrip("/"), user_agent=user_agent, api_path=api_path,
+                                     formatversion=2, timeout=timeout, session=http)
         self.username = username
         if username:
             self._login(username, password or "")
@@ -180,17 +169,10 @@ class ApiSource:
         """From a ``WikiConfig`` (``wiki.source`` is its SourceSection)."""
         s = wiki.source
         password = s.bot_password.reveal() if getattr(s, "bot_password", None) else None
-        return cls(
-            s.api_url,
-            user_agent=user_agent,
-            username=s.bot_user,
-            password=password,
-            timeout=s.timeout,
-            maxlag=s.maxlag,
-            retries=s.max_retries,
-            cirrus=getattr(s, "cirrus", None),
-            fallback_query=getattr(s, "fallback_query", None),
-        )
+        return cls(s.api_url, user_agent=user_agent, username=s.bot_user, password=password,
+                   timeout=s.timeout, maxlag=s.maxlag, retries=s.max_retries,
+                   cirrus=getattr(s, "cirrus", None),
+                   fallback_query=getattr(s, "fallback_query", None))
 
     def close(self) -> None:
         self.session.session.close()
@@ -232,19 +214,13 @@ class ApiSource:
             except _Retryable as e:
                 if attempt >= self.retries:
                     raise ApiSourceError(
-                        f"{self.api_url}: giving up after {attempt + 1} attempts: {e}"
-                    ) from e
-                delay = min(self.max_backoff, self.backoff * 2**attempt)
+                        f"{self.api_url}: giving up after {attempt + 1} attempts: {e}") from e
+                delay = min(self.max_backoff, self.backoff * 2 ** attempt)
                 if e.retry_after is not None:
                     delay = max(delay, min(e.retry_after, self.max_backoff))
-                log.warning(
-                    "API request failed (%s); retry %d/%d in %.1f s",
-                    e,
-                    attempt + 1,
-                    self.retries,
-                    delay,
-                    extra={"api_url": self.api_url, "action": params.get("action")},
-                )
+                log.warning("API request failed (%s); retry %d/%d in %.1f s",
+                            e, attempt + 1, self.retries, delay,
+                            extra={"api_url": self.api_url, "action": params.get("action")})
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -260,17 +236,13 @@ class ApiSource:
 
     def _login(self, username: str, password: str) -> None:
         """Bot-password login (action=login; clientlogin does not take bot passwords)."""
-        token = self.request("GET", action="query", meta="tokens", type="login")["query"]["tokens"][
-            "logintoken"
-        ]
-        result = self.request(
-            "POST", action="login", lgname=username, lgpassword=password, lgtoken=token
-        )["login"]
+        token = self.request("GET", action="query", meta="tokens",
+                             type="login")["query"]["tokens"]["logintoken"]
+        result = self.request("POST", action="login", lgname=username, lgpassword=password,
+                              lgtoken=token)["login"]
         if result.get("result") != "Success":
-            raise ApiSourceError(
-                f"{self.api_url}: login as {username!r} failed: "
-                f"{result.get('result')} {result.get('reason', '')}".strip()
-            )
+            raise ApiSourceError(f"{self.api_url}: login as {username!r} failed: "
+                                 f"{result.get('result')} {result.get('reason', '')}".strip())
 
     # ------------------------------------------------------------------ search
     @property
@@ -286,18 +258,14 @@ class ApiSource:
         """The search query of ``kind`` ("candidates" or "pool") for a topic."""
         if not self.cirrus:
             if kind == "pool":
-                raise ApiSourceError(
-                    f"{self.api_url}: pool size by search needs CirrusSearch "
-                    "(hasrecommendation:link); count the store's rows instead"
-                )
-            template = (
-                self._fallback_query or self._queries.get("fallback") or read_query("fallback")
-            )
+                raise ApiSourceError(f"{self.api_url}: pool size by search needs CirrusSearch "
+                                     "(hasrecommendation:link); count the store's rows instead")
+            template = self._fallback_query or self._queries.get("fallback") \
+                or read_query("fallback")
             if "{topic}" in template and topic is None:
                 raise ApiSourceError(
                     f"{self.api_url}: no CirrusSearch here; the fallback query {template!r} "
-                    "needs a topic (or configure fallback_query, or use random/allpages)"
-                )
+                    "needs a topic (or configure fallback_query, or use random/allpages)")
             return fill_query(template, topic)
         return fill_query(self._queries.get(kind) or read_query(kind), topic)
 
@@ -311,9 +279,8 @@ class ApiSource:
 
     def search_count(self, query: str) -> int:
         """Total hits of a search (``srinfo=totalhits``), e.g. pool size per topic."""
-        doc = self.request(
-            action="query", srlimit=1, srinfo="totalhits", srprop="", **self._search_params(query)
-        )
+        doc = self.request(action="query", srlimit=1, srinfo="totalhits", srprop="",
+                           **self._search_params(query))
         return int(doc["query"]["searchinfo"]["totalhits"])
 
     def pool_count(self, topic: str | None) -> int:
@@ -321,15 +288,9 @@ class ApiSource:
         return self.search_count(self.topic_query("pool", topic))
 
     # ------------------------------------------------------------------ candidates
-    def candidates(
-        self,
-        strategy: str,
-        *,
-        batch_size: int,
-        topic: str | None = None,
-        resume_from: int | None = None,
-        shard: tuple[int, int] | None = None,
-    ) -> Iterator[list[Candidate]]:
+    def candidates(self, strategy: str, *, batch_size: int, topic: str | None = None,
+                   resume_from: int | None = None,
+                   shard: tuple[int, int] | None = None) -> Iterator[list[Candidate]]:
         if batch_size < 1:
             raise ApiSourceError(f"batch_size must be positive, got {batch_size}")
         if shard is not None and not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
@@ -341,27 +302,21 @@ class ApiSource:
         elif strategy == "allpages":
             return self._batched(self._allpages(resume_from or 0, shard), batch_size, None)
         else:
-            raise ApiSourceError(
-                f"unknown candidate strategy {strategy!r} (search, random, allpages)"
-            )
+            raise ApiSourceError(f"unknown candidate strategy {strategy!r} "
+                                 "(search, random, allpages)")
         return self._batched(stream, batch_size, shard)
 
     @staticmethod
-    def _batched(
-        stream: Iterator[Candidate], size: int, shard: tuple[int, int] | None
-    ) -> Iterator[list[Candidate]]:
+    def _batched(stream: Iterator[Candidate], size: int,
+                 shard: tuple[int, int] | None) -> Iterator[list[Candidate]]:
         seen: set[int | str] = set()
         batch: list[Candidate] = []
         for c in stream:
             key = c.page_id if c.page_id is not None else c.title
             if key in seen:
                 continue
-            if (
-                shard
-                and shard[1] > 1
-                and c.page_id is not None
-                and c.page_id % shard[1] != shard[0]
-            ):
+            if shard and shard[1] > 1 and c.page_id is not None \
+                    and c.page_id % shard[1] != shard[0]:
                 continue
             seen.add(key)
             batch.append(c)
@@ -378,29 +333,16 @@ class ApiSource:
                 yield Candidate(hit["title"], hit.get("pageid"))
 
     def _random(self, batch_size: int) -> Iterator[Candidate]:
-        for doc in self.query(
-            list="random",
-            rnnamespace=self.namespace,
-            rnfilterredir="nonredirects",
-            rnlimit=min(batch_size, 500),
-        ):
+        for doc in self.query(list="random", rnnamespace=self.namespace,
+                              rnfilterredir="nonredirects", rnlimit=min(batch_size, 500)):
             for page in doc.get("query", {}).get("random", []):
                 yield Candidate(page["title"], page["id"])
 
     def max_page_id_hint(self) -> int:
         """A page id at or below the wiki's highest one, from counts and the newest creations."""
-        doc = self.request(
-            action="query",
-            meta="siteinfo",
-            siprop="statistics",
-            list="logevents|recentchanges",
-            letype="create",
-            lelimit=1,
-            leprop="ids",
-            rctype="new",
-            rclimit=1,
-            rcprop="ids",
-        )
+        doc = self.request(action="query", meta="siteinfo", siprop="statistics",
+                           list="logevents|recentchanges", letype="create", lelimit=1,
+                           leprop="ids", rctype="new", rclimit=1, rcprop="ids")
         q = doc["query"]
         ids = [int(q["statistics"]["pages"])]
         ids += [int(x.get("pageid") or 0) for x in q.get("logevents", [])]
@@ -438,23 +380,17 @@ class ApiSource:
     def _fetch_chunk(self, titles: list[str]) -> list[PageData]:
         pages: dict[int, dict] = {}
         order: dict[str, str] = {}  # asked title -> normalized title
-        for doc in self.query(
-            titles=titles,
-            prop="revisions|info|pageprops|templates|categories",
-            rvprop="ids|timestamp|content|tags|contentmodel",
-            rvslots="main",
-            tllimit=self.link_limit,
-            cllimit=self.link_limit,
-        ):
+        for doc in self.query(titles=titles, prop="revisions|info|pageprops|templates|categories",
+                              rvprop="ids|timestamp|content|tags|contentmodel", rvslots="main",
+                              tllimit=self.link_limit, cllimit=self.link_limit):
             q = doc.get("query", {})
             for n in q.get("normalized", []) + q.get("converted", []):
                 order[n["from"]] = n["to"]
             for p in q.get("pages", []):
                 if p.get("missing") or p.get("invalid") or "pageid" not in p:
                     continue
-                merged = pages.setdefault(
-                    p["pageid"], {"templates": [], "categories": [], "pageprops": {}}
-                )
+                merged = pages.setdefault(p["pageid"], {"templates": [], "categories": [],
+                                                        "pageprops": {}})
                 for key, value in p.items():
                     if key in ("templates", "categories"):
                         merged[key].extend(x["title"] for x in value)
@@ -472,28 +408,19 @@ class ApiSource:
             rev = p["revisions"][0]
             slot = rev.get("slots", {}).get("main", {})
             if "content" not in slot:  # hidden (revdeleted) or not sent: nothing to evaluate
-                log.warning(
-                    "no content for %s r%s",
-                    p["title"],
-                    rev.get("revid"),
-                    extra={"title": p["title"]},
-                )
+                log.warning("no content for %s r%s", p["title"], rev.get("revid"),
+                            extra={"title": p["title"]})
                 continue
             by_title[p["title"]] = PageData(
-                page_id=int(p["pageid"]),
-                title=p["title"],
-                rev_id=int(rev["revid"]),
+                page_id=int(p["pageid"]), title=p["title"], rev_id=int(rev["revid"]),
                 timestamp=_unix(rev["timestamp"]),
                 content_model=slot.get("contentmodel") or p.get("contentmodel", ""),
-                wikitext=slot["content"],
-                tags=tuple(rev.get("tags", ())),
+                wikitext=slot["content"], tags=tuple(rev.get("tags", ())),
                 parent_tags=parent_tags.get(int(rev["revid"])),
                 templates=tuple(dict.fromkeys(p["templates"])),
                 categories=tuple(dict.fromkeys(p["categories"])),
                 props=tuple(sorted((k, str(v)) for k, v in p["pageprops"].items())),
-                namespace=int(p["ns"]),
-                is_redirect=bool(p.get("redirect")),
-            )
+                namespace=int(p["ns"]), is_redirect=bool(p.get("redirect")))
         out = []
         for t in titles:
             title = order.get(t, t)
@@ -516,7 +443,8 @@ class ApiSource:
                     parents[int(rev["parentid"])] = int(rev["revid"])
         out: dict[int, tuple[str, ...]] = {}
         for chunk in _chunks(list(parents), self.titles_per_request):
-            doc = self.request(action="query", prop="revisions", revids=chunk, rvprop="ids|tags")
+            doc = self.request(action="query", prop="revisions", revids=chunk,
+                               rvprop="ids|tags")
             for p in doc["query"].get("pages", []):
                 for rev in p.get("revisions", []):
                     if rev["revid"] in parents:
@@ -531,11 +459,8 @@ class ApiSource:
             doc = self.request(action="query", titles=chunk, prop="info")
             q = doc["query"]
             to = {n["from"]: n["to"] for n in q.get("normalized", []) + q.get("converted", [])}
-            ids = {
-                p["title"]: p.get("pageid")
-                for p in q.get("pages", [])
-                if not p.get("missing") and not p.get("invalid") and p.get("ns", -1) >= 0
-            }
+            ids = {p["title"]: p.get("pageid") for p in q.get("pages", [])
+                   if not p.get("missing") and not p.get("invalid") and p.get("ns", -1) >= 0}
             for t in chunk:
                 title = to.get(t, t)
                 title = to.get(title, title)
@@ -545,9 +470,8 @@ class ApiSource:
 
     def latest_revisions(self, page_ids: Iterable[int]) -> dict[int, int]:
         out: dict[int, int] = {}
-        for chunk in _chunks(
-            list(dict.fromkeys(int(p) for p in page_ids)), self.titles_per_request
-        ):
+        for chunk in _chunks(list(dict.fromkeys(int(p) for p in page_ids)),
+                             self.titles_per_request):
             doc = self.request(action="query", pageids=chunk, prop="info")
             for p in doc["query"].get("pages", []):
                 if not p.get("missing") and p.get("lastrevid"):
@@ -557,9 +481,8 @@ class ApiSource:
     def page_titles(self, page_ids: Iterable[int]) -> dict[int, str]:
         """page id -> current title (pages that no longer exist are left out)."""
         out: dict[int, str] = {}
-        for chunk in _chunks(
-            list(dict.fromkeys(int(p) for p in page_ids)), self.titles_per_request
-        ):
+        for chunk in _chunks(list(dict.fromkeys(int(p) for p in page_ids)),
+                             self.titles_per_request):
             doc = self.request(action="query", pageids=chunk)
             for p in doc["query"].get("pages", []):
                 if not p.get("missing"):

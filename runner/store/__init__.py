@@ -17,4 +17,5 @@ def open_store(cfg: StoreSection, wiki: str) -> Store:
         return SqliteStore.open(location, wiki)
     from runner.store.mysql import MysqlStore
 
-    return MysqlStore.open(location, wiki, cfg.password, cfg.create_database, cfg.connect_timeout)
+    return MysqlStore.open(location, wiki, cfg.password, cfg.create_database,
+                           cfg.connect_timeout)

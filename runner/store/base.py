@@ -69,7 +69,7 @@ class PendingEvent:
 
 def _chunks(items: Sequence, n: int) -> Iterator[Sequence]:
     for i in range(0, len(items), n):
-        yield items[i : i + n]
+        yield items[i:i + n]
 
 
 class Store:
@@ -221,9 +221,8 @@ class Store:
         return {int(p): self._text(t) for p, t in self._in_query("pool_titles", page_ids)}
 
     # -- writes (each one transaction)
-    def _clear_page(
-        self, cur: Any, page_id: int, title: str | None, clear_event: EventFactory
-    ) -> bool:
+    def _clear_page(self, cur: Any, page_id: int, title: str | None,
+                    clear_event: EventFactory) -> bool:
         """Delete the page's rows; queue a clear event if search knows it. True if queued."""
         cur.execute(self._sql("pool_titles", 1), (page_id,))
         found = cur.fetchall()
@@ -238,14 +237,11 @@ class Store:
         return False
 
     def _outbox(self, cur: Any, page_id: int, event: dict) -> None:
-        cur.execute(
-            self._sql("outbox_add"),
-            (self.wiki, page_id, json.dumps(event, ensure_ascii=False), time.time()),
-        )
+        cur.execute(self._sql("outbox_add"),
+                    (self.wiki, page_id, json.dumps(event, ensure_ascii=False), time.time()))
 
-    def save_recommendation(
-        self, page_id: int, rev_id: int, title: str, data: dict, set_event: dict
-    ) -> None:
+    def save_recommendation(self, page_id: int, rev_id: int, title: str, data: dict,
+                            set_event: dict) -> None:
         """Replace the page's rows by this revision's row and queue its set event."""
         blob = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         with self.transaction() as cur:
@@ -254,15 +250,15 @@ class Store:
             cur.execute(self._sql("pool_put"), (page_id, rev_id, title, time.time()))
             self._outbox(cur, page_id, set_event)
 
-    def save_null(self, page_id: int, rev_id: int, title: str, clear_event: EventFactory) -> None:
+    def save_null(self, page_id: int, rev_id: int, title: str,
+                  clear_event: EventFactory) -> None:
         """Record "evaluated, nothing usable" for this revision (a NULL row)."""
         with self.transaction() as cur:
             self._clear_page(cur, page_id, title, clear_event)
             cur.execute(self._sql("replace_row"), (rev_id, page_id, None))
 
-    def remove_pages(
-        self, pages: Iterable[tuple[int, str | None]], clear_event: EventFactory
-    ) -> int:
+    def remove_pages(self, pages: Iterable[tuple[int, str | None]],
+                     clear_event: EventFactory) -> int:
         """Delete rows of these pages and queue clear events; returns events queued."""
         queued = 0
         with self.transaction() as cur:
@@ -277,9 +273,8 @@ class Store:
             if rows and rows[0][1] is None:
                 cur.execute(self._sql("delete_page_rows"), (page_id,))
 
-    def queue_events(
-        self, events: Iterable[tuple[int, dict]], pool: Iterable[tuple[int, int, str]] = ()
-    ) -> None:
+    def queue_events(self, events: Iterable[tuple[int, dict]],
+                     pool: Iterable[tuple[int, int, str]] = ()) -> None:
         """Queue events (drift repair) and record pages now tagged; one transaction."""
         with self.transaction() as cur:
             for page_id, rev_id, title in pool:
@@ -324,42 +319,19 @@ class Store:
             cur.execute(self._sql("run_start"), (self.wiki, command, shard, time.time()))
             return int(cur.lastrowid)
 
-    def finish_run(
-        self,
-        run_id: int,
-        status: str,
-        stop_reason: str | None,
-        outcomes: dict[str, int],
-        pool_size: int | None,
-    ) -> None:
+    def finish_run(self, run_id: int, status: str, stop_reason: str | None,
+                   outcomes: dict[str, int], pool_size: int | None) -> None:
         with self.transaction() as cur:
-            cur.execute(
-                self._sql("run_finish"),
-                (
-                    time.time(),
-                    status,
-                    stop_reason,
-                    json.dumps(outcomes, sort_keys=True),
-                    pool_size,
-                    run_id,
-                ),
-            )
+            cur.execute(self._sql("run_finish"), (time.time(), status, stop_reason,
+                                                  json.dumps(outcomes, sort_keys=True),
+                                                  pool_size, run_id))
 
     def last_run(self) -> dict | None:
         rows = self._query("last_run", (self.wiki,))
         if not rows:
             return None
-        keys = (
-            "id",
-            "command",
-            "shard",
-            "started",
-            "finished",
-            "status",
-            "stop_reason",
-            "outcomes",
-            "pool_size",
-        )
+        keys = ("id", "command", "shard", "started", "finished", "status", "stop_reason",
+                "outcomes", "pool_size")
         run = {k: self._text(v) for k, v in zip(keys, rows[0], strict=True)}
         run["outcomes"] = json.loads(run["outcomes"]) if run["outcomes"] else {}
         return run
