@@ -1,11 +1,12 @@
 """On-disk lookups over one wiki's datasets, so a recommending process stays small.
 
-A model directory holds ``manifest.json``, the classifier (``model.json``), the entity
-vectors (``vectors.npy``, memory-mapped) and a Bloom filter of anchor keys
-(``anchors.bloom``, memory-mapped), plus the keyed datasets (anchors, redirects, page ids,
-entity index) either as SQLite files in the same directory or as MySQL tables (after
-``python -m model load``). The Bloom filter answers "surely not an anchor" for most n-grams
-without touching the database, which keeps lookups per page cheap whatever the wiki's size.
+A model directory holds ``manifest.json``, the classifier (``model.json``) and its score
+calibration (``calibration.json``), the entity vectors (``vectors.npy``, memory-mapped) and a
+Bloom filter of anchor keys (``anchors.bloom``, memory-mapped), plus the keyed datasets
+(anchors, redirects, page ids, entity index) either as SQLite files in the same directory or
+as MySQL tables (after ``python -m model load``). The Bloom filter answers "surely not an
+anchor" for most n-grams without touching the database, which keeps lookups per page cheap
+whatever the wiki's size.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
+from model.calibration import FILE as CALIBRATION_FILE
+from model.calibration import Calibration
 from model.text import WHOLE
 
 # Dataset name -> (file, table, key column, value columns). The names are the reference
@@ -31,7 +34,7 @@ DATASETS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
         "anchors.sqlite",
         "anchors",
         "anchor",
-        ("link_prob", "total", "kurtosis", "targets"),
+        ("link_prob", "total", "kurtosis", "targets", "origin"),
     ),
     "redirects": ("redirects.sqlite", "redirects", "title", ("target",)),
     "pageids": ("pageids.sqlite", "pageids", "title", ("page_id",)),
@@ -54,6 +57,31 @@ class Anchor:
     total: int  # distinct (page, target) link occurrences over all targets
     link_prob: float  # pages linking it / pages where it appears at all
     kurtosis: float  # of the target counts: how peaked the choice of target is
+    unlinked: int = 0  # pages where the text appears but is not linked
+    titles: tuple[str, ...] = ()  # targets the text is the title of (qualifier removed)
+    redirects: tuple[str, ...] = ()  # targets the text is a redirect title of
+
+    def origin_json(self) -> str:
+        """The ``origin`` column: where the candidates came from besides links."""
+        return json.dumps(
+            {"u": self.unlinked, "t": self.titles, "r": self.redirects},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+    @staticmethod
+    def from_row(key: str, prob: float, total: int, kurt: float, targets: str, origin: str):
+        o = json.loads(origin)
+        return Anchor(
+            key,
+            tuple(map(tuple, json.loads(targets))),
+            total,
+            prob,
+            kurt,
+            o["u"],
+            tuple(o["t"]),
+            tuple(o["r"]),
+        )
 
 
 # ---------------------------------------------------------------------------- checksums
@@ -74,6 +102,15 @@ def file_checksum(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def classifier_checksum(directory: Path) -> str:
+    """The ``model`` dataset checksum: the classifier and its calibration map as one, so
+    ``meta.dataset_checksums`` keeps the reference format's keys. Training and the runner's
+    preflight both compute it here."""
+    return rows_checksum(
+        [[file_checksum(directory / "model.json"), file_checksum(directory / CALIBRATION_FILE)]]
+    )
 
 
 # ---------------------------------------------------------------------------- bloom filter
@@ -328,6 +365,17 @@ class Model:
         )
         self.booster = xgboost.Booster(params={"nthread": 1})
         self.booster.load_model(str(directory / "model.json"))
+        path = directory / CALIBRATION_FILE
+        if not path.is_file():
+            raise DatasetError(f"{path} missing: the model predates calibration; retrain it")
+        try:
+            self.calibration = Calibration.load(path)
+        except (ValueError, KeyError) as e:
+            raise DatasetError(f"{path}: unreadable calibration ({e})") from e
+
+    def calibrate(self, raw: np.ndarray) -> np.ndarray:
+        """Raw classifier scores -> calibrated probabilities (the stored monotone map)."""
+        return self.calibration(raw)
 
     def anchors(self, keys: Iterable[str]) -> dict[str, Anchor]:
         keys = list(dict.fromkeys(keys))
@@ -335,10 +383,7 @@ class Model:
         # of anchors the n-gram walk passes through before any database lookup.
         probes = [WHOLE + k for k in keys] if self.whole_keys else keys
         maybe = [k for k, hit in zip(keys, self.bloom.contains(probes), strict=True) if hit]
-        return {
-            k: Anchor(k, tuple(map(tuple, json.loads(targets))), total, prob, kurt)
-            for k, (prob, total, kurt, targets) in self.store.get("anchors", maybe).items()
-        }
+        return {k: Anchor.from_row(k, *v) for k, v in self.store.get("anchors", maybe).items()}
 
     def resolve(self, titles: Iterable[str]) -> dict[str, str]:
         """Title -> the article it redirects to (titles that are no redirect map to themselves)."""

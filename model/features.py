@@ -29,6 +29,12 @@ FULL = REFERENCE + (
     "trail",
     "trail_share",
     "aligned",
+    # Where the candidate came from and how much evidence it has (titles are candidates
+    # even where nobody linked the text): the text is the target's title / a redirect title
+    # of it, and how many pages show the text unlinked.
+    "is_title",
+    "is_redirect",
+    "log_unlinked",
 )
 FEATURE_SETS = {"reference": REFERENCE, "full": FULL}
 TOP_CANDIDATES = 10
@@ -108,6 +114,9 @@ def pair_features(
         float(trail),
         trail / (trail + len(mention.rsplit(" ", 1)[-1])) if trail else 0.0,
         1.0 if aligned else 0.0,
+        1.0 if target in anchor.titles else 0.0,
+        1.0 if target in anchor.redirects else 0.0,
+        math.log1p(anchor.unlinked),
     ]
 
 

@@ -140,7 +140,7 @@ def score(
         ):
             rows.append(features)
             owners.append((i, target))
-    probabilities = predict(model, rows)
+    probabilities = model.calibrate(predict(model, rows))
 
     best: dict[int, tuple[float, str]] = {}
     for (i, target), p in zip(owners, probabilities, strict=True):

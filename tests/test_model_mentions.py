@@ -229,7 +229,7 @@ def test_training_sees_a_trail_link_as_a_positive_of_the_stem_mention():
     text = "Він жив у Лондоні до війни."
     a = text.find("Лондон")
     record = {"t": "Тест", "l": [["Лондон", "Лондон"]], "x": [[text, [[a, a + 6, "Лондон"]]]]}
-    rows = list(page_pairs(lookup, record, "uk"))
+    rows = [(row, label) for row, label, _, _ in page_pairs(lookup, record, "uk")]
     assert sorted(label for _, label in rows) == [0, 1]
     trail = FULL.index("trail")
     assert all(row[trail] == 1.0 for row, _ in rows)
