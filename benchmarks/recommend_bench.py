@@ -92,7 +92,7 @@ def pad(model_dir: Path, out: Path, count: int) -> None:
     import numpy as np
 
     from model.datasets import Bloom
-    from model.text import prefixes
+    from model.text import filter_keys
 
     shutil.copytree(model_dir, out)
     conn = sqlite3.connect(out / "anchors.sqlite")
@@ -105,13 +105,18 @@ def pad(model_dir: Path, out: Path, count: int) -> None:
     keys = [k for (k,) in conn.execute("SELECT anchor FROM anchors")]
     conn.close()
     manifest = json.loads((out / "manifest.json").read_text())
-    keys = sorted({p for key in keys for p in prefixes(key, manifest["language"])})
+    keys = sorted(filter_keys(keys, manifest["language"]))
     size, hashes = Bloom.sized(len(keys))
     bloom = Bloom(np.zeros(size, dtype=np.uint8), hashes)
     for i in range(0, len(keys), 100_000):
         bloom.add(keys[i : i + 100_000])
     np.save(out / "anchors.bloom.npy", bloom.bits)
-    manifest["bloom"] = {"bytes": size, "hashes": hashes}
+    manifest["bloom"] = {
+        "bytes": size,
+        "hashes": hashes,
+        "scheme": bloom.scheme,
+        "whole_keys": True,
+    }
     manifest["counts"]["anchors"] = len(keys)
     manifest["counts"]["synthetic_anchors"] = count
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))

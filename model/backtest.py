@@ -17,7 +17,7 @@ import hashlib
 import math
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -153,6 +153,22 @@ def ceiling_losses(model: Model, gold: set[tuple[str, str]], trace: Sequence[Tra
     return out
 
 
+def probes(corpus: Corpus, test: set[str]) -> Iterator[tuple[dict, str, set, list[str]]]:
+    """(record, probe sentence, gold (anchor key, target) pairs, context links) per test article.
+
+    The probe is the article's first sentence made only of text and links; its links are
+    the gold, the article's other links the page context.
+    """
+    for record in corpus.records(test):
+        probe = next((x for x in record["x"] if x[1]), None)
+        if probe is None:
+            continue
+        text, gold_links = probe
+        gold = {(normalize(text[a:b]), t) for a, b, t in gold_links}
+        gold_targets = {t for _, t in gold}
+        yield record, text, gold, [t for t, _ in record["l"] if t not in gold_targets]
+
+
 def backtest(dump: str | Path, settings: Settings | None = None, limit: int = 15) -> dict:
     """Precision/recall per threshold for one dump, as a JSON-ready dict."""
     with tempfile.TemporaryDirectory(prefix="addlink-backtest-") as work:
@@ -196,14 +212,7 @@ def evaluate(corpus: Corpus, settings: Settings, limit: int = 15) -> dict:
         losses: Counter = Counter()
         best_candidates: list[tuple[float, bool]] = []
         sentences = 0
-        for record in corpus.records(test):
-            probe = next((x for x in record["x"] if x[1]), None)
-            if probe is None:
-                continue
-            text, gold_links = probe
-            gold = {(normalize(text[a:b]), t) for a, b, t in gold_links}
-            gold_targets = {t for _, t in gold}
-            context = [t for t, _ in record["l"] if t not in gold_targets]
+        for record, text, gold, context in probes(corpus, test):
             trace: list[Traced] = []
             _, scored = score(model, text, title=record["t"], extra_links=context, trace=trace)
             sentences += 1

@@ -1,11 +1,12 @@
 """On-disk lookups over one wiki's datasets, so a recommending process stays small.
 
-A model directory holds ``manifest.json``, the classifier (``model.json``), the entity
-vectors (``vectors.npy``, memory-mapped) and a Bloom filter of anchor keys
-(``anchors.bloom``, memory-mapped), plus the keyed datasets (anchors, redirects, page ids,
-entity index) either as SQLite files in the same directory or as MySQL tables (after
-``python -m model load``). The Bloom filter answers "surely not an anchor" for most n-grams
-without touching the database, which keeps lookups per page cheap whatever the wiki's size.
+A model directory holds ``manifest.json``, the classifier (``model.json``) and its score
+calibration (``calibration.json``), the entity vectors (``vectors.npy``, memory-mapped) and a
+Bloom filter of anchor keys (``anchors.bloom``, memory-mapped), plus the keyed datasets
+(anchors, redirects, page ids, entity index) either as SQLite files in the same directory or
+as MySQL tables (after ``python -m model load``). The Bloom filter answers "surely not an
+anchor" for most n-grams without touching the database, which keeps lookups per page cheap
+whatever the wiki's size.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
+from model.calibration import FILE as CALIBRATION_FILE
+from model.calibration import Calibration
+from model.text import WHOLE
+
 # Dataset name -> (file, table, key column, value columns). The names are the reference
 # system's, so `meta.dataset_checksums` keeps its keys ("w2vfiltered" holds the entity index).
 DATASETS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
@@ -29,7 +34,7 @@ DATASETS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
         "anchors.sqlite",
         "anchors",
         "anchor",
-        ("link_prob", "total", "kurtosis", "targets"),
+        ("link_prob", "total", "kurtosis", "targets", "origin"),
     ),
     "redirects": ("redirects.sqlite", "redirects", "title", ("target",)),
     "pageids": ("pageids.sqlite", "pageids", "title", ("page_id",)),
@@ -52,6 +57,31 @@ class Anchor:
     total: int  # distinct (page, target) link occurrences over all targets
     link_prob: float  # pages linking it / pages where it appears at all
     kurtosis: float  # of the target counts: how peaked the choice of target is
+    unlinked: int = 0  # pages where the text appears but is not linked
+    titles: tuple[str, ...] = ()  # targets the text is the title of (qualifier removed)
+    redirects: tuple[str, ...] = ()  # targets the text is a redirect title of
+
+    def origin_json(self) -> str:
+        """The ``origin`` column: where the candidates came from besides links."""
+        return json.dumps(
+            {"u": self.unlinked, "t": self.titles, "r": self.redirects},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+    @staticmethod
+    def from_row(key: str, prob: float, total: int, kurt: float, targets: str, origin: str):
+        o = json.loads(origin)
+        return Anchor(
+            key,
+            tuple(map(tuple, json.loads(targets))),
+            total,
+            prob,
+            kurt,
+            o["u"],
+            tuple(o["t"]),
+            tuple(o["r"]),
+        )
 
 
 # ---------------------------------------------------------------------------- checksums
@@ -74,14 +104,71 @@ def file_checksum(path: Path) -> str:
     return h.hexdigest()
 
 
+def classifier_checksum(directory: Path) -> str:
+    """The ``model`` dataset checksum: the classifier and its calibration map as one, so
+    ``meta.dataset_checksums`` keeps the reference format's keys. Training and the runner's
+    preflight both compute it here."""
+    return rows_checksum(
+        [[file_checksum(directory / "model.json"), file_checksum(directory / CALIBRATION_FILE)]]
+    )
+
+
 # ---------------------------------------------------------------------------- bloom filter
 
 
-class Bloom:
-    """A Bloom filter over anchor keys; false positives only cost one exact lookup."""
+_MASK = (1 << 64) - 1
+_MULTIPLIER = 0x9E3779B97F4A7C15  # odd 64-bit constant of the polynomial hash
+_MAX_KEY = 4096  # code points hashed per key; longer keys are cut (only here)
 
-    def __init__(self, bits: np.ndarray, hashes: int):
+
+def _powers(base: int) -> np.ndarray:
+    out, x = [], 1
+    for _ in range(_MAX_KEY + 1):
+        out.append(x)
+        x = (x * base) & _MASK
+    return np.asarray(out, dtype=np.uint64)
+
+
+_POWERS = _powers(_MULTIPLIER)
+
+
+def poly_hashes(keys: Sequence[str]) -> np.ndarray:
+    """A 64-bit hash per key (two 32-bit halves), computed for all keys at once in numpy.
+
+    The recommender probes the filter tens of thousands of times per page (every n-gram
+    growing towards an anchor, every stem before a trail); hashing them all in one
+    vectorised pass costs a fraction of one ``hashlib`` call per key.
+    """
+    text = "\x03".join(keys) + "\x03"  # a terminator: "ab"+"c" and "a"+"bc" differ
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    lengths = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys)) + 1
+    stops = np.cumsum(lengths)
+    # Exponent of each code point: its distance from its key's end (Horner's rule).
+    exponent = np.repeat(stops - 1, lengths) - np.arange(len(codes))
+    np.minimum(exponent, _MAX_KEY, out=exponent)
+    with np.errstate(over="ignore"):
+        x = np.add.reduceat(codes * _POWERS[exponent], stops - lengths)
+        # splitmix64's finalizer spreads the polynomial over all 64 bits.
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return x
+
+
+class Bloom:
+    """A Bloom filter over anchor keys; false positives only cost one exact lookup.
+
+    Two hash schemes: "blake2b" (models trained before the vectorised scheme, read as they
+    were) and "poly64" (``poly_hashes``, what training writes now).
+    """
+
+    def __init__(self, bits: np.ndarray, hashes: int, scheme: str = "poly64"):
+        if scheme not in ("blake2b", "poly64"):
+            raise ValueError(f"unknown Bloom filter hash scheme {scheme!r}")
         self.bits, self.hashes, self.size = bits, hashes, len(bits) * 8
+        self.scheme = scheme
 
     @staticmethod
     def sized(n: int, error: float = 0.01) -> tuple[int, int]:
@@ -89,6 +176,11 @@ class Bloom:
         return (size + 7) // 8, max(1, round(size / max(n, 1) * math.log(2)))
 
     def _positions(self, keys: Sequence[str]) -> np.ndarray:
+        steps = np.arange(self.hashes, dtype=np.uint64)
+        if self.scheme == "poly64":
+            h = poly_hashes(keys)
+            low, high = h & np.uint64(0xFFFFFFFF), h >> np.uint64(32)
+            return (low[:, None] + steps * (high[:, None] | np.uint64(1))) % np.uint64(self.size)
         digests = (
             np.frombuffer(
                 b"".join(hashlib.blake2b(k.encode(), digest_size=8).digest() for k in keys),
@@ -259,20 +351,39 @@ class Model:
             if sentences.is_file()
             else frozenset()
         )
+        # The language's MediaWiki link trail, as training recorded it (None: no trails).
+        self.trail: str | None = self.manifest.get("link_trail")
+        self.trail_endings = frozenset(self.manifest.get("link_trail_endings", ()))
         self.store = store
         self.vectors = np.load(directory / "vectors.npy", mmap_mode="r")
         bloom = self.manifest["bloom"]
-        self.bloom = Bloom(np.load(directory / "anchors.bloom.npy", mmap_mode="r"), bloom["hashes"])
+        self.whole_keys: bool = bloom.get("whole_keys", False)
+        self.bloom = Bloom(
+            np.load(directory / "anchors.bloom.npy", mmap_mode="r"),
+            bloom["hashes"],
+            bloom.get("scheme", "blake2b"),
+        )
         self.booster = xgboost.Booster(params={"nthread": 1})
         self.booster.load_model(str(directory / "model.json"))
+        path = directory / CALIBRATION_FILE
+        if not path.is_file():
+            raise DatasetError(f"{path} missing: the model predates calibration; retrain it")
+        try:
+            self.calibration = Calibration.load(path)
+        except (ValueError, KeyError) as e:
+            raise DatasetError(f"{path}: unreadable calibration ({e})") from e
+
+    def calibrate(self, raw: np.ndarray) -> np.ndarray:
+        """Raw classifier scores -> calibrated probabilities (the stored monotone map)."""
+        return self.calibration(raw)
 
     def anchors(self, keys: Iterable[str]) -> dict[str, Anchor]:
         keys = list(dict.fromkeys(keys))
-        maybe = [k for k, hit in zip(keys, self.bloom.contains(keys), strict=True) if hit]
-        return {
-            k: Anchor(k, tuple(map(tuple, json.loads(targets))), total, prob, kurt)
-            for k, (prob, total, kurt, targets) in self.store.get("anchors", maybe).items()
-        }
+        # A filter that also marks whole keys (``model.text.WHOLE``) drops the mere prefixes
+        # of anchors the n-gram walk passes through before any database lookup.
+        probes = [WHOLE + k for k in keys] if self.whole_keys else keys
+        maybe = [k for k, hit in zip(keys, self.bloom.contains(probes), strict=True) if hit]
+        return {k: Anchor.from_row(k, *v) for k, v in self.store.get("anchors", maybe).items()}
 
     def resolve(self, titles: Iterable[str]) -> dict[str, str]:
         """Title -> the article it redirects to (titles that are no redirect map to themselves)."""

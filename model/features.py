@@ -26,6 +26,15 @@ FULL = REFERENCE + (
     "sentence_start",
     "exact",
     "log_total",
+    "trail",
+    "trail_share",
+    "aligned",
+    # Where the candidate came from and how much evidence it has (titles are candidates
+    # even where nobody linked the text): the text is the target's title / a redirect title
+    # of it, and how many pages show the text unlinked.
+    "is_title",
+    "is_redirect",
+    "log_unlinked",
 )
 FEATURE_SETS = {"reference": REFERENCE, "full": FULL}
 TOP_CANDIDATES = 10
@@ -73,8 +82,16 @@ def pair_features(
     similarity: float,
     indegree: int,
     sentence_start: bool,
+    trail: int = 0,
+    aligned: bool = True,
 ) -> list[float]:
-    """One feature row, in the order of ``FEATURE_SETS[feature_set]``."""
+    """One feature row, in the order of ``FEATURE_SETS[feature_set]``.
+
+    ``trail``: characters of the mention's last word left to a link trail (0: whole words);
+    the share says how much of that word the stem is, so "Лондон|і" (a case ending) and
+    "Лондон|ський" (another word) look different to the classifier. ``aligned``: the mention
+    starts and ends where the word tokenizer cuts (always, outside no-space scripts).
+    """
     row = [
         float(length),
         float(count),
@@ -94,6 +111,12 @@ def pair_features(
         1.0 if sentence_start else 0.0,
         1.0 if mention.lower() == target.lower() else 0.0,
         math.log1p(anchor.total),
+        float(trail),
+        trail / (trail + len(mention.rsplit(" ", 1)[-1])) if trail else 0.0,
+        1.0 if aligned else 0.0,
+        1.0 if target in anchor.titles else 0.0,
+        1.0 if target in anchor.redirects else 0.0,
+        math.log1p(anchor.unlinked),
     ]
 
 
@@ -115,6 +138,8 @@ def candidate_rows(
     context: np.ndarray | None,
     entities: Mapping[str, tuple[int, int]],
     vectors: np.ndarray,
+    trail: int = 0,
+    aligned: bool = True,
 ) -> Iterator[tuple[str, list[float]]]:
     """(target, features) for each of the anchor's top candidates: one mention's rows.
 
@@ -135,5 +160,7 @@ def candidate_rows(
                 similarity=cosine(context, None if row is None else np.asarray(vectors[row])),
                 indegree=indegree,
                 sentence_start=sentence_start,
+                trail=trail,
+                aligned=aligned,
             ),
         )

@@ -21,6 +21,7 @@ _COLUMN_TYPES = {
     "total": "INT UNSIGNED NOT NULL",
     "kurtosis": "DOUBLE NOT NULL",
     "targets": "MEDIUMBLOB NOT NULL",
+    "origin": "MEDIUMBLOB NOT NULL",
     "target": "VARBINARY(1000) NOT NULL",
     "page_id": "INT UNSIGNED NOT NULL",
     "vector_row": "INT UNSIGNED NOT NULL",

@@ -14,7 +14,7 @@ import numpy as np
 
 from model.datasets import Model
 from model.features import TOP_CANDIDATES, ablated_columns, candidate_rows
-from model.text import ngrams, normalize, page_mentions
+from model.text import first_mentions, ngram_keys, normalize, page_mentions
 from model.titles import validate_title
 from model.version import APPLICATION_VERSION
 from model.wikitext import Page, TextSpan, parse
@@ -35,6 +35,7 @@ class Scored:
     score: float
     targets: tuple[str, ...]  # every candidate considered: none may be suggested twice
     span: TextSpan
+    trail: int = 0  # characters of the word after ``text`` left to the link trail
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,9 @@ class Traced:
     skip: str | None  # "in_link_anchor", "in_title", "target_linked", or None (scored)
 
 
-def key_ngrams(texts: Iterable[str], language: str) -> set[str]:
-    """Keys of every n-gram of the given texts: mentions inside these are not suggested."""
-    return {m.key for m in ngrams("\n".join(texts), language)}  # a line break ends a sentence
+def key_ngrams(texts: Iterable[str], language: str, keys: Iterable[str]) -> set[str]:
+    """Which of ``keys`` occur as n-grams of the given texts: those are not suggested."""
+    return ngram_keys(list(texts), language, keys)
 
 
 def title_filter(title: str):
@@ -91,15 +92,16 @@ def score(
     linked = set(resolved.values()) | set(resolved)
     spans = [s for s in page.spans if s.scannable]
     first: dict[str, tuple] = {}
-    for t, m in page_mentions(
-        [s.text for s in spans], language, model.bloom.contains,
+    texts = [s.text for s in spans]
+    found = page_mentions(
+        texts, language, model.bloom.contains, trail=model.trail, endings=model.trail_endings,
         abbreviations=model.abbreviations,
-    ):
-        if m.key not in first:
-            first[m.key] = (m, spans[t])
+    )
+    for key, (t, m) in first_mentions(found).items():
+        first[key] = (m, spans[t])
     anchors = model.anchors(first)
     in_title = title_filter(title)
-    blocked = key_ngrams([link.anchor for link in page.links], language) if anchors else set()
+    blocked = key_ngrams([link.anchor for link in page.links], language, anchors)
     mentions = []
     for key, anchor in anchors.items():
         if key in blocked:
@@ -133,10 +135,12 @@ def score(
             context=context,
             entities=entities,
             vectors=model.vectors,
+            trail=m.trail,
+            aligned=m.aligned,
         ):
             rows.append(features)
             owners.append((i, target))
-    probabilities = predict(model, rows)
+    probabilities = model.calibrate(predict(model, rows))
 
     best: dict[int, tuple[float, str]] = {}
     for (i, target), p in zip(owners, probabilities, strict=True):
@@ -156,6 +160,7 @@ def score(
                 score=p,
                 targets=tuple(t for t, _ in candidates),
                 span=span,
+                trail=m.trail,
             )
         )
     out.sort(key=lambda s: s.start)

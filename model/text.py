@@ -7,9 +7,12 @@ so an anchor learnt from a link matches the same span when it later appears as p
 
 from __future__ import annotations
 
+import json
+import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import NamedTuple
 
 import regex
@@ -187,13 +190,19 @@ def normalize_title(title: str) -> str:
 
 
 class Mention(NamedTuple):
-    """An n-gram of one sentence: where it is and its dictionary key."""
+    """An n-gram of one sentence: where it is and its dictionary key.
+
+    ``trail`` > 0: the mention is the stem of its last word and that many characters of the
+    word follow it as a MediaWiki link trail (``[[Лондон]]і``); ``end`` is the stem's end.
+    """
 
     start: int
     end: int
     key: str
     length: int
     sentence_start: bool
+    trail: int = 0
+    aligned: bool = True  # starts and ends at ``tokens`` boundaries (word pieces)
 
 
 def split_sentences(
@@ -252,14 +261,119 @@ def prefixes(key: str, language: str = "en") -> list[str]:
     """
     if _NO_SPACE_RUN.search(key):
         return [key[:i] for i in range(1, len(key) + 1)]
-    return [key[:end] for _, end in tokens(key, language)] or [key]
+    # The key itself too: it may end in punctuation after its last token ("u.s.", "(adhd)").
+    return list(dict.fromkeys([key[:end] for _, end in tokens(key, language)] + [key]))
+
+
+# A filter entry saying "this is a whole key", not only the prefix of one: probed for
+# mentions that cannot grow further (a stem before a trail, punctuation glued to the end).
+WHOLE = "\x00"
+
+
+def filter_keys(keys: Iterable[str], language: str) -> set[str]:
+    """What a model's Bloom filter holds for its anchor keys: prefixes and whole keys."""
+    out: set[str] = set()
+    for key in keys:
+        out.update(prefixes(key, language))
+        out.add(WHOLE + key)
+    return out
+
+
+# Punctuation glued to a word (no white space between): an anchor key may begin or end so.
+_EDGE = regex.compile(r"[^\s\p{L}\p{M}\p{N}]+")
+
+
+def _edge_char(ch: str) -> bool:
+    """Punctuation or a symbol: neither white space nor part of a word."""
+    return not ch.isspace() and unicodedata.category(ch)[0] not in "LMN"
+
+MAX_TRAIL = 5  # longest ending tried as a link trail (>= 95 % of trailed links in every dump)
+MIN_STEM = 3  # shortest stem of a word tried before a trail (shorter: < 1 % of trailed links)
+_GRAPHEME = regex.compile(r"\X")
+_TRAILS = Path(__file__).with_name("linktrails.json")
+
+
+@lru_cache(maxsize=1)
+def _trail_table() -> dict[str, dict]:
+    return json.loads(_TRAILS.read_text(encoding="utf-8"))
+
+
+def link_trail(language: str) -> str | None:
+    """The language's MediaWiki link trail pattern (English's for a language MediaWiki lacks).
+
+    Extracted from MediaWiki's ``Messages*.php`` by ``scripts/link_trails.py``; None where the
+    language has none (Chinese). Training records it in the manifest.
+    """
+    table = _trail_table()
+    entry = table.get(language.replace("_", "-").lower()) or table["en"]
+    return entry["trail"]
+
+
+@lru_cache(maxsize=64)
+def _compiled(pattern: str) -> regex.Pattern:
+    return regex.compile(pattern)
+
+
+def trail_endings(wikitext: str, trail: str | None) -> list[str]:
+    """The endings editors let trail after links in ``wikitext`` (lower-cased, short ones).
+
+    Training counts them over the wiki's own articles: a stem is tried only before an
+    ending the wiki really uses as a trail ("s", "і", "ाचा"), not before any letters the
+    trail pattern allows, which keeps the candidates few and meaningful in every language.
+    """
+    if not trail:
+        return []
+    found = _compiled(rf"\]\]((?:{trail}))").finditer(wikitext)
+    return [m.group(1).lower() for m in found if len(m.group(1)) <= MAX_TRAIL]
+
+
+def _cuts(
+    keys: Iterable[str], endings: frozenset[str], lengths: list[int]
+) -> list[tuple[str, int, str]]:
+    """(key, trail length, filter probe of the stem) for each known ending of each key.
+
+    At least MIN_STEM characters of the last word stay in the stem; each occurrence is
+    then checked against the trail pattern on its own text, and only when the stem is a
+    known anchor.
+    """
+    return [
+        (k, t, WHOLE + k[:-t])
+        for k in keys
+        for t in lengths
+        if k[-t:] in endings and len(k) - t >= MIN_STEM and " " not in k[-t - MIN_STEM : -t]
+    ]
+
+
+def walk_tokens(text: str, language: str = "en") -> list[tuple[int, int]]:
+    """The units mentions are made of: ``tokens``, but every grapheme of a no-space run.
+
+    Word pieces of a no-space script depend on the text around them (sentencepiece cuts
+    "東京都" one way in a link and another in running text), so a known anchor is looked for
+    at every character boundary there; the Bloom filter holds every character prefix of
+    such keys (``prefixes``), which keeps the walk short.
+    """
+    if _NO_SPACE_RUN.search(text) is None:
+        return [m.span() for m in _WORD.finditer(text)]
+    out: list[tuple[int, int]] = []
+    for m in _WORD.finditer(text):
+        pos = m.start()
+        for run in _NO_SPACE_RUN.finditer(text, m.start(), m.end()):
+            if run.start() > pos:
+                out.append((pos, run.start()))
+            out.extend(g.span() for g in _GRAPHEME.finditer(text, run.start(), run.end()))
+            pos = run.end()
+        if pos < m.end():
+            out.append((pos, m.end()))
+    return out
 
 
 def page_mentions(
     texts: list[str],
     language: str,
     passes: Callable[[list[str]], Sequence[bool]],
-    max_n: int = MAX_NGRAM,
+    max_n: int | None = None,
+    trail: str | None = None,
+    endings: Iterable[str] = (),
     *,
     abbreviations: frozenset[str] = frozenset(),
 ) -> list[tuple[int, Mention]]:
@@ -267,7 +381,14 @@ def page_mentions(
 
     Grows n-grams one token at a time and drops those whose key fails ``passes`` (a filter
     of anchor prefixes, checked for the whole page at once per length), so the work follows
-    the few n-grams that can match rather than all of them. Sorted by position.
+    the few n-grams that can match rather than all of them; without ``max_n`` an n-gram
+    grows as long as its key passes, so no known anchor is too long to be found. An n-gram
+    may also start at punctuation glued to its first word and end at punctuation glued to
+    its last ("«Космос»", "U.S."). With a ``trail`` pattern (``link_trail``), each n-gram's
+    last word is also cut before each of ``endings`` (``trail_endings``: those the wiki uses)
+    when the ending full-matches the pattern, and the stem is a mention with ``trail`` set;
+    stems and glued endings are probed as whole keys (``WHOLE``). Training and recommending
+    both generate mentions here. Sorted by position.
     """
     # All texts joined by line breaks (which always end a sentence): one tokenization and
     # one lower-casing for the page; survivors are mapped back to their text at the end.
@@ -276,45 +397,160 @@ def page_mentions(
     for text in texts:
         starts.append(pos)
         pos += len(text) + 1
-    toks = tokens(joined, language)
+    toks = walk_tokens(joined, language)
+    count = len(toks)
     begin = [a for a, _ in toks]
     end = [b for _, b in toks]
-    sentence_of, first_token = [], []
+    sentence_of, first_token, sentence_begin = [], [], []
     k = 0
-    for index, (_, s_end) in enumerate(sentences(joined, abbreviations)):
+    for index, (s_start, s_end) in enumerate(sentences(joined, abbreviations)):
         head = k
-        while k < len(toks) and end[k] <= s_end:
+        sentence_begin.append(s_start)
+        while k < count and end[k] <= s_end:
             sentence_of.append(index)
             first_token.append(k == head)
             k += 1
     lower = joined.lower()
     exact = len(lower) == len(joined)
-    odd = [m.start() for m in _ODD_SPACE.finditer(joined)]  # where keys need normalizing
+    # Keys need the slow normalization where lower-casing changes lengths or unusual white
+    # space lies inside the n-gram: tokens i..j are clean when no such space lies between.
+    odd = [m.start() for m in _ODD_SPACE.finditer(joined)]
+    before = [bisect_right(odd, x) for x in begin]
+    upto = [bisect_right(odd, x) for x in end]
 
-    def key(a: int, b: int) -> str:
-        if exact and (not odd or bisect_right(odd, a) == bisect_right(odd, b)):
+    def key(a: int, b: int, i: int, j: int) -> str:
+        if exact and before[i] == upto[j]:
             return lower[a:b]
         return normalize(joined[a:b])
 
-    found: list[tuple[int, int, int, int, str]] = []  # (start, end, first token, n, key)
-    frontier = range(len(toks))
-    for n in range(1, max_n + 1):
-        grown = [
-            i for i in frontier if i + n <= len(toks) and sentence_of[i + n - 1] == sentence_of[i]
-        ]
-        if not grown:
+    ending = _compiled(trail).fullmatch if trail else None
+
+    known = frozenset(endings)
+    lengths = sorted({len(e) for e in known if len(e) <= MAX_TRAIL})
+    # Where a mention may start: at each token, and before punctuation glued to its left.
+    leads: list[tuple[int, int]] = []  # (first token, start offset) of the latter, few
+    for i in [i for i in range(count) if begin[i] and not joined[begin[i] - 1].isspace()]:
+        low = sentence_begin[sentence_of[i]]
+        if i and sentence_of[i - 1] == sentence_of[i]:
+            low = end[i - 1]
+        a = begin[i]
+        while a > low and _edge_char(joined[a - 1]):
+            a -= 1
+        leads.extend((i, x) for x in range(a, begin[i]))
+    plain: Sequence[int] = range(count)
+    found: list[tuple[int, int, int, int, str, int]] = []  # (start, end, token, n, key, trail)
+    n = 0
+    while max_n is None or n < max_n:
+        n += 1
+        m = n - 1
+        grown = [i for i in plain if i + m < count and sentence_of[i + m] == sentence_of[i]]
+        leads = [(i, a) for i, a in leads if i + m < count and sentence_of[i + m] == sentence_of[i]]
+        if not grown and not leads:
             break
-        keys = [key(begin[i], end[i + n - 1]) for i in grown]
+        firsts = grown + [i for i, _ in leads]
+        keys = [
+            lower[begin[i] : end[i + m]]
+            if exact and before[i] == upto[i + m]
+            else key(begin[i], end[i + m], i, i + m)
+            for i in grown
+        ] + [key(a, end[i + m], i, i + m) for i, a in leads]
+        lead_at = len(grown)
+
+        opening = [begin[i] for i in grown] + [a for _, a in leads]  # start of entry x
         unique = list(dict.fromkeys(keys))
-        ok = dict(zip(unique, passes(unique), strict=True))
-        frontier = []
-        for i, k in zip(grown, keys, strict=True):
-            if ok[k]:
-                frontier.append(i)
-                found.append((begin[i], end[i + n - 1], i, n, k))
+        # Stems are probed with the n-grams, in one call: they do not depend on each other.
+        cuts = _cuts(unique, known, lengths) if known else []
+        probes = unique + list(dict.fromkeys(c[2] for c in cuts))
+        ok = dict(zip(probes, passes(probes), strict=True))
+        plain = []
+        ends: list[tuple[int, int, str]] = []  # (entry, end, key) probed as whole keys
+        for x, k in enumerate(keys):
+            if not ok[k]:
+                continue
+            i = firsts[x]
+            b = end[i + m]
+            a = opening[x]
+            if x < lead_at:
+                plain.append(i)
+            found.append((a, b, i, n, k, 0))
+            # Punctuation glued to the right ("U.S.", "(ADHD)", "«Космос»") may end the key.
+            if b < len(joined) and not joined[b].isspace() and (i + n >= count or begin[i + n] > b):
+                limit = begin[i + n] if i + n < count else len(joined)
+                tail = _EDGE.match(joined, b, limit)
+                if tail:
+                    ends.extend((x, c, key(a, c, i, i + m)) for c in range(b + 1, tail.end() + 1))
+        glued = list(dict.fromkeys(WHOLE + k for *_, k in ends))
+        if glued:
+            ok.update(zip(glued, passes(glued), strict=True))
+        for x, c, k in ends:
+            if ok[WHOLE + k]:
+                found.append((opening[x], c, firsts[x], n, k, 0))
+        wanted: dict[str, list[int]] = {}  # n-gram key -> trail lengths of its known stems
+        for k, t, probe in cuts:
+            if ok[probe]:
+                wanted.setdefault(k, []).append(t)
+        if wanted:
+            for x, k in enumerate(keys):
+                for t in wanted.get(k, ()):
+                    i = firsts[x]
+                    b = end[i + m]
+                    a = opening[x]
+                    stem = key(a, b - t, i, i + m)
+                    if ending(joined, b - t, b) and stem == k[:-t]:  # type: ignore[misc]
+                        found.append((a, b - t, i, n, stem, t))
+        leads = [leads[x - lead_at] for x in range(lead_at, len(keys)) if ok[keys[x]]]
     found.sort()  # position order in the joined text is text order, then offset order
+    cuts: set[int] | None = None
+    if _NO_SPACE_RUN.search(joined):
+        cuts = {x for span in tokens(joined, language) for x in span}  # word-piece bounds
     out = []
-    for a, b, i, n, k in found:
-        t = bisect_right(starts, a) - 1
-        out.append((t, Mention(a - starts[t], b - starts[t], k, n, first_token[i])))
+    for a, b, i, n, k, t in found:
+        text_index = bisect_right(starts, a) - 1
+        start_ = starts[text_index]
+        aligned = cuts is None or ((a in cuts or a < begin[i]) and b in cuts)
+        out.append((text_index, Mention(a - start_, b - start_, k, n, first_token[i], t, aligned)))
+    return out
+
+
+def ngram_keys(texts: list[str], language: str, keys: Iterable[str]) -> set[str]:
+    """The ``keys`` that occur in ``texts`` as mentions would: at token boundaries.
+
+    A substring search per key, then a boundary check at each occurrence, with the
+    boundaries ``page_mentions`` uses (tokens, graphemes of no-space runs, punctuation
+    glued to a word); cheaper than walking every n-gram of the texts.
+    """
+    joined = "\n".join(normalize(t) for t in texts)
+    starts, ends = set(), set()
+    for a, b in walk_tokens(joined, language):
+        starts.add(a)
+        ends.add(b)
+
+    def word(p: int) -> bool:
+        return 0 <= p < len(joined) and unicodedata.category(joined[p])[0] in "LMN"
+
+    out = set()
+    for k in keys:
+        p = joined.find(k) if k else -1
+        while p >= 0:
+            q = p + len(k)
+            if (p in starts or (_edge_char(joined[p]) and not word(p - 1))) and (
+                q in ends or (_edge_char(joined[q - 1]) and not word(q))
+            ):
+                out.add(k)
+                break
+            p = joined.find(k, p + 1)
+    return out
+
+
+def first_mentions(found: Iterable[tuple[int, Mention]]) -> dict[str, tuple[int, Mention]]:
+    """Key -> its first whole-word occurrence, or its first trail occurrence if it has none.
+
+    Only one occurrence of a mention is suggested (SPEC §2); a stem inside an inflected
+    word is the weaker evidence, so it must not hide the same anchor as a whole word later.
+    """
+    out: dict[str, tuple[int, Mention]] = {}
+    for index, m in found:
+        seen = out.get(m.key)
+        if seen is None or (seen[1].trail and not m.trail):
+            out[m.key] = (index, m)
     return out

@@ -82,14 +82,14 @@ def verify_model(directory: str | Path, cache_dir: Path | None = None,
     cache = _read_verdicts(cache_dir)
     if cache.get(key) == stamp:
         return dict(manifest["checksums"])
-    from model.datasets import file_checksum
+    from model.datasets import classifier_checksum, file_checksum
 
     for name, expected in sorted(files.items()):
         if file_checksum(d / name) != expected:
             raise ModelInvalid(f"model {d}: {name}: sha256 differs from manifest.json "
                                "(damaged or replaced file)")
     recomputed = _dataset_checksums(d, manifest) if in_files else {
-        "model": (file_checksum(d / "model.json"), manifest["checksums"].get("model"))}
+        "model": (classifier_checksum(d), manifest["checksums"].get("model"))}
     for dataset, (got, expected) in sorted(recomputed.items()):
         if got != expected:
             raise ModelInvalid(f"model {d}: manifest.json checksums.{dataset} does not match "
@@ -117,7 +117,13 @@ def _manifest(d: Path) -> dict:
 
 def _dataset_checksums(d: Path, manifest: dict) -> dict[str, tuple[str, str]]:
     """dataset -> (recomputed, manifest's), as model/train.py computes them."""
-    from model.datasets import DATASETS, SqliteStore, file_checksum, rows_checksum
+    from model.datasets import (
+        DATASETS,
+        SqliteStore,
+        classifier_checksum,
+        file_checksum,
+        rows_checksum,
+    )
 
     expected = manifest["checksums"]
     missing = sorted((set(DATASETS) | {"model"}) - set(expected))
@@ -136,7 +142,7 @@ def _dataset_checksums(d: Path, manifest: dict) -> dict[str, tuple[str, str]]:
     index = out["w2vfiltered"][0]
     out["w2vfiltered"] = (rows_checksum([[index, file_checksum(d / "vectors.npy")]]),
                           expected["w2vfiltered"])
-    out["model"] = (file_checksum(d / "model.json"), expected["model"])
+    out["model"] = (classifier_checksum(d), expected["model"])
     return out
 
 

@@ -35,7 +35,11 @@ def test_manifest_describes_the_model(ltg_model, en_model):
     assert ltg["counts"]["articles"] == 903 and ltg["counts"]["redirects"] == 147
     assert ltg["counts"]["anchors"] > 100 and ltg["counts"]["positives"] > 100
     assert ltg["dump_date"].startswith("2017")
-    assert ltg["training"]["holdout_auc"] > 0.8
+    training = ltg["training"]
+    assert training["heldout"] == "articles, 5 folds"
+    assert training["calibration"] in {"isotonic", "platt"}
+    assert training["auc"] > 0.7 and training["mentions"] > 150  # probe mentions
+    assert 0 <= training["ece"] <= 0.1 and 0 < training["log_loss"] < 1
     assert ltg["code_version"].startswith("0.1.0+")
     en = json.loads((en_model / "manifest.json").read_text())
     assert en["complete"] is False  # a slice: most targets lie outside the file
@@ -59,13 +63,23 @@ def test_anchor_dictionary_rules(ltg_model):
     model = open_model(ltg_model)
     rows = list(model.store.rows("anchors"))
     assert rows
-    for key, link_prob, total, _kurtosis, targets in rows:
+    titles = 0
+    for key, link_prob, total, _kurtosis, targets, origin in rows:
         assert key == normalize(key)
         assert any(c.isalpha() for c in key), "anchors made only of digits/dates are dropped"
-        assert link_prob >= 0.065
-        assert total >= 1
+        origin = json.loads(origin)
         targets = json.loads(targets)
-        assert [n for _, n in targets] == sorted((n for _, n in targets), reverse=True)
+        linked = [n for _, n in targets if n > 0]
+        assert linked == sorted(linked, reverse=True) and total == sum(linked)
+        if origin["t"] or origin["r"]:
+            titles += 1
+            # A title counts as one more linking page: common words do not survive.
+            pages = link_prob * origin["u"] / (1 - link_prob) if link_prob < 1 else 0.0
+            assert (pages + 1) / (pages + origin["u"] + 1) >= 0.065
+            assert {t for t, n in targets if n == 0} <= set(origin["t"]) | set(origin["r"])
+        else:
+            assert link_prob >= 0.065 and total >= 1
+    assert titles > 100
     model.close()
 
 

@@ -1,0 +1,213 @@
+"""Precision, recall and calibration of the backtest's probe mentions, on every shared dump.
+
+    .venv/bin/python benchmarks/calibration_check.py [--dumps DIR] [--json OUT] [--only WIKI]
+
+Same split and probes as ``model.backtest`` (seed 1): the model is built from the train half,
+each test article's probe sentence is scored. Besides P/R/F1 at 0.5 and the best F1 it
+reports what calibration needs: ECE (10 equal-width bins) over each mention's best candidate
+as ``score`` returns it (threshold 0, label = that (mention, target) is a removed link), the
+same over the links ``select`` keeps at threshold 0, and the precision of kept links at
+score >= 0.6 (the shipped minimumLinkScore) with a Wilson 95 % interval. The small dumps
+(< 150 test sentences) are also pooled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from model.backtest import in_test_half  # noqa: E402
+from model.calibration import ece as calibration_error  # noqa: E402
+from model.datasets import open_model  # noqa: E402
+from model.recommend import score, select  # noqa: E402
+from model.text import normalize  # noqa: E402
+from model.train import Settings, build_model, extract  # noqa: E402
+
+DEFAULT_DUMPS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "dumps"
+LIMIT = 15
+
+
+def ece(pairs: list[tuple[float, int]]) -> float:
+    return calibration_error([p for p, _ in pairs], [c for _, c in pairs])
+
+
+def ece_floor(pairs: list[tuple[float, int]], rounds: int = 200) -> float:
+    """The ECE a perfectly calibrated model would show on this sample (labels drawn with
+    probability = score): below it, a measured ECE is sampling noise."""
+    import numpy as np
+
+    if not pairs:
+        return math.nan
+    rng = np.random.default_rng(1)
+    s = np.array([p for p, _ in pairs])
+    return float(
+        np.mean([calibration_error(s, rng.uniform(size=len(s)) < s) for _ in range(rounds)])
+    )
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    if n == 0:
+        return (math.nan, math.nan)
+    z, p = 1.96, k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (round(centre - half, 3), round(centre + half, 3))
+
+
+def run(corpus, settings: Settings) -> dict:
+    with tempfile.TemporaryDirectory(prefix="addlink-calcheck-") as work:
+        test = {t for t in corpus.articles if in_test_half(t, settings.seed)}
+        train = set(corpus.articles) - test
+        start = time.monotonic()
+        manifest = build_model(corpus, Path(work) / "model", settings, include=train)
+        seconds = time.monotonic() - start
+        model = open_model(Path(work) / "model")
+        mentions, kept, pages = [], [], []  # (score, correct); (scored, gold) per sentence
+        expected = sentences = 0
+        for record in corpus.records(test):
+            probe = next((x for x in record["x"] if x[1]), None)
+            if probe is None:
+                continue
+            text, gold_links = probe
+            gold = {(normalize(text[a:b]), t) for a, b, t in gold_links}
+            targets = {t for _, t in gold}
+            context = [t for t, _ in record["l"] if t not in targets]
+            _, scored = score(model, text, title=record["t"], extra_links=context)
+            sentences += 1
+            expected += len(gold)
+            mentions += [(s.score, int((s.key, s.target) in gold)) for s in scored]
+            pages.append(([(normalize(s.text), s) for s in scored], gold))
+            kept += [
+                (s.score, int((normalize(s.text), s.target) in gold))
+                for s in select(scored, 0.0, LIMIT)
+            ]
+        model.close()
+    return {
+        "wiki": manifest["wiki"],
+        "features": settings.features,
+        "test_sentences": sentences,
+        "expected": expected,
+        "build_seconds": round(seconds, 1),
+        "training": manifest.get("training", {}),
+        "mentions": mentions,
+        "kept": kept,
+        "pages": pages,
+    }
+
+
+def summary(name, features, sentences, expected, mentions, kept, pages) -> dict:
+    def at(threshold: float) -> tuple[int, int]:
+        n = k = 0
+        for scored, gold in pages:
+            key = {id(s): t for t, s in scored}
+            chosen = select([s for _, s in scored], threshold, LIMIT)
+            n += len(chosen)
+            k += sum((key[id(s)], s.target) in gold for s in chosen)
+        return n, k
+
+    out = {"wiki": name, "features": features, "test_sentences": sentences}
+    best = (0.0, 0.0)
+    for t in [round(0.05 * i, 2) for i in range(20)]:
+        n, k = at(t)
+        p, r = (k / n if n else 0.0), k / expected if expected else 0.0
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        best = max(best, (f1, t))
+        if t == 0.5:
+            out.update({"p50": p, "r50": r, "f1_50": f1})
+    n, k = at(0.6)
+    out.update(
+        {
+            "best_f1": best[0],
+            "best_threshold": best[1],
+            "p60": k / n if n else math.nan,
+            "n60": n,
+            "p60_ci": wilson(k, n),
+            "ece_mentions": ece(mentions),
+            "ece_kept": ece(kept),
+            "ece_floor": ece_floor(mentions),
+            "n_mentions": len(mentions),
+        }
+    )
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--dumps", type=Path, default=DEFAULT_DUMPS)
+    p.add_argument("--json", type=Path)
+    p.add_argument("--only", action="append", help="wiki name prefix, e.g. ltgwiki")
+    p.add_argument("--features", action="append", choices=["full", "reference"])
+    p.add_argument("--positive-weight", type=float)
+    args = p.parse_args()
+    lines = []
+    header = (
+        "| wiki | features | test sentences | P@0.5 | R@0.5 | F1@0.5 | best F1 (thr) | "
+        "P@>=0.6 (n, 95% CI) | ECE mentions | ECE kept | ECE noise floor |"
+    )
+    print(header + "\n|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    pooled: dict[str, list] = {}
+    for dump in sorted(args.dumps.glob("*.xml*")):
+        if args.only and not any(dump.name.startswith(o) for o in args.only):
+            continue
+        with tempfile.TemporaryDirectory() as work:
+            corpus = extract(dump, Path(work))
+            for features in args.features or ["full", "reference"]:
+                settings = Settings(features=features)
+                if args.positive_weight is not None:
+                    settings.positive_weight = args.positive_weight
+                r = run(corpus, settings)
+                s = summary(
+                    r["wiki"],
+                    features,
+                    r["test_sentences"],
+                    r["expected"],
+                    r["mentions"],
+                    r["kept"],
+                    r["pages"],
+                )
+                s["build_seconds"] = r["build_seconds"]
+                s["training"] = r["training"]
+                lines.append(s)
+                print(row(s), flush=True)
+                if r["test_sentences"] < 150:
+                    acc = pooled.setdefault(features, [0, 0, [], [], []])
+                    acc[0] += r["test_sentences"]
+                    acc[1] += r["expected"]
+                    acc[2] += r["mentions"]
+                    acc[3] += r["kept"]
+                    acc[4] += r["pages"]
+    for features, (sent, exp, men, kep, pag) in pooled.items():
+        s = summary("small pooled", features, sent, exp, men, kep, pag)
+        lines.append(s)
+        print(row(s), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(lines, indent=1))
+    return 0
+
+
+def row(s: dict) -> str:
+    cells = [
+        s["wiki"],
+        s["features"],
+        s["test_sentences"],
+        f"{s['p50']:.3f}",
+        f"{s['r50']:.3f}",
+        f"{s['f1_50']:.3f}",
+        f"{s['best_f1']:.3f} ({s['best_threshold']})",
+        f"{s['p60']:.3f} ({s['n60']}, {s['p60_ci'][0]}-{s['p60_ci'][1]})",
+        f"{s['ece_mentions']:.3f}",
+        f"{s['ece_kept']:.3f}",
+        f"{s['ece_floor']:.3f}",
+    ]
+    return "| " + " | ".join(map(str, cells)) + " |"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Score calibration: a monotone map from the classifier's raw score to a probability.
+
+The classifier's raw scores rank candidates well but do not mean the same on every wiki (a
+0.99 may be right half of the time). Training fits this map on out-of-fold scores of
+*articles* the classifier did not see, over each mention's best candidate (what the
+recommender returns), so "0.7" means about 70 % of such links are right. Isotonic regression
+(pool-adjacent-violators) assumes only that a higher raw score is never less likely right;
+the map is stored as knots and applied by linear interpolation, which keeps it monotone and
+keeps distinct raw scores distinct between knots (so the best candidate stays the best).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FILE = "calibration.json"
+BINS = 10
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Knots (raw score, probability), both non-decreasing; flat beyond the end knots."""
+
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+
+    def __call__(self, scores) -> np.ndarray:
+        return np.interp(np.asarray(scores, dtype=np.float64), self.x, self.y)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps({"x": list(self.x), "y": list(self.y)}) + "\n")
+
+    @staticmethod
+    def load(path: Path) -> Calibration:
+        data = json.loads(path.read_text())
+        x, y = tuple(map(float, data["x"])), tuple(map(float, data["y"]))
+        if not x or len(x) != len(y) or list(x) != sorted(x) or list(y) != sorted(y):
+            raise ValueError(f"{path}: knots must be two non-decreasing lists of equal length")
+        return Calibration(x, y)
+
+
+IDENTITY = Calibration((0.0, 1.0), (0.0, 1.0))
+
+
+def fit_isotonic(scores, labels, min_block: int | None = None) -> Calibration:
+    """Pool adjacent violators over (score, label); knots at each block's mean score.
+
+    Blocks come out with strictly increasing means, so the map is monotone non-decreasing.
+    Blocks smaller than ``min_block`` (default: 20 or 1 % of the points) are then merged
+    with a neighbour, which keeps the map monotone: at the ends PAV leaves tiny blocks (three
+    lucky mentions make "0.67"), and a small wiki's top scores would inherit their noise.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    if len(s) == 0:
+        return IDENTITY
+    order = np.argsort(s, kind="stable")
+    s, y = s[order], y[order]
+    # Blocks as parallel stacks: sum of labels, sum of scores, count.
+    sums, xs, counts = [], [], []
+    for score, label in zip(s.tolist(), y.tolist(), strict=True):
+        sums.append(label)
+        xs.append(score)
+        counts.append(1.0)
+        while len(sums) > 1 and sums[-2] / counts[-2] >= sums[-1] / counts[-1]:
+            label_sum, score_sum, count = sums.pop(), xs.pop(), counts.pop()
+            sums[-1] += label_sum
+            xs[-1] += score_sum
+            counts[-1] += count
+    least = min_block if min_block is not None else max(20, len(s) // 100)
+    i = 0
+    while len(counts) > 1 and i < len(counts):
+        if counts[i] >= least:
+            i += 1
+            continue
+        # Merge with the neighbour whose mean is closer (the last block: with the previous).
+        j = i + 1 if i + 1 < len(counts) else i - 1
+        if 0 < i < len(counts) - 1:
+            mean = sums[i] / counts[i]
+            if abs(sums[i - 1] / counts[i - 1] - mean) < abs(sums[i + 1] / counts[i + 1] - mean):
+                j = i - 1
+        a, b = min(i, j), max(i, j)
+        sums[a] += sums.pop(b)
+        xs[a] += xs.pop(b)
+        counts[a] += counts.pop(b)
+        i = a
+    knots_x = [round(x / n, 6) for x, n in zip(xs, counts, strict=True)]
+    knots_y = [round(v / n, 6) for v, n in zip(sums, counts, strict=True)]
+    # Rounding can make neighbouring knots equal or out of order: keep the lists monotone.
+    for i in range(1, len(knots_x)):
+        knots_x[i] = max(knots_x[i], knots_x[i - 1])
+        knots_y[i] = max(knots_y[i], knots_y[i - 1])
+    return Calibration(tuple(knots_x), tuple(knots_y))
+
+
+def fit_platt(scores, labels) -> Calibration:
+    """Logistic calibration on the logit of the raw score (Platt scaling), as knots.
+
+    Two parameters, so it stays meaningful on a small wiki where isotonic regression has
+    too few mentions per block and collapses to a constant; the slope is kept positive,
+    so the map is strictly increasing and never reorders candidates.
+    """
+    s = np.clip(np.asarray(scores, dtype=np.float64), 1e-6, 1 - 1e-6)
+    y = np.asarray(labels, dtype=np.float64)
+    if len(s) == 0 or y.min() == y.max():
+        return fit_isotonic(s, y)
+    z = np.log(s / (1 - s))
+
+    def loss(a: float, b: float) -> float:
+        t = a * z + b
+        return float((np.logaddexp(0, t) - y * t).mean() + 1e-4 * a * a)
+
+    a, b = 1.0, 0.0
+    current = loss(a, b)
+    for _ in range(100):  # Newton's method with step halving: the loss never goes up
+        p = 1 / (1 + np.exp(-(a * z + b)))
+        w = p * (1 - p) + 1e-9
+        n = len(z)
+        grad = np.array([((p - y) * z).sum() / n + 2e-4 * a, (p - y).sum() / n])
+        hess = np.array(
+            [[(w * z * z).sum() / n + 2e-4, (w * z).sum() / n], [(w * z).sum() / n, w.sum() / n]]
+        )
+        step = np.linalg.solve(hess, grad)
+        scale = 1.0
+        while scale > 1e-6 and loss(a - scale * step[0], b - scale * step[1]) > current:
+            scale /= 2
+        if scale <= 1e-6:
+            break
+        a, b = a - scale * step[0], b - scale * step[1]
+        previous, current = current, loss(a, b)
+        if previous - current < 1e-12:
+            break
+    a = max(a, 1e-3)
+    grid = 1 / (1 + np.exp(-np.linspace(-12, 12, 241)))
+    values = 1 / (1 + np.exp(-(a * np.log(grid / (1 - grid)) + b)))
+    knots_x = [0.0] + [round(float(v), 6) for v in grid] + [1.0]
+    knots_y = [round(float(values[0]), 6)] + [round(float(v), 6) for v in values]
+    knots_y.append(knots_y[-1])
+    for i in range(1, len(knots_x)):
+        knots_x[i] = max(knots_x[i], knots_x[i - 1])
+        knots_y[i] = max(knots_y[i], knots_y[i - 1])
+    return Calibration(tuple(knots_x), tuple(knots_y))
+
+
+METHODS = {"isotonic": fit_isotonic, "platt": fit_platt}
+
+
+def ece(scores, labels, bins: int = BINS) -> float:
+    """Expected calibration error over equal-width bins: mean |score - share right|, weighted."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    if len(s) == 0:
+        return math.nan
+    index = np.minimum((s * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = index == b
+        if m.any():
+            total += m.sum() * abs(s[m].mean() - y[m].mean())
+    return float(total / len(s))
+
+
+def log_loss(scores, labels) -> float:
+    p = np.clip(np.asarray(scores, dtype=np.float64), 1e-6, 1 - 1e-6)
+    y = np.asarray(labels, dtype=np.float64)
+    if len(p) == 0:
+        return math.nan
+    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())

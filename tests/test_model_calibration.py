@@ -1,0 +1,157 @@
+"""Cross-fitting, calibration and title anchors, on the real ltgwiki dump."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from model import open_model
+from model.calibration import FILE, Calibration, ece, fit_isotonic, fit_platt
+from model.datasets import file_checksum, rows_checksum
+from model.text import normalize
+from model.train import (
+    Settings,
+    TrainingRows,
+    _Lookup,
+    anchors_from,
+    build_vectors,
+    count_anchors,
+    extract,
+    fold_of,
+    link_graph,
+    page_pairs,
+    title_key,
+    train_classifier,
+)
+from tests.model_fixtures import LTG_DUMP
+
+
+@pytest.fixture(scope="module")
+def ltg_corpus(tmp_path_factory):
+    return extract(LTG_DUMP, tmp_path_factory.mktemp("ltg-corpus"))
+
+
+def test_calibration_is_stored_monotone_and_covered_by_the_model_checksum(ltg_model):
+    path = ltg_model / FILE
+    data = json.loads(path.read_text())
+    assert len(data["x"]) == len(data["y"]) >= 3
+    assert data["x"] == sorted(data["x"]) and data["y"] == sorted(data["y"])
+    model = open_model(ltg_model)
+    grid = np.linspace(0, 1, 1001)
+    mapped = model.calibrate(grid)
+    assert np.all(np.diff(mapped) >= 0) and mapped.min() >= 0 and mapped.max() <= 1
+    assert mapped[-1] > mapped[0], "the map is not constant"
+    expected = rows_checksum([[file_checksum(ltg_model / "model.json"), file_checksum(path)]])
+    assert model.checksums["model"] == expected
+    model.close()
+
+
+def test_isotonic_fit_is_monotone_and_calibrates_a_skewed_score():
+    rng = np.random.default_rng(7)
+    raw = rng.uniform(0, 1, 20000)
+    truth = rng.uniform(0, 1, 20000) < raw**3  # right with probability raw^3: overconfident
+    cal = fit_isotonic(raw, truth)
+    assert list(cal.x) == sorted(cal.x) and list(cal.y) == sorted(cal.y)
+    assert ece(raw, truth) > 0.15
+    test_raw = rng.uniform(0, 1, 20000)
+    test_truth = rng.uniform(0, 1, 20000) < test_raw**3
+    assert ece(cal(test_raw), test_truth) < 0.03
+    platt = fit_platt(raw, truth)  # a logit-linear skew: Platt fits it exactly
+    assert list(platt.x) == sorted(platt.x) and list(platt.y) == sorted(platt.y)
+    assert np.all(np.diff(platt(np.linspace(0.01, 0.99, 99))) > 0), "strictly increasing"
+    assert ece(platt(test_raw), test_truth) < 0.03
+    with pytest.raises(ValueError, match="non-decreasing"):
+        bad = Calibration((0.0, 0.5, 1.0), (0.0, 0.6, 0.4))
+        path = __import__("pathlib").Path(__import__("tempfile").mkdtemp()) / FILE
+        path.write_text(json.dumps({"x": list(bad.x), "y": list(bad.y)}))
+        Calibration.load(path)
+
+
+def test_cross_fitting_leaves_out_the_folds_own_links(ltg_corpus):
+    """An anchor linked in one article only is unknown to that article's training rows."""
+    corpus, settings = ltg_corpus, Settings()
+    counts = count_anchors(corpus, None, True, settings.seed)
+    pages = Counter()
+    for f in range(settings.folds):
+        pages.update(counts.linked[f])
+    single = {}
+    for record in corpus.records():
+        for target, anchor in record["l"]:
+            key = normalize(anchor)
+            counted = (key, target) in counts.pairs[fold_of(record["t"], settings.seed)]
+            if pages[key] == 1 and counted and key not in counts.titles | counts.redirects.keys():
+                single.setdefault(key, (record["t"], target))
+    assert len(single) > 50
+    full = anchors_from(counts, None, settings)
+    graph = link_graph(corpus, None)
+    checked = in_full = 0
+    for f in range(settings.folds):
+        own = {t for t in graph if fold_of(t, settings.seed) == f}
+        fold_anchors = anchors_from(counts, f, settings)
+        entities, vectors = build_vectors(graph, settings.seed, exclude=own)
+        lookup = _Lookup(fold_anchors, entities, vectors, settings.features)
+        others = Counter(t for a, targets in graph.items() if a not in own for t in targets)
+        for key, (title, target) in single.items():
+            if title not in own:
+                continue
+            checked += 1
+            assert key not in fold_anchors or fold_anchors[key].total == 0, key
+            in_full += key in full
+            # The link is not in the fold's graph: the target's in-degree counts other folds only.
+            assert entities.get(target, (None, 0))[1] == others[target]
+            assert target in graph[title]
+        # Every positive row of a fold's article has a candidate linked elsewhere (count > 0).
+        for record in corpus.records({t for t in own}):
+            for features, label, _m, _probe in page_pairs(lookup, record, corpus.site.language):
+                if label:
+                    assert features[1] > 0 or features[-3] or features[-2]
+    assert checked == len(single)
+    assert in_full > 50, "the final model, built from every fold, keeps them"
+
+
+def test_manifest_metrics_are_measured_on_held_out_articles():
+    """Random features with random labels: in-sample AUC would be high, held-out is ~0.5."""
+    rng = np.random.default_rng(3)
+    n = 6000
+    rows = TrainingRows(
+        rng.normal(size=(n, 6)).astype(np.float32),
+        (rng.uniform(size=n) < 0.2).astype(np.float32),
+        rng.integers(0, 5, n),
+        np.arange(n) // 3,
+        np.ones(n, dtype=bool),
+    )
+    _, calibration, metrics = train_classifier(rows, Settings(rounds=60))
+    assert 0.4 < metrics["auc"] < 0.6
+    assert metrics["mentions"] == n // 3
+    assert metrics["ece"] < metrics["ece_raw"]
+    assert max(calibration.y) < 0.5, "no score is calibrated to near-certainty on noise"
+
+
+def test_titles_and_redirect_titles_are_anchor_candidates(ltg_corpus):
+    assert title_key("Mercury (planet)") == "mercury"
+    corpus, settings = ltg_corpus, Settings()
+    counts = count_anchors(corpus, None, True, settings.seed)
+    anchors = anchors_from(counts, None, settings)
+    linked = set().union(*counts.linked)
+    new = [a for a in anchors.values() if a.key not in linked]
+    assert len(new) > 100, "titles never linked as text become anchors"
+    for a in new:
+        assert a.total == 0 and all(n == 0 for _, n in a.targets)
+        assert set(a.titles) | set(a.redirects) == {t for t, _ in a.targets}
+        assert all(t in corpus.articles for t, _ in a.targets)
+        assert not any(t in corpus.disambiguations for t, _ in a.targets)
+    redirected = [a for a in anchors.values() if a.redirects]
+    assert redirected and all(
+        any(title_key(r) == a.key and corpus.redirects[r] in a.redirects for r in corpus.redirects)
+        for a in redirected
+    )
+    # A title that is mostly seen unlinked is a common word, not an anchor.
+    seen = Counter()
+    for f in range(settings.folds):
+        seen.update(counts.seen[f])
+    common = [k for k in counts.titles if k not in linked and seen[k] >= 20]
+    for key in common:
+        assert key not in anchors
