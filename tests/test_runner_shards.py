@@ -271,8 +271,9 @@ def shard_setup(tmp_path, mysql_url, zk_hosts, mediawiki, ltg_model):
                "pool_target": TARGET,
                "source": {"type": "api", "api_url": mediawiki.api_url},
                "candidates": {"strategy": "allpages", "batch_size": 50},
-               # lower than production so that each shard of this small wiki has plenty
-               "criteria": {"minimum_link_score": 0.4, "minimum_links_per_task": 1,
+               # production's criteria: ~40 tasks over the wiki, so each shard has plenty
+               # but the pool of 12 does not fill before a shard can be killed mid-run
+               "criteria": {"minimum_link_score": 0.6, "minimum_links_per_task": 2,
                             "disambiguation_templates": ["Zeimeibu škiršona"]}}}}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
