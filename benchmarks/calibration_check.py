@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.backtest import in_test_half  # noqa: E402
+from model.backtest import in_test_half, probes, wilson  # noqa: E402
 from model.calibration import ece as calibration_error  # noqa: E402
 from model.datasets import open_model  # noqa: E402
 from model.recommend import score, select  # noqa: E402
@@ -52,15 +52,6 @@ def ece_floor(pairs: list[tuple[float, int]], rounds: int = 200) -> float:
     )
 
 
-def wilson(k: int, n: int) -> tuple[float, float]:
-    if n == 0:
-        return (math.nan, math.nan)
-    z, p = 1.96, k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (round(centre - half, 3), round(centre + half, 3))
-
-
 def run(corpus, settings: Settings) -> dict:
     with tempfile.TemporaryDirectory(prefix="addlink-calcheck-") as work:
         test = {t for t in corpus.articles if in_test_half(t, settings.seed)}
@@ -71,14 +62,7 @@ def run(corpus, settings: Settings) -> dict:
         model = open_model(Path(work) / "model")
         mentions, kept, pages = [], [], []  # (score, correct); (scored, gold) per sentence
         expected = sentences = 0
-        for record in corpus.records(test):
-            probe = next((x for x in record["x"] if x[1]), None)
-            if probe is None:
-                continue
-            text, gold_links = probe
-            gold = {(normalize(text[a:b]), t) for a, b, t in gold_links}
-            targets = {t for _, t in gold}
-            context = [t for t, _ in record["l"] if t not in targets]
+        for record, text, gold, context in probes(corpus, test):
             _, scored = score(model, text, title=record["t"], extra_links=context)
             sentences += 1
             expected += len(gold)
