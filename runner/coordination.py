@@ -221,6 +221,11 @@ class ZooKeeperPoolTarget:
     def claim(self) -> Slot | None:
         from kazoo.exceptions import NoNodeError
 
+        if not self.client.connected:
+            # Suspended or lost: no claim can be made, and waiting op_timeout for each of
+            # the pages still in flight would hold a partitioned run far past its bound.
+            log.warning("pool target: ZooKeeper not connected; no claim")
+            return None
         try:
             node = self._op(self.client.create_async(f"{self.path}/{self.PREFIX}",
                                                      ephemeral=True, sequence=True))
