@@ -194,4 +194,4 @@ def mediawiki() -> MediaWiki:
 
 
 # Trained models (session-scoped, trained once from the shared dumps): ltg_model, en_model.
-from tests.model_fixtures import en_model, ltg, ltg_model  # noqa: E402, F401
+from tests.model_fixtures import en_model, ltg, ltg_corpus, ltg_model  # noqa: E402, F401

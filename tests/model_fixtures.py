@@ -46,3 +46,11 @@ def ltg(ltg_model):
     model = open_model(ltg_model)
     yield model
     model.close()
+
+
+@pytest.fixture(scope="module")
+def ltg_corpus(tmp_path_factory):
+    """The ltgwiki dump extracted into a corpus (training's first pass), once per module."""
+    from model.train import extract
+
+    return extract(_dump(LTG_DUMP), tmp_path_factory.mktemp("ltg-corpus"))

@@ -23,13 +23,8 @@ from model.backtest import (
 from model.exitcodes import ExitCode
 from model.recommend import Traced, score
 from model.text import normalize
-from model.train import Settings, build_model, extract
+from model.train import Settings, build_model
 from tests.model_fixtures import LTG_DUMP, REPO
-
-
-@pytest.fixture(scope="module")
-def ltg_corpus(tmp_path_factory):
-    return extract(LTG_DUMP, tmp_path_factory.mktemp("corpus"))
 
 
 def test_ceiling_matches_an_independent_count(ltg_corpus, tmp_path):

@@ -19,19 +19,12 @@ from model.train import (
     anchors_from,
     build_vectors,
     count_anchors,
-    extract,
     fold_of,
     link_graph,
     page_pairs,
     title_key,
     train_classifier,
 )
-from tests.model_fixtures import LTG_DUMP
-
-
-@pytest.fixture(scope="module")
-def ltg_corpus(tmp_path_factory):
-    return extract(LTG_DUMP, tmp_path_factory.mktemp("ltg-corpus"))
 
 
 def test_calibration_is_stored_monotone_and_covered_by_the_model_checksum(ltg_model):

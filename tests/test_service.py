@@ -47,13 +47,6 @@ def server(ltg_model, en_model, mediawiki):
 
 
 @pytest.fixture(scope="module")
-def ltg(ltg_model):
-    model = open_model(ltg_model)
-    yield model
-    model.close()
-
-
-@pytest.fixture(scope="module")
 def en(en_model):
     model = open_model(en_model)
     yield model
