@@ -24,7 +24,7 @@ from runner.coordination import LocalPoolTarget, PoolTarget, UnlimitedTarget
 from runner.events import EventFactory, Publisher
 from runner.lock import WikiLock
 from runner.metrics import Metrics, report_run
-from runner.preflight import datasets_url, verify_model
+from runner.preflight import verify_model
 from runner.records import Candidate, Evaluation, PageData
 from runner.run import (
     STOP_GRACE,
@@ -364,7 +364,7 @@ class WikiJob:
                        "max_recommendations": crit.maximum_links_per_task,
                        "excluded_sections": tuple(crit.excluded_sections)}
             if self.wiki.model_datasets == "store":
-                options["datasets_url"] = datasets_url(self.cfg, self.wiki.name)
+                options["datasets_url"] = self.cfg.store.datasets_url(self.wiki.name)
             # The checksums the preflight verified (cached: a stat per file): a worker whose
             # model says otherwise (swapped meanwhile, forged) refuses to start.
             options["expect_checksums"] = verify_model(

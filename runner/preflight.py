@@ -22,12 +22,6 @@ from runner.store import StoreError, open_store
 log = logging.getLogger("runner.preflight")
 
 
-def datasets_url(cfg: Config, wiki: str) -> str:
-    """The store's MySQL URL with its password (``StoreSection.datasets_url``, shared with the
-    service), for ``model.open_model(..., store=URL)``; never logged."""
-    return cfg.store.datasets_url(wiki)
-
-
 def preflight(cfg: Config, wiki: str, options: object) -> dict[str, str] | None:
     """Raise the first problem that would make the run fail; return the model's verified
     dataset checksums (None for commands that do not use the model)."""
