@@ -244,9 +244,9 @@ def _check(cfg: Config) -> None:
                  f"{at}.candidates.minimum_tasks_per_topic", zero_ok=True)
         positive(w.candidates.topic_overshoot, f"{at}.candidates.topic_overshoot",
                  zero_ok=True)
-        if w.candidates.topics and w.candidates.strategy != "search":
-            raise ConfigError(f"{at}.candidates.topics: per-topic pools need strategy "
-                              "'search' (candidates per topic come from the search index)")
+        if w.candidates.topics and s.type == "dump":
+            raise ConfigError(f"{at}.candidates.topics: per-topic pools need an api source "
+                              "(topics come from the search index)")
         if s.search_url and not s.search_url.startswith(("http://", "https://")):
             raise ConfigError(f"{at}.source.search_url: must be an http(s) URL of api.php")
     check_datasets(cfg.wikis.values(), cfg.store)

@@ -15,7 +15,6 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 
 from runner import criteria as C
 from runner import metric_names as M
@@ -26,7 +25,7 @@ from runner.coordination import LocalPoolTarget, PoolTarget, UnlimitedTarget
 from runner.events import EventFactory, Publisher
 from runner.lock import WikiLock
 from runner.metrics import Metrics, report_run
-from runner.preflight import verify_model
+from runner.recommenders import start_workers
 from runner.records import Candidate, Evaluation, PageData
 from runner.run import (
     STOP_GRACE,
@@ -35,20 +34,12 @@ from runner.run import (
     PagesNotFound,
     RunOptions,
     RunResult,
-    ServiceUnavailable,
     StopFlag,
 )
 from runner.sources import TimedSource
 from runner.stages import decide, screen
 from runner.store import Store
-from runner.workers import (
-    DEFAULT_RECOMMENDER,
-    Task,
-    TaskResult,
-    WorkerError,
-    WorkerPool,
-    available_cpus,
-)
+from runner.workers import Task, TaskResult, WorkerPool
 
 __all__ = ["RunOptions", "RunResult", "StopFlag", "WikiJob"]
 
@@ -62,7 +53,6 @@ MAX_MODEL_FAILURES = 25  # at least this many, and most model calls failed: stop
 # for up to LOOKUP_BATCH pages (instead of two per page), sent once the group is full, has
 # waited LOOKUP_WAIT seconds, or the workers have nothing else to do.
 LOOKUP_BATCH, LOOKUP_WAIT = 25, 0.05
-SERVICE_RECOMMENDER = "runner.service_client:service_recommender"  # recommender: service
 
 
 class Abandoned(Exception):
@@ -360,9 +350,10 @@ class WikiJob:
             if successes == 0 and strategy in ("search", "random"):
                 log.info("a whole batch without success: candidates exhausted",
                          extra={"wiki": self.wiki.name, "topic": topic})
-                if self.plan and topic is not None:
-                    T.exhausted(self.plan, self.target, topic, self.wiki.name)
-                if len(self.plan.fill if self.plan else ()) <= 1:
+                if not (self.plan and topic is not None):
+                    return "batch_without_success"
+                T.exhausted(self.plan, self.target, topic, self.wiki.name)
+                if len(self.plan.fill) == 1:
                     return "batch_without_success"
         return "titles_done" if self.options.titles is not None else "candidates_exhausted"
 
@@ -381,38 +372,8 @@ class WikiJob:
 
     def _pool(self) -> WorkerPool:
         if self.workers is None:
-            crit = self.wiki.criteria
-            options = {"threshold": crit.minimum_link_score,
-                       "max_recommendations": crit.maximum_links_per_task,
-                       "excluded_sections": tuple(crit.excluded_sections)}
-            if self.wiki.model_datasets == "store":
-                options["datasets_url"] = self.cfg.store.datasets_url(self.wiki.name)
-            # The checksums the preflight verified (cached: a stat per file): a worker whose
-            # model says otherwise (swapped meanwhile, forged) refuses to start.
-            options["expect_checksums"] = verify_model(
-                self.wiki.model, Path(self.wiki.source.cache_dir),
-                in_files=self.wiki.model_datasets == "files")
-            recommender = self.options.recommender
-            rec = self.cfg.recommender
-            if rec.type == "service" and recommender == DEFAULT_RECOMMENDER:
-                recommender = SERVICE_RECOMMENDER
-                project, domain = self.wiki.route
-                options["service"] = {"url": rec.url, "project": project, "domain": domain,
-                                      "timeout": rec.timeout, "max_attempts": rec.max_attempts,
-                                      "backoff": rec.backoff,
-                                      "user_agent": self.cfg.runner.user_agent}
-            n = self.options.workers or self.cfg.runner.workers or available_cpus()
-            self.workers = WorkerPool(self.wiki.model, workers=n,
-                                      page_timeout=self.cfg.runner.page_timeout,
-                                      options=options, recommender=recommender)
-            t0 = time.monotonic()
-            try:
-                self.workers.start()
-            except WorkerError as e:
-                if recommender == SERVICE_RECOMMENDER:  # the service did not answer /readyz
-                    raise ServiceUnavailable("the recommendation service", str(e)) from None
-                raise ModelInvalid(str(e)) from None
-            self.workers_startup = time.monotonic() - t0
+            self.workers, self.workers_startup = start_workers(self.cfg, self.wiki,
+                                                               self.options)
         return self.workers
 
     def _run_batch(self, batch: list[Candidate]) -> int:

@@ -75,9 +75,11 @@ def check_topic(wiki: WikiConfig, topic: str | None) -> None:
 
 
 def enabled(wiki: WikiConfig, options: RunOptions) -> bool:
-    """Whether this run fills per-topic pools (refresh of a wiki with topics)."""
+    """Whether this run fills per-topic pools: a refresh of a wiki with topics (candidates
+    per topic with strategy search; a sharded backfill walks ``allpages`` instead, and each
+    page then counts for the topics the index files it under)."""
     return (options.titles is None and options.command == "refresh"
-            and wiki.candidates.strategy == "search" and bool(wiki.candidates.topics))
+            and bool(wiki.candidates.topics))
 
 
 def counts(wiki: WikiConfig, source: Any, store: Store) -> tuple[dict[str, int], str]:
@@ -110,6 +112,10 @@ def plan(wiki: WikiConfig, options: RunOptions, source: Any, store: Store,
     target = c.minimum_tasks_per_topic if options.target is None else options.target
     slack = batch_size if c.topic_overshoot is None else c.topic_overshoot
     at_start, by = counts(wiki, source, store)
+    if by == "table" and c.strategy != "search":
+        raise ConfigError(f"wikis.{wiki.name}.candidates.topics: with strategy {c.strategy} "
+                          "the topics of a page come from the search index, and this wiki "
+                          "has no CirrusSearch (use strategy search)")
     table = store.topic_counts()
     topics = list(wiki.candidates.topics)
     return Plan({t: target for t in topics}, [options.topic] if options.topic else topics,
@@ -135,9 +141,11 @@ class _Targets:
                             & set(self.plan.targets)))
 
     def _fits(self, left: dict[str, int], mine: tuple[str, ...], primary: str | None) -> bool:
-        """Room in the page's own topic, and its other topics not past target + slack."""
-        return bool(mine) and all(left[t] > (0 if t == primary or primary is None
-                                             else -self.plan.slack) for t in mine)
+        """Room in the topic the page was found for (without one, as in the allpages walk:
+        in one of its topics), and none of its topics past target + slack."""
+        slack = self.plan.slack
+        room = left[primary] > 0 if primary in left else any(left[t] > 0 for t in mine)
+        return bool(mine) and room and all(left[t] > -slack for t in mine)
 
 
 class LocalTopicTarget(_Targets):

@@ -147,10 +147,44 @@ def test_topic_is_validated_against_the_configured_list(tmp_path, ltg_model, med
 # ---------------------------------------------------------------- refresh per topic
 
 def test_refresh_fills_every_topic_or_reports_it_exhausted(tmp_path, ltg_model, mediawiki,
-                                                           index, gate, pages):
+                                                           index, gate, pages, pushgateway_url,
+                                                           prometheus_url):
+    import secrets
+
+    from runner.metrics import PushgatewayMetrics
+    from tests.test_metrics import delete_job
+    from tests.test_prometheus import Prom
+
     cfg, _ = config(tmp_path, ltg_model, mediawiki, index, gate)
-    metrics = PrometheusMetrics()
-    res = run_wiki(cfg, "ltgwiki", RunOptions(), metrics)
+    job = f"addlink_test_{secrets.token_hex(4)}"
+    metrics = PushgatewayMetrics(pushgateway_url, job, 0.5, 5)
+    try:
+        res = run_wiki(cfg, "ltgwiki", RunOptions(), metrics)
+        metrics.close()
+        check_filled(res, cfg, index, pages, metrics)
+        # the same figures through the Pushgateway and the real Prometheus
+        prom = Prom(prometheus_url, job)
+        prom.wait_for(f'addlink_pool_size{{job="{job}", topic="stem"}}')
+        for t, f in res.topics.items():
+            assert prom.value("addlink_pool_size", wiki="ltgwiki", topic=t) == f["count"]
+    finally:
+        delete_job(pushgateway_url, job)
+
+    # the next run starts from the index's counts: full topics take no candidates
+    second = PrometheusMetrics()
+    again = run_wiki(cfg, "ltgwiki", RunOptions(), second)
+    assert again.status == "ok"
+    taken = Counter()
+    for fam in second.registry.collect():
+        for smp in fam.samples if fam.name == "addlink_outcomes" else ():
+            taken[smp.labels["topic"]] += int(smp.value) if smp.name.endswith("_total") else 0
+    for t, f in again.topics.items():
+        assert f["count_at_start"] == res.topics[t]["count"]
+        if res.topics[t]["state"] == "full":
+            assert taken[t] == 0, t
+
+
+def check_filled(res, cfg, index, pages, metrics) -> None:
     assert res.status == "ok", res.error
     figures = res.topics
     assert set(figures) == set(TOPICS)
@@ -186,14 +220,6 @@ def test_refresh_fills_every_topic_or_reports_it_exhausted(tmp_path, ltg_model, 
         == [(t, figures[t]["count"], PER_TOPIC, "search") for t in TOPICS]
     text = status.table([row])
     assert "pools per topic" in text and "culture" in text
-
-    # the next run starts from the index's counts: full topics take no candidates
-    again = run_wiki(cfg, "ltgwiki", RunOptions(), Metrics())
-    assert again.status == "ok"
-    for t, f in again.topics.items():
-        assert f["count_at_start"] == figures[t]["count"]
-        if figures[t]["state"] == "full":
-            assert f["stored"] == 0 or f["count_at_start"] < PER_TOPIC
 
 
 def test_one_topic_only_and_strict_caps(tmp_path, ltg_model, mediawiki, index, gate, pages):
@@ -350,8 +376,12 @@ def test_racing_topic_claims_never_overshoot_any_topic(zk_hosts):
         c.close()
 
 
+@pytest.mark.parametrize("strategy", ["search", "allpages"])
 def test_three_shards_never_overshoot_any_topic(tmp_path, ltg_model, mediawiki, index, gate,
-                                                pages, mysql_url, zk_hosts):
+                                                pages, mysql_url, zk_hosts, strategy):
+    """As today's global-target shard test: 3 processes, one MariaDB, ZooKeeper; candidates
+    per topic (search), or the backfill's page-id walk (allpages) where each page counts
+    for the topics the index files it under."""
     import secrets
 
     from kazoo.client import KazooClient
@@ -363,7 +393,7 @@ def test_three_shards_never_overshoot_any_topic(tmp_path, ltg_model, mediawiki, 
     root = f"/addlink-test-{time.time_ns()}"
     _, doc = config(tmp_path, ltg_model, mediawiki, index, gate,
                     store={"type": "mysql", "url": db, "create_database": True},
-                    topic_overshoot=0)
+                    topic_overshoot=0, strategy=strategy)
     doc["lock"] = {"type": "zookeeper", "hosts": zk_hosts, "root": root, "timeout": 4}
     doc["runner"]["workers"] = 1
     path = tmp_path / "config.yaml"
@@ -385,9 +415,12 @@ def test_three_shards_never_overshoot_any_topic(tmp_path, ltg_model, mediawiki, 
         assert all(per_topic[t] <= PER_TOPIC for t in TOPICS), per_topic  # never over
         assert sum(1 for lg in logs if any(r.get("outcome") == "success" for r in lg)) >= 2
         finished = [next(r for r in lg if r.get("message") == "run finished") for lg in logs]
-        for t in TOPICS:  # filled, or reported exhausted by every shard that took it
+        for t in TOPICS:  # filled, or not reported full by any shard
             if per_topic[t] < PER_TOPIC:
                 assert all(f["topics"][t]["state"] != "full" for f in finished), t
+        if strategy == "allpages":  # walked to the end or stopped once every topic was full
+            assert all(f["stop_reason"] in ("candidates_exhausted", "target_reached")
+                       for f in finished)
         index.settle()
         assert {t: index.count(t) for t in TOPICS} == {t: per_topic[t] for t in TOPICS}
         zk = KazooClient(hosts=zk_hosts)
