@@ -165,8 +165,14 @@ def test_refresh_fills_every_topic_or_reports_it_exhausted(tmp_path, ltg_model, 
         # the same figures through the Pushgateway and the real Prometheus
         prom = Prom(prometheus_url, job)
         prom.wait_for(f'addlink_pool_size{{job="{job}", topic="stem"}}')
-        for t, f in res.topics.items():
-            assert prom.value("addlink_pool_size", wiki="ltgwiki", topic=t) == f["count"]
+        want = {t: float(f["count"]) for t, f in res.topics.items()}
+        deadline = time.monotonic() + 30  # the end-of-run push lands with the next scrape
+        while time.monotonic() < deadline:
+            got = {t: prom.value("addlink_pool_size", wiki="ltgwiki", topic=t) for t in want}
+            if got == want:
+                break
+            time.sleep(0.5)
+        assert got == want
     finally:
         delete_job(pushgateway_url, job)
 
