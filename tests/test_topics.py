@@ -261,6 +261,13 @@ def test_without_cirrussearch_the_table_counts(tmp_path, ltg_model, mediawiki):
         assert {t["topic"]: (t["count"], t["counted_by"]) for t in row["topics"]}["culture"] \
             == (1, "table")
         store.close()
+        # the allpages walk learns a page's topics from the index: none here, a usage error
+        walk, _ = config(tmp_path, ltg_model, mediawiki, None, eg, strategy="allpages")
+        res = run_wiki(walk, "ltgwiki", RunOptions(), Metrics())
+        assert res.status == "usage" and res.exit_code == ExitCode.USAGE
+        assert res.error == ("wikis.ltgwiki.candidates.topics: with strategy allpages the "
+                             "topics of a page come from the search index, and this wiki has "
+                             "no CirrusSearch (use strategy search)")
 
 
 # ---------------------------------------------------------------- drift against the index
