@@ -105,6 +105,7 @@ def test_tags_come_from_eventgate_after_the_lag(index, gate, pages):
     from runner.events import EventFactory
 
     page = next(iter(pages.values()))
+    index.lag = 3.0  # long enough to see it lag on a loaded machine
     ev = EventFactory("ltgwiki", "mediawiki.cirrussearch.page_weighted_tags_change.v1",
                       "/development/cirrussearch/page_weighted_tags_change/1.0.0",
                       "ltg.wikipedia.org")
