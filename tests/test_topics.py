@@ -262,6 +262,16 @@ def test_without_cirrussearch_the_table_counts(tmp_path, ltg_model, mediawiki):
         assert {t["topic"]: (t["count"], t["counted_by"]) for t in row["topics"]}["culture"] \
             == (1, "table")
         store.close()
+        refused = drift(cfg, "ltgwiki", resend=False, options=RunOptions(dry_run=True),
+                        metrics=Metrics(), source="search")
+        assert refused.status == "usage" and refused.error == (
+            "drift --source search: ltgwiki has no CirrusSearch (hasrecommendation:link); "
+            "use --source record")
+        record = drift(cfg, "ltgwiki", resend=False, options=RunOptions(dry_run=True),
+                       metrics=Metrics())  # the default here: the acknowledged events
+        assert record.status == "ok"  # its one row's set event is pending: left alone
+        assert (record.outcomes["row_without_tag"], record.outcomes["tag_without_row"]) \
+            == (0, 0)
         # the allpages walk learns a page's topics from the index: none here, a usage error
         walk, _ = config(tmp_path, ltg_model, mediawiki, None, eg, strategy="allpages")
         res = run_wiki(walk, "ltgwiki", RunOptions(), Metrics())
