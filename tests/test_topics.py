@@ -137,6 +137,9 @@ def test_topic_is_validated_against_the_configured_list(tmp_path, ltg_model, med
     assert r.returncode == ExitCode.USAGE
     assert r.stderr.strip().splitlines() == [
         f"error: --topic sports: not a topic of ltgwiki (configured: {', '.join(TOPICS)})"]
+    r = cli("drift", "--wiki", "ltgwiki", "--resend", "--clear")
+    assert r.returncode == ExitCode.USAGE
+    assert r.stderr.strip() == "error: drift: --resend and --clear exclude each other"
     doc["wikis"]["ltgwiki"]["candidates"] = {"strategy": "random"}
     path.write_text(yaml.safe_dump(doc, allow_unicode=True))
     r = cli("refresh", "--topic", "culture")
