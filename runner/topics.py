@@ -1,9 +1,10 @@
 """Pools per topic (SPEC §5, §8): a target per ORES topic, counted where newcomers look.
 
 Newcomers filter tasks by topic, so a wiki at its total target can still show an empty
-topic. When a wiki configures ``candidates.topics`` (strategy ``search``), each topic is its
-own pool: its target is ``candidates.minimum_tasks_per_topic`` (``--target`` overrides it),
-its candidates come from ``-hasrecommendation:link articletopic:<t>``, and its count is
+topic. When a wiki configures ``candidates.topics``, each topic is its own pool: its target
+is ``candidates.minimum_tasks_per_topic`` (``--target`` overrides it), its candidates come
+from ``-hasrecommendation:link articletopic:<t>`` (strategy ``search``; the backfill's
+``allpages`` walk takes every page, each counting for its topics), and its count is
 ``hasrecommendation:link articletopic:<t>`` in the search index (runner/search.py); the
 table (``addlink_page_topics``) stands in where the wiki has no CirrusSearch.
 
