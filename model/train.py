@@ -40,7 +40,7 @@ from model.datasets import (
     rows_checksum,
 )
 from model.features import FEATURE_SETS, ablated_columns, candidate_rows, kurtosis
-from model.progress import progress
+from model.progress import progress, stage
 from model.publish import install
 from model.text import (
     MAX_NGRAM,
@@ -96,6 +96,10 @@ class Corpus:
     @property
     def resolve_ratio(self) -> float:
         return self.resolved_links / self.links if self.links else 0.0
+
+    def size(self, include: set[str] | None = None) -> int:
+        """How many records ``records(include)`` yields: a stage's progress total."""
+        return len(self.articles) if include is None else len(include & self.articles.keys())
 
     def records(self, include: set[str] | None = None) -> Iterator[dict]:
         with open(self.path, encoding="utf-8") as f:
@@ -172,7 +176,7 @@ def extract(dump_path: str | Path, workdir: Path) -> Corpus:
     trail = link_trail(site.language)
     raw_redirects: dict[str, str] = {}
     latest = 0.0
-    for page in progress(dumps.pages(dump_path), "titles"):
+    for page in progress(dumps.pages(dump_path), "titles", unit="pages"):
         if page.namespace != 0:
             continue
         latest = max(latest, page.timestamp)
@@ -186,9 +190,10 @@ def extract(dump_path: str | Path, workdir: Path) -> Corpus:
         raise TrainingError(f"{dump_path}: no articles (namespace 0, not redirects) in the dump")
 
     with open(corpus.path, "w", encoding="utf-8") as out:
-        for page in progress(dumps.pages(dump_path), "parse", total=len(corpus.articles)):
-            if page.namespace != 0 or page.redirect:
-                continue
+        # The bar counts articles, the pages its total counts (not redirects, not other
+        # namespaces: counting every page ran past the total, 2004 of "903").
+        articles = (p for p in dumps.pages(dump_path) if p.namespace == 0 and not p.redirect)
+        for page in progress(articles, "parse", total=len(corpus.articles), unit="articles"):
             code = tree(page.text)
             if _is_disambiguation(page.text, code):
                 corpus.disambiguations.add(page.title)
@@ -318,7 +323,8 @@ def count_anchors(
         titles,
         redirects,
     )
-    for record in progress(corpus.records(include), "anchors"):
+    for record in progress(corpus.records(include), "anchors",
+                           total=corpus.size(include), unit="articles"):
         f = fold_of(record["t"], seed, folds)
         pairs = set()
         for target, anchor in record["l"]:
@@ -329,7 +335,8 @@ def count_anchors(
         counts.linked[f].update({key for key, _ in pairs})
     keys = set().union(*counts.linked) | titles.keys() | redirects.keys()
     # Link probability: pages linking the anchor / pages where it appears at all.
-    for record in progress(corpus.records(include), "link probability"):
+    for record in progress(corpus.records(include), "link probability",
+                           total=corpus.size(include), unit="articles"):
         found = {normalize(a) for _, a in record["l"]} & keys
         for text in record["s"]:
             found.update(m.key for m in ngrams(text, language, abbreviations=abbreviations)
@@ -396,7 +403,8 @@ def link_graph(corpus: Corpus, include: set[str] | None) -> dict[str, list[str]]
     """Article -> the distinct articles it links, kept in memory for one SVD per fold."""
     return {
         record["t"]: sorted({t for t, _ in record["l"]})
-        for record in progress(corpus.records(include), "link graph")
+        for record in progress(corpus.records(include), "link graph",
+                               total=corpus.size(include), unit="articles")
     }
 
 
@@ -708,7 +716,7 @@ def learn_sentence_rules(corpus: Corpus, include: set[str] | None) -> frozenset[
     for the wiki where it has one (measured in benchmarks/sentence_bench.py).
     """
     texts = (text for record in corpus.records(include) for text in record["s"])
-    learnt = learn_abbreviations(progress(texts, "abbreviations"))
+    learnt = learn_abbreviations(progress(texts, "abbreviations", unit="texts"))
     return learnt | listed_abbreviations(corpus.site.language)
 
 
@@ -734,7 +742,8 @@ def build_model(
     if not anchors:
         raise TrainingError("no anchors survived the filters; the dump is too small")
     graph = link_graph(corpus, include)
-    entities, vectors = build_vectors(graph, settings.seed)
+    with stage("vectors"):
+        entities, vectors = build_vectors(graph, settings.seed)
     language = corpus.site.language
     trail = link_trail(language)
     endings = _trail_endings(corpus, include) if trail else []
@@ -745,7 +754,7 @@ def build_model(
     for title in graph:
         members[fold_of(title, settings.seed, settings.folds)].add(title)
     lookups = []
-    for f in range(settings.folds):
+    for f in progress(range(settings.folds), "fold vectors", total=settings.folds, unit="folds"):
         fold_entities, fold_vectors = build_vectors(graph, settings.seed, exclude=members[f])
         fold_anchors = anchors_from(counts, f, settings)
         lookups.append(
@@ -756,7 +765,8 @@ def build_model(
         )
     rows, labels, folds, mentions, probes = [], [], [], [], []
     base = 0
-    for record in progress(corpus.records(include), "training pairs"):
+    for record in progress(corpus.records(include), "training pairs",
+                           total=corpus.size(include), unit="articles"):
         f = fold_of(record["t"], settings.seed, settings.folds)
         top = -1
         for feats, label, mention, probe in page_pairs(lookups[f], record, corpus.site.language):
@@ -776,7 +786,8 @@ def build_model(
         np.asarray(probes, dtype=bool),
     )
     del rows
-    booster, calibration, metrics = train_classifier(training, settings)
+    with stage("classifier"):
+        booster, calibration, metrics = train_classifier(training, settings)
 
     tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=out.parent))
     try:

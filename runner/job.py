@@ -25,6 +25,7 @@ from runner.events import EventFactory, Publisher
 from runner.lock import WikiLock
 from runner.metrics import Metrics, report_run
 from runner.preflight import verify_model
+from runner.progress import open_progress
 from runner.records import Candidate, Evaluation, PageData
 from runner.run import (
     STOP_GRACE,
@@ -100,6 +101,7 @@ class WikiJob:
         self._done_ids: set[int] = set()  # page ids with an outcome
         self._missing: list[str] = []  # titles asked for that are no page
         self._last_model_error = ""
+        self.progress = open_progress(options.progress)
 
     # ------------------------------------------------------------------ top level
     def run(self) -> RunResult:
@@ -116,6 +118,7 @@ class WikiJob:
             if opts.titles is None:
                 res.target = self.wiki.pool_target if opts.target is None else opts.target
                 self.target = self.make_target(res.target, res.pool_before)
+            self._start_progress()
             res.stop_reason = self._loop()
             self._judge()
         except Abandoned:
@@ -152,10 +155,19 @@ class WikiJob:
             raise PagesNotFound(f"backfill: no such article on {self.wiki.name}: "
                                 f"{shown}{more}")
 
+    def _start_progress(self) -> None:
+        opts, res = self.options, self.result
+        if opts.titles is None:
+            self.progress.start(self.wiki.name, opts.command,
+                                max(0, res.target - res.pool_before), tasks=True)
+        else:
+            self.progress.start(self.wiki.name, opts.command, len(opts.titles), tasks=False)
+
     def _finish_run(self, run_id: int | None) -> None:
         """Stop the stages, publish what is committed (a few seconds only after a signal),
         record the run. Each step's failure is logged; the run's first error is kept."""
         res, name = self.result, self.wiki.name
+        self.progress.close()
         if self.stop.by_signal and res.status == "ok":
             res.status = "interrupted"
         # Do not wait for requests still in flight after a signal or an error: one stuck on a
@@ -555,6 +567,7 @@ class WikiJob:
         if ev.page_id:
             self._done_ids.add(ev.page_id)
         self.result.outcomes[ev.outcome] += 1
+        self.progress.evaluated(ev.outcome)
         self.metrics.incr(M.OUTCOME, wiki=self.wiki.name, outcome=ev.outcome)
         (log.warning if error else log.info)("evaluated", extra={
             "wiki": self.wiki.name, "title": ev.title, "outcome": ev.outcome,

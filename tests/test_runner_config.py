@@ -21,7 +21,7 @@ def minimal(**over) -> dict:
 
 
 def test_sample_config_loads_with_spec_defaults():
-    cfg = load_config(env={"ADDLINK_SAMPLE_DUMP": DUMP})
+    cfg = load_config(SAMPLE_CONFIG, env={"ADDLINK_SAMPLE_DUMP": DUMP})
     w = cfg.wiki("enwiki")
     assert w.source.type == "dump" and w.source.path == DUMP
     assert cfg.store.type == "sqlite" and cfg.events.type == "jsonlines"
