@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -227,3 +228,50 @@ def test_a_failed_run_is_one_line_on_stderr_with_its_exit_code(config, tmp_path)
     (line,) = r.stderr.strip().splitlines()
     assert line.startswith("error: ltgwiki: model ") and "no-model" in line
     assert "Traceback" not in r.stdout + r.stderr
+
+
+# ---- what a person at a terminal sees, and what a CronJob sees ------------------------------
+
+def test_refresh_on_a_terminal_text_logs_progress_line_and_summary(config):
+    from tests.cli_support import TEXT_RECORD, bar_states, in_terminal
+
+    code, out = in_terminal("-m", "runner", "--config", str(config), "refresh")
+    assert code == 0, out[-3000:]
+    assert '{"time"' not in out  # text, not JSON, on a terminal
+    records = TEXT_RECORD.findall(out)
+    assert records and re.search(r"Z INFO evaluated wiki=ltgwiki title=\S", out), out[-3000:]
+    states = bar_states(out, "ltgwiki refresh")
+    assert states and "2/2" in states[-1] and states[-1].startswith("ltgwiki refresh: 100%"), \
+        states
+    assert all(int(re.search(r"(\d+)/2", s)[1]) <= 2 for s in states if re.search(r"/2", s))
+    assert "ltgwiki: ok (target_reached)" in out  # the summary
+
+    # --log-format wins over the terminal; --quiet drops the records, bar and summary.
+    code, out = in_terminal("-m", "runner", "--config", str(config), "refresh",
+                            "--log-format", "json", "--target", "3")
+    records = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+    assert code == 0 and records and not TEXT_RECORD.search(out)
+    code, out = in_terminal("-m", "runner", "--config", str(config), "--quiet", "refresh",
+                            "--target", "4")
+    assert code == 0 and out.strip() == "", out[-2000:]
+
+
+def test_backfill_on_a_terminal_counts_the_pages(config):
+    from tests.cli_support import bar_states, in_terminal
+
+    code, out = in_terminal("-m", "runner", "backfill", "--config", str(config),
+                            "--wiki", "ltgwiki", "--page", "Leivuons", "--dry-run")
+    assert code == 0, out[-3000:]
+    states = bar_states(out, "ltgwiki backfill")
+    assert states and "1/1" in states[-1], states
+
+
+def test_no_terminal_json_lines_with_milliseconds_and_no_progress_line(config):
+    from tests.cli_support import TIME_MS, piped
+
+    r = piped("-m", "runner", "--config", str(config), "refresh")
+    assert r.returncode == 0
+    lines = r.stdout.splitlines()
+    assert lines and all(json.loads(x) for x in lines)  # every line a JSON record
+    assert all(re.fullmatch(TIME_MS, json.loads(x)["time"]) for x in lines)
+    assert r.stderr == ""  # no bar, no summary
