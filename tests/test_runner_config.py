@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 import yaml
@@ -159,3 +160,11 @@ def test_yaml_off_and_file_errors(tmp_path):
         load_config(p, env={})
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "missing.yaml", env={})
+
+
+def test_event_stream_defaults_to_the_current_v1_stream():
+    """The issue found the old ``.rc0`` stream as the default; it is ``.v1`` everywhere."""
+    cfg = parse_config(minimal(), env={})
+    assert cfg.events.stream == "mediawiki.cirrussearch.page_weighted_tags_change.v1"
+    manifest = Path(__file__).resolve().parent.parent / "manifests" / "base" / "config.yaml"
+    assert yaml.safe_load(manifest.read_text())["events"]["stream"] == cfg.events.stream
