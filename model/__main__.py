@@ -2,7 +2,8 @@
 
 Exit codes (the project's one table, model/exitcodes.py): 0 done; 1 the work failed;
 2 bad usage or input (a dump that is not readable XML, a truncated archive, a wrong database
-password or name, an invalid title); 6 the database server or a published model's server
+password or name, an invalid title, a dump of another wiki than --wiki); 5 interrupted
+(Ctrl-C); 6 the database server or a published model's server
 cannot be reached; 8 the model directory is missing or broken, or a fetched file failed its
 checksum (nothing switched). Each error is one line naming the file, title or database, no
 traceback.
@@ -275,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(e), ExitCode.UNAVAILABLE)
     except (InvalidTitle, UsageError) as e:
         return fail(str(e), ExitCode.USAGE)
+    except KeyboardInterrupt:  # Ctrl-C: one line, as every other ending, not a traceback
+        return fail(f"{args.command}: interrupted (SIGINT)", ExitCode.SIGNAL)
     except Exception as e:  # noqa: BLE001 - no traceback ever reaches a user
         code, message = _failure(args, e)
         log.error("failed", extra={"command": args.command, "error": message})

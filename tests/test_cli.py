@@ -185,3 +185,24 @@ def test_service_serve_without_a_config_is_one_line_on_a_terminal():
     code, out = in_terminal("-m", "service", "serve", env=env, cwd=REPO)
     assert code == ExitCode.USAGE
     assert out.strip() == "error: no config: pass --config FILE or set ADDLINK_CONFIG"
+
+
+def test_ctrl_c_in_model_train_is_one_line_and_exit_5(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    dump = dump_slice(tmp_path / "slice.xml", 400)
+    proc = subprocess.Popen([sys.executable, "-m", "model", "train", "--wiki", "ltgwiki",
+                             "--dump", dump, "--out", str(tmp_path / "model")], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stderr.readline()  # the first stage's record: training is under way
+    assert json.loads(first)["stage"] == "titles"
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == ExitCode.SIGNAL, err[-2000:]
+    assert err.strip().splitlines()[-1] == "error: train: interrupted (SIGINT)"
+    assert "Traceback" not in err and out == ""
+    assert not (tmp_path / "model").exists()
