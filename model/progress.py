@@ -12,7 +12,6 @@ import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -54,14 +53,3 @@ def progress(items: Iterable[T], stage: str, total: int | None = None,
     log.info("stage %s done: %d %s in %.2f s", stage, count, unit, seconds,
              extra={"stage": stage, "items": count, "seconds": seconds})
 
-
-@contextmanager
-def stage(name: str) -> Iterator[None]:
-    """A stage without items to count (fitting the classifier): its name on a terminal at its
-    start, and the same "stage done" record as ``progress`` at its end."""
-    if _bars:
-        print(f"{name}...", file=sys.stderr, flush=True)
-    start = time.monotonic()
-    yield
-    seconds = round(time.monotonic() - start, 2)
-    log.info("stage %s done in %.2f s", name, seconds, extra={"stage": name, "seconds": seconds})

@@ -40,7 +40,7 @@ from model.datasets import (
     rows_checksum,
 )
 from model.features import FEATURE_SETS, ablated_columns, candidate_rows, kurtosis
-from model.progress import progress, stage
+from model.progress import progress
 from model.publish import install
 from model.text import (
     MAX_NGRAM,
@@ -742,8 +742,7 @@ def build_model(
     if not anchors:
         raise TrainingError("no anchors survived the filters; the dump is too small")
     graph = link_graph(corpus, include)
-    with stage("vectors"):
-        entities, vectors = build_vectors(graph, settings.seed)
+    entities, vectors = build_vectors(graph, settings.seed)
     language = corpus.site.language
     trail = link_trail(language)
     endings = _trail_endings(corpus, include) if trail else []
@@ -754,7 +753,7 @@ def build_model(
     for title in graph:
         members[fold_of(title, settings.seed, settings.folds)].add(title)
     lookups = []
-    for f in progress(range(settings.folds), "fold vectors", total=settings.folds, unit="folds"):
+    for f in range(settings.folds):
         fold_entities, fold_vectors = build_vectors(graph, settings.seed, exclude=members[f])
         fold_anchors = anchors_from(counts, f, settings)
         lookups.append(
@@ -786,8 +785,7 @@ def build_model(
         np.asarray(probes, dtype=bool),
     )
     del rows
-    with stage("classifier"):
-        booster, calibration, metrics = train_classifier(training, settings)
+    booster, calibration, metrics = train_classifier(training, settings)
 
     tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=out.parent))
     try:
