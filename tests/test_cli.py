@@ -154,7 +154,7 @@ def test_train_on_a_terminal_names_every_stage_and_counts_articles(tmp_path):
                  "training pairs"):
         assert name in done, (name, done)  # the log record names its stage
         assert bar_states(out, name), name  # and so does its bar
-    assert re.search(rf"Z INFO stage parse done: {articles} articles", out)
+    assert re.search(rf"Z INFO stage parse done: {articles} \w+ in ", out)  # articles only
     # The parse bar counts articles and, where it shows a total, it is their number.
     parse = bar_states(out, "parse")
     totals = [tuple(map(int, m.groups())) for s in parse
