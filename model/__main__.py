@@ -24,10 +24,12 @@ log = logging.getLogger("addlink.model")
 
 
 def _settings(args: argparse.Namespace):
+    from model.parallel import available_cpus
     from model.train import Settings
 
     complete = {"complete": True, "slice": False, "auto": None}[args.mode]
-    return Settings(complete=complete, features=args.features, seed=args.seed)
+    workers = args.workers if args.workers is not None else available_cpus()
+    return Settings(complete=complete, features=args.features, seed=args.seed, workers=workers)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -116,6 +118,13 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of workers")
+    return value
+
+
 def _threshold(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -138,6 +147,13 @@ def parser() -> argparse.ArgumentParser:
         )
         sp.add_argument("--features", choices=("full", "reference"), default="full")
         sp.add_argument("--seed", type=int, default=1)
+        sp.add_argument(
+            "--workers",
+            type=_positive,
+            metavar="N",
+            help="processes for the per-article stages (default: the CPUs available); "
+            "the model is the same for any N",
+        )
 
     t = sub.add_parser("train", help="train one wiki's model from its dump")
     t.add_argument("--wiki", required=True)

@@ -17,6 +17,7 @@ from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from model.parallel import available_cpus
 from runner import criteria as C
 from runner import metric_names as M
 from runner.config import Config, WikiConfig
@@ -45,7 +46,6 @@ from runner.workers import (
     TaskResult,
     WorkerError,
     WorkerPool,
-    available_cpus,
 )
 
 __all__ = ["RunOptions", "RunResult", "StopFlag", "WikiJob"]
