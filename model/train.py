@@ -189,10 +189,12 @@ def pure_sentences(code, namespaces: frozenset[str]) -> list[list]:
 
 
 def extract(dump_path: str | Path, workdir: Path, workers: int = 1) -> Corpus:
-    """Two streaming passes over the dump into a Corpus (the expensive part: parsing).
+    """One streaming pass over the dump, one over the corpus file: a Corpus.
 
-    The second pass parses the articles in ``workers`` processes; this one reads the dump
-    and writes their records in dump order.
+    This process reads the dump once (the reader is the one step that cannot be split, so it
+    is not done twice) and ``workers`` processes parse its articles as they come, writing
+    links to the titles the editors wrote. Redirects are all known only at the dump's end:
+    a second pass over the corpus file resolves the link targets, in the workers too.
     """
     site = dumps.site_info(dump_path)
     namespaces = CANONICAL_NAMESPACES | site.namespaces
@@ -200,8 +202,10 @@ def extract(dump_path: str | Path, workdir: Path, workers: int = 1) -> Corpus:
     trail = link_trail(site.language)
     raw_redirects: dict[str, str] = {}
     latest = 0.0
-    with stage("titles"):
-        for page in progress(dumps.pages(dump_path), "titles"):
+
+    def articles() -> Iterator[tuple[str, str]]:
+        nonlocal latest
+        for page in dumps.pages(dump_path):
             if page.namespace != 0:
                 continue
             latest = max(latest, page.timestamp)
@@ -209,53 +213,57 @@ def extract(dump_path: str | Path, workdir: Path, workers: int = 1) -> Corpus:
                 raw_redirects[page.title] = page.redirect
             else:
                 corpus.articles[page.title] = page.page_id
-        corpus.redirects = {t: _resolve(raw_redirects, t) for t in raw_redirects}
-        del raw_redirects
+                yield page.title, page.text
+
+    def parse_article(article: tuple[str, str]) -> tuple[str, str, bool]:
+        """An article's title, corpus line (unresolved), whether it is a disambiguation."""
+        title, text = article
+        code = tree(text)
+        parsed = parse(text, (), namespaces, code=code)
+        record = {
+            "t": title,
+            "l": [[link.target, link.anchor] for link in parsed.links],
+            "s": [s.text for s in parsed.spans if s.scannable],
+            "x": pure_sentences(code, namespaces),
+            "e": trail_endings(text, trail),
+        }
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        return title, line, _is_disambiguation(text, code)
+
+    raw = workdir / "corpus.raw.jsonl"
+    with stage("parse"), open(raw, "w", encoding="utf-8") as out:
+        for title, line, disambiguation in progress(
+            ordered_map(parse_article, articles(), workers), "parse"
+        ):
+            if disambiguation:
+                corpus.disambiguations.add(title)
+            out.write(line)
+    corpus.redirects = {t: _resolve(raw_redirects, t) for t in raw_redirects}
+    raw_redirects.clear()
     corpus.dump_date = time.strftime("%Y-%m-%d", time.gmtime(latest)) if latest else ""
     if not corpus.articles:
         raise TrainingError(f"{dump_path}: no articles (namespace 0, not redirects) in the dump")
 
-    def parse_article(article: tuple[str, str]) -> tuple[str, str, bool, int, int]:
-        """An article's title, corpus line, whether it is a disambiguation page, its links
-        and how many of them resolve inside the dump."""
-        title, text = article
-        code = tree(text)
-        parsed = parse(text, (), namespaces, code=code)
-        links, resolved = [], 0
-        for link in parsed.links:
-            target = corpus.redirects.get(link.target, link.target)
-            resolved += target in corpus.articles
-            links.append([target, link.anchor])
-        pure = [
-            [text, [[a, b, corpus.redirects.get(t, t)] for a, b, t in spans]]
-            for text, spans in pure_sentences(code, namespaces)
-        ]
-        scanned = [s.text for s in parsed.spans if s.scannable]
-        record = {
-            "t": title,
-            "l": links,
-            "s": scanned,
-            "x": pure,
-            "e": trail_endings(text, trail),
-        }
-        line = json.dumps(record, ensure_ascii=False) + "\n"
-        return title, line, _is_disambiguation(text, code), len(links), resolved
+    def resolve(line: str) -> tuple[str, int, int]:
+        """The line with its targets through redirects; its links, how many resolve."""
+        record = json.loads(line)
+        resolved = 0
+        for link in record["l"]:
+            link[0] = corpus.redirects.get(link[0], link[0])
+            resolved += link[0] in corpus.articles
+        for _, spans in record["x"]:
+            for span in spans:
+                span[2] = corpus.redirects.get(span[2], span[2])
+        return json.dumps(record, ensure_ascii=False) + "\n", len(record["l"]), resolved
 
-    articles = (
-        (page.title, page.text)
-        for page in dumps.pages(dump_path)
-        if page.namespace == 0 and not page.redirect
-    )
-    parsed = ordered_map(parse_article, articles, workers)
-    with stage("parse"), open(corpus.path, "w", encoding="utf-8") as out:
-        for title, line, disambiguation, links, resolved in progress(
-            parsed, "parse", total=len(corpus.articles)
-        ):
-            if disambiguation:
-                corpus.disambiguations.add(title)
+    with stage("resolve"), open(raw, encoding="utf-8") as lines, open(
+        corpus.path, "w", encoding="utf-8"
+    ) as out:
+        for line, links, resolved in ordered_map(resolve, lines, workers):
             corpus.links += links
             corpus.resolved_links += resolved
             out.write(line)
+    raw.unlink()
     return corpus
 
 
