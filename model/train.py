@@ -836,24 +836,21 @@ def build_model(
     members: list[set[str]] = [set() for _ in range(settings.folds)]
     for title in graph:
         members[fold_of(title, settings.seed, settings.folds)].add(title)
-    lookups = []
-    with stage("fold models"):
-        for f in range(settings.folds):
-            fold_entities, fold_vectors = build_vectors(
-                graph, settings.seed, exclude=members[f]
-            )
-            fold_anchors = anchors_from(counts, f, settings)
-            lookups.append(
-                _Lookup(
-                    fold_anchors, fold_entities, fold_vectors, settings.features,
-                    filter_keys(fold_anchors, language), trail, endings, abbreviations,
-                )
-            )
+    def fold_model(f: int) -> _Lookup:
+        fold_entities, fold_vectors = build_vectors(graph, settings.seed, exclude=members[f])
+        fold_anchors = anchors_from(counts, f, settings)
+        return _Lookup(
+            fold_anchors, fold_entities, fold_vectors, settings.features,
+            filter_keys(fold_anchors, language), trail, endings, abbreviations,
+        )
+
+    with stage("fold models"):  # independent of each other: one per worker at a time
+        lookups = list(ordered_map(fold_model, range(settings.folds), workers, batch=1))
     sample = pair_sample(graph, settings.max_pair_articles, settings.seed)
     pair_include = sample if include is None or sample is None else sample & include
     if sample is not None:
         log.info("training pairs from a sample", extra={"articles": len(sample)})
-    del graph, members
+    graph, members = {}, []  # the fold models are built: free the graph
 
     def article_rows(record: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
         """One article's rows: features, labels, mention numbers, probes; fold; mentions."""
