@@ -77,6 +77,11 @@ ENDINGS = set(TERMINATORS + "。！？｡")
 _NO_LETTER = regex.compile(r"^[^\p{L}]*$")
 _DATE_LIKE = regex.compile(r"^(?:\p{N}+[\s.,/\-–]*)+(?:\p{L}+\.?)?$|^\p{L}+\.?\s+\p{N}{1,4}$")
 _DISAMBIG_TEMPLATE = regex.compile(r"disamb|^dab$|^dp$|неоднозначн|αποσαφήνιση|曖昧", regex.I)
+# A template's name is the text right after its "{{": where none of these occurs in the page,
+# no template can match _DISAMBIG_TEMPLATE, and the walk over every template is skipped.
+_DISAMBIG_TEXT = regex.compile(
+    r"disamb|неоднозначн|αποσαφήνιση|曖昧|\{\{\s*(?:dab|dp)\s*(?:\||\}\})", regex.I
+)
 _QUALIFIER = regex.compile(r"\s*\([^()]*\)\s*$")  # "Mercury (planet)": the "(planet)"
 _LIST_TITLE = regex.compile(r"^(List|Lists) of |^Список |^Списък |^Λίστα ")
 
@@ -141,6 +146,8 @@ def _resolve(redirects: dict[str, str], title: str) -> str:
 def _is_disambiguation(text: str, code) -> bool:
     if "__DISAMBIG__" in text:
         return True
+    if not _DISAMBIG_TEXT.search(text):
+        return False
     return any(_DISAMBIG_TEMPLATE.search(str(t.name).strip()) for t in code.filter_templates())
 
 
