@@ -11,6 +11,7 @@ At most ``workers * WINDOW`` batches are in flight, so memory does not grow with
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import resource
@@ -78,6 +79,10 @@ def ordered_map(
         yield from map(fn, items)
         return
     _task = fn
+    # Objects that exist now are the workers' read-only inheritance: frozen out of the cyclic
+    # garbage collector, whose full collections in each worker would otherwise walk (and so
+    # copy, page by page, through reference counts) every one of them.
+    gc.freeze()
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             pending: deque = deque()
@@ -92,6 +97,7 @@ def ordered_map(
             pool.join()
     finally:
         _task = None
+        gc.unfreeze()
 
 
 def _collect(result) -> list:
