@@ -18,6 +18,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from model.datasets import (
     rows_checksum,
 )
 from model.features import FEATURE_SETS, ablated_columns, candidate_rows, kurtosis
-from model.parallel import ordered_map, recorded, recording, stage
+from model.parallel import BATCH, ordered_map, recorded, recording, stage
 from model.progress import progress
 from model.publish import install
 from model.text import (
@@ -102,6 +103,8 @@ class Corpus:
     links: int = 0
     resolved_links: int = 0
     dump_date: str = ""
+    # Byte offset of each line of the corpus file, and its end: workers read their share.
+    offsets: array = field(default_factory=lambda: array("q"))
 
     @property
     def resolve_ratio(self) -> float:
@@ -119,7 +122,8 @@ class Corpus:
     ) -> Iterator[R]:
         """``fn`` of each record (of ``include``), in corpus order, in ``workers`` processes.
 
-        The workers decode the JSON lines themselves, so this process only reads the file.
+        The workers read and decode their share of the file themselves (by the byte offsets
+        of its lines), so this process only merges what they return.
         """
 
         def task(line: str) -> tuple[bool, R | None]:
@@ -128,10 +132,32 @@ class Corpus:
                 return False, None
             return True, fn(record)
 
-        with open(self.path, encoding="utf-8") as f:
-            for kept, result in ordered_map(task, f, workers):
-                if kept:
-                    yield result  # type: ignore[misc]
+        for kept, result in map_lines(self.path, self.offsets, task, workers):
+            if kept:
+                yield result  # type: ignore[misc]
+
+
+def map_lines(
+    path: Path, offsets: array, fn: Callable[[str], R], workers: int
+) -> Iterator[R]:
+    """``fn`` of each line of a file, in order, in ``workers`` processes that read the file
+    themselves: this process sends each a range of lines (``offsets``: each line's byte
+    offset, then the file's end) and merges the results, so it never touches the text."""
+    if workers <= 1 or not offsets:
+        with open(path, encoding="utf-8") as f:
+            yield from map(fn, f)
+        return
+
+    def lines(span: tuple[int, int]) -> list[R]:
+        with open(path, "rb") as f:
+            f.seek(span[0])
+            data = f.read(span[1] - span[0]).decode("utf-8")
+        return [fn(line + "\n") for line in data.split("\n")[:-1]]
+
+    n = len(offsets) - 1
+    spans = ((offsets[i], offsets[min(i + BATCH, n)]) for i in range(0, n, BATCH))
+    for results in ordered_map(lines, spans, workers, batch=1):
+        yield from results
 
 
 def _resolve(redirects: dict[str, str], title: str) -> str:
@@ -235,16 +261,17 @@ def extract(dump_path: str | Path, workdir: Path, workers: int = 1) -> Corpus:
             "e": trail_endings(text, trail),
         }
         line = json.dumps(record, ensure_ascii=False) + "\n"
-        return title, line, _is_disambiguation(text, code)
+        return title, line.encode("utf-8"), _is_disambiguation(text, code)
 
-    raw = workdir / "corpus.raw.jsonl"
-    with stage("parse"), open(raw, "w", encoding="utf-8") as out:
+    raw, raw_offsets = workdir / "corpus.raw.jsonl", array("q", [0])
+    with stage("parse"), open(raw, "wb") as out:
         for title, line, disambiguation in progress(
             ordered_map(parse_article, articles(), workers), "parse"
         ):
             if disambiguation:
                 corpus.disambiguations.add(title)
             out.write(line)
+            raw_offsets.append(raw_offsets[-1] + len(line))
     corpus.redirects = {t: _resolve(raw_redirects, t) for t in raw_redirects}
     raw_redirects.clear()
     corpus.dump_date = time.strftime("%Y-%m-%d", time.gmtime(latest)) if latest else ""
@@ -261,15 +288,16 @@ def extract(dump_path: str | Path, workdir: Path, workers: int = 1) -> Corpus:
         for _, spans in record["x"]:
             for span in spans:
                 span[2] = corpus.redirects.get(span[2], span[2])
-        return json.dumps(record, ensure_ascii=False) + "\n", len(record["l"]), resolved
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        return line.encode("utf-8"), len(record["l"]), resolved
 
-    with stage("resolve"), open(raw, encoding="utf-8") as lines, open(
-        corpus.path, "w", encoding="utf-8"
-    ) as out:
-        for line, links, resolved in ordered_map(resolve, lines, workers):
+    with stage("resolve"), open(corpus.path, "wb") as out:
+        corpus.offsets.append(0)
+        for line, links, resolved in map_lines(raw, raw_offsets, resolve, workers):
             corpus.links += links
             corpus.resolved_links += resolved
             out.write(line)
+            corpus.offsets.append(corpus.offsets[-1] + len(line))
     raw.unlink()
     return corpus
 
