@@ -882,7 +882,7 @@ def build_model(
     with stage("fold models"):  # independent of each other: one per worker at a time
         lookups = list(ordered_map(fold_model, range(settings.folds), workers, batch=1))
     sample = pair_sample(graph, settings.max_pair_articles, settings.seed)
-    pair_include = sample if include is None or sample is None else sample & include
+    pair_include = include if sample is None else sample  # the sample is drawn from include
     if sample is not None:
         log.info("training pairs from a sample", extra={"articles": len(sample)})
     graph, members = {}, []  # the fold models are built: free the graph

@@ -136,3 +136,18 @@ def test_cli_refuses_a_zero_worker_count(tmp_path):
     assert run.returncode == 2
     assert "0 is not a positive number of workers" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_a_subset_model_pairs_only_its_articles_for_any_worker_count(ltg_corpus, ltg_model,
+                                                                     tmp_path):
+    """A backtest trains on half the articles: its training pairs come from that half only
+    (not the whole corpus), the same with 1 and 2 workers."""
+    from model.backtest import in_test_half
+    from model.train import build_model
+
+    train = {t for t in ltg_corpus.articles if not in_test_half(t, 1)}
+    manifests = [build_model(ltg_corpus, tmp_path / f"m{w}", Settings(seed=1, workers=w),
+                             include=train) for w in (1, 2)]
+    assert manifests[0]["checksums"] == manifests[1]["checksums"]
+    whole = json.loads((ltg_model / "manifest.json").read_text())["counts"]["training_pairs"]
+    assert manifests[0]["counts"]["training_pairs"] < 0.7 * whole
