@@ -76,16 +76,20 @@ def main() -> int:
             })
             print(f"{dump.name}: {'identical' if same else 'DIFFERENT ' + ','.join(differing)}"
                   f" for --workers {' '.join(map(str, args.workers))}", flush=True)
-    if args.json:
-        args.json.write_text(json.dumps({
-            "command": "nice -n 5 .venv/bin/python benchmarks/train_identity.py --json "
-                       + str(args.json),
-            "workers": args.workers,
+            _save(args.json, args.workers, results)
+    return 0 if all(r["identical"] for r in results) else 1
+
+
+def _save(path: Path | None, workers: list[int], results: list[dict]) -> None:
+    """After each dump, so a run cut short keeps what it measured."""
+    if path:
+        path.write_text(json.dumps({
+            "command": f"nice -n 5 .venv/bin/python benchmarks/train_identity.py --json {path}",
+            "workers": workers,
             "compared": "every model file byte for byte; manifest.json without "
                         + ", ".join(RUN_FIELDS),
             "dumps": results,
         }, indent=2) + "\n")
-    return 0 if all(r["identical"] for r in results) else 1
 
 
 if __name__ == "__main__":

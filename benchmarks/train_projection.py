@@ -81,7 +81,9 @@ def project(en: dict, scale: dict, svd: list[dict]) -> dict:
     total_chars = ENWIKI_ARTICLES * per_article
     links = en["counts"]["links"] / en["chars"] * total_chars
     stages = by_stage(en["stages"])
-    big = max((r for r in scale["runs"] if r["workers"] > 1), key=lambda r: r["articles"])
+    # The largest run (with the most workers of that size): its serial stages are all done
+    # in the main process whatever the worker count.
+    big = max(scale["runs"], key=lambda r: (r["articles"], r["workers"]))
     bstages = by_stage(big["stages"])
     out: dict[str, dict] = {}
     for name in PER_ARTICLE:
