@@ -26,10 +26,12 @@ log = logging.getLogger("addlink.model")
 
 
 def _settings(args: argparse.Namespace):
+    from model.parallel import available_cpus
     from model.train import Settings
 
     complete = {"complete": True, "slice": False, "auto": None}[args.mode]
-    return Settings(complete=complete, features=args.features, seed=args.seed)
+    workers = args.workers if args.workers is not None else available_cpus()
+    return Settings(complete=complete, features=args.features, seed=args.seed, workers=workers)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -127,6 +129,13 @@ class UsageError(Exception):
     """A command line that cannot be carried out as given (exit 2, its one line)."""
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of workers")
+    return value
+
+
 def _threshold(text: str) -> float:
     try:
         value = float(text)
@@ -153,6 +162,13 @@ def parser() -> argparse.ArgumentParser:
                         help="full: every feature; reference: the reference's feature set")
         sp.add_argument("--seed", type=int, default=1,
                         help="cross-fitting folds, train/test split and classifier seed")
+        sp.add_argument(
+            "--workers",
+            type=_positive,
+            metavar="N",
+            help="processes for the per-article stages (default: the CPUs available); "
+            "the model is the same for any N",
+        )
 
     t = cli.command("train", help="train one wiki's model from its dump")
     t.add_argument("--wiki", required=True, help="the dump's wiki (its dbname, e.g. ltgwiki)")

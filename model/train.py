@@ -10,6 +10,7 @@ articles and tests on the other without parsing the dump again.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import logging
 import math
@@ -17,10 +18,12 @@ import shutil
 import sqlite3
 import tempfile
 import time
+from array import array
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import regex
@@ -40,6 +43,7 @@ from model.datasets import (
     rows_checksum,
 )
 from model.features import FEATURE_SETS, ablated_columns, candidate_rows, kurtosis
+from model.parallel import BATCH, ordered_map, recorded, recording, stage
 from model.progress import progress
 from model.publish import install
 from model.text import (
@@ -60,6 +64,7 @@ from model.version import APPLICATION_VERSION
 from model.wikitext import CANONICAL_NAMESPACES, link_target, parse, tree
 
 log = logging.getLogger("addlink.model.train")
+R = TypeVar("R")
 
 MIN_LINK_PROB = 0.065  # SPEC §2: anchors linked less often than this are dropped
 MIN_TRAIL_PAGES = 2  # an ending trailing links on fewer training pages is not tried
@@ -67,11 +72,17 @@ MAX_TARGETS = 50  # candidate targets kept per anchor (the top 10 are scored)
 DIMENSIONS = 50
 ISOTONIC_MIN_MENTIONS = 1000  # calibration mentions below which isotonic under-resolves
 FOLDS = 5  # cross-fitting: each article's training rows come from the other folds' model
+PAIR_ARTICLES = 20_000  # articles sampled for training pairs at most (Settings)
 COMPLETE_RESOLVE_RATIO = 0.25  # links resolving inside the dump above this: a complete wiki
 ENDINGS = set(TERMINATORS + "。！？｡")
 _NO_LETTER = regex.compile(r"^[^\p{L}]*$")
 _DATE_LIKE = regex.compile(r"^(?:\p{N}+[\s.,/\-–]*)+(?:\p{L}+\.?)?$|^\p{L}+\.?\s+\p{N}{1,4}$")
 _DISAMBIG_TEMPLATE = regex.compile(r"disamb|^dab$|^dp$|неоднозначн|αποσαφήνιση|曖昧", regex.I)
+# A template's name is the text right after its "{{": where none of these occurs in the page,
+# no template can match _DISAMBIG_TEMPLATE, and the walk over every template is skipped.
+_DISAMBIG_TEXT = regex.compile(
+    r"disamb|неоднозначн|αποσαφήνιση|曖昧|\{\{\s*(?:dab|dp)\s*(?:\||\}\})", regex.I
+)
 _QUALIFIER = regex.compile(r"\s*\([^()]*\)\s*$")  # "Mercury (planet)": the "(planet)"
 _LIST_TITLE = regex.compile(r"^(List|Lists) of |^Список |^Списък |^Λίστα ")
 
@@ -92,14 +103,12 @@ class Corpus:
     links: int = 0
     resolved_links: int = 0
     dump_date: str = ""
+    # Byte offset of each line of the corpus file, and its end: workers read their share.
+    offsets: array = field(default_factory=lambda: array("q"))
 
     @property
     def resolve_ratio(self) -> float:
         return self.resolved_links / self.links if self.links else 0.0
-
-    def size(self, include: set[str] | None = None) -> int:
-        """How many records ``records(include)`` yields: a stage's progress total."""
-        return len(self.articles) if include is None else len(include & self.articles.keys())
 
     def records(self, include: set[str] | None = None) -> Iterator[dict]:
         with open(self.path, encoding="utf-8") as f:
@@ -107,6 +116,52 @@ class Corpus:
                 record = json.loads(line)
                 if include is None or record["t"] in include:
                     yield record
+
+    def size(self, include: set[str] | None = None) -> int:
+        """How many records ``records(include)`` yields: a stage's progress total."""
+        return len(self.articles) if include is None else len(include & self.articles.keys())
+
+    def map(
+        self, fn: Callable[[dict], R], include: set[str] | None, workers: int
+    ) -> Iterator[R]:
+        """``fn`` of each record (of ``include``), in corpus order, in ``workers`` processes.
+
+        The workers read and decode their share of the file themselves (by the byte offsets
+        of its lines), so this process only merges what they return.
+        """
+
+        def task(line: str) -> tuple[bool, R | None]:
+            record = json.loads(line)
+            if include is not None and record["t"] not in include:
+                return False, None
+            return True, fn(record)
+
+        for kept, result in map_lines(self.path, self.offsets, task, workers):
+            if kept:
+                yield result  # type: ignore[misc]
+
+
+def map_lines(
+    path: Path, offsets: array, fn: Callable[[str], R], workers: int
+) -> Iterator[R]:
+    """``fn`` of each line of a file, in order, in ``workers`` processes that read the file
+    themselves: this process sends each a range of lines (``offsets``: each line's byte
+    offset, then the file's end) and merges the results, so it never touches the text."""
+    if workers <= 1 or not offsets:
+        with open(path, encoding="utf-8") as f:
+            yield from map(fn, f)
+        return
+
+    def lines(span: tuple[int, int]) -> list[R]:
+        with open(path, "rb") as f:
+            f.seek(span[0])
+            data = f.read(span[1] - span[0]).decode("utf-8")
+        return [fn(line + "\n") for line in data.split("\n")[:-1]]
+
+    n = len(offsets) - 1
+    spans = ((offsets[i], offsets[min(i + BATCH, n)]) for i in range(0, n, BATCH))
+    for results in ordered_map(lines, spans, workers, batch=1):
+        yield from results
 
 
 def _resolve(redirects: dict[str, str], title: str) -> str:
@@ -121,6 +176,8 @@ def _resolve(redirects: dict[str, str], title: str) -> str:
 def _is_disambiguation(text: str, code) -> bool:
     if "__DISAMBIG__" in text:
         return True
+    if not _DISAMBIG_TEXT.search(text):
+        return False
     return any(_DISAMBIG_TEMPLATE.search(str(t.name).strip()) for t in code.filter_templates())
 
 
@@ -168,55 +225,84 @@ def pure_sentences(code, namespaces: frozenset[str]) -> list[list]:
     return out
 
 
-def extract(dump_path: str | Path, workdir: Path) -> Corpus:
-    """Two streaming passes over the dump into a Corpus (the expensive part: parsing)."""
+def extract(dump_path: str | Path, workdir: Path, workers: int = 1) -> Corpus:
+    """One streaming pass over the dump, one over the corpus file: a Corpus.
+
+    This process reads the dump once (the reader is the one step that cannot be split, so it
+    is not done twice) and ``workers`` processes parse its articles as they come, writing
+    links to the titles the editors wrote. Redirects are all known only at the dump's end:
+    a second pass over the corpus file resolves the link targets, in the workers too.
+    """
     site = dumps.site_info(dump_path)
     namespaces = CANONICAL_NAMESPACES | site.namespaces
     corpus = Corpus(site=site, path=workdir / "corpus.jsonl")
     trail = link_trail(site.language)
     raw_redirects: dict[str, str] = {}
     latest = 0.0
-    for page in progress(dumps.pages(dump_path), "titles", unit="pages"):
-        if page.namespace != 0:
-            continue
-        latest = max(latest, page.timestamp)
-        if page.redirect:
-            raw_redirects[page.title] = page.redirect
-        else:
-            corpus.articles[page.title] = page.page_id
+
+    def articles() -> Iterator[tuple[str, str]]:
+        nonlocal latest
+        for page in dumps.pages(dump_path):
+            if page.namespace != 0:
+                continue
+            latest = max(latest, page.timestamp)
+            if page.redirect:
+                raw_redirects[page.title] = page.redirect
+            else:
+                corpus.articles[page.title] = page.page_id
+                yield page.title, page.text
+
+    def parse_article(article: tuple[str, str]) -> tuple[str, str, bool]:
+        """An article's title, corpus line (unresolved), whether it is a disambiguation."""
+        title, text = article
+        code = tree(text)
+        parsed = parse(text, (), namespaces, code=code)
+        record = {
+            "t": title,
+            "l": [[link.target, link.anchor] for link in parsed.links],
+            "s": [s.text for s in parsed.spans if s.scannable],
+            "x": pure_sentences(code, namespaces),
+            "e": trail_endings(text, trail),
+        }
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        return title, line.encode("utf-8"), _is_disambiguation(text, code)
+
+    raw, raw_offsets = workdir / "corpus.raw.jsonl", array("q", [0])
+    with stage("parse"), open(raw, "wb") as out:
+        for title, line, disambiguation in progress(
+            ordered_map(parse_article, articles(), workers), "parse", unit="articles"
+        ):
+            if disambiguation:
+                corpus.disambiguations.add(title)
+            out.write(line)
+            raw_offsets.append(raw_offsets[-1] + len(line))
     corpus.redirects = {t: _resolve(raw_redirects, t) for t in raw_redirects}
+    raw_redirects.clear()
     corpus.dump_date = time.strftime("%Y-%m-%d", time.gmtime(latest)) if latest else ""
     if not corpus.articles:
         raise TrainingError(f"{dump_path}: no articles (namespace 0, not redirects) in the dump")
 
-    with open(corpus.path, "w", encoding="utf-8") as out:
-        # The bar counts articles, the pages its total counts (not redirects, not other
-        # namespaces: counting every page ran past the total, 2004 of "903").
-        articles = (p for p in dumps.pages(dump_path) if p.namespace == 0 and not p.redirect)
-        for page in progress(articles, "parse", total=len(corpus.articles), unit="articles"):
-            code = tree(page.text)
-            if _is_disambiguation(page.text, code):
-                corpus.disambiguations.add(page.title)
-            parsed = parse(page.text, (), namespaces, code=code)
-            links = []
-            for link in parsed.links:
-                target = corpus.redirects.get(link.target, link.target)
-                corpus.links += 1
-                corpus.resolved_links += target in corpus.articles
-                links.append([target, link.anchor])
-            pure = [
-                [text, [[a, b, corpus.redirects.get(t, t)] for a, b, t in spans]]
-                for text, spans in pure_sentences(code, namespaces)
-            ]
-            scanned = [s.text for s in parsed.spans if s.scannable]
-            record = {
-                "t": page.title,
-                "l": links,
-                "s": scanned,
-                "x": pure,
-                "e": trail_endings(page.text, trail),
-            }
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    def resolve(line: str) -> tuple[str, int, int]:
+        """The line with its targets through redirects; its links, how many resolve."""
+        record = json.loads(line)
+        resolved = 0
+        for link in record["l"]:
+            link[0] = corpus.redirects.get(link[0], link[0])
+            resolved += link[0] in corpus.articles
+        for _, spans in record["x"]:
+            for span in spans:
+                span[2] = corpus.redirects.get(span[2], span[2])
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        return line.encode("utf-8"), len(record["l"]), resolved
+
+    with stage("resolve"), open(corpus.path, "wb") as out:
+        corpus.offsets.append(0)
+        for line, links, resolved in map_lines(raw, raw_offsets, resolve, workers):
+            corpus.links += links
+            corpus.resolved_links += resolved
+            out.write(line)
+            corpus.offsets.append(corpus.offsets[-1] + len(line))
+    raw.unlink()
     return corpus
 
 
@@ -241,6 +327,12 @@ class Settings:
     folds: int = FOLDS
     # Features trained (and recommended) without, as missing values: a backtest's ablation.
     ablate: tuple[str, ...] = ()
+    # Processes for the per-article stages; the model is the same bytes for any number.
+    workers: int = 1
+    # Articles the classifier's training pairs come from at most: above it, a seeded sample
+    # by title hash (so the rows, and their memory and fitting time, stop growing with the
+    # wiki; every shared dump is below it). Anchors and vectors still see every article.
+    max_pair_articles: int = PAIR_ARTICLES
 
 
 def _target_ok(corpus: Corpus, target: str, complete: bool) -> bool:
@@ -310,8 +402,13 @@ def count_anchors(
     seed: int,
     folds: int = FOLDS,
     abbreviations: frozenset[str] = frozenset(),
+    workers: int = 1,
 ) -> AnchorCounts:
-    """Two passes over the corpus: links per (key, target), then where each key appears."""
+    """Two passes over the corpus: links per (key, target), then where each key appears.
+
+    Each pass computes an article's share in ``workers`` processes; the counters are summed
+    here in corpus order.
+    """
     from model.text import ngrams
 
     language = corpus.site.language
@@ -323,25 +420,33 @@ def count_anchors(
         titles,
         redirects,
     )
-    for record in progress(corpus.records(include), "anchors",
-                           total=corpus.size(include), unit="articles"):
-        f = fold_of(record["t"], seed, folds)
+    def linked_pairs(record: dict) -> tuple[int, list[tuple[str, str]]]:
         pairs = set()
         for target, anchor in record["l"]:
             key = normalize(anchor)
             if key and not _NO_LETTER.match(key) and _target_ok(corpus, target, complete):
                 pairs.add((key, target))
-        counts.pairs[f].update(pairs)
-        counts.linked[f].update({key for key, _ in pairs})
+        return fold_of(record["t"], seed, folds), sorted(pairs)
+
+    with stage("anchors"):
+        for f, pairs in progress(corpus.map(linked_pairs, include, workers), "anchors",
+                                 total=corpus.size(include), unit="articles"):
+            counts.pairs[f].update(pairs)
+            counts.linked[f].update({key for key, _ in pairs})
     keys = set().union(*counts.linked) | titles.keys() | redirects.keys()
+
     # Link probability: pages linking the anchor / pages where it appears at all.
-    for record in progress(corpus.records(include), "link probability",
-                           total=corpus.size(include), unit="articles"):
+    def seen_keys(record: dict) -> tuple[int, list[str]]:
         found = {normalize(a) for _, a in record["l"]} & keys
         for text in record["s"]:
             found.update(m.key for m in ngrams(text, language, abbreviations=abbreviations)
                          if m.key in keys)
-        counts.seen[fold_of(record["t"], seed, folds)].update(found)
+        return fold_of(record["t"], seed, folds), sorted(found)
+
+    with stage("link probability"):
+        for f, found in progress(corpus.map(seen_keys, include, workers), "link probability",
+                                 total=corpus.size(include), unit="articles"):
+            counts.seen[f].update(found)
     return counts
 
 
@@ -399,13 +504,17 @@ def build_anchors(
     return anchors_from(counts, None, settings)
 
 
-def link_graph(corpus: Corpus, include: set[str] | None) -> dict[str, list[str]]:
+def link_graph(
+    corpus: Corpus, include: set[str] | None, workers: int = 1
+) -> dict[str, list[str]]:
     """Article -> the distinct articles it links, kept in memory for one SVD per fold."""
-    return {
-        record["t"]: sorted({t for t, _ in record["l"]})
-        for record in progress(corpus.records(include), "link graph",
-                               total=corpus.size(include), unit="articles")
-    }
+
+    def targets(record: dict) -> tuple[str, list[str]]:
+        return record["t"], sorted({t for t, _ in record["l"]})
+
+    with stage("link graph"):
+        return dict(progress(corpus.map(targets, include, workers), "link graph",
+                             total=corpus.size(include), unit="articles"))
 
 
 def top_singular(matrix, k: int, seed: int, power: int = 2, oversample: int = 10):
@@ -575,12 +684,25 @@ def page_pairs(
             mention += 1
 
 
-def _trail_endings(corpus: Corpus, include: set[str] | None) -> list[str]:
+def _trail_endings(corpus: Corpus, include: set[str] | None, workers: int = 1) -> list[str]:
     """Endings seen trailing a link on at least MIN_TRAIL_PAGES of the training articles."""
     pages: Counter = Counter()
-    for record in corpus.records(include):
-        pages.update(set(record.get("e", ())))
+    with stage("trail endings"):
+        for endings in corpus.map(lambda r: sorted(set(r.get("e", ()))), include, workers):
+            pages.update(endings)
     return sorted(e for e, n in pages.items() if n >= MIN_TRAIL_PAGES)
+
+
+def pair_sample(titles: Collection[str], cap: int, seed: int) -> set[str] | None:
+    """The articles training pairs come from: all (None) up to ``cap``, else the ``cap``
+    with the lowest seeded title hash, a sample that does not depend on the dump's order."""
+    if len(titles) <= cap:
+        return None
+
+    def rank(title: str) -> bytes:
+        return hashlib.sha256(f"pairs:{seed}:{title}".encode()).digest()[:8]
+
+    return set(heapq.nsmallest(cap, titles, key=rank))
 
 
 @dataclass(frozen=True)
@@ -734,58 +856,83 @@ def build_model(
     complete = settings.complete
     if complete is None:
         complete = corpus.resolve_ratio >= COMPLETE_RESOLVE_RATIO
-    abbreviations = learn_sentence_rules(corpus, include)
+    workers = max(1, settings.workers)
+    with stage("abbreviations"):
+        abbreviations = learn_sentence_rules(corpus, include)
     counts = count_anchors(
-        corpus, include, complete, settings.seed, settings.folds, abbreviations
+        corpus, include, complete, settings.seed, settings.folds, abbreviations, workers
     )
-    anchors = anchors_from(counts, None, settings)
+    with stage("anchor dictionary"):
+        anchors = anchors_from(counts, None, settings)
     if not anchors:
         raise TrainingError("no anchors survived the filters; the dump is too small")
-    graph = link_graph(corpus, include)
-    entities, vectors = build_vectors(graph, settings.seed)
+    graph = link_graph(corpus, include, workers)
+    with stage("vectors"):
+        entities, vectors = build_vectors(graph, settings.seed)
     language = corpus.site.language
     trail = link_trail(language)
-    endings = _trail_endings(corpus, include) if trail else []
+    endings = _trail_endings(corpus, include, workers) if trail else []
     keys = sorted(filter_keys(anchors, language))
     # Cross-fitting: a fold's training rows see anchors and vectors of the other folds only,
     # so no row's features contain the link it is labelled with.
     members: list[set[str]] = [set() for _ in range(settings.folds)]
     for title in graph:
         members[fold_of(title, settings.seed, settings.folds)].add(title)
-    lookups = []
-    for f in range(settings.folds):
+    def fold_model(f: int) -> _Lookup:
         fold_entities, fold_vectors = build_vectors(graph, settings.seed, exclude=members[f])
         fold_anchors = anchors_from(counts, f, settings)
-        lookups.append(
-            _Lookup(
-                fold_anchors, fold_entities, fold_vectors, settings.features,
-                filter_keys(fold_anchors, language), trail, endings, abbreviations,
-            )
+        return _Lookup(
+            fold_anchors, fold_entities, fold_vectors, settings.features,
+            filter_keys(fold_anchors, language), trail, endings, abbreviations,
         )
-    rows, labels, folds, mentions, probes = [], [], [], [], []
-    base = 0
-    for record in progress(corpus.records(include), "training pairs",
-                           total=corpus.size(include), unit="articles"):
+
+    with stage("fold models"):  # independent of each other: one per worker at a time
+        lookups = list(ordered_map(fold_model, range(settings.folds), workers, batch=1))
+    sample = pair_sample(graph, settings.max_pair_articles, settings.seed)
+    pair_include = include if sample is None else sample  # the sample is drawn from include
+    if sample is not None:
+        log.info("training pairs from a sample", extra={"articles": len(sample)})
+    graph, members = {}, []  # the fold models are built: free the graph
+
+    def article_rows(record: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+        """One article's rows: features, labels, mention numbers, probes; fold; mentions."""
         f = fold_of(record["t"], settings.seed, settings.folds)
-        top = -1
-        for feats, label, mention, probe in page_pairs(lookups[f], record, corpus.site.language):
-            rows.append(feats)
-            probes.append(probe)
-            labels.append(label)
-            folds.append(f)
-            mentions.append(base + mention)
-            top = max(top, mention)
-        base += top + 1
-    del lookups
+        got = list(page_pairs(lookups[f], record, language))
+        width = len(got[0][0]) if got else 0
+        x = np.asarray([g[0] for g in got], dtype=np.float32).reshape(len(got), width)
+        y = np.asarray([g[1] for g in got], dtype=np.float32)
+        mention = np.asarray([g[2] for g in got], dtype=np.int64)
+        probe = np.asarray([g[3] for g in got], dtype=bool)
+        return x, y, mention, probe, f
+
+    # The rows arrive as one small array per article and are joined once: no Python list
+    # of rows (a float object per feature) ever holds them.
+    xs, ys, fs, ms, ps = [], [], [], [], []
+    base = 0
+    with stage("training pairs"):
+        articles = corpus.map(article_rows, pair_include, workers)
+        for x, y, mention, probe, f in progress(articles, "training pairs",
+                                                       total=corpus.size(pair_include),
+                                                       unit="articles"):
+            if not len(y):
+                continue
+            xs.append(x)
+            ys.append(y)
+            fs.append(np.full(len(y), f, dtype=np.int64))
+            ms.append(mention + base)
+            ps.append(probe)
+            base += int(mention.max()) + 1
+    lookups = []  # the fold models are no longer needed (the closure above holds the name)
+    if not xs:
+        raise TrainingError("cannot train a classifier from 0 pairs with 0 positives")
     training = TrainingRows(
-        np.asarray(rows, dtype=np.float32),
-        np.asarray(labels, dtype=np.float32),
-        np.asarray(folds, dtype=np.int64),
-        np.asarray(mentions, dtype=np.int64),
-        np.asarray(probes, dtype=bool),
+        np.concatenate(xs), np.concatenate(ys), np.concatenate(fs), np.concatenate(ms),
+        np.concatenate(ps),
     )
-    del rows
-    booster, calibration, metrics = train_classifier(training, settings)
+    del xs, ys, fs, ms, ps
+    labels = training.y
+    with stage("classifier"):
+        booster, calibration, metrics = train_classifier(training, settings)
 
     tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=out.parent))
     try:
@@ -864,6 +1011,8 @@ def build_model(
             "training": metrics,
             "code_version": APPLICATION_VERSION,
             "seconds": round(time.monotonic() - start, 2),
+            # How this run went (not what the model is): differs between runs and --workers.
+            "timing": {"workers": workers, "stages": recorded()},
         }
         # sha256 of every file the model is read from: the runner verifies them (preflight).
         manifest["files"] = {f.name: file_checksum(f) for f in sorted(tmp.iterdir())}
@@ -889,5 +1038,6 @@ def train_model(
     site = dumps.site_info(dump_path)
     if wiki and wiki != site.dbname:
         raise TrainingError(f"--wiki {wiki} but the dump is of {site.dbname}")
-    with tempfile.TemporaryDirectory(prefix="addlink-train-") as work:
-        return build_model(extract(dump_path, Path(work)), out, settings)
+    with tempfile.TemporaryDirectory(prefix="addlink-train-") as work, recording():
+        corpus = extract(dump_path, Path(work), settings.workers)
+        return build_model(corpus, out, settings)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from model.parallel import available_cpus
 from runner.config import Config, WikiConfig
 from runner.errors import ModelInvalid, ServiceUnavailable
 from runner.preflight import verify_model
 from runner.run import RunOptions
-from runner.workers import DEFAULT_RECOMMENDER, WorkerError, WorkerPool, available_cpus
+from runner.workers import DEFAULT_RECOMMENDER, WorkerError, WorkerPool
 
 SERVICE_RECOMMENDER = "runner.service_client:service_recommender"  # recommender: service
 

@@ -289,20 +289,6 @@ class WorkerPool:
         return [s.process.pid for s in self.slots if s.process.pid]
 
 
-def available_cpus() -> int:
-    """CPUs this process may use: affinity, capped by a cgroup v2 CPU quota (a Kubernetes
-    CPU limit), which ``os.cpu_count()`` does not see (it reports the node's cores)."""
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    try:
-        with open("/sys/fs/cgroup/cpu.max", encoding="ascii") as f:
-            quota, period = f.read().split()[:2]
-        if quota != "max":
-            n = min(n or 1, max(1, -(-int(quota) // int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, n or 1)
-
-
 def rss_bytes(pid: int) -> int:
     """Resident set size of a process (Linux /proc), 0 when it is gone."""
     try:

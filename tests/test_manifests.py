@@ -502,3 +502,67 @@ def test_dashboard_wiki_variable_and_prometheus_datasource():
     for panel in dash["panels"]:
         for target in panel["targets"]:
             assert 'wiki=~"$wiki"' in target["expr"], (panel["title"], target["expr"])
+
+
+# --- training Job -------------------------------------------------------------------------
+
+TRAIN_JOB = MANIFESTS / "training" / "job-train.yaml"
+
+
+def _train_commands(job: dict) -> list[list[str]]:
+    """The ``python -m model ...`` command lines of the training script, variables expanded
+    from the container's env as the shell would."""
+    import shlex
+
+    c = container(job)
+    env = {e["name"]: e["value"] for e in c["env"] if "value" in e}
+    script = "\n".join(c["args"])
+    commands = []
+    for line in script.splitlines():
+        line = line.strip()
+        if line.startswith("python -m model "):
+            expanded = re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?",
+                              lambda m: env[m.group(1)], line)
+            commands.append(shlex.split(expanded)[3:])
+    return commands
+
+
+def test_training_job_trains_then_publishes_with_the_model_cli():
+    from model.__main__ import parser
+
+    (job,) = _load_yaml_docs(TRAIN_JOB)
+    assert job["kind"] == "Job" and job["metadata"]["generateName"].startswith("addlink-train-")
+    commands = _train_commands(job)
+    assert [c[0] for c in commands] == ["train", "publish"], commands
+    train, publish = (parser().parse_args(c) for c in commands)
+    assert train.dump.startswith("/dumps/") and train.out.startswith("/trained/")
+    assert train.dump.split("/")[2] == train.wiki == Path(train.out).name
+    assert publish.model == train.out, "publish must hand over the model just trained"
+    assert train.workers is None, "the worker count follows the CPU limit (available_cpus)"
+    c = container(job)
+    assert c["resources"]["requests"]["cpu"] == c["resources"]["limits"]["cpu"]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    assert 2 in job["spec"]["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"]
+
+
+def test_training_job_reads_the_dump_read_only_and_writes_models_and_scratch():
+    (job,) = _load_yaml_docs(TRAIN_JOB)
+    pod = job["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in container(job)["volumeMounts"]}
+    dumps = mounts["/dumps"]
+    assert dumps.get("readOnly") is True
+    assert volumes[dumps["name"]]["persistentVolumeClaim"].get("readOnly") is True
+    assert not mounts["/trained"].get("readOnly")
+    env = {e["name"]: e.get("value") for e in container(job)["env"]}
+    assert env["TMPDIR"] in mounts, "the corpus file must go to a mounted scratch volume"
+    assert "ephemeral" in volumes[mounts[env["TMPDIR"]]["name"]]
+    claims = {d["metadata"]["name"]
+              for d in _load_yaml_docs(MANIFESTS / "training" / "volumes.yaml")}
+    assert {v["persistentVolumeClaim"]["claimName"] for v in volumes.values()
+            if "persistentVolumeClaim" in v} <= claims
+    uid = _dockerfile_uid()
+    assert pod["securityContext"]["runAsUser"] == uid and pod["securityContext"]["runAsNonRoot"]
+    csc = container(job)["securityContext"]
+    assert csc["readOnlyRootFilesystem"] is True and csc["allowPrivilegeEscalation"] is False
+    assert csc["capabilities"]["drop"] == ["ALL"]

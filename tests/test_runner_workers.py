@@ -95,7 +95,7 @@ def test_unusable_model_fails_fast_with_its_path(tmp_path):
 def test_available_cpus_respects_affinity():
     import os
 
-    from runner.workers import available_cpus
+    from model.parallel import available_cpus
 
     before = os.sched_getaffinity(0)
     try:

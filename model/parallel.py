@@ -1,0 +1,192 @@
+"""An ordered, bounded map of a per-article function over N worker processes, and stage clocks.
+
+Training's per-article stages (parsing, anchor counting, training pairs) are independent per
+article; what joins them (counters, the corpus file, the training matrix) is merged in the
+main process in the order the one streaming reader produced the articles, so the result is
+the same bytes for any number of workers. Workers are forked per stage, after the stage's
+read-only state (title tables, anchor dictionaries, vectors) is built: they inherit it
+instead of receiving it pickled, and only the articles and their results cross a pipe.
+At most ``workers * WINDOW`` batches are in flight, so memory does not grow with the dump.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import resource
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from itertools import islice
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+BATCH = 16  # articles per message: amortizes the pipe without holding many long pages
+WINDOW = 4  # batches in flight per worker: keeps workers busy while the reader is slow
+
+_task: Callable[[Any], Any] | None = None  # the stage's function, inherited through fork
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: affinity, capped by a cgroup v2 CPU quota (a Kubernetes
+    CPU limit), which ``os.cpu_count()`` does not see (it reports the node's cores)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        with open("/sys/fs/cgroup/cpu.max", encoding="ascii") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            n = min(n or 1, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, n or 1)
+
+
+def _private_bytes() -> int:
+    """This process's own memory (USS: private pages), not the pages shared with its parent."""
+    total = 0
+    try:
+        with open("/proc/self/smaps_rollup", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                    total += int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return total
+
+
+def _run_batch(batch: list) -> tuple[list, int]:
+    assert _task is not None
+    out = [_task(item) for item in batch]
+    return out, _private_bytes()
+
+
+def ordered_map(
+    fn: Callable[[T], R], items: Iterable[T], workers: int, batch: int = BATCH
+) -> Iterator[R]:
+    """``map(fn, items)`` computed by ``workers`` forked processes, yielded in input order.
+
+    ``fn`` may be a closure over large read-only state: it is not pickled but inherited by
+    the workers, which are forked here (so state built after this call is not theirs). With
+    one worker it runs in this process, which is the reference the others must equal.
+    """
+    global _task
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    _task = fn
+    # Objects that exist now are the workers' read-only inheritance: frozen out of the cyclic
+    # garbage collector, whose full collections in each worker would otherwise walk (and so
+    # copy, page by page, through reference counts) every one of them.
+    gc.freeze()
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            pending: deque = deque()
+            source = iter(items)
+            while chunk := list(islice(source, batch)):
+                pending.append(pool.apply_async(_run_batch, (chunk,)))
+                while len(pending) >= workers * WINDOW:
+                    yield from _collect(pending.popleft())
+            while pending:
+                yield from _collect(pending.popleft())
+            pool.close()  # workers exit and are reaped: their CPU time counts for the stage
+            pool.join()
+    finally:
+        _task = None
+        gc.unfreeze()
+
+
+def _collect(result) -> list:
+    out, private = result.get()
+    clock = _current
+    if clock is not None:
+        clock.worker_private = max(clock.worker_private, private)
+    return out
+
+
+# ------------------------------------------------------------------------ stage clocks
+
+
+class _Stage:
+    def __init__(self, name: str):
+        self.name = name
+        self.rss_peak = 0
+        self.worker_private = 0
+
+
+_current: _Stage | None = None
+_stages: list[dict] | None = None
+
+
+def _rss() -> int:
+    with open("/proc/self/statm", encoding="ascii") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _sample(stop: threading.Event) -> None:
+    while not stop.wait(0.05):
+        clock = _current
+        if clock is not None:
+            clock.rss_peak = max(clock.rss_peak, _rss())
+
+
+@contextmanager
+def recording() -> Iterator[list[dict]]:
+    """Collect the ``stage`` records made inside (wall, CPU of this process and its
+    workers, peak RSS of this process, peak private memory of a worker)."""
+    global _stages
+    _stages = []
+    stop = threading.Event()
+    sampler = threading.Thread(target=_sample, args=(stop,), daemon=True)
+    sampler.start()
+    try:
+        yield _stages
+    finally:
+        stop.set()
+        sampler.join()
+        _stages = None
+
+
+def recorded() -> list[dict]:
+    """The stages recorded so far (empty outside ``recording()``)."""
+    return list(_stages or ())
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Time one training stage; a no-op outside ``recording()``."""
+    global _current
+    if _stages is None:
+        yield
+        return
+    outer = _current
+    clock = _current = _Stage(name)
+    clock.rss_peak = _rss()
+    wall, cpu = time.monotonic(), time.process_time()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        yield
+    finally:
+        done = resource.getrusage(resource.RUSAGE_CHILDREN)
+        clock.rss_peak = max(clock.rss_peak, _rss())
+        _stages.append(
+            {
+                "stage": name,
+                "wall_s": round(time.monotonic() - wall, 3),
+                "cpu_s": round(time.process_time() - cpu, 3),
+                "worker_cpu_s": round(
+                    max(0.0, done.ru_utime + done.ru_stime - children.ru_utime - children.ru_stime),
+                    3,
+                ),
+                "rss_peak_mb": round(clock.rss_peak / 2**20, 1),
+                "worker_private_peak_mb": round(clock.worker_private / 2**20, 1),
+            }
+        )
+        _current = outer
+        if outer is not None:
+            outer.rss_peak = max(outer.rss_peak, clock.rss_peak)
+            outer.worker_private = max(outer.worker_private, clock.worker_private)

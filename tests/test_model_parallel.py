@@ -1,0 +1,153 @@
+"""Parallel training: the same model for any number of workers, the ordered map, the reader."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import mwxml
+import pytest
+
+from model.dump import open_file, pages
+from model.parallel import available_cpus, ordered_map, recorded, recording, stage
+from model.text import normalize_title
+from model.train import Settings, pair_sample, train_model
+from tests.model_fixtures import DUMPS, LTG_DUMP, REPO
+
+RUN_FIELDS = ("seconds", "timing")
+
+
+def _model_bytes(model) -> dict[str, bytes]:
+    out = {}
+    for f in sorted(model.iterdir()):
+        if f.name == "manifest.json":
+            manifest = json.loads(f.read_text(encoding="utf-8"))
+            for field in RUN_FIELDS:
+                manifest.pop(field)
+            out[f.name] = json.dumps(manifest, sort_keys=True).encode()
+        else:
+            out[f.name] = f.read_bytes()
+    return out
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_any_number_of_workers_gives_the_same_model(ltg_model, tmp_path, workers):
+    """ltgwiki (the smallest shared dump) trained in 2 and 3 processes equals the 1-process
+    model (the session fixture): every file byte for byte, the manifest but its run fields."""
+    manifest = train_model(LTG_DUMP, tmp_path / "m", Settings(seed=1, workers=workers))
+    assert manifest["timing"]["workers"] == workers
+    reference = json.loads((ltg_model / "manifest.json").read_text())
+    assert reference["timing"]["workers"] == 1
+    assert _model_bytes(tmp_path / "m") == _model_bytes(ltg_model)
+    stages = {s["stage"]: s for s in manifest["timing"]["stages"]}
+    assert {"parse", "resolve", "link probability", "training pairs", "classifier"} <= set(stages)
+    assert stages["parse"]["worker_cpu_s"] > 0  # the parsing was done by the workers
+    assert stages["parse"]["worker_private_peak_mb"] > 0
+    parse = next(s for s in reference["timing"]["stages"] if s["stage"] == "parse")
+    assert parse["worker_cpu_s"] == 0  # one worker: all in this process
+
+
+def test_ordered_map_keeps_input_order_and_runs_closures():
+    offset = 1000  # a closure: inherited by the forked workers, never pickled
+    items = list(range(300))
+    for workers in (1, 2, 3):
+        assert list(ordered_map(lambda i: i * i + offset, iter(items), workers, batch=7)) == [
+            i * i + offset for i in items
+        ]
+
+
+def test_ordered_map_reads_ahead_a_bounded_window():
+    """The reader is not drained into memory: at most workers * WINDOW batches in flight."""
+    from model import parallel
+
+    taken = []
+
+    def source():
+        for i in range(10_000):
+            taken.append(i)
+            yield i
+
+    results = ordered_map(lambda i: i, source(), 2, batch=10)
+    assert next(results) == 0
+    assert len(taken) <= 2 * parallel.WINDOW * 10 + 10
+    results.close()
+
+
+def test_a_worker_error_reaches_the_caller():
+    def fail(i: int) -> int:
+        if i == 57:
+            raise ValueError("article 57 is broken")
+        return i
+
+    with pytest.raises(ValueError, match="article 57 is broken"):
+        list(ordered_map(fail, range(100), 2, batch=4))
+
+
+def test_stages_record_wall_cpu_and_memory():
+    with recording():
+        with stage("square"):
+            list(ordered_map(lambda i: sum(range(i)), range(2000), 2))
+        stages = recorded()
+    assert recorded() == []  # nothing kept outside recording()
+    (square,) = stages
+    assert square["stage"] == "square" and square["wall_s"] >= 0
+    assert square["worker_cpu_s"] > 0 and square["rss_peak_mb"] > 0
+
+
+def test_available_cpus_is_at_least_one():
+    assert available_cpus() >= 1
+
+
+@pytest.mark.parametrize("dump", sorted(DUMPS.glob("*.xml.*")), ids=lambda p: p.name[:6])
+def test_reader_gives_the_pages_mwxml_gives(dump):
+    """The ElementTree reader and mwxml agree on every page of every shared dump."""
+    expected = []
+    for page in mwxml.Dump.from_file(open_file(dump)):
+        revisions = list(page)
+        if not revisions:
+            continue
+        last = revisions[-1]
+        expected.append((
+            page.id, normalize_title(page.title), page.namespace,
+            normalize_title(page.redirect) if page.redirect else None, last.id,
+            float(last.timestamp.unix()) if last.timestamp else 0.0, last.text or "",
+        ))
+    got = [(p.page_id, p.title, p.namespace, p.redirect, p.rev_id, p.timestamp, p.text)
+           for p in pages(dump)]
+    assert got == expected and len(got) > 100
+
+
+def test_pair_sample_is_seeded_capped_and_order_free():
+    titles = [f"Title {i}" for i in range(1000)]
+    assert pair_sample(titles, 1000, seed=1) is None  # at or below the cap: every article
+    sample = pair_sample(titles, 100, seed=1)
+    assert len(sample) == 100
+    assert pair_sample(list(reversed(titles)), 100, seed=1) == sample
+    assert pair_sample(titles, 100, seed=2) != sample
+
+
+def test_cli_refuses_a_zero_worker_count(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "model", "train", "--wiki", "ltgwiki", "--dump", str(LTG_DUMP),
+         "--out", str(tmp_path / "m"), "--workers", "0"],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert run.returncode == 2
+    assert "0 is not a positive number of workers" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_a_subset_model_pairs_only_its_articles_for_any_worker_count(ltg_corpus, ltg_model,
+                                                                     tmp_path):
+    """A backtest trains on half the articles: its training pairs come from that half only
+    (not the whole corpus), the same with 1 and 2 workers."""
+    from model.backtest import in_test_half
+    from model.train import build_model
+
+    train = {t for t in ltg_corpus.articles if not in_test_half(t, 1)}
+    manifests = [build_model(ltg_corpus, tmp_path / f"m{w}", Settings(seed=1, workers=w),
+                             include=train) for w in (1, 2)]
+    assert manifests[0]["checksums"] == manifests[1]["checksums"]
+    whole = json.loads((ltg_model / "manifest.json").read_text())["counts"]["training_pairs"]
+    assert manifests[0]["counts"]["training_pairs"] < 0.7 * whole
