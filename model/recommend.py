@@ -91,7 +91,8 @@ def mention_anchors(
     """Key -> (text index, mention, anchor) of the mentions the dictionary knows.
 
     An exact key first; a word only its stem key matches (``Mention.stem``) next, once per
-    exact text, and never where the exact text or its trail form is already a mention.
+    exact text, and never where the exact text or its trail form is already a mention; a
+    stem match written as a trail (``as_trail``) takes the anchor of the member it links.
     Training and recommending both choose here.
     """
     found = list(found)
@@ -102,12 +103,17 @@ def mention_anchors(
                if k not in out}
     if stemmed:
         classes = lookup({m.stem for _, m in stemmed.values()})
+        chosen = []
         for t, m in stemmed.values():
             anchor = classes.get(m.stem)
-            if anchor is None:
-                continue
-            m = as_trail(m, anchor, texts[t], trail)
-            if m.key not in out:
+            if anchor is not None:
+                chosen.append((t, as_trail(m, anchor, texts[t], trail), anchor))
+        # Written [[member]]ending: the member is an exact anchor, looked up as such.
+        members = lookup({m.key for _, m, _ in chosen if m.trail} - out.keys())
+        for t, m, anchor in chosen:
+            if m.trail:
+                anchor = members.get(m.key)
+            if anchor is not None and m.key not in out:
                 out[m.key] = (t, m, anchor)
     return out
 
