@@ -18,6 +18,7 @@ from pathlib import Path
 
 from model.exitcodes import ExitCode
 from model.progress import setup_logging
+from model.stems import METHODS
 from model.titles import InvalidTitle, validate_title
 
 log = logging.getLogger("addlink.model")
@@ -27,7 +28,9 @@ def _settings(args: argparse.Namespace):
     from model.train import Settings
 
     complete = {"complete": True, "slice": False, "auto": None}[args.mode]
-    return Settings(complete=complete, features=args.features, seed=args.seed)
+    return Settings(
+        complete=complete, features=args.features, seed=args.seed, stemmer=args.stemmer
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -138,6 +141,13 @@ def parser() -> argparse.ArgumentParser:
         )
         sp.add_argument("--features", choices=("full", "reference"), default="full")
         sp.add_argument("--seed", type=int, default=1)
+        sp.add_argument(
+            "--stemmer",
+            choices=METHODS,
+            default="auto",
+            help="stem classes of anchors: auto = Snowball where the language has one, else "
+            "endings learnt from the wiki's text; none = exact anchors only",
+        )
 
     t = sub.add_parser("train", help="train one wiki's model from its dump")
     t.add_argument("--wiki", required=True)

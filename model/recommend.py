@@ -95,12 +95,13 @@ def mention_anchors(
     stem match written as a trail (``as_trail``) takes the anchor of the member it links.
     Training and recommending both choose here.
     """
-    found = list(found)
-    exact = first_mentions(x for x in found if not x[1].stem)
+    plain, by_stem = [], []
+    for x in found:
+        (by_stem if x[1].stem else plain).append(x)
+    exact = first_mentions(plain)
     anchors = lookup(exact)
     out = {k: (t, m, anchors[k]) for k, (t, m) in exact.items() if k in anchors}
-    stemmed = {k: v for k, v in first_mentions(x for x in found if x[1].stem).items()
-               if k not in out}
+    stemmed = {k: v for k, v in first_mentions(by_stem).items() if k not in out}
     if stemmed:
         classes = lookup({m.stem for _, m in stemmed.values()})
         chosen = []

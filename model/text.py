@@ -349,9 +349,11 @@ def _cuts(
     then checked against the trail pattern on its own text, and only when the stem is a
     known anchor.
     """
+    last = {e[-1] for e in endings}  # most keys end in no ending's last letter: skip them
     return [
         (k, t, WHOLE + k[:-t])
         for k in keys
+        if k[-1:] in last
         for t in lengths
         if k[-t:] in endings and len(k) - t >= MIN_STEM and " " not in k[-t - MIN_STEM : -t]
     ]
