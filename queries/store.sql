@@ -142,3 +142,18 @@ REPLACE INTO addlink_resume (are_wiki, are_key, are_page, are_updated) VALUES (?
 
 -- name: resume_clear
 DELETE FROM addlink_resume WHERE are_wiki = ? AND are_key = ?
+
+-- name: topic_put
+REPLACE INTO addlink_page_topics (apt_page, apt_topic) VALUES (?, ?)
+
+-- name: topics_delete
+DELETE FROM addlink_page_topics WHERE apt_page = ?
+
+-- name: topic_counts
+SELECT apt_topic, COUNT(DISTINCT apt_page) FROM addlink_page_topics
+WHERE apt_page IN (SELECT gelr_page FROM growthexperiments_link_recommendations
+                   WHERE gelr_data IS NOT NULL)
+GROUP BY apt_topic
+
+-- name: acked_since
+SELECT aa_page FROM addlink_acked WHERE aa_acked >= ?

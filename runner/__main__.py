@@ -116,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("drift", help="reconcile the table with the search index's tags")
     d.add_argument("--wiki", required=True)
     d.add_argument("--resend", action="store_true", help="announce every pooled page again")
+    d.add_argument("--clear", action="store_true",
+                   help="remove rows the index does not hold (instead of announcing them)")
+    d.add_argument("--source", choices=("search", "record"),
+                   help="compare with the search index or the acknowledged events (default: "
+                        "search where the wiki has CirrusSearch)")
     d.add_argument("--dry-run", action="store_true")
     return p
 
@@ -184,6 +189,10 @@ def _run(cfg: Config, args: argparse.Namespace) -> int:
     results: list[RunResult] = []
     try:
         if args.command == "refresh":
+            from runner.topics import check_topic
+
+            for w in args.wiki or sorted(cfg.wikis):
+                check_topic(cfg.wiki(w), args.topic)  # a one-line usage error, exit 2
             opts = RunOptions(command="refresh", target=args.target, dry_run=args.dry_run,
                               workers=args.workers, max_runtime=args.max_runtime,
                               shard=args.shard, batch_size=args.batch_size, limit=args.limit,
@@ -216,8 +225,11 @@ def _run(cfg: Config, args: argparse.Namespace) -> int:
             results.append(repair.revalidate(cfg, args.wiki, spec, opts, metrics, stop))
         elif args.command == "drift":
             opts = RunOptions(command="drift", dry_run=args.dry_run)
+            if args.resend and args.clear:
+                raise ConfigError("drift: --resend and --clear exclude each other")
             results.append(repair.drift(cfg, args.wiki, resend=args.resend, options=opts,
-                                        metrics=metrics))
+                                        metrics=metrics, source=args.source,
+                                        clear=args.clear))
     finally:
         metrics.close()
     for r in results:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from runner import quality
+from runner import quality, topics
 from runner.config import Config
 from runner.store import open_store
 
@@ -24,6 +24,7 @@ def collect(cfg: Config, wikis: list[str] | None = None) -> list[dict]:
                 "outbox": store.outbox_counts(), "last_run": store.last_run(),
                 "last_success": store.last_success("refresh"),
                 "feedback": quality.feedback(store),
+                "topics": topics.status_rows(w, store, cfg.runner.user_agent),
             })
         finally:
             store.close()
@@ -51,7 +52,7 @@ def table(rows: list[dict]) -> str:
     widths = [max(len(x[i]) for x in lines) for i in range(len(head) - 1)]
     text = "\n".join("  ".join(c.ljust(w) for c, w in zip(x[:-1], widths, strict=True))
                      + "  " + x[-1] for x in lines)
-    return text + feedback_table(rows)
+    return text + topics.table(rows) + feedback_table(rows)
 
 
 def feedback_table(rows: list[dict]) -> str:

@@ -86,7 +86,8 @@ def test_refresh_status_backfill(config):
     r = cli("--config", str(config), "drift", "--wiki", "ltgwiki")
     (done,) = [x for x in log_lines(r.stdout) if x["message"] == "run finished"]
     assert r.returncode == 0 and done["outcomes"] == {"clear": 0, "set": 0, "no_title": 0,
-                                                   "dead_letters": 0}
+                                                   "dead_letters": 0, "tag_without_row": 0,
+                                                   "row_without_tag": 0}
 
 
 def test_lock_held_exits_3(config, tmp_path):
