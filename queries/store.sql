@@ -134,6 +134,11 @@ SELECT ar_id, ar_command, ar_shard, ar_started, ar_finished, ar_status, ar_stop_
   ar_outcomes, ar_pool_size
 FROM addlink_runs WHERE ar_wiki = ? ORDER BY ar_id DESC LIMIT 1
 
+-- name: last_run_of
+SELECT ar_id, ar_command, ar_shard, ar_started, ar_finished, ar_status, ar_stop_reason,
+  ar_outcomes, ar_pool_size
+FROM addlink_runs WHERE ar_wiki = ? AND ar_command = ? ORDER BY ar_id DESC LIMIT 1
+
 -- name: resume_get
 SELECT are_page FROM addlink_resume WHERE are_wiki = ? AND are_key = ?
 

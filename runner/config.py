@@ -274,8 +274,9 @@ def parse_config(raw: Any, path: str = "<memory>",
     return cfg
 
 
-def load_config(path: str | os.PathLike | None = None,
+def load_config(path: str | os.PathLike,
                 env: typing.Mapping[str, str] | None = None) -> Config:
-    """Read and validate a config file (default: the embedded sample config)."""
-    p = Path(path) if path else SAMPLE_CONFIG
+    """Read and validate a config file. There is no default: a forgotten ``--config`` must
+    not run on the bundled sample (``SAMPLE_CONFIG``, given by ``make run``)."""
+    p = Path(path)
     return parse_config(read_yaml(p), str(p), env)

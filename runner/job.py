@@ -25,6 +25,7 @@ from runner.coordination import LocalPoolTarget, PoolTarget, UnlimitedTarget
 from runner.events import EventFactory, Publisher
 from runner.lock import WikiLock
 from runner.metrics import Metrics, report_run
+from runner.progress import open_progress
 from runner.recommenders import start_workers
 from runner.records import Candidate, Evaluation, PageData
 from runner.run import (
@@ -100,6 +101,7 @@ class WikiJob:
         self._done_ids: set[int] = set()  # page ids with an outcome
         self._missing: list[str] = []  # titles asked for that are no page
         self._last_model_error = ""
+        self.progress = open_progress(options.progress)
 
     # ------------------------------------------------------------------ top level
     def run(self) -> RunResult:
@@ -122,6 +124,7 @@ class WikiJob:
             elif opts.titles is None:
                 res.target = self.wiki.pool_target if opts.target is None else opts.target
                 self.target = self.make_target(res.target, res.pool_before)
+            self._start_progress()
             res.stop_reason = self._loop()
             self._judge()
         except Abandoned as gone:
@@ -163,10 +166,19 @@ class WikiJob:
             raise PagesNotFound(f"backfill: no such article on {self.wiki.name}: "
                                 f"{shown}{more}")
 
+    def _start_progress(self) -> None:
+        opts, res = self.options, self.result
+        if opts.titles is None:
+            self.progress.start(self.wiki.name, opts.command,
+                                max(0, res.target - res.pool_before), tasks=True)
+        else:
+            self.progress.start(self.wiki.name, opts.command, len(opts.titles), tasks=False)
+
     def _finish_run(self, run_id: int | None) -> None:
         """Stop the stages, publish what is committed (a few seconds only after a signal),
         record the run. Each step's failure is logged; the run's first error is kept."""
         res, name = self.result, self.wiki.name
+        self.progress.close()
         if self.stop.by_signal and res.status == "ok":
             res.status = "interrupted"
         # Do not wait for requests still in flight after a signal or an error: one stuck on a
@@ -552,6 +564,7 @@ class WikiJob:
         if ev.page_id:
             self._done_ids.add(ev.page_id)
         self.result.outcomes[ev.outcome] += 1
+        self.progress.evaluated(ev.outcome)
         self.metrics.incr(M.OUTCOME, wiki=self.wiki.name, outcome=ev.outcome,
                           topic=self._topic or "")
         (log.warning if error else log.info)("evaluated", extra={

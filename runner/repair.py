@@ -120,7 +120,8 @@ def revalidate(cfg: Config, wiki: str, spec: RevalidateSpec, options: RunOptions
                           publisher=a.publisher, metrics=metrics, lock=lock,
                           options=RunOptions(command="revalidate", titles=redo,
                                              force=options.force, workers=options.workers,
-                                             recommender=options.recommender),
+                                             recommender=options.recommender,
+                                             progress=options.progress),
                           stop=stop)
             res = job.run()
             res.outcomes.update({f"revalidated_{k}": v for k, v in reasons.items()})

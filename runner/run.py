@@ -48,6 +48,7 @@ class RunOptions:
     titles: tuple[str, ...] | None = None  # backfill: exactly these pages
     topic: str | None = None
     recommender: str = DEFAULT_RECOMMENDER
+    progress: bool = False  # a progress line on stderr (the CLI: a terminal, not --quiet)
 
     @property
     def shard_label(self) -> str:

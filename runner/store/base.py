@@ -533,8 +533,10 @@ class Store:
                 pool_size, run_id)
         self._unit(lambda cur, retried: cur.execute(self._sql("run_finish"), args))
 
-    def last_run(self) -> dict | None:
-        rows = self._query("last_run", (self.wiki,))
+    def last_run(self, command: str | None = None) -> dict | None:
+        """The latest run recorded (of ``command`` only, if given); None: none yet."""
+        rows = self._query("last_run_of", (self.wiki, command)) if command \
+            else self._query("last_run", (self.wiki,))
         if not rows:
             return None
         keys = ("id", "command", "shard", "started", "finished", "status", "stop_reason",
