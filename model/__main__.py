@@ -20,6 +20,7 @@ from pathlib import Path
 from model.cli import CommandLine, fail, log_level, on_terminal
 from model.exitcodes import ExitCode
 from model.progress import setup_logging
+from model.stems import METHODS
 from model.titles import InvalidTitle, validate_title
 
 log = logging.getLogger("addlink.model")
@@ -31,7 +32,8 @@ def _settings(args: argparse.Namespace):
 
     complete = {"complete": True, "slice": False, "auto": None}[args.mode]
     workers = args.workers if args.workers is not None else available_cpus()
-    return Settings(complete=complete, features=args.features, seed=args.seed, workers=workers)
+    return Settings(complete=complete, features=args.features, seed=args.seed,
+                    workers=workers, stemmer=args.stemmer)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -168,6 +170,13 @@ def parser() -> argparse.ArgumentParser:
             metavar="N",
             help="processes for the per-article stages (default: the CPUs available); "
             "the model is the same for any N",
+        )
+        sp.add_argument(
+            "--stemmer",
+            choices=METHODS,
+            default="auto",
+            help="stem classes of anchors: auto = Snowball where the language has one, else "
+            "endings learnt from the wiki's text; none = exact anchors only",
         )
 
     t = cli.command("train", help="train one wiki's model from its dump")

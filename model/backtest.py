@@ -131,25 +131,37 @@ def ceiling_losses(model: Model, gold: set[tuple[str, str]], trace: Sequence[Tra
     """Each gold (normalized anchor, target) pair: reachable, or the stage that lost it.
 
     Matched by normalized text, exactly as the backtest counts a suggestion correct, so the
-    reachable share bounds recall at threshold 0 from above.
+    reachable share bounds recall at threshold 0 from above: reachable means a generated
+    mention with that text was scored (no skip rule) with that target among its candidates.
+    The anchor is the text's exact key or, where the dictionary lacks it, its stem class
+    (``model.stems``), as the recommender looks them up.
     """
-    anchors = model.anchors(sorted({key for key, _ in gold}))
-    generated: dict[str, str | None] = {}
+    keys = sorted({key for key, _ in gold})
+    anchors = model.anchors(keys)
+    classes = model.stem_keys(k for k in keys if k not in anchors)
+    found = model.anchors(classes.values())
+    for key, c in classes.items():
+        if c in found:
+            anchors[key] = found[c]
+    generated: dict[str, Traced] = {}
     for t in trace:
-        generated.setdefault(t.key, t.skip)
+        generated.setdefault(t.key, t)
     out: Counter = Counter()
     for key, target in gold:
         anchor = anchors.get(key)
-        if anchor is None:
+        g = generated.get(key)
+        if g is not None and g.skip is None and target in g.targets:
+            out["reachable"] += 1
+        elif anchor is None:
             out["anchor_unknown"] += 1
         elif target not in {t for t, _ in anchor.targets[:TOP_CANDIDATES]}:
             out["target_not_candidate"] += 1
-        elif key not in generated:
+        elif g is None:
             out["mention_not_generated"] += 1
-        elif generated[key] is not None:
-            out[f"skipped_{generated[key]}"] += 1
-        else:
-            out["reachable"] += 1
+        elif g.skip is not None:
+            out[f"skipped_{g.skip}"] += 1
+        else:  # generated from another anchor (its stem class) without this target
+            out["target_not_candidate"] += 1
     return out
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from model.calibration import FILE as CALIBRATION_FILE
 from model.calibration import Calibration
+from model.stems import Stemmer, stemmer_for
 from model.text import WHOLE
 
 # Dataset name -> (file, table, key column, value columns). The names are the reference
@@ -60,14 +61,15 @@ class Anchor:
     unlinked: int = 0  # pages where the text appears but is not linked
     titles: tuple[str, ...] = ()  # targets the text is the title of (qualifier removed)
     redirects: tuple[str, ...] = ()  # targets the text is a redirect title of
+    # A stem class (key starting with ``model.text.STEM``): the exact keys filed under it.
+    members: tuple[str, ...] = ()
 
     def origin_json(self) -> str:
         """The ``origin`` column: where the candidates came from besides links."""
-        return json.dumps(
-            {"u": self.unlinked, "t": self.titles, "r": self.redirects},
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
+        origin: dict = {"u": self.unlinked, "t": self.titles, "r": self.redirects}
+        if self.members:
+            origin["m"] = self.members
+        return json.dumps(origin, ensure_ascii=False, separators=(",", ":"))
 
     @staticmethod
     def from_row(key: str, prob: float, total: int, kurt: float, targets: str, origin: str):
@@ -81,6 +83,7 @@ class Anchor:
             o["u"],
             tuple(o["t"]),
             tuple(o["r"]),
+            tuple(o.get("m", ())),
         )
 
 
@@ -354,6 +357,8 @@ class Model:
         # The language's MediaWiki link trail, as training recorded it (None: no trails).
         self.trail: str | None = self.manifest.get("link_trail")
         self.trail_endings = frozenset(self.manifest.get("link_trail_endings", ()))
+        # How training stemmed anchor keys (None/absent: no stem classes in this model).
+        self.stemmer: Stemmer = stemmer_for(self.manifest.get("stemmer"))
         self.store = store
         self.vectors = np.load(directory / "vectors.npy", mmap_mode="r")
         bloom = self.manifest["bloom"]
@@ -384,6 +389,13 @@ class Model:
         probes = [WHOLE + k for k in keys] if self.whole_keys else keys
         maybe = [k for k, hit in zip(keys, self.bloom.contains(probes), strict=True) if hit]
         return {k: Anchor.from_row(k, *v) for k, v in self.store.get("anchors", maybe).items()}
+
+    def stem_keys(self, keys: Iterable[str]) -> dict[str, str]:
+        """Key -> its stem-class key, for keys that have one (``model.stems``)."""
+        if not self.stemmer.enabled:
+            return {}
+        out = {k: self.stemmer.key(k, self.language) for k in keys}
+        return {k: v for k, v in out.items() if v}
 
     def resolve(self, titles: Iterable[str]) -> dict[str, str]:
         """Title -> the article it redirects to (titles that are no redirect map to themselves)."""

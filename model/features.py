@@ -35,6 +35,9 @@ FULL = REFERENCE + (
     "is_title",
     "is_redirect",
     "log_unlinked",
+    # Found by its stem key (an inflected form of a known anchor, ``model.stems``): the
+    # anchor's statistics are then those of the whole stem class.
+    "stem",
 )
 FEATURE_SETS = {"reference": REFERENCE, "full": FULL}
 TOP_CANDIDATES = 10
@@ -84,6 +87,7 @@ def pair_features(
     sentence_start: bool,
     trail: int = 0,
     aligned: bool = True,
+    stem: bool = False,
 ) -> list[float]:
     """One feature row, in the order of ``FEATURE_SETS[feature_set]``.
 
@@ -117,6 +121,7 @@ def pair_features(
         1.0 if target in anchor.titles else 0.0,
         1.0 if target in anchor.redirects else 0.0,
         math.log1p(anchor.unlinked),
+        1.0 if stem else 0.0,
     ]
 
 
@@ -140,6 +145,7 @@ def candidate_rows(
     vectors: np.ndarray,
     trail: int = 0,
     aligned: bool = True,
+    stem: bool = False,
 ) -> Iterator[tuple[str, list[float]]]:
     """(target, features) for each of the anchor's top candidates: one mention's rows.
 
@@ -162,5 +168,6 @@ def candidate_rows(
                 sentence_start=sentence_start,
                 trail=trail,
                 aligned=aligned,
+                stem=stem,
             ),
         )

@@ -7,14 +7,22 @@ a threshold (cheap, so a backtest can sweep thresholds over one scoring).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from model.datasets import Model
+from model.datasets import Anchor, Model
 from model.features import TOP_CANDIDATES, ablated_columns, candidate_rows
-from model.text import first_mentions, ngram_keys, normalize, page_mentions
+from model.text import (
+    MIN_STEM,
+    Mention,
+    compiled_trail,
+    first_mentions,
+    ngram_keys,
+    normalize,
+    page_mentions,
+)
 from model.titles import validate_title
 from model.version import APPLICATION_VERSION
 from model.wikitext import Page, TextSpan, parse
@@ -36,6 +44,7 @@ class Scored:
     targets: tuple[str, ...]  # every candidate considered: none may be suggested twice
     span: TextSpan
     trail: int = 0  # characters of the word after ``text`` left to the link trail
+    stem: str = ""  # the stem-class key it was found under ("": its exact text is an anchor)
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,68 @@ class Traced:
     end: int
     key: str
     skip: str | None  # "in_link_anchor", "in_title", "target_linked", or None (scored)
+    stem: str = ""  # the stem-class key the anchor was found under ("": the exact key)
+    targets: tuple[str, ...] = ()  # the candidates scored (the top ones of its anchor)
+
+
+def as_trail(m: Mention, anchor: Anchor, text: str, trail: str | None) -> Mention:
+    """A stem-matched word written the way editors write it where the wiki's trail allows.
+
+    When a member of the stem class ("лондон") begins the word ("Лондонові") and the rest
+    of the word is a link trail of the language, the link is the member at its exact
+    offset with the rest left to trail (``[[Лондон]]ові``); otherwise the whole word.
+    """
+    if not trail or not anchor.members or text[m.start : m.end].lower() != m.key:
+        return m
+    head, _, last = m.key.rpartition(" ")
+    ending = compiled_trail(trail).fullmatch
+    for member in sorted(anchor.members, key=len, reverse=True):
+        rest = len(m.key) - len(member)
+        if (
+            0 < rest < len(last)
+            and len(last) - rest >= MIN_STEM
+            and m.key.startswith(member)
+            and ending(text, m.end - rest, m.end)
+        ):
+            return m._replace(end=m.end - rest, key=member, trail=rest)
+    return m
+
+
+def mention_anchors(
+    found: Iterable[tuple[int, Mention]],
+    lookup: Callable[[Iterable[str]], dict[str, Anchor]],
+    texts: Sequence[str],
+    trail: str | None,
+) -> dict[str, tuple[int, Mention, Anchor]]:
+    """Key -> (text index, mention, anchor) of the mentions the dictionary knows.
+
+    An exact key first; a word only its stem key matches (``Mention.stem``) next, once per
+    exact text, and never where the exact text or its trail form is already a mention; a
+    stem match written as a trail (``as_trail``) takes the anchor of the member it links.
+    Training and recommending both choose here.
+    """
+    plain, by_stem = [], []
+    for x in found:
+        (by_stem if x[1].stem else plain).append(x)
+    exact = first_mentions(plain)
+    anchors = lookup(exact)
+    out = {k: (t, m, anchors[k]) for k, (t, m) in exact.items() if k in anchors}
+    stemmed = {k: v for k, v in first_mentions(by_stem).items() if k not in out}
+    if stemmed:
+        classes = lookup({m.stem for _, m in stemmed.values()})
+        chosen = []
+        for t, m in stemmed.values():
+            anchor = classes.get(m.stem)
+            if anchor is not None:
+                chosen.append((t, as_trail(m, anchor, texts[t], trail), anchor))
+        # Written [[member]]ending: the member is an exact anchor, looked up as such.
+        members = lookup({m.key for _, m, _ in chosen if m.trail} - out.keys())
+        for t, m, anchor in chosen:
+            if m.trail:
+                anchor = members.get(m.key)
+            if anchor is not None and m.key not in out:
+                out[m.key] = (t, m, anchor)
+    return out
 
 
 def key_ngrams(texts: Iterable[str], language: str, keys: Iterable[str]) -> set[str]:
@@ -95,11 +166,12 @@ def score(
     texts = [s.text for s in spans]
     found = page_mentions(
         texts, language, model.bloom.contains, trail=model.trail, endings=model.trail_endings,
-        abbreviations=model.abbreviations,
+        abbreviations=model.abbreviations, stemmer=model.stemmer, whole_keys=model.whole_keys,
     )
-    for key, (t, m) in first_mentions(found).items():
+    anchors = {}
+    for key, (t, m, anchor) in mention_anchors(found, model.anchors, texts, model.trail).items():
         first[key] = (m, spans[t])
-    anchors = model.anchors(first)
+        anchors[key] = anchor
     in_title = title_filter(title)
     blocked = key_ngrams([link.anchor for link in page.links], language, anchors)
     mentions = []
@@ -112,12 +184,13 @@ def score(
             skip = "target_linked"
         else:
             skip = None
+        candidates = anchor.targets[:TOP_CANDIDATES]
         if trace is not None:
             (m, span) = first[key]
-            trace.append(Traced(span.offset + m.start, span.offset + m.end, key, skip))
+            trace.append(Traced(span.offset + m.start, span.offset + m.end, key, skip, m.stem,
+                                tuple(t for t, _ in candidates)))
         if skip is not None:
             continue
-        candidates = anchor.targets[:TOP_CANDIDATES]
         mentions.append((first[key], anchor, candidates))
     if not mentions:
         return page, []
@@ -137,6 +210,7 @@ def score(
             vectors=model.vectors,
             trail=m.trail,
             aligned=m.aligned,
+            stem=bool(m.stem),
         ):
             rows.append(features)
             owners.append((i, target))
@@ -161,6 +235,7 @@ def score(
                 targets=tuple(t for t, _ in candidates),
                 span=span,
                 trail=m.trail,
+                stem=m.stem,
             )
         )
     out.sort(key=lambda s: s.start)

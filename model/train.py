@@ -46,11 +46,12 @@ from model.features import FEATURE_SETS, ablated_columns, candidate_rows, kurtos
 from model.parallel import BATCH, ordered_map, recorded, recording, stage
 from model.progress import progress
 from model.publish import install
+from model.stems import Stemmer, choose, learn_endings, snowball_algorithm, stem_ngrams
 from model.text import (
     MAX_NGRAM,
+    STEM,
     TERMINATORS,
     filter_keys,
-    first_mentions,
     learn_abbreviations,
     link_trail,
     listed_abbreviations,
@@ -59,6 +60,7 @@ from model.text import (
     probe_sentences,
     tokens,
     trail_endings,
+    walk_tokens,
 )
 from model.version import APPLICATION_VERSION
 from model.wikitext import CANONICAL_NAMESPACES, link_target, parse, tree
@@ -69,6 +71,7 @@ R = TypeVar("R")
 MIN_LINK_PROB = 0.065  # SPEC §2: anchors linked less often than this are dropped
 MIN_TRAIL_PAGES = 2  # an ending trailing links on fewer training pages is not tried
 MAX_TARGETS = 50  # candidate targets kept per anchor (the top 10 are scored)
+MAX_MEMBERS = 50  # exact keys stored with a stem class (its trail forms are tried)
 DIMENSIONS = 50
 ISOTONIC_MIN_MENTIONS = 1000  # calibration mentions below which isotonic under-resolves
 FOLDS = 5  # cross-fitting: each article's training rows come from the other folds' model
@@ -333,6 +336,9 @@ class Settings:
     # by title hash (so the rows, and their memory and fitting time, stop growing with the
     # wiki; every shared dump is below it). Anchors and vectors still see every article.
     max_pair_articles: int = PAIR_ARTICLES
+    # Stem classes of anchor keys (model/stems.py): "auto" is Snowball where the language
+    # has a stemmer and endings learnt from the wiki's text elsewhere; "none" turns it off.
+    stemmer: str = "auto"
 
 
 def _target_ok(corpus: Corpus, target: str, complete: bool) -> bool:
@@ -369,6 +375,13 @@ class AnchorCounts:
     seen: list[Counter]
     titles: dict[str, set[str]]
     redirects: dict[str, set[str]]
+    # The same for stem classes (model/stems.py): class key -> its exact member keys, the
+    # stemmer's manifest entry, and the class counters (a page counts once per class).
+    stemmer: dict = field(default_factory=lambda: {"method": "none"})
+    members: dict[str, set[str]] = field(default_factory=dict)
+    stem_pairs: list[Counter] = field(default_factory=list)
+    stem_linked: list[Counter] = field(default_factory=list)
+    stem_seen: list[Counter] = field(default_factory=list)
 
     def total(self, name: str, fold: int | None) -> Counter:
         parts = getattr(self, name)
@@ -402,12 +415,16 @@ def count_anchors(
     seed: int,
     folds: int = FOLDS,
     abbreviations: frozenset[str] = frozenset(),
+    stemming: str = "none",
     workers: int = 1,
 ) -> AnchorCounts:
     """Two passes over the corpus: links per (key, target), then where each key appears.
 
+    With ``stemming`` (``Settings.stemmer``), every key is also counted under its stem
+    class: pages linking any member, pages where any n-gram of that stem key appears.
     Each pass computes an article's share in ``workers`` processes; the counters are summed
-    here in corpus order.
+    here in corpus order (sorted lists from the workers, so the counters' order too is the
+    same for any number of workers).
     """
     from model.text import ngrams
 
@@ -420,34 +437,79 @@ def count_anchors(
         titles,
         redirects,
     )
-    def linked_pairs(record: dict) -> tuple[int, list[tuple[str, str]]]:
-        pairs = set()
-        for target, anchor in record["l"]:
-            key = normalize(anchor)
-            if key and not _NO_LETTER.match(key) and _target_ok(corpus, target, complete):
-                pairs.add((key, target))
-        return fold_of(record["t"], seed, folds), sorted(pairs)
+    method = choose(stemming, language)
 
+    def linked_pairs(record: dict) -> tuple[int, list[tuple[str, str]], Counter]:
+        words: Counter = Counter()  # the text's words, to learn endings from
+        if method == "learnt":
+            for text in record["s"]:
+                low = text.lower()
+                words.update(low[a:b] for a, b in walk_tokens(low, language))
+        pairs = sorted(_link_pairs(corpus, record, complete))
+        return fold_of(record["t"], seed, folds), pairs, words
+
+    words: Counter = Counter()
     with stage("anchors"):
-        for f, pairs in progress(corpus.map(linked_pairs, include, workers), "anchors",
-                                 total=corpus.size(include), unit="articles"):
+        for f, pairs, seen_words in progress(corpus.map(linked_pairs, include, workers),
+                                             "anchors", total=corpus.size(include),
+                                             unit="articles"):
             counts.pairs[f].update(pairs)
             counts.linked[f].update({key for key, _ in pairs})
+            words.update(seen_words)
     keys = set().union(*counts.linked) | titles.keys() | redirects.keys()
+    stem_of: dict[str, str] = {}
+    if method == "snowball":
+        counts.stemmer = {"method": "snowball", "algorithm": snowball_algorithm(language)}
+    elif method == "learnt":
+        anchor_words = {k[a:b] for k in keys for a, b in walk_tokens(k, language)}
+        counts.stemmer = {"method": "learnt", "endings": learn_endings(words, anchor_words)}
+    del words
+    stemmer = Stemmer(counts.stemmer)
+    if stemmer.enabled:
+        stem_of = {k: c for k in keys if (c := stemmer.key(k, language))}
+        for k, c in stem_of.items():
+            counts.members.setdefault(c, set()).add(k)
+        counts.stem_pairs = [Counter() for _ in range(folds)]
+        counts.stem_linked = [Counter() for _ in range(folds)]
+        counts.stem_seen = [Counter() for _ in range(folds)]
+    classes = set(counts.members)
 
     # Link probability: pages linking the anchor / pages where it appears at all.
-    def seen_keys(record: dict) -> tuple[int, list[str]]:
+    def seen_keys(record: dict) -> tuple[int, list[str], list[tuple[str, str]], list[str]]:
         found = {normalize(a) for _, a in record["l"]} & keys
         for text in record["s"]:
             found.update(m.key for m in ngrams(text, language, abbreviations=abbreviations)
                          if m.key in keys)
-        return fold_of(record["t"], seed, folds), sorted(found)
+        pairs: set[tuple[str, str]] = set()
+        seen: set[str] = set()
+        if classes:
+            pairs = {(stem_of[k], t) for k, t in _link_pairs(corpus, record, complete)
+                     if k in stem_of}
+            seen = {stem_of[k] for k in found if k in stem_of}
+            for text in record["s"]:
+                seen |= stem_ngrams(text, language, stemmer, classes, abbreviations)
+        return fold_of(record["t"], seed, folds), sorted(found), sorted(pairs), sorted(seen)
 
     with stage("link probability"):
-        for f, found in progress(corpus.map(seen_keys, include, workers), "link probability",
-                                 total=corpus.size(include), unit="articles"):
+        for f, found, pairs, seen in progress(corpus.map(seen_keys, include, workers),
+                                              "link probability",
+                                              total=corpus.size(include), unit="articles"):
             counts.seen[f].update(found)
+            if classes:
+                counts.stem_pairs[f].update(pairs)
+                counts.stem_linked[f].update({c for c, _ in pairs})
+                counts.stem_seen[f].update(seen)
     return counts
+
+
+def _link_pairs(corpus: Corpus, record: dict, complete: bool) -> set[tuple[str, str]]:
+    """The page's distinct (anchor key, target) links that may become anchors."""
+    pairs = set()
+    for target, anchor in record["l"]:
+        key = normalize(anchor)
+        if key and not _NO_LETTER.match(key) and _target_ok(corpus, target, complete):
+            pairs.add((key, target))
+    return pairs
 
 
 def anchors_from(counts: AnchorCounts, fold: int | None, settings: Settings) -> dict[str, Anchor]:
@@ -458,14 +520,53 @@ def anchors_from(counts: AnchorCounts, fold: int | None, settings: Settings) -> 
     unlinked on so many pages that it is a common word ("The", one letter), whatever the
     wiki's size: (linked + 1) / (seen + 1) >= min_link_prob.
     """
-    pairs = counts.total("pairs", fold)
-    linked = counts.total("linked", fold)
-    seen = counts.total("seen", fold)
+    anchors = _anchors(
+        counts.total("pairs", fold),
+        counts.total("linked", fold),
+        counts.total("seen", fold),
+        counts.titles,
+        counts.redirects,
+        settings,
+    )
+    if counts.members:
+        # Stem classes: a title's or redirect's class holds its article as a candidate too.
+        titles: dict[str, set[str]] = defaultdict(set)
+        redirects: dict[str, set[str]] = defaultdict(set)
+        stem_of = {k: c for c, ks in counts.members.items() for k in ks}
+        # Members are exact keys of this dictionary (not of the fold left out).
+        members = {c: {k for k in ks if k in anchors} for c, ks in counts.members.items()}
+        for table, out in ((counts.titles, titles), (counts.redirects, redirects)):
+            for k, targets in table.items():
+                if k in stem_of:
+                    out[stem_of[k]] |= targets
+        anchors.update(
+            _anchors(
+                counts.total("stem_pairs", fold),
+                counts.total("stem_linked", fold),
+                counts.total("stem_seen", fold),
+                titles,
+                redirects,
+                settings,
+                members,
+            )
+        )
+    return anchors
+
+
+def _anchors(
+    pairs: Counter,
+    linked: Counter,
+    seen: Counter,
+    titles: dict[str, set[str]],
+    redirects: dict[str, set[str]],
+    settings: Settings,
+    members: dict[str, set[str]] | None = None,
+) -> dict[str, Anchor]:
     by_key: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for (key, target), n in pairs.items():
         by_key[key].append((target, n))
     anchors = {}
-    for key in sorted(by_key.keys() | counts.titles.keys() | counts.redirects.keys()):
+    for key in sorted(by_key.keys() | titles.keys() | redirects.keys()):
         links = by_key.get(key, [])
         total = sum(n for _, n in links)
         pages = linked[key]
@@ -473,8 +574,8 @@ def anchors_from(counts: AnchorCounts, fold: int | None, settings: Settings) -> 
         prob = pages / appears if appears else 0.0
         link_ok = bool(links) and total >= settings.min_anchor_count
         link_ok = link_ok and prob >= settings.min_link_prob
-        title_of = counts.titles.get(key, set())
-        redirect_of = counts.redirects.get(key, set())
+        title_of = titles.get(key, set())
+        redirect_of = redirects.get(key, set())
         title_ok = bool(title_of | redirect_of)
         title_ok = title_ok and (pages + 1) / (appears + 1) >= settings.min_link_prob
         if not (link_ok or title_ok):
@@ -492,6 +593,7 @@ def anchors_from(counts: AnchorCounts, fold: int | None, settings: Settings) -> 
             unlinked=appears - pages,
             titles=tuple(sorted(title_of & kept)),
             redirects=tuple(sorted(redirect_of & kept)),
+            members=tuple(sorted(members.get(key, ()))[:MAX_MEMBERS]) if members else (),
         )
     return anchors
 
@@ -597,6 +699,7 @@ class _Lookup:
         trail: str | None = None,
         endings: Iterable[str] = (),
         abbreviations: frozenset[str] = frozenset(),
+        stemmer: Stemmer | None = None,
     ):
         self.anchors, self.entities, self.vectors, self.features = (
             anchors,
@@ -608,9 +711,13 @@ class _Lookup:
         self.trail = trail
         self.endings = frozenset(endings)
         self.abbreviations = abbreviations
+        self.stemmer = stemmer
 
     def passes(self, keys: list[str]) -> list[bool]:
         return [k in self.keys for k in keys]
+
+    def lookup(self, keys: Iterable[str]) -> dict[str, Anchor]:
+        return {k: a for k in keys if (a := self.anchors.get(k)) is not None}
 
     def vector(self, title: str) -> np.ndarray | None:
         e = self.entities.get(title)
@@ -632,7 +739,7 @@ def page_pairs(
     ranks; ``probe`` says the sentence is the article's first one with links: the backtest's
     probe rule (SPEC §2), the population on which "right" is measured and calibrated.
     """
-    from model.recommend import title_filter
+    from model.recommend import mention_anchors, title_filter
 
     in_title = title_filter(record["t"])
     page_targets = Counter(t for t, _ in record["l"])
@@ -646,7 +753,7 @@ def page_pairs(
     texts = [text for text, _ in pure]
     found = page_mentions(
         texts, language, lookup.passes, trail=lookup.trail, endings=lookup.endings,
-        abbreviations=lookup.abbreviations,
+        abbreviations=lookup.abbreviations, stemmer=lookup.stemmer, whole_keys=True,
     )
     for index, m in found:
         mentions[index].append((index, m))
@@ -661,9 +768,8 @@ def page_pairs(
             v = lookup.vector(t)
             if v is not None and t not in linked:
                 context = context - v
-        for _, m in first_mentions(found).values():
-            anchor = lookup.anchors.get(m.key)
-            if anchor is None or in_title(m.key):
+        for _, m, anchor in mention_anchors(found, lookup.lookup, texts, lookup.trail).values():
+            if in_title(m.key):
                 continue
             if any(t in linked for t, _ in anchor.targets):
                 continue
@@ -679,6 +785,7 @@ def page_pairs(
                 vectors=lookup.vectors,
                 trail=m.trail,
                 aligned=m.aligned,
+                stem=bool(m.stem),
             ):
                 yield features, int(target == truth), mention, number == probe
             mention += 1
@@ -860,7 +967,8 @@ def build_model(
     with stage("abbreviations"):
         abbreviations = learn_sentence_rules(corpus, include)
     counts = count_anchors(
-        corpus, include, complete, settings.seed, settings.folds, abbreviations, workers
+        corpus, include, complete, settings.seed, settings.folds, abbreviations,
+        settings.stemmer, workers,
     )
     with stage("anchor dictionary"):
         anchors = anchors_from(counts, None, settings)
@@ -884,6 +992,7 @@ def build_model(
         return _Lookup(
             fold_anchors, fold_entities, fold_vectors, settings.features,
             filter_keys(fold_anchors, language), trail, endings, abbreviations,
+            Stemmer(counts.stemmer),
         )
 
     with stage("fold models"):  # independent of each other: one per worker at a time
@@ -982,6 +1091,7 @@ def build_model(
             "language": corpus.site.language,
             "link_trail": trail,
             "link_trail_endings": endings,
+            "stemmer": counts.stemmer,
             "dump_date": corpus.dump_date,
             "complete": complete,
             "features": settings.features,
@@ -999,6 +1109,7 @@ def build_model(
                 "abbreviations": len(abbreviations),
                 "positives": int(sum(labels)),
                 "title_anchors": sum(1 for a in anchors.values() if a.titles or a.redirects),
+                "stem_classes": sum(1 for k in anchors if k.startswith(STEM)),
             },
             "bloom": {
                 "bytes": size,

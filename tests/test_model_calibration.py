@@ -11,6 +11,7 @@ import pytest
 from model import open_model
 from model.calibration import FILE, Calibration, ece, fit_isotonic, fit_platt
 from model.datasets import file_checksum, rows_checksum
+from model.features import FULL
 from model.text import normalize
 from model.train import (
     Settings,
@@ -63,6 +64,9 @@ def test_isotonic_fit_is_monotone_and_calibrates_a_skewed_score():
         Calibration.load(path)
 
 
+TITLE, REDIRECT = FULL.index("is_title"), FULL.index("is_redirect")
+
+
 def test_cross_fitting_leaves_out_the_folds_own_links(ltg_corpus):
     """An anchor linked in one article only is unknown to that article's training rows."""
     corpus, settings = ltg_corpus, Settings()
@@ -100,7 +104,7 @@ def test_cross_fitting_leaves_out_the_folds_own_links(ltg_corpus):
         for record in corpus.records({t for t in own}):
             for features, label, _m, _probe in page_pairs(lookup, record, corpus.site.language):
                 if label:
-                    assert features[1] > 0 or features[-3] or features[-2]
+                    assert features[1] > 0 or features[TITLE] or features[REDIRECT]
     assert checked == len(single)
     assert in_full > 50, "the final model, built from every fold, keeps them"
 
