@@ -129,6 +129,9 @@ def main() -> int:
     p.add_argument("--only", action="append", help="wiki name prefix, e.g. ltgwiki")
     p.add_argument("--features", action="append", choices=["full", "reference"])
     p.add_argument("--positive-weight", type=float)
+    p.add_argument("--folds", type=int, help="cross-fitting folds (default: Settings)")
+    p.add_argument("--ensemble", action="store_true",
+                   help="ship the fold classifiers averaged, not a refit on every row")
     args = p.parse_args()
     lines = []
     header = (
@@ -146,6 +149,9 @@ def main() -> int:
                 settings = Settings(features=features)
                 if args.positive_weight is not None:
                     settings.positive_weight = args.positive_weight
+                if args.folds is not None:
+                    settings.folds = args.folds
+                settings.ensemble = args.ensemble
                 r = run(corpus, settings)
                 s = summary(
                     r["wiki"],
