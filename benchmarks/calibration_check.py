@@ -111,6 +111,10 @@ def summary(name, features, sentences, expected, mentions, kept, pages) -> dict:
             out.update({"p50": p, "r50": r, "f1_50": f1})
     n, k = at(0.6)
     d_n, d_k = at(SHIPPED)
+    sweep = {}
+    for t in (0.6, 0.65, 0.7, 0.75, 0.8):
+        t_n, t_k = at(t)
+        sweep[str(t)] = [t_k / t_n if t_n else None, t_n, wilson(t_k, t_n)]
     out.update(
         {
             "best_f1": best[0],
@@ -128,6 +132,7 @@ def summary(name, features, sentences, expected, mentions, kept, pages) -> dict:
             "ece_kept_floor": ece_floor(kept),
             "n_mentions": len(mentions),
             "n_kept": len(kept),
+            "precision_at": sweep,  # minimum link score -> [precision, kept links, 95 % CI]
         }
     )
     return out
