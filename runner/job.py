@@ -66,6 +66,10 @@ SERVICE_RECOMMENDER = "runner.service_client:service_recommender"  # recommender
 class Abandoned(Exception):
     """The stop grace after a signal ran out: pages still in flight are left to the next run."""
 
+    def __init__(self, in_flight: int = 0) -> None:
+        super().__init__(in_flight)
+        self.in_flight = in_flight
+
 
 class WikiJob:
     """One run of one wiki over already-opened adapters (the CLI opens and closes them)."""
@@ -118,8 +122,13 @@ class WikiJob:
                 self.target = self.make_target(res.target, res.pool_before)
             res.stop_reason = self._loop()
             self._judge()
-        except Abandoned:
+        except Abandoned as gone:
             res.stop_reason = self.stop.reason
+            # Said in the log so an operator knows why pages evaluated before the stop are
+            # missing from the pool: nothing of them was written, the next run has them.
+            log.warning("stop grace ran out: %s", f"{gone.in_flight} pages in flight left for "
+                        "the next run" if gone.in_flight else "a request still unanswered",
+                        extra={"wiki": name, "in_flight": gone.in_flight})
         except Exception as e:
             if self.lock.lost:  # a ZooKeeper error after the session went: the lost lock
                 res.status, res.stop_reason = "lock_lost", "lock_lost"
@@ -445,7 +454,7 @@ class WikiJob:
         feed()
         while inflight or self._post or self._waiting:
             if self.stop.left(STOP_GRACE) == 0.0:
-                raise Abandoned()  # pages in flight stay uncommitted: the next run has them
+                raise Abandoned(len(inflight))  # uncommitted: the next run has them
             waiting_io = (bool(fetching) and not ready) or bool(self._post or self._waiting)
             results = self.workers.wait(timeout=0.01 if waiting_io else 0.5) \
                 if self.workers and inflight else []

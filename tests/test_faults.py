@@ -29,12 +29,14 @@ from tests.faults import (
     SHORT,
     Runner,
     check,
+    data_rows,
     has_traceback,
     invariants,
     jsonl_events,
     kill_runs,
     mysql_setup,
     one_line_error,
+    open_cfg_store,
     partition_run,
     run,
     sqlite_setup,
@@ -334,3 +336,88 @@ def test_backfill_of_a_page_that_does_not_exist(tmp_path, ltg_model):
     assert res.code == ExitCode.USAGE
     assert one_line_error(res) == \
         "backfill: no such article on ltgwiki: 'No such page at all 9876'"
+
+
+# ---------------------------------------------------------------------------- a slow page
+
+
+def _dump_with_a_slow_page(tmp: Path, title: str, repeat: int) -> Path:
+    """The ltgwiki dump plus one article whose unclosed templates take mwparserfromhell tens
+    of seconds (hostile wikitext a real wiki can hold), as an uncompressed XML dump."""
+    import bz2
+    from xml.sax.saxutils import escape
+
+    text = "Kab ir vīns suokums. " + "{{a|" * repeat
+    page = (f"  <page>\n    <title>{escape(title)}</title>\n    <ns>0</ns>\n"
+            "    <id>990001</id>\n    <revision>\n      <id>990002</id>\n"
+            "      <timestamp>2017-01-01T00:00:00Z</timestamp>\n"
+            "      <contributor><username>T</username><id>1</id></contributor>\n"
+            "      <model>wikitext</model>\n      <format>text/x-wiki</format>\n"
+            f'      <text xml:space="preserve">{escape(text)}</text>\n'
+            "    </revision>\n  </page>\n")
+    with bz2.open(LTG_DUMP, "rt", encoding="utf-8") as f:
+        xml = f.read()
+    out = tmp / "ltgwiki-slow.xml"
+    out.write_text(xml.replace("</mediawiki>", page + "</mediawiki>"), encoding="utf-8")
+    return out
+
+
+def _group_alive(pgid: int, within: float) -> list[int]:
+    """Processes still in a process group after ``within`` seconds (none: [])."""
+    deadline = time.monotonic() + within
+    while True:
+        alive = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                 and _pgid(int(p.name)) == pgid]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[2]) if fields[0] != "Z" else None  # a zombie is gone already
+
+
+def test_sigterm_abandons_a_page_still_in_flight_after_the_grace(tmp_path, ltg_model):
+    """A worker busy on a slow page when SIGTERM comes: the page gets STOP_GRACE seconds,
+    is then left uncommitted for the next run, and the run still exits 5 within the bound,
+    with the page evaluated before it committed and published and no process left over."""
+    from runner.run import SIGNAL_EXIT_BOUND, STOP_GRACE
+
+    slow, quick = "Lāns puslopa", "Latgola"
+    dump = _dump_with_a_slow_page(tmp_path, slow, 9000)
+    cfg, _ = sqlite_setup(tmp_path, ltg_model, workers=1,
+                          source={"type": "dump", "path": str(dump), "complete": True})
+    r = Runner(cfg, "backfill", "--wiki", "ltgwiki", "--force", "--page", quick,
+               "--page", slow)
+    # One worker: the slow page is handed to it as soon as the quick one's result is in.
+    assert r.wait_for("evaluated", 180, quick), r.stdout()[-2000:]
+    time.sleep(0.5)
+    sent = r.signal(signal.SIGTERM)
+    r.proc.wait(60)
+    left = _group_alive(r.proc.pid, 5.0)  # workers and the fork server end with the run
+    res = r.wait(1)
+    assert not left, f"processes left in the run's group: {left}"
+    after = res.seconds - (sent - r.t0)
+    assert res.code == ExitCode.SIGNAL, (res.code, res.stderr[-2000:])
+    assert STOP_GRACE - 0.5 < after < SIGNAL_EXIT_BOUND, after  # waited the grace, no more
+    assert not has_traceback(res.stdout + res.stderr)
+    gone = [x for x in res.lines() if x.get("message", "").startswith("stop grace ran out")]
+    assert gone and gone[0]["in_flight"] == 1, res.stdout[-2000:]
+    assert not any(x.get("title") == slow for x in res.lines()
+                   if x.get("message") == "evaluated")
+    done = res.finished()
+    assert done["status"] == "interrupted" and done["stop_reason"] == "SIGTERM"
+    rep = invariants(cfg, jsonl_events(tmp_path / "events.jsonl"))
+    assert rep.ok, rep.violations
+    store = open_cfg_store(cfg)
+    try:
+        rows = data_rows(store)
+    finally:
+        store.close()
+    assert 990001 not in rows  # the abandoned page: nothing of it was written
+    assert done["outcomes"] and sum(done["outcomes"].values()) == 1  # the quick one only
