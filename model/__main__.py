@@ -2,7 +2,8 @@
 
 Exit codes (the project's one table, model/exitcodes.py): 0 done; 1 the work failed;
 2 bad usage or input (a dump that is not readable XML, a truncated archive, a wrong database
-password or name, an invalid title); 6 the database server or a published model's server
+password or name, an invalid title, a dump of another wiki than --wiki); 5 interrupted
+(Ctrl-C); 6 the database server or a published model's server
 cannot be reached; 8 the model directory is missing or broken, or a fetched file failed its
 checksum (nothing switched). Each error is one line naming the file, title or database, no
 traceback.
@@ -16,6 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
+from model.cli import CommandLine, fail, log_level, on_terminal
 from model.exitcodes import ExitCode
 from model.progress import setup_logging
 from model.titles import InvalidTitle, validate_title
@@ -54,7 +56,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     validate_title(args.title)  # before opening the model: a bad title is a usage error
     model = open_model(args.model, store=args.store)
     if args.wiki and args.wiki != model.wiki:
-        raise SystemExit(f"error: --wiki {args.wiki} but the model is {model.wiki}")
+        raise UsageError(f"--wiki {args.wiki} but the model {args.model} is of {model.wiki}")
     pageid = revid = 0
     if args.wikitext_file:
         wikitext = Path(args.wikitext_file).read_text(encoding="utf-8")
@@ -65,7 +67,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         wanted = normalize_title(args.title)
         page = next((p for p in pages(args.dump) if p.title == wanted), None)
         if page is None:
-            raise SystemExit(f"error: no page titled {wanted!r} in {args.dump}")
+            raise UsageError(f"no page titled {wanted!r} in {args.dump}")
         wikitext, pageid, revid = page.text, page.page_id, page.rev_id
     result = recommend(
         model,
@@ -85,17 +87,22 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from model.backtest import backtest, plot, table
+    from model.dump import site_info
     from model.features import ablated_columns
 
     ablate = tuple(dict.fromkeys(n.strip() for n in (args.ablate or "").split(",") if n.strip()))
     try:
         ablated_columns(args.features, ablate)
     except ValueError as e:
-        print(f"error: --ablate: {e}", file=sys.stderr)
-        return ExitCode.USAGE
+        raise UsageError(f"--ablate: {e}") from None
+    # Everything that can be checked is checked before the training, which takes minutes.
+    if args.wiki:
+        dbname = site_info(args.dump).dbname
+        if args.wiki != dbname:
+            raise UsageError(f"--wiki {args.wiki} but {args.dump} is a dump of {dbname}")
+    if args.plot and not Path(args.plot).resolve().parent.is_dir():
+        raise UsageError(f"--plot {args.plot}: no such directory")
     result = backtest(args.dump, replace(_settings(args), ablate=ablate))
-    if args.wiki and args.wiki != result["wiki"]:
-        raise SystemExit(f"error: --wiki {args.wiki} but the dump is of {result['wiki']}")
     if args.plot:
         plot(result, args.plot)
     print(json.dumps(result, indent=2) if args.format == "json" else table(result))
@@ -116,17 +123,23 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+class UsageError(Exception):
+    """A command line that cannot be carried out as given (exit 2, its one line)."""
+
+
 def _threshold(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{value} is not within [0, 1]")
     return value
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m model", description=__doc__)
-    p.add_argument("--verbose", action="store_true")
-    sub = p.add_subparsers(dest="command", required=True)
+    cli = CommandLine("python -m model", __doc__.split("\n\n")[0],
+                      epilog=__doc__.split("\n\n", 1)[1])
 
     def training_options(sp: argparse.ArgumentParser) -> None:
         sp.add_argument(
@@ -136,39 +149,48 @@ def parser() -> argparse.ArgumentParser:
             help="complete: a link to a title not in the dump is a red link; slice: unknown; "
             "auto: decided from how many links resolve inside the dump",
         )
-        sp.add_argument("--features", choices=("full", "reference"), default="full")
-        sp.add_argument("--seed", type=int, default=1)
+        sp.add_argument("--features", choices=("full", "reference"), default="full",
+                        help="full: every feature; reference: the reference's feature set")
+        sp.add_argument("--seed", type=int, default=1,
+                        help="cross-fitting folds, train/test split and classifier seed")
 
-    t = sub.add_parser("train", help="train one wiki's model from its dump")
-    t.add_argument("--wiki", required=True)
-    t.add_argument("--dump", required=True)
-    t.add_argument("--out", required=True)
+    t = cli.command("train", help="train one wiki's model from its dump")
+    t.add_argument("--wiki", required=True, help="the dump's wiki (its dbname, e.g. ltgwiki)")
+    t.add_argument("--dump", required=True, help="pages-articles XML dump (.xml, .bz2, .xz)")
+    t.add_argument("--out", required=True, metavar="DIR",
+                   help="the model directory (replaced atomically; may be a symlink)")
     training_options(t)
     t.set_defaults(func=cmd_train)
 
-    ld = sub.add_parser("load", help="copy a model's datasets into MySQL")
-    ld.add_argument("--wiki")
-    ld.add_argument("--from", required=True, metavar="DIR")
-    ld.add_argument("--to", required=True, metavar="mysql://user@host/db")
+    ld = cli.command("load", help="copy a model's datasets into MySQL")
+    ld.add_argument("--wiki", help="the model's wiki, checked against its manifest "
+                    "(default: the manifest's)")
+    ld.add_argument("--from", required=True, metavar="DIR", help="the model directory")
+    ld.add_argument("--to", required=True, metavar="mysql://user@host/db",
+                    help="the database (a password goes in the URL)")
     ld.set_defaults(func=cmd_load)
 
-    r = sub.add_parser("recommend", help="link suggestions for one article (JSON)")
-    r.add_argument("--wiki")
-    r.add_argument("--model", required=True, metavar="DIR")
+    r = cli.command("recommend", help="link suggestions for one article (JSON)")
+    r.add_argument("--wiki", help="the model's wiki, checked against it (default: the model's)")
+    r.add_argument("--model", required=True, metavar="DIR", help="the model directory")
     r.add_argument("--store", metavar="mysql://user@host/db", help="read datasets from MySQL")
     source = r.add_mutually_exclusive_group(required=True)
-    source.add_argument("--wikitext-file")
-    source.add_argument("--dump")
-    r.add_argument("--title", required=True)
-    r.add_argument("--threshold", type=_threshold, default=0.5)
-    r.add_argument("--max-recommendations", type=int, default=15)
-    r.add_argument("--exclude-section", action="append", default=[], metavar="HEADING")
+    source.add_argument("--wikitext-file", metavar="FILE", help="the article's wikitext")
+    source.add_argument("--dump", help="a dump holding the article")
+    r.add_argument("--title", required=True, help="the article's title")
+    r.add_argument("--threshold", type=_threshold, default=0.5,
+                   help="minimum link score, within [0, 1]")
+    r.add_argument("--max-recommendations", type=int, default=15, metavar="N",
+                   help="links suggested at most")
+    r.add_argument("--exclude-section", action="append", default=[], metavar="HEADING",
+                   help="no links in this section (repeatable)")
     r.set_defaults(func=cmd_recommend)
 
-    b = sub.add_parser("backtest", help="precision/recall per threshold (SPEC §2 protocol)")
-    b.add_argument("--wiki")
-    b.add_argument("--dump", required=True)
-    b.add_argument("--format", choices=("table", "json"), default="table")
+    b = cli.command("backtest", help="precision/recall per threshold (SPEC §2 protocol)")
+    b.add_argument("--wiki", help="the wiki the dump must be of, checked before training")
+    b.add_argument("--dump", required=True, help="pages-articles XML dump (.xml, .bz2, .xz)")
+    b.add_argument("--format", choices=("table", "json"), default="table",
+                   help="a table for people, JSON for programs")
     b.add_argument("--plot", metavar="PNG", help="draw P/R/F1 by threshold and reliability")
     b.add_argument(
         "--ablate",
@@ -178,20 +200,20 @@ def parser() -> argparse.ArgumentParser:
     training_options(b)
     b.set_defaults(func=cmd_backtest)
 
-    pb = sub.add_parser("publish", help="publish a model: each file, its .checksum, the index")
+    pb = cli.command("publish", help="publish a model: each file, its .checksum, the index")
     pb.add_argument("--model", required=True, metavar="DIR", help="the trained model directory")
     pb.add_argument("--to", required=True, metavar="DIR_OR_URL",
                     help="a directory served over HTTP, or an http(s) URL that takes PUT")
     pb.set_defaults(func=cmd_publish)
 
-    f = sub.add_parser("fetch", help="download what changed, verify, switch <to>/<wiki>")
+    f = cli.command("fetch", help="download what changed, verify, switch <to>/<wiki>")
     f.add_argument("--from", required=True, metavar="URL_OR_DIR", help="where it was published")
-    f.add_argument("--wiki", required=True)
+    f.add_argument("--wiki", required=True, help="the wiki whose model is fetched")
     f.add_argument("--to", required=True, metavar="DIR",
                    help="the models directory: <DIR>/<wiki> becomes a symlink to the version")
     f.add_argument("--version", help="a published version (default: the latest); to roll back")
     f.set_defaults(func=cmd_fetch)
-    return p
+    return cli.parser
 
 
 # MySQL client error codes: wrong user/password or database (the command line's fault)
@@ -243,25 +265,23 @@ def _safe_url(url: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    setup_logging(log_level(args), args.log_format, bars=on_terminal(args))
     from model.publish import ChecksumError, PublishError
 
     try:
         return args.func(args)
     except ChecksumError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return ExitCode.MODEL_INVALID
+        return fail(str(e), ExitCode.MODEL_INVALID)
     except PublishError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return ExitCode.UNAVAILABLE
-    except InvalidTitle as e:
-        print(f"error: {e}", file=sys.stderr)
-        return ExitCode.USAGE
+        return fail(str(e), ExitCode.UNAVAILABLE)
+    except (InvalidTitle, UsageError) as e:
+        return fail(str(e), ExitCode.USAGE)
+    except KeyboardInterrupt:  # Ctrl-C: one line, as every other ending, not a traceback
+        return fail(f"{args.command}: interrupted (SIGINT)", ExitCode.SIGNAL)
     except Exception as e:  # noqa: BLE001 - no traceback ever reaches a user
         code, message = _failure(args, e)
         log.error("failed", extra={"command": args.command, "error": message})
-        print(f"error: {message}", file=sys.stderr)
-        return int(code)
+        return fail(message, code)
 
 
 if __name__ == "__main__":

@@ -104,6 +104,10 @@ class Corpus:
     def resolve_ratio(self) -> float:
         return self.resolved_links / self.links if self.links else 0.0
 
+    def size(self, include: set[str] | None = None) -> int:
+        """How many records ``records(include)`` yields: a stage's progress total."""
+        return len(self.articles) if include is None else len(include & self.articles.keys())
+
     def records(self, include: set[str] | None = None) -> Iterator[dict]:
         with open(self.path, encoding="utf-8") as f:
             for line in f:
@@ -179,7 +183,7 @@ def extract(dump_path: str | Path, workdir: Path) -> Corpus:
     trail = link_trail(site.language)
     raw_redirects: dict[str, str] = {}
     latest = 0.0
-    for page in progress(dumps.pages(dump_path), "titles"):
+    for page in progress(dumps.pages(dump_path), "titles", unit="pages"):
         if page.namespace != 0:
             continue
         latest = max(latest, page.timestamp)
@@ -193,9 +197,10 @@ def extract(dump_path: str | Path, workdir: Path) -> Corpus:
         raise TrainingError(f"{dump_path}: no articles (namespace 0, not redirects) in the dump")
 
     with open(corpus.path, "w", encoding="utf-8") as out:
-        for page in progress(dumps.pages(dump_path), "parse", total=len(corpus.articles)):
-            if page.namespace != 0 or page.redirect:
-                continue
+        # The bar counts articles, the pages its total counts (not redirects, not other
+        # namespaces: counting every page ran past the total, 2004 of "903").
+        articles = (p for p in dumps.pages(dump_path) if p.namespace == 0 and not p.redirect)
+        for page in progress(articles, "parse", total=len(corpus.articles), unit="articles"):
             code = tree(page.text)
             if _is_disambiguation(page.text, code):
                 corpus.disambiguations.add(page.title)
@@ -325,7 +330,8 @@ def count_anchors(
         titles,
         redirects,
     )
-    for record in progress(corpus.records(include), "anchors"):
+    for record in progress(corpus.records(include), "anchors",
+                           total=corpus.size(include), unit="articles"):
         f = fold_of(record["t"], seed, folds)
         pairs = set()
         for target, anchor in record["l"]:
@@ -336,7 +342,8 @@ def count_anchors(
         counts.linked[f].update({key for key, _ in pairs})
     keys = set().union(*counts.linked) | titles.keys() | redirects.keys()
     # Link probability: pages linking the anchor / pages where it appears at all.
-    for record in progress(corpus.records(include), "link probability"):
+    for record in progress(corpus.records(include), "link probability",
+                           total=corpus.size(include), unit="articles"):
         found = {normalize(a) for _, a in record["l"]} & keys
         for text in record["s"]:
             found.update(m.key for m in ngrams(text, language, abbreviations=abbreviations)
@@ -403,7 +410,8 @@ def link_graph(corpus: Corpus, include: set[str] | None) -> dict[str, list[str]]
     """Article -> the distinct articles it links, kept in memory for one SVD per fold."""
     return {
         record["t"]: sorted({t for t, _ in record["l"]})
-        for record in progress(corpus.records(include), "link graph")
+        for record in progress(corpus.records(include), "link graph",
+                               total=corpus.size(include), unit="articles")
     }
 
 
@@ -756,7 +764,7 @@ def learn_sentence_rules(corpus: Corpus, include: set[str] | None) -> frozenset[
     for the wiki where it has one (measured in benchmarks/sentence_bench.py).
     """
     texts = (text for record in corpus.records(include) for text in record["s"])
-    learnt = learn_abbreviations(progress(texts, "abbreviations"))
+    learnt = learn_abbreviations(progress(texts, "abbreviations", unit="texts"))
     return learnt | listed_abbreviations(corpus.site.language)
 
 
@@ -804,7 +812,8 @@ def build_model(
         )
     rows, labels, folds, mentions, probes = [], [], [], [], []
     base = 0
-    for record in progress(corpus.records(include), "training pairs"):
+    for record in progress(corpus.records(include), "training pairs",
+                           total=corpus.size(include), unit="articles"):
         f = fold_of(record["t"], settings.seed, settings.folds)
         top = -1
         for feats, label, mention, probe in page_pairs(lookups[f], record, corpus.site.language):

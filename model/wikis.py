@@ -77,6 +77,13 @@ class SourceSection:
     maxlag: int = 5
     timeout: float = 30.0
     max_retries: int = 5
+    # Where list=search goes (CirrusSearch; None: api_url). Tests point it at the stand-in
+    # of tests/searchindex.py. cirrus: whether that endpoint runs CirrusSearch (None: ask
+    # its siteinfo once). search_lag: seconds the index may take to apply a tag (drift leaves
+    # pages acknowledged more recently alone).
+    search_url: str | None = None
+    cirrus: bool | None = None
+    search_lag: float = 600.0
     # dump
     path: str | None = None
     complete: bool = False  # True only for a whole wiki: then a missing target is a red link

@@ -134,6 +134,11 @@ SELECT ar_id, ar_command, ar_shard, ar_started, ar_finished, ar_status, ar_stop_
   ar_outcomes, ar_pool_size
 FROM addlink_runs WHERE ar_wiki = ? ORDER BY ar_id DESC LIMIT 1
 
+-- name: last_run_of
+SELECT ar_id, ar_command, ar_shard, ar_started, ar_finished, ar_status, ar_stop_reason,
+  ar_outcomes, ar_pool_size
+FROM addlink_runs WHERE ar_wiki = ? AND ar_command = ? ORDER BY ar_id DESC LIMIT 1
+
 -- name: resume_get
 SELECT are_page FROM addlink_resume WHERE are_wiki = ? AND are_key = ?
 
@@ -142,3 +147,18 @@ REPLACE INTO addlink_resume (are_wiki, are_key, are_page, are_updated) VALUES (?
 
 -- name: resume_clear
 DELETE FROM addlink_resume WHERE are_wiki = ? AND are_key = ?
+
+-- name: topic_put
+REPLACE INTO addlink_page_topics (apt_page, apt_topic) VALUES (?, ?)
+
+-- name: topics_delete
+DELETE FROM addlink_page_topics WHERE apt_page = ?
+
+-- name: topic_counts
+SELECT apt_topic, COUNT(DISTINCT apt_page) FROM addlink_page_topics
+WHERE apt_page IN (SELECT gelr_page FROM growthexperiments_link_recommendations
+                   WHERE gelr_data IS NOT NULL)
+GROUP BY apt_topic
+
+-- name: acked_since
+SELECT aa_page FROM addlink_acked WHERE aa_acked >= ?

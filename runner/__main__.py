@@ -1,4 +1,4 @@
-"""Command line of the refresh job: ``python -m runner [--config FILE] COMMAND ...``.
+"""Command line of the refresh job: ``python -m runner --config FILE COMMAND ...``.
 
 Commands: migrate, refresh, backfill, status, revalidate, drift (see ``--help`` and docs/runner.md).
 
@@ -27,10 +27,11 @@ import sys
 import threading
 from pathlib import Path
 
+from model.cli import CommandLine, Option, log_level, on_terminal
 from model.exitcodes import ExitCode, most_severe
 from runner.config import Config, ConfigError, load_config
 from runner.logs import setup_logging
-from runner.metrics import open_metrics
+from runner.metrics import Metrics, open_metrics
 from runner.run import RunOptions, RunResult, StopFlag
 from runner.store import SchemaError, StoreError
 
@@ -59,65 +60,90 @@ def _positive(kind: type) -> object:
     return conv
 
 
+CONFIG_ENV = "ADDLINK_CONFIG"
+GLOBAL_OPTIONS = (
+    Option(("--config",), {"metavar": "FILE",
+                           "help": f"the YAML configuration (docs/runner.md); required unless "
+                                   f"${CONFIG_ENV} names it (default: ${CONFIG_ENV})"}),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m runner", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 2)[2])
-    p.add_argument("--config", help="YAML config (default: runner/sample-config.yaml)")
-    p.add_argument("--log-format", choices=("json", "text"), default="json")
-    p.add_argument("--verbose", action="store_true", help="debug logging")
-    sub = p.add_subparsers(dest="command", required=True)
+    cli = CommandLine("python -m runner", __doc__.split("\n\n")[0],
+                      epilog=__doc__.split("\n\n", 2)[2], options=GLOBAL_OPTIONS)
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--dry-run", action="store_true", help="evaluate, write nothing")
-        sp.add_argument("--workers", type=_positive(int),
-                        help="worker processes (default: usable CPUs)")
+        sp.add_argument("--dry-run", action="store_true",
+                        help="evaluate and recommend, write nothing (no rows, events, run "
+                             "log, lock, resume point, metrics)")
+        sp.add_argument("--workers", type=_positive(int), metavar="N",
+                        help="worker processes (default: runner.workers, else usable CPUs)")
 
-    r = sub.add_parser("refresh", help="fill each wiki's pool up to its target")
-    r.add_argument("--wiki", action="append", help="only this wiki (repeatable)")
-    r.add_argument("--target", type=int, help="pool target instead of the configured one")
-    r.add_argument("--max-runtime", type=_positive(float), help="seconds, then stop cleanly")
-    r.add_argument("--shard", type=_shard, help="i/N: this pod's share of the candidates")
-    r.add_argument("--batch-size", type=_positive(int))
-    r.add_argument("--limit", type=_positive(int), help="evaluate at most N candidates")
+    r = cli.command("refresh", help="fill each wiki's pool up to its target")
+    r.add_argument("--wiki", action="append", help="only this wiki (repeatable; default: "
+                   "every configured wiki)")
+    r.add_argument("--target", type=int, metavar="N",
+                   help="pool target instead of the configured one "
+                        "(default: wikis.<db>.pool_target)")
+    r.add_argument("--max-runtime", type=_positive(float), metavar="SECONDS",
+                   help="then stop cleanly (default: runner.max_runtime, else none)")
+    r.add_argument("--shard", type=_shard, metavar="i/N",
+                   help="this pod's share of the candidates (page_id %% N == i; default: all)")
+    r.add_argument("--batch-size", type=_positive(int), metavar="N",
+                   help="candidates per batch "
+                        "(default: candidates.batch_size, else runner.batch_size)")
+    r.add_argument("--limit", type=_positive(int), metavar="N",
+                   help="evaluate at most N candidates")
     r.add_argument("--topic", help="only this topic (search strategy)")
     common(r)
 
-    b = sub.add_parser("backfill", help="evaluate given pages now")
-    b.add_argument("--wiki", required=True)
+    b = cli.command("backfill", help="evaluate given pages now")
+    b.add_argument("--wiki", required=True, help="the wiki of the pages")
     g = b.add_mutually_exclusive_group(required=True)
     g.add_argument("--page", action="append", help="a title (repeatable)")
-    g.add_argument("--titles-file", help="one title per line")
+    g.add_argument("--titles-file", metavar="FILE", help="one title per line")
     b.add_argument("--force", action="store_true", help="skip the criteria that may be skipped")
     common(b)
 
-    s = sub.add_parser("status", help="pool size, rows, outbox and last run per wiki")
-    s.add_argument("--wiki", action="append")
-    s.add_argument("--format", choices=("table", "json"), default="table")
+    s = cli.command("status", help="pool size, rows, outbox, last refresh and last command "
+                    "per wiki")
+    s.add_argument("--wiki", action="append", help="only this wiki (repeatable; default: "
+                   "every configured wiki)")
+    s.add_argument("--format", choices=("table", "json"), default="table",
+                   help="a table for people, JSON for programs")
 
-    v = sub.add_parser("revalidate", help="re-evaluate stored rows that fail a check")
-    v.add_argument("--wiki", required=True)
-    v.add_argument("--older-than", help="made before: 2024-05-01, unix time, or age (30d)")
+    v = cli.command("revalidate", help="re-evaluate stored rows that fail a check")
+    v.add_argument("--wiki", required=True, help="the wiki whose rows are checked")
+    v.add_argument("--older-than", metavar="WHEN",
+                   help="made before: 2024-05-01, unix time, or age (30d)")
     v.add_argument("--checksum-mismatch", action="store_true",
                    help="made with other dataset checksums than the current model's")
-    v.add_argument("--score-below", type=float, help="any link scoring below this")
+    v.add_argument("--score-below", type=float, metavar="X", help="any link scoring below this")
     v.add_argument("--all", action="store_true", help="every row")
     v.add_argument("--delete-null-rows", action="store_true",
                    help="also forget 'nothing usable' rows (criteria became more permissive)")
-    v.add_argument("--limit", type=_positive(int), help="at most N rows")
-    v.add_argument("--force", action="store_true")
+    v.add_argument("--limit", type=_positive(int), metavar="N", help="at most N rows")
+    v.add_argument("--force", action="store_true",
+                   help="re-evaluate skipping the criteria that may be skipped "
+                        "(as backfill --force)")
     common(v)
 
-    m = sub.add_parser("migrate", help="apply pending schema migrations to each wiki's store")
+    m = cli.command("migrate", help="apply pending schema migrations to each wiki's store")
     m.add_argument("--wiki", action="append", help="only this wiki's store (repeatable)")
     m.add_argument("--print", action="store_true", dest="print_only",
                    help="print the SQL a DBA would run instead of applying it")
 
-    d = sub.add_parser("drift", help="reconcile the table with the search index's tags")
-    d.add_argument("--wiki", required=True)
+    d = cli.command("drift", help="reconcile the table with the search index's tags")
+    d.add_argument("--wiki", required=True, help="the wiki to reconcile")
     d.add_argument("--resend", action="store_true", help="announce every pooled page again")
-    d.add_argument("--dry-run", action="store_true")
-    return p
+    d.add_argument("--clear", action="store_true",
+                   help="remove rows the index does not hold (instead of announcing them)")
+    d.add_argument("--source", choices=("search", "record"),
+                   help="compare with the search index or the acknowledged events (default: "
+                        "search where the wiki has CirrusSearch)")
+    d.add_argument("--dry-run", action="store_true",
+                   help="count what would be sent, send and write nothing")
+    return cli.parser
 
 
 def _exit_code(results: list[RunResult], stop: StopFlag) -> int:
@@ -178,23 +204,30 @@ def _run(cfg: Config, args: argparse.Namespace) -> int:
     for w in [wikis] if isinstance(wikis, str) else wikis:
         cfg.wiki(w)  # unknown wiki: a config error before any work
     shard = getattr(args, "shard", None)
-    metrics = open_metrics(cfg.metrics, shard=f"{shard[0]}/{shard[1]}" if shard else "")
+    progress = on_terminal(args)
+    # A dry run pushes nothing: its group would replace the real run's on the Pushgateway.
+    metrics = Metrics() if getattr(args, "dry_run", False) else \
+        open_metrics(cfg.metrics, shard=f"{shard[0]}/{shard[1]}" if shard else "")
     stop = StopFlag()
     _install_signals(stop)
     results: list[RunResult] = []
     try:
         if args.command == "refresh":
+            from runner.topics import check_topic
+
+            for w in args.wiki or sorted(cfg.wikis):
+                check_topic(cfg.wiki(w), args.topic)  # a one-line usage error, exit 2
             opts = RunOptions(command="refresh", target=args.target, dry_run=args.dry_run,
                               workers=args.workers, max_runtime=args.max_runtime,
                               shard=args.shard, batch_size=args.batch_size, limit=args.limit,
-                              topic=args.topic)
+                              topic=args.topic, progress=progress)
             for w in args.wiki or sorted(cfg.wikis):
                 if stop:
                     break
                 results.append(run_wiki(cfg, w, opts, metrics, stop))
         elif args.command == "backfill":
             opts = RunOptions(command="backfill", dry_run=args.dry_run, workers=args.workers,
-                              force=args.force, titles=_titles(args))
+                              force=args.force, titles=_titles(args), progress=progress)
             results.append(run_wiki(cfg, args.wiki, opts, metrics, stop))
         elif args.command == "revalidate":
             if not (args.older_than or args.checksum_mismatch or args.score_below is not None
@@ -212,48 +245,67 @@ def _run(cfg: Config, args: argparse.Namespace) -> int:
                 checksums=checksums, score_below=args.score_below, all=args.all,
                 delete_null=args.delete_null_rows, limit=args.limit)
             opts = RunOptions(command="revalidate", dry_run=args.dry_run, workers=args.workers,
-                              force=args.force)
+                              force=args.force, progress=progress)
             results.append(repair.revalidate(cfg, args.wiki, spec, opts, metrics, stop))
         elif args.command == "drift":
             opts = RunOptions(command="drift", dry_run=args.dry_run)
+            if args.resend and args.clear:
+                raise ConfigError("drift: --resend and --clear exclude each other")
             results.append(repair.drift(cfg, args.wiki, resend=args.resend, options=opts,
-                                        metrics=metrics))
+                                        metrics=metrics, source=args.source,
+                                        clear=args.clear))
     finally:
         metrics.close()
     for r in results:
         log.info("run finished", extra=r.as_dict())
-    if sys.stdout.isatty():
+    if on_terminal(args, sys.stdout):
         print(status.summary([r.as_dict() for r in results]))
+    for r in results:  # the one line of each wiki that failed, whatever the log's format
+        if r.error and r.exit_code != ExitCode.OK:
+            print(f"error: {r.wiki}: {r.error}", file=sys.stderr)
     return _exit_code(results, stop)
+
+
+def config_path(args: argparse.Namespace) -> str:
+    """``--config``, else ``$ADDLINK_CONFIG``: never a silent default (the bundled sample
+    would refresh a sample wiki in place of the one meant)."""
+    path = args.config or os.environ.get(CONFIG_ENV)
+    if not path:
+        raise ConfigError(f"no configuration: pass --config FILE or set {CONFIG_ENV} "
+                          "(runner/sample-config.yaml is the offline sample of make run)")
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_format, logging.DEBUG if args.verbose else logging.INFO)
+    setup_logging(args.log_format, log_level(args))
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(config_path(args))
         return _run(cfg, args)
     except (ConfigError, ValueError, SchemaError) as e:
-        log.error("bad usage or configuration: %s", e, extra={"error": str(e)})
-        print(f"error: {e}", file=sys.stderr)
-        return ExitCode.USAGE
+        return _error(e, "bad usage or configuration", ExitCode.USAGE)
     except StoreError as e:
-        from runner.errors import ServiceUnavailable, one_line
+        from runner.errors import ServiceUnavailable
 
         if isinstance(e, ServiceUnavailable):
-            log.error("failed: %s", one_line(e), extra={"error": one_line(e)})
-            print(f"error: {one_line(e)}", file=sys.stderr)
-            return ExitCode.UNAVAILABLE
-        log.error("bad usage or configuration: %s", e, extra={"error": str(e)})
-        print(f"error: {e}", file=sys.stderr)
-        return ExitCode.USAGE
+            return _error(e, "failed", ExitCode.UNAVAILABLE)
+        return _error(e, "bad usage or configuration", ExitCode.USAGE)
     except Exception as e:  # noqa: BLE001 - no traceback reaches a user; the log has it
-        from runner.errors import STATUS_CODES, one_line, status_of
+        from runner.errors import STATUS_CODES, status_of
 
-        log.error("failed: %s", one_line(e), extra={"error": one_line(e)},
-                  exc_info=status_of(e) == "failed")
-        print(f"error: {one_line(e)}", file=sys.stderr)
-        return STATUS_CODES[status_of(e)]
+        code = STATUS_CODES[status_of(e)]
+        return _error(e, "failed", code, traceback=status_of(e) == "failed")
+
+
+def _error(e: BaseException, what: str, code: int, traceback: bool = False) -> int:
+    """Log the error, print its one line on stderr, return its exit code."""
+    from runner.errors import one_line
+
+    ours = isinstance(e, ConfigError | ValueError | StoreError)  # their message says it all
+    line = " ".join(str(e).split()) if ours else one_line(e)
+    log.error("%s: %s", what, line, extra={"error": line}, exc_info=traceback)
+    print(f"error: {line}", file=sys.stderr)
+    return int(code)
 
 
 def _exit(code: int) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 
 from runner import metric_names as M
+from runner import topics
 from runner.config import Config, ConfigError
 from runner.coordination import pool_target_factory
 from runner.errors import one_line, status_of
@@ -100,11 +101,13 @@ def run_wiki(cfg: Config, wiki: str, options: RunOptions, metrics: Metrics,
                 return failed(wiki, "setup", e)
             # The shared target rides on the lock's ZooKeeper session when there is one:
             # if that session goes, the run stops and its claims go with it.
-            target = pool_target_factory(cfg, wiki, options, a.store.pool_size,
-                                         client=getattr(lock, "client", None))
+            client = getattr(lock, "client", None)
+            target = pool_target_factory(cfg, wiki, options, a.store.pool_size, client=client)
+            per_topic = topics.target_factory(cfg, wiki, options, a.store, client=client)
             job = WikiJob(cfg, cfg.wiki(wiki), source=a.source, store=a.store,
                           publisher=a.publisher, metrics=metrics, lock=lock,
-                          options=options, stop=stop, pool_target=target)
+                          options=options, stop=stop, pool_target=target,
+                          topic_target=per_topic)
             return job.run()
 
     return locked(cfg, wiki, options, metrics, body)

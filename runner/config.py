@@ -111,7 +111,11 @@ class RecommenderSection:
 @dataclass(frozen=True)
 class CandidatesSection:
     strategy: Literal["search", "random", "allpages"] = "random"
-    topics: tuple[str, ...] = ()  # ORES topics for "search" (CirrusSearch)
+    topics: tuple[str, ...] = ()  # ORES topics for "search" (CirrusSearch): one pool each
+    minimum_tasks_per_topic: int = 500  # each topic's target (SPEC §5 minimumTasksPerTopic)
+    # How far a topic may go over its target through pages found for another topic (a page
+    # counts for each of its topics). None: one batch; 0: never over (runner/topics.py).
+    topic_overshoot: int | None = None
     seed: int | None = None  # random order of the dump source; None: a new order each run
     batch_size: int | None = None  # overrides runner.batch_size
 
@@ -240,6 +244,15 @@ def _check(cfg: Config) -> None:
                     "(a dump source offers random and allpages)"
                 )
         positive(w.candidates.batch_size, f"{at}.candidates.batch_size")
+        positive(w.candidates.minimum_tasks_per_topic,
+                 f"{at}.candidates.minimum_tasks_per_topic", zero_ok=True)
+        positive(w.candidates.topic_overshoot, f"{at}.candidates.topic_overshoot",
+                 zero_ok=True)
+        if w.candidates.topics and s.type == "dump":
+            raise ConfigError(f"{at}.candidates.topics: per-topic pools need an api source "
+                              "(topics come from the search index)")
+        if s.search_url and not s.search_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{at}.source.search_url: must be an http(s) URL of api.php")
     check_datasets(cfg.wikis.values(), cfg.store)
 
 
@@ -265,8 +278,9 @@ def parse_config(raw: Any, path: str = "<memory>",
     return cfg
 
 
-def load_config(path: str | os.PathLike | None = None,
+def load_config(path: str | os.PathLike,
                 env: typing.Mapping[str, str] | None = None) -> Config:
-    """Read and validate a config file (default: the embedded sample config)."""
-    p = Path(path) if path else SAMPLE_CONFIG
+    """Read and validate a config file. There is no default: a forgotten ``--config`` must
+    not run on the bundled sample (``SAMPLE_CONFIG``, given by ``make run``)."""
+    p = Path(path)
     return parse_config(read_yaml(p), str(p), env)

@@ -50,7 +50,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -65,18 +65,23 @@ log = logging.getLogger("runner.coordination")
 
 @dataclass(frozen=True)
 class Slot:
-    """One claimed place in the pool (``name``: the claim znode, or "local")."""
+    """One claimed place in the pool (``name``: the claim znode, or "local"); ``topics``:
+    the per-topic pools it counts for (runner/topics.py), none for the wiki-wide target."""
 
     name: str
+    topics: tuple[str, ...] = ()
 
 
 class PoolTarget(Protocol):
-    def remaining(self) -> int:
-        """Slots still needed to reach the target (<= 0: reached)."""
+    def remaining(self, topic: str | None = None) -> int:
+        """Slots still needed to reach the target (<= 0: reached); of one topic's pool
+        when ``topic`` is given (per-topic targets, runner/topics.py)."""
         ...
 
-    def claim(self) -> Slot | None:
-        """Take one slot for a success about to be stored; None when none is left."""
+    def claim(self, topics: Iterable[str] = (), primary: str | None = None) -> Slot | None:
+        """Take one slot for a success about to be stored; None when none is left.
+        ``topics``: the topics of the page, ``primary`` the one it was found for (per-topic
+        targets only)."""
         ...
 
     def confirm(self, slot: Slot) -> None:
@@ -98,10 +103,10 @@ class LocalPoolTarget:
         self._left = target - current
         self._mutex = threading.Lock()
 
-    def remaining(self) -> int:
+    def remaining(self, topic: str | None = None) -> int:
         return self._left
 
-    def claim(self) -> Slot | None:
+    def claim(self, topics: Iterable[str] = (), primary: str | None = None) -> Slot | None:
         with self._mutex:
             if self._left <= 0:
                 return None
@@ -122,10 +127,10 @@ class LocalPoolTarget:
 class UnlimitedTarget:
     """Backfill and revalidation: every good page is stored, whatever the pool size."""
 
-    def remaining(self) -> int:
+    def remaining(self, topic: str | None = None) -> int:
         return 1 << 62
 
-    def claim(self) -> Slot | None:
+    def claim(self, topics: Iterable[str] = (), primary: str | None = None) -> Slot | None:
         return Slot("unlimited")
 
     def confirm(self, slot: Slot) -> None:
@@ -201,7 +206,7 @@ class ZooKeeperPoolTarget:
         """Claim nodes of every process, oldest first."""
         return self._children()
 
-    def remaining(self) -> int:
+    def remaining(self, topic: str | None = None) -> int:
         now = time.monotonic()
         if self._cached is not None and now - self._cached[0] < self.refresh:
             return self._cached[1]
@@ -218,7 +223,7 @@ class ZooKeeperPoolTarget:
         return left
 
     # ------------------------------------------------------------------ claims
-    def claim(self) -> Slot | None:
+    def claim(self, topics: Iterable[str] = (), primary: str | None = None) -> Slot | None:
         from kazoo.exceptions import NoNodeError
 
         if not self.client.connected:

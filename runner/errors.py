@@ -6,6 +6,7 @@ the store, the sources and the lock can raise them.
 from __future__ import annotations
 
 from model.exitcodes import ExitCode
+from model.wikis import ConfigError
 
 
 class ServiceUnavailable(RuntimeError):
@@ -45,13 +46,15 @@ def status_of(error: BaseException) -> str:
         return "model_invalid"
     if isinstance(error, PagesNotFound):
         return "not_found"
+    if isinstance(error, ConfigError):  # found once the run met the wiki (e.g. its search)
+        return "usage"
     return "failed"
 
 
 def one_line(error: BaseException) -> str:
     """An error as the one line a user sees: our own errors by message, others by type too."""
     text = " ".join(str(error).split())
-    if isinstance(error, ServiceUnavailable | ModelInvalid | PagesNotFound):
+    if isinstance(error, ServiceUnavailable | ModelInvalid | PagesNotFound | ConfigError):
         return text
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 

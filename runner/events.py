@@ -103,13 +103,13 @@ class JsonLinesSink:
     """Appends one JSON event per line and fsyncs: the offline default of ``make run``."""
 
     def __init__(self, path: str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(path)  # its directory is made at the first send: a dry run makes none
 
     def send(self, events: list[dict], timeout: float | None = None) -> SendResult:
         data = "".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n"
                        for e in events).encode("utf-8")
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "ab") as f:
                 _drop_partial_line(f)
                 f.write(data)

@@ -15,16 +15,18 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 
 from runner import criteria as C
 from runner import metric_names as M
+from runner import search
+from runner import topics as T
 from runner.config import Config, WikiConfig
 from runner.coordination import LocalPoolTarget, PoolTarget, UnlimitedTarget
 from runner.events import EventFactory, Publisher
 from runner.lock import WikiLock
 from runner.metrics import Metrics, report_run
-from runner.preflight import verify_model
+from runner.progress import open_progress
+from runner.recommenders import start_workers
 from runner.records import Candidate, Evaluation, PageData
 from runner.run import (
     STOP_GRACE,
@@ -33,20 +35,12 @@ from runner.run import (
     PagesNotFound,
     RunOptions,
     RunResult,
-    ServiceUnavailable,
     StopFlag,
 )
 from runner.sources import TimedSource
 from runner.stages import decide, screen
 from runner.store import Store
-from runner.workers import (
-    DEFAULT_RECOMMENDER,
-    Task,
-    TaskResult,
-    WorkerError,
-    WorkerPool,
-    available_cpus,
-)
+from runner.workers import Task, TaskResult, WorkerPool
 
 __all__ = ["RunOptions", "RunResult", "StopFlag", "WikiJob"]
 
@@ -60,7 +54,6 @@ MAX_MODEL_FAILURES = 25  # at least this many, and most model calls failed: stop
 # for up to LOOKUP_BATCH pages (instead of two per page), sent once the group is full, has
 # waited LOOKUP_WAIT seconds, or the workers have nothing else to do.
 LOOKUP_BATCH, LOOKUP_WAIT = 25, 0.05
-SERVICE_RECOMMENDER = "runner.service_client:service_recommender"  # recommender: service
 
 
 class Abandoned(Exception):
@@ -78,6 +71,7 @@ class WikiJob:
                  publisher: Publisher, metrics: Metrics, lock: WikiLock,
                  options: RunOptions, stop: StopFlag | None = None,
                  pool_target: Callable[[int, int], PoolTarget] | None = None,
+                 topic_target: Callable[[T.Plan], PoolTarget] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.cfg, self.wiki, self.options = cfg, wiki, options
         self.source, self.store, self.publisher = source, store, publisher
@@ -86,6 +80,9 @@ class WikiJob:
         # be dropped.
         self.stop = stop if stop is not None else StopFlag()
         self.make_target = pool_target or LocalPoolTarget
+        self.make_topic_target = topic_target or T.LocalTopicTarget
+        self.plan: T.Plan | None = None  # per-topic pools (runner/topics.py)
+        self._topic: str | None = None  # the topic of the batch being evaluated
         self.events = EventFactory(wiki.name, cfg.events.stream, cfg.events.schema_uri,
                                    wiki.domain)
         self.result = RunResult(wiki.name, dry_run=options.dry_run)
@@ -104,6 +101,7 @@ class WikiJob:
         self._done_ids: set[int] = set()  # page ids with an outcome
         self._missing: list[str] = []  # titles asked for that are no page
         self._last_model_error = ""
+        self.progress = open_progress(options.progress)
 
     # ------------------------------------------------------------------ top level
     def run(self) -> RunResult:
@@ -117,9 +115,16 @@ class WikiJob:
                 self.upkeep()
             res.pool_before = self.store.pool_size()
             self.metrics.gauge(M.POOL_SIZE, res.pool_before, wiki=name)
-            if opts.titles is None:
+            if T.enabled(self.wiki, opts):
+                self.plan = T.plan(self.wiki, opts, self.source, self.store, self._size())
+                self.target = self.make_topic_target(self.plan)
+                res.target = next(iter(self.plan.targets.values()))
+                res.topics = T.figures(self.plan, self.target)
+                T.report(self.metrics, name, res.topics, "start")
+            elif opts.titles is None:
                 res.target = self.wiki.pool_target if opts.target is None else opts.target
                 self.target = self.make_target(res.target, res.pool_before)
+            self._start_progress()
             res.stop_reason = self._loop()
             self._judge()
         except Abandoned as gone:
@@ -161,10 +166,19 @@ class WikiJob:
             raise PagesNotFound(f"backfill: no such article on {self.wiki.name}: "
                                 f"{shown}{more}")
 
+    def _start_progress(self) -> None:
+        opts, res = self.options, self.result
+        if opts.titles is None:
+            self.progress.start(self.wiki.name, opts.command,
+                                max(0, res.target - res.pool_before), tasks=True)
+        else:
+            self.progress.start(self.wiki.name, opts.command, len(opts.titles), tasks=False)
+
     def _finish_run(self, run_id: int | None) -> None:
         """Stop the stages, publish what is committed (a few seconds only after a signal),
         record the run. Each step's failure is logged; the run's first error is kept."""
         res, name = self.result, self.wiki.name
+        self.progress.close()
         if self.stop.by_signal and res.status == "ok":
             res.status = "interrupted"
         # Do not wait for requests still in flight after a signal or an error: one stuck on a
@@ -180,6 +194,9 @@ class WikiJob:
             self._publish(STOP_PUBLISH if self.stop else None)
             res.pool_after = self.store.pool_size()
             self.metrics.gauge(M.POOL_SIZE, res.pool_after, wiki=name)
+            if self.plan:
+                res.topics = T.figures(self.plan, self.target)
+                T.report(self.metrics, name, res.topics, "end")
         except Exception as e:  # noqa: BLE001 - report, keep the first error if any
             res.fail(e)
             log.error("final publish failed: %s", e, extra={"wiki": name})
@@ -257,8 +274,7 @@ class WikiJob:
 
     # ------------------------------------------------------------------ candidates
     def _batches(self) -> Iterator[tuple[str | None, list[Candidate]]]:
-        opts = self.options
-        size = opts.batch_size or self.wiki.candidates.batch_size or self.cfg.runner.batch_size
+        opts, size = self.options, self._size()
         if opts.titles is not None:
             titles = list(opts.titles)
             for i in range(0, len(titles), size):
@@ -268,6 +284,8 @@ class WikiJob:
         topics: list[str | None] = [opts.topic] if opts.topic else (
             list(self.wiki.candidates.topics) if strategy == "search" else [])
         for topic in topics or [None]:
+            if self.plan and self.target.remaining(topic) <= 0:
+                continue  # full already
             resume = self.store.resume_point(self._resume_key()) \
                 if strategy == "allpages" else None
             for batch in self._prefetched(self.source.candidates(
@@ -279,8 +297,15 @@ class WikiJob:
                 yield topic, batch
                 if self._stopping():
                     return
+                if self.plan and (topic in self.plan.exhausted
+                                  or self.target.remaining(topic) <= 0):
+                    break  # this topic is done: the next one
             if strategy == "allpages" and not opts.dry_run and not self._stopping():
                 self.store.set_resume_point(self._resume_key(), None)  # walk done: restart
+
+    def _size(self) -> int:
+        return self.options.batch_size or self.wiki.candidates.batch_size \
+            or self.cfg.runner.batch_size
 
     def _in_shard(self, page_id: int) -> bool:
         """``--shard i/N`` owns the pages with ``page_id % N == i``. The sources filter
@@ -335,10 +360,8 @@ class WikiJob:
             return reason
         strategy = "titles" if self.options.titles is not None \
             else self.wiki.candidates.strategy
-        exhausted_topic: str | None | bool = False
         for topic, batch in self._batches():
-            if exhausted_topic is not False and topic == exhausted_topic:
-                continue
+            self._topic = topic
             successes = self._run_batch(batch)
             if strategy == "allpages" and not self.options.dry_run:
                 self._save_resume_point()
@@ -348,9 +371,11 @@ class WikiJob:
             if successes == 0 and strategy in ("search", "random"):
                 log.info("a whole batch without success: candidates exhausted",
                          extra={"wiki": self.wiki.name, "topic": topic})
-                if len(self.wiki.candidates.topics) <= 1 or self.options.topic:
+                if not (self.plan and topic is not None):
                     return "batch_without_success"
-                exhausted_topic = topic
+                T.exhausted(self.plan, self.target, topic, self.wiki.name)
+                if len(self.plan.fill) == 1:
+                    return "batch_without_success"
         return "titles_done" if self.options.titles is not None else "candidates_exhausted"
 
     # ------------------------------------------------------------------ one batch
@@ -368,38 +393,8 @@ class WikiJob:
 
     def _pool(self) -> WorkerPool:
         if self.workers is None:
-            crit = self.wiki.criteria
-            options = {"threshold": crit.minimum_link_score,
-                       "max_recommendations": crit.maximum_links_per_task,
-                       "excluded_sections": tuple(crit.excluded_sections)}
-            if self.wiki.model_datasets == "store":
-                options["datasets_url"] = self.cfg.store.datasets_url(self.wiki.name)
-            # The checksums the preflight verified (cached: a stat per file): a worker whose
-            # model says otherwise (swapped meanwhile, forged) refuses to start.
-            options["expect_checksums"] = verify_model(
-                self.wiki.model, Path(self.wiki.source.cache_dir),
-                in_files=self.wiki.model_datasets == "files")
-            recommender = self.options.recommender
-            rec = self.cfg.recommender
-            if rec.type == "service" and recommender == DEFAULT_RECOMMENDER:
-                recommender = SERVICE_RECOMMENDER
-                project, domain = self.wiki.route
-                options["service"] = {"url": rec.url, "project": project, "domain": domain,
-                                      "timeout": rec.timeout, "max_attempts": rec.max_attempts,
-                                      "backoff": rec.backoff,
-                                      "user_agent": self.cfg.runner.user_agent}
-            n = self.options.workers or self.cfg.runner.workers or available_cpus()
-            self.workers = WorkerPool(self.wiki.model, workers=n,
-                                      page_timeout=self.cfg.runner.page_timeout,
-                                      options=options, recommender=recommender)
-            t0 = time.monotonic()
-            try:
-                self.workers.start()
-            except WorkerError as e:
-                if recommender == SERVICE_RECOMMENDER:  # the service did not answer /readyz
-                    raise ServiceUnavailable("the recommendation service", str(e)) from None
-                raise ModelInvalid(str(e)) from None
-            self.workers_startup = time.monotonic() - t0
+            self.workers, self.workers_startup = start_workers(self.cfg, self.wiki,
+                                                               self.options)
         return self.workers
 
     def _run_batch(self, batch: list[Candidate]) -> int:
@@ -504,16 +499,18 @@ class WikiJob:
     def _needed_links(self) -> int:
         return 1 if self.options.force else max(1, self.wiki.criteria.minimum_links_per_task)
 
-    def _lookup(self, group: list[tuple[PageData, dict]]) -> tuple[dict, dict[int, int]]:
+    def _lookup(self, group: list[tuple[PageData, dict]]) -> tuple[dict, dict, dict]:
         """(I/O thread) Existence of the link targets of a group of recommendations and,
         for the pages that can still succeed, their latest revision (SPEC §5: it must
-        still be the one recommended for)."""
+        still be the one recommended for) and their topics in the index."""
         targets = self.source.targets({x["link_target"] for _, rec in group
                                        for x in rec["links"]})
         needed = [page.page_id for page, rec in group
                   if len(rec["links"]) >= self._needed_links()]
         latest = self.source.latest_revisions(needed) if needed else {}
-        return targets, latest
+        found = search.topics_of(self.source, needed, self.plan.targets) \
+            if needed and self.plan and self.plan.counted_by == "search" else {}
+        return targets, latest, found
 
     def _drain_post(self, block: bool) -> int:
         """Complete the recommendations whose lookups are done (all of them if ``block``)."""
@@ -523,14 +520,16 @@ class WikiJob:
         for fut in list(self._post):
             if block or fut.done():
                 group = self._post.pop(fut)
-                targets, latest = self._wait(fut)
+                targets, latest, found = self._wait(fut)
                 for page, rec in group:
-                    successes += self._complete(page, rec, targets,
-                                                latest.get(page.page_id))
+                    successes += self._complete(page, rec, targets, latest.get(page.page_id),
+                                                found.get(page.page_id, set()))
         return successes
 
-    def _complete(self, page: PageData, rec: dict, targets: dict, latest: int | None) -> int:
-        """Decide, then store the row and its event (one transaction) within the target."""
+    def _complete(self, page: PageData, rec: dict, targets: dict, latest: int | None,
+                  found: set | frozenset = frozenset()) -> int:
+        """Decide, then store the row and its event (one transaction) within the target
+        (per topic: the page's topics in the index, and the one it was found under)."""
         name, crit = self.wiki.name, self.wiki.criteria
         rejected = self.store.rejected_targets(page.page_id, crit.rejection_limit) \
             if rec.get("links") else set()
@@ -542,7 +541,7 @@ class WikiJob:
         if not d.success:
             self._record(d.evaluation)
             return 0
-        slot = self.target.claim()
+        slot = self.target.claim(found, self._topic)
         if slot is None:
             log.info("target reached by others; result dropped",
                      extra={"wiki": name, "title": page.title, "page_id": page.page_id})
@@ -552,7 +551,8 @@ class WikiJob:
                 with self.metrics.timer(M.DB_TIME, wiki=name):
                     self.store.save_recommendation(page.page_id, page.rev_id, page.title,
                                                    d.evaluation.recommendation,
-                                                   self.events.set(page.page_id, page.title))
+                                                   self.events.set(page.page_id, page.title),
+                                                   topics=slot.topics)
             except BaseException:
                 self.target.release(slot)
                 raise
@@ -564,8 +564,11 @@ class WikiJob:
         if ev.page_id:
             self._done_ids.add(ev.page_id)
         self.result.outcomes[ev.outcome] += 1
-        self.metrics.incr(M.OUTCOME, wiki=self.wiki.name, outcome=ev.outcome)
+        self.progress.evaluated(ev.outcome)
+        self.metrics.incr(M.OUTCOME, wiki=self.wiki.name, outcome=ev.outcome,
+                          topic=self._topic or "")
         (log.warning if error else log.info)("evaluated", extra={
             "wiki": self.wiki.name, "title": ev.title, "outcome": ev.outcome,
+            "topic": self._topic,
             "page_id": ev.page_id, "rev_id": ev.rev_id, "detail": ev.detail})
 

@@ -1,35 +1,20 @@
-"""Logging: JSON lines on stdout (python-json-logger) or plain text, with wiki/title/outcome."""
+"""The runner's logs: on stdout (the CronJob's log), JSON lines unless a person watches.
+
+The formats are the project's (``model/jsonlog.py``): ``auto`` writes text on a terminal
+and JSON lines otherwise; ``--log-format`` overrides, ``--log-level``/``--quiet`` filter.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 
-from model.jsonlog import json_handler
+from model.jsonlog import TextFormatter, configure
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+__all__ = ["TextFormatter", "setup_logging"]
 
-
-class TextFormatter(logging.Formatter):
-    """Readable lines for a terminal: the message then the extra fields as key=value."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        base = super().format(record)
-        extras = " ".join(f"{k}={v}" for k, v in vars(record).items()
-                          if k not in _STANDARD and v not in (None, ""))
-        return f"{base} {extras}" if extras else base
+NOISY = ("kazoo", "urllib3")  # their INFO lines (reconnects, pools) are not the run's story
 
 
-def setup_logging(fmt: str = "json", level: int = logging.INFO) -> None:
-    if fmt == "json":
-        handler = json_handler()
-    else:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(message)s"))
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    root.addHandler(handler)
-    root.setLevel(level)
-    for noisy in ("kazoo", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def setup_logging(fmt: str = "auto", level: int = logging.INFO) -> None:
+    configure(fmt, level, sys.stdout, quiet_loggers=NOISY)

@@ -9,8 +9,9 @@ silently emptying a panel or muting an alert.
 
 Labels: ``wiki`` (the dbname) on every metric; ``shard`` ("0/3", "all" for an unsharded run)
 is added by the Prometheus adapter to every series and is part of the Pushgateway grouping
-key, so the pods of a sharded run do not overwrite each other; ``topic`` (an ORES topic, ""
-while pools are per wiki, absent in PromQL then) is ready for per-topic pools (SPEC §8).
+key, so the pods of a sharded run do not overwrite each other; ``topic`` (an ORES topic) on
+the pool size, target and outcomes of a wiki with per-topic pools (runner/topics.py), ""
+for the wiki-wide figures (absent in PromQL then).
 """
 
 from __future__ import annotations
@@ -38,11 +39,12 @@ ERRORS = "addlink.{wiki}.errors.{kind}"  # counter: api, worker, lock, publish, 
 RUNS = "addlink.{wiki}.runs.{status}"  # counter: a RunResult status (runner/errors.py)
 FEEDBACK = "addlink.{wiki}.feedback.{model_version}.{feedback}"  # gauge: submissions so far
 FEEDBACK_RATIO = "addlink.{wiki}.feedback_ratio.{model_version}.{feedback}"  # gauge: share
+DRIFT = "addlink.{wiki}.drift.{source}.{kind}"  # gauge: pages the last drift run found
 
 ALL = (
     POOL_SIZE, POOL_TARGET, OUTCOME, RUN_DURATION, LAST_SUCCESS, SCHEDULE_INTERVAL,
     API_TIME, MODEL_TIME, DB_TIME, EVENTS_SENT, EVENTS_FAILED, EVENTS_PENDING, EVENTS_DEAD,
-    ERRORS, RUNS, FEEDBACK, FEEDBACK_RATIO,
+    ERRORS, RUNS, FEEDBACK, FEEDBACK_RATIO, DRIFT,
 )
 
 Kind = Literal["counter", "gauge", "histogram"]
@@ -110,6 +112,10 @@ PROMETHEUS: dict[str, PromMetric] = {
                                ("wiki", "model_version", "feedback"),
                                "Share of reviewed suggestions with this feedback (acceptance, "
                                "rejection and skip rate) per model version."),
+    DRIFT: PromMetric("addlink_drift_pages", "gauge", ("wiki", "source", "kind"),
+                      "Pages the last drift run found inconsistent (before repairing them): "
+                      "kind tag_without_row or row_without_tag; source search (the index) "
+                      "or record (acknowledged events)."),
 }
 
 

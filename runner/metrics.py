@@ -84,6 +84,11 @@ class StatsdMetrics(Metrics):
         self.client.incr(_name(template, labels), count)
 
     def gauge(self, template: str, value: float, **labels: str) -> None:
+        if labels.get("topic"):
+            # A dotted name has no topic: a per-topic pool size would overwrite the wiki's
+            # (counters just add up). Per-topic gauges are on the Prometheus path only.
+            _name(template, labels)
+            return
         self.client.gauge(_name(template, labels), value)
 
     def timing(self, template: str, ms: float, **labels: str) -> None:

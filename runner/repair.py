@@ -4,14 +4,15 @@
 with a link scoring below X, or all), removes them with a clear event, and evaluates those
 pages again (like ``backfill``): what still qualifies comes back with a set event.
 
-``drift`` reconciles the table with what the search index was told and ACKNOWLEDGED
-(``addlink_acked``, written when the sink accepts an event; ``addlink_pool`` is written with
-the row, before delivery, so it cannot see an event that was never delivered). It first
-drains the outbox; then a page acknowledged as tagged without a data row gets a clear event,
-a data row not acknowledged as tagged gets a set event (dead-lettered events included: they
-are then dropped), pages with events still pending are left to the outbox. ``--resend``
-re-announces every pooled page (after a search index rebuild). When the source can list the
-pages search has tagged (``tagged_pages()``, CirrusSearch only) that list is reconciled too.
+``drift`` reconciles the table with the search index itself where the wiki has CirrusSearch
+(runner/search.py: tagged pages without a row, rows whose page is not tagged), elsewhere
+with what the index was told and ACKNOWLEDGED (``addlink_acked``, written when the sink
+accepts an event; ``addlink_pool`` is written with the row, before delivery, so it cannot
+see an event that was never delivered). It first drains the outbox; then a tag without a
+data row gets a clear event, a data row without a tag a set event (dead-lettered events
+included: they are then dropped); pages with events still pending (and, against the index,
+acknowledged within its lag) are left alone. ``--resend`` re-announces every pooled page
+(after a search index rebuild); ``--clear`` removes rows without a tag instead.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from runner import metric_names as M
+from runner import search
 from runner.app import Adapters, locked
-from runner.config import Config
+from runner.config import Config, ConfigError
 from runner.job import RunOptions, RunResult, StopFlag, WikiJob
 from runner.lock import WikiLock
 from runner.metrics import Metrics
@@ -117,7 +120,8 @@ def revalidate(cfg: Config, wiki: str, spec: RevalidateSpec, options: RunOptions
                           publisher=a.publisher, metrics=metrics, lock=lock,
                           options=RunOptions(command="revalidate", titles=redo,
                                              force=options.force, workers=options.workers,
-                                             recommender=options.recommender),
+                                             recommender=options.recommender,
+                                             progress=options.progress),
                           stop=stop)
             res = job.run()
             res.outcomes.update({f"revalidated_{k}": v for k, v in reasons.items()})
@@ -129,7 +133,14 @@ def revalidate(cfg: Config, wiki: str, spec: RevalidateSpec, options: RunOptions
 
 
 def drift(cfg: Config, wiki: str, *, resend: bool, options: RunOptions,
-          metrics: Metrics) -> RunResult:
+          metrics: Metrics, source: str | None = None, clear: bool = False) -> RunResult:
+    """Reconcile the table with the search index (``source`` "search", the default where the
+    wiki has CirrusSearch) or with the acknowledged-event record ("record", elsewhere).
+
+    Tags without a row get a clear event. Rows without a tag get a set event, or with
+    ``clear`` are removed (the index is the truth: production's ``--db-table`` fix);
+    ``resend`` announces every pooled page again (after an index rebuild). The counts found
+    go to the metrics (``addlink_drift_pages``) before any repair."""
     def body(lock: WikiLock) -> RunResult:
         from contextlib import ExitStack
 
@@ -138,32 +149,48 @@ def drift(cfg: Config, wiki: str, *, resend: bool, options: RunOptions,
             a = Adapters(cfg, wiki, metrics, stack)
             if not options.dry_run:
                 a.publisher.drain()  # what can be delivered first; the rest stays pending
+            indexed = search.has_index(a.source)
+            by = source or ("search" if indexed else "record")
+            if by == "search" and not indexed:
+                raise ConfigError(f"drift --source search: {wiki} has no CirrusSearch "
+                                  "(hasrecommendation:link); use --source record")
             rows = {r.page_id: r.rev_id for r in a.store.iter_data_rows()}
-            entries = {p: (rev, t) for p, rev, t in a.store.iter_pool_entries()}
-            acked = {p: t for p, tagged, t in a.store.iter_acked() if tagged}
             pending, dead = a.store.pending_pages(), a.store.dead_letter_pages()
-            tagged = getattr(a.source.inner, "tagged_pages", None)
-            in_search: dict[int, str] = dict(tagged()) if tagged else {}
-            # addlink_pool entries without a row too: stores from before addlink_acked.
-            gone = {**{p: t for p, (_, t) in entries.items()}, **acked, **in_search}
-            to_clear = {p: t for p, t in gone.items() if p not in rows and p not in pending}
-            to_set = [p for p in rows if p not in pending and (
-                p not in acked or resend or (tagged is not None and p not in in_search))]
-            titles = {p: entries[p][1] if p in entries else acked[p]
-                      for p in to_set if p in entries or p in acked}
+            if by == "search":
+                found = search.drift(a.source, a.store, cfg.wiki(wiki).source.search_lag)
+                to_clear, missing = found.tag_without_row, found.row_without_tag
+                res.outcomes["settling"] = found.settling
+            else:
+                entries = {p: t for p, _, t in a.store.iter_pool_entries()}
+                acked = {p: t for p, tagged, t in a.store.iter_acked() if tagged}
+                # addlink_pool entries without a row too: stores from before addlink_acked
+                to_clear = {p: t for p, t in {**entries, **acked}.items()
+                            if p not in rows and p not in pending}
+                missing = [p for p in rows if p not in pending and p not in acked]
+            for kind, n in (("tag_without_row", len(to_clear)),
+                            ("row_without_tag", len(missing))):
+                res.outcomes[kind] = n
+                metrics.gauge(M.DRIFT, n, wiki=wiki, source=by, kind=kind)
+            removed = missing if clear else []
+            to_set = [p for p in rows if p not in pending] if resend else \
+                ([] if clear else missing)
+            titles = a.store.pool_titles(to_set)
             titles.update(a.source.page_titles([p for p in to_set if p not in titles]))
             unknown = [p for p in to_set if p not in titles]
             res.outcomes["dead_letters"] = len(dead)
-            res.outcomes.update({"clear": len(to_clear), "set": len(to_set) - len(unknown),
-                                 "no_title": len(unknown)})
+            res.outcomes.update({"clear": len(to_clear) + len(removed),
+                                 "set": len(to_set) - len(unknown), "no_title": len(unknown)})
             for p in unknown:
                 log.warning("row without a resolvable title: cannot announce it",
                             extra={"wiki": wiki, "page_id": p})
+            log.info("drift", extra={"wiki": wiki, "source": by, **res.outcomes})
             if options.dry_run:
                 return res
             now = time.time()
             a.store.forget_dead_letters()  # their pages are reconciled right here
             a.store.forget_pool_entries(to_clear)
+            if removed:
+                a.store.remove_pages([(p, None) for p in removed], a.events.clear)
             a.store.queue_events(
                 [(p, a.events.clear(p, t, now)) for p, t in to_clear.items()]
                 + [(p, a.events.set(p, titles[p], now)) for p in to_set if p in titles],

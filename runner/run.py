@@ -48,6 +48,7 @@ class RunOptions:
     titles: tuple[str, ...] | None = None  # backfill: exactly these pages
     topic: str | None = None
     recommender: str = DEFAULT_RECOMMENDER
+    progress: bool = False  # a progress line on stderr (the CLI: a terminal, not --quiet)
 
     @property
     def shard_label(self) -> str:
@@ -68,6 +69,7 @@ class RunResult:
     events: PublishStats = field(default_factory=PublishStats)
     error: str = ""
     dry_run: bool = False
+    topics: dict = field(default_factory=dict)  # per-topic pools: runner/topics.figures
 
     @property
     def evaluated(self) -> int:
@@ -94,7 +96,7 @@ class RunResult:
                 "seconds": round(self.seconds, 3), "events_sent": self.events.sent,
                 "events_failed": self.events.failed, "events_pending": self.events.pending,
                 "exit_code": int(self.exit_code), "dry_run": self.dry_run,
-                "error": self.error}
+                "error": self.error, **({"topics": self.topics} if self.topics else {})}
 
 
 class StopFlag:

@@ -1,12 +1,17 @@
-"""``status``: pool size per wiki, rows by kind, outbox backlog, the last run and reviewers'
-feedback per model version (acceptance, rejection and skip rates, runner/quality.py)."""
+"""``status``: pool size per wiki, rows by kind, outbox backlog, the last refresh, the last
+command of any kind and reviewers' feedback per model version (acceptance, rejection and skip
+rates, runner/quality.py).
+
+The last refresh and the last command are apart because they answer different questions:
+"is the pool kept?" (the CronJob's refresh, with its stop reason and outcomes) and "what
+touched this wiki last?" (a backfill or revalidate by hand is no refresh)."""
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
 
-from runner import quality
+from runner import quality, topics
 from runner.config import Config
 from runner.store import open_store
 
@@ -21,9 +26,11 @@ def collect(cfg: Config, wikis: list[str] | None = None) -> list[dict]:
             out.append({
                 "wiki": name, "pool_size": store.pool_size(), "target": w.pool_target,
                 "rows_with_data": rows["with_data"], "null_rows": rows["null"],
-                "outbox": store.outbox_counts(), "last_run": store.last_run(),
+                "outbox": store.outbox_counts(),
+                "last_refresh": store.last_run("refresh"), "last_command": store.last_run(),
                 "last_success": store.last_success("refresh"),
                 "feedback": quality.feedback(store),
+                "topics": topics.status_rows(w, store, cfg.runner.user_agent),
             })
         finally:
             store.close()
@@ -37,21 +44,25 @@ def _when(ts: float | None) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    head = ("wiki", "pool", "target", "null rows", "outbox", "dead letters", "last run",
-            "status", "stop", "outcomes")
+    head = ("wiki", "pool", "target", "null rows", "outbox", "dead letters", "last refresh",
+            "status", "stop", "last command", "refresh outcomes")
     lines = [head]
     for r in rows:
-        run = r["last_run"] or {}
+        run = r["last_refresh"] or {}
+        last = r["last_command"] or {}
         outcomes = ", ".join(f"{k}={v}" for k, v in sorted((run.get("outcomes") or {}).items(),
                                                            key=lambda kv: -kv[1]))
+        command = (f"{last['command']} {_when(last.get('finished') or last.get('started'))} "
+                   f"{last.get('status') or 'running'}") if last else "-"
         lines.append((r["wiki"], str(r["pool_size"]), str(r["target"]), str(r["null_rows"]),
                       str(r["outbox"]["pending"]), str(r["outbox"]["failed"]),
                       _when(run.get("finished") or run.get("started")),
-                      run.get("status", "-"), run.get("stop_reason") or "-", outcomes or "-"))
+                      (run.get("status") or "running") if run else "-",
+                      run.get("stop_reason") or "-", command, outcomes or "-"))
     widths = [max(len(x[i]) for x in lines) for i in range(len(head) - 1)]
     text = "\n".join("  ".join(c.ljust(w) for c, w in zip(x[:-1], widths, strict=True))
                      + "  " + x[-1] for x in lines)
-    return text + feedback_table(rows)
+    return text + topics.table(rows) + feedback_table(rows)
 
 
 def feedback_table(rows: list[dict]) -> str:

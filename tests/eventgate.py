@@ -53,6 +53,9 @@ class EventGate:
         self.error_pages: set[int] = set()
         self.invalid_pages: set[int] = set()
         self.stalls: deque[float] = deque()
+        # Called with each request's accepted events (the search index stand-in,
+        # tests/searchindex.py, consumes them as CirrusSearch consumes the stream).
+        self.subscribers: list = []
         self.lock = threading.Lock()
         gate = self
 
@@ -129,6 +132,8 @@ class EventGate:
                 else:
                     ok.append(ev)
             self.accepted.extend(ok)
+            for subscriber in self.subscribers:
+                subscriber(ok)
             if not invalid and not error:
                 status = 202 if "hasty=true" in path else 201
                 self.requests.append((status, len(events)))

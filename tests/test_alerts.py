@@ -22,7 +22,7 @@ RULES = REPO / "manifests" / "prometheus" / "addlink-alerts.yaml"
 RULE_TESTS = REPO / "manifests" / "prometheus" / "addlink-alerts.test.yaml"
 OPERATIONS = REPO / "docs" / "operations.md"
 ALERTS = {"AddlinkPoolBelowHalfTarget", "AddlinkNoSuccessfulRun", "AddlinkEventsDeadLettered",
-          "AddlinkErrorRate"}
+          "AddlinkErrorRate", "AddlinkSearchDrift"}
 
 
 @pytest.fixture(scope="module")

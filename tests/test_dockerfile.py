@@ -452,3 +452,84 @@ wikis:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# --- requirements.txt and the code agree ----------------------------------------------------
+
+# Pinned for a program the image runs rather than a module the code imports.
+RUN_AS_PROGRAM = {"gunicorn": "the service's server (manifests/base/service-deployment.yaml)"}
+
+
+def _imported_modules() -> dict[str, set[str]]:
+    """Top-level third-party modules imported anywhere in model/, runner/, service/."""
+    import ast
+
+    found: dict[str, set[str]] = {}
+    for package in ("model", "runner", "service"):
+        for path in (REPO / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    top = name.split(".")[0]
+                    if top not in sys.stdlib_module_names and top not in (
+                            "model", "runner", "service", "__future__"):
+                        found.setdefault(top, set()).add(str(path.relative_to(REPO)))
+    return found
+
+
+def test_requirements_pin_every_import_and_nothing_unused(clean_venv, image_app):
+    """In a venv of requirements.txt alone: every module the code imports (also the lazy
+    ones: matplotlib for backtest --plot, tqdm, kazoo, statsd) comes from a pinned
+    distribution, not from another's dependencies; every pinned distribution is imported
+    (or run as a program)."""
+    imported = _imported_modules()
+    pinned = [ln.split("#", 1)[0].strip().split("==")[0]
+              for ln in REQUIREMENTS.read_text().splitlines() if ln.split("#", 1)[0].strip()]
+    script = f"""
+import importlib.metadata as m, importlib.util, json, re
+canon = lambda n: re.sub(r"[-_.]+", "-", n).lower()
+by_dist = {{}}
+for module, dists in m.packages_distributions().items():
+    for d in dists:
+        by_dist.setdefault(canon(d), set()).add(module)
+provides = {{}}
+for name in {pinned!r}:
+    mods = set(by_dist.get(canon(name), ()))
+    if not mods:  # a metapackage (python-Levenshtein): its own requirements' modules
+        for req in m.distribution(name).requires or ():
+            mods |= by_dist.get(canon(re.split(r"[ ;<>=!~\\[]", req)[0]), set())
+    provides[name] = sorted(mods)
+found = {{mod: importlib.util.find_spec(mod) is not None for mod in {sorted(imported)!r}}}
+print(json.dumps({{"provides": provides, "found": found}}))
+"""
+    r = _run_in_image(clean_venv, image_app, "-c", script)
+    assert r.returncode == 0, r.stderr
+    answer = json.loads(r.stdout)
+    missing = [m for m, ok in answer["found"].items() if not ok]
+    assert not missing, f"imported but not installed by requirements.txt: {missing}"
+    provided = {mod for mods in answer["provides"].values() for mod in mods}
+    unpinned = {m: sorted(imported[m]) for m in imported if m not in provided}
+    assert not unpinned, f"imported but only pulled in by another package: {unpinned}"
+    unused = [d for d, mods in answer["provides"].items()
+              if d not in RUN_AS_PROGRAM and not set(mods) & set(imported)]
+    assert not unused, f"pinned but never imported: {unused}"
+    deployment = (REPO / "manifests" / "base" / "service-deployment.yaml").read_text()
+    assert all(program in deployment for program in RUN_AS_PROGRAM)
+
+
+def test_backtest_plot_runs_in_a_clean_venv(clean_venv, image_app, tmp_path):
+    """backtest --plot with the runtime requirements alone (matplotlib was dev-only)."""
+    from tests.runner_support import dump_slice
+
+    dump = dump_slice(tmp_path / "slice.xml", 150)
+    png = tmp_path / "bt.png"
+    r = _run_in_image(clean_venv, image_app, "-m", "model", "backtest", "--dump", dump,
+                      "--plot", str(png), "--format", "json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads(r.stdout)["wiki"] == "ltgwiki"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 import yaml
@@ -21,7 +22,7 @@ def minimal(**over) -> dict:
 
 
 def test_sample_config_loads_with_spec_defaults():
-    cfg = load_config(env={"ADDLINK_SAMPLE_DUMP": DUMP})
+    cfg = load_config(SAMPLE_CONFIG, env={"ADDLINK_SAMPLE_DUMP": DUMP})
     w = cfg.wiki("enwiki")
     assert w.source.type == "dump" and w.source.path == DUMP
     assert cfg.store.type == "sqlite" and cfg.events.type == "jsonlines"
@@ -159,3 +160,11 @@ def test_yaml_off_and_file_errors(tmp_path):
         load_config(p, env={})
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "missing.yaml", env={})
+
+
+def test_event_stream_defaults_to_the_current_v1_stream():
+    """The issue found the old ``.rc0`` stream as the default; it is ``.v1`` everywhere."""
+    cfg = parse_config(minimal(), env={})
+    assert cfg.events.stream == "mediawiki.cirrussearch.page_weighted_tags_change.v1"
+    manifest = Path(__file__).resolve().parent.parent / "manifests" / "base" / "config.yaml"
+    assert yaml.safe_load(manifest.read_text())["events"]["stream"] == cfg.events.stream

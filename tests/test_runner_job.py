@@ -440,7 +440,8 @@ def test_drift_repair(tmp_path, ltg_model, ltg_slice):
     n = len(events(tmp_path / "events.jsonl"))
     dry = drift(cfg, "ltgwiki", resend=False, options=RunOptions(dry_run=True),
                 metrics=Metrics())
-    assert dry.outcomes == {"clear": 1, "set": 1, "no_title": 0, "dead_letters": 0}
+    assert dry.outcomes == {"clear": 1, "set": 1, "no_title": 0, "dead_letters": 0,
+                            "tag_without_row": 1, "row_without_tag": 1}
     assert len(events(tmp_path / "events.jsonl")) == n
     res = drift(cfg, "ltgwiki", resend=False, options=RunOptions(), metrics=Metrics())
     new = events(tmp_path / "events.jsonl")[n:]
@@ -448,7 +449,8 @@ def test_drift_repair(tmp_path, ltg_model, ltg_slice):
     assert [(e["page"]["page_id"], next(iter(e["weighted_tags"]))) for e in new] == \
         [(pages[0], "clear"), (pages[1], "set")]
     again = drift(cfg, "ltgwiki", resend=False, options=RunOptions(), metrics=Metrics())
-    assert again.outcomes == {"clear": 0, "set": 0, "no_title": 0, "dead_letters": 0}
+    assert again.outcomes == {"clear": 0, "set": 0, "no_title": 0, "dead_letters": 0,
+                              "tag_without_row": 0, "row_without_tag": 0}
     resend = drift(cfg, "ltgwiki", resend=True, options=RunOptions(), metrics=Metrics())
     assert resend.outcomes["set"] == 2 and resend.events.sent == 2
 

@@ -4,6 +4,7 @@ database's own client, and stores that refuse to open on a missing or old schema
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import sqlite3
@@ -153,8 +154,12 @@ def test_migrate_from_the_previous_schema_keeps_rows(setup, recorded):
             with old.transaction() as cur:
                 for st in migrations()[0].statements(old.dialect):
                     cur.execute(st.sql)
-        old.save_recommendation(7, 70, "Seven", {"links": [{"link_target": "X"}]},
-                                EVENTS.set(7, "Seven"))
+        with old.transaction() as cur:  # what save_recommendation wrote into these tables
+            # (today's also writes addlink_page_topics, which only migration 3 creates)
+            cur.execute(old._sql("replace_row"),
+                        (70, 7, json.dumps({"links": [{"link_target": "X"}]}).encode()))
+            cur.execute(old._sql("pool_put"), (7, 70, "Seven", 0.0))
+            old._outbox(cur, 7, EVENTS.set(7, "Seven"), False)
         with old.transaction() as cur:
             cur.execute(old._sql_raw(
                 "INSERT INTO growthexperiments_link_submissions (gels_revision, gels_page, "

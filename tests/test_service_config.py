@@ -72,7 +72,7 @@ def test_cli_bad_config_is_one_line_and_exit_2(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "service", "serve", "--config", str(path)],
                           capture_output=True, text=True, timeout=60, cwd=REPO)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "service: service.deadline: must be > 0, got -1.0"
+    assert proc.stderr.strip() == "error: service.deadline: must be > 0, got -1.0"
     usage = subprocess.run([sys.executable, "-m", "service", "check", "ftp://x"],
                            capture_output=True, text=True, timeout=60, cwd=REPO)
     assert usage.returncode == 2 and "not an http(s) URL" in usage.stderr

@@ -137,6 +137,7 @@ class ApiSource:
         gap_limit: int = 1000,
         link_limit: int | str = "max",
         session: requests.Session | None = None,
+        search_url: str | None = None,
     ) -> None:
         if api_url:
             parts = urlsplit(api_url)
@@ -171,6 +172,14 @@ class ApiSource:
         self.username = username
         if username:
             self._login(username, password or "")
+        # list=search may go elsewhere (source.search_url): a search cluster's API, or the
+        # tests' CirrusSearch stand-in. Same politeness and retries, its own session.
+        self.searcher: ApiSource = self
+        if search_url and search_url.rstrip("/") != self.api_url:
+            self.searcher = ApiSource(search_url, user_agent=user_agent, timeout=timeout,
+                                      maxlag=maxlag, retries=retries, backoff=backoff,
+                                      max_backoff=max_backoff, cirrus=cirrus, queries=queries,
+                                      fallback_query=fallback_query, namespace=namespace)
 
     @classmethod
     def from_config(cls, wiki: Any, *, user_agent: str) -> ApiSource:
@@ -180,10 +189,13 @@ class ApiSource:
         return cls(s.api_url, user_agent=user_agent, username=s.bot_user, password=password,
                    timeout=s.timeout, maxlag=s.maxlag, retries=s.max_retries,
                    cirrus=getattr(s, "cirrus", None),
-                   fallback_query=getattr(s, "fallback_query", None))
+                   fallback_query=getattr(s, "fallback_query", None),
+                   search_url=getattr(s, "search_url", None))
 
     def close(self) -> None:
         self.session.session.close()
+        if self.searcher is not self:
+            self.searcher.close()
 
     # ------------------------------------------------------------------ requests
     def _remember(self, resp: requests.Response, *args: Any, **kwargs: Any) -> None:
@@ -260,6 +272,8 @@ class ApiSource:
     @property
     def cirrus(self) -> bool:
         """Whether the wiki runs CirrusSearch (asked once from siteinfo unless configured)."""
+        if self.searcher is not self:
+            return self.searcher.cirrus
         if self._cirrus is None:
             doc = self.request(action="query", meta="siteinfo", siprop="extensions")
             names = {x.get("name") for x in doc["query"].get("extensions", [])}
@@ -281,9 +295,9 @@ class ApiSource:
             return fill_query(template, topic)
         return fill_query(self._queries.get(kind) or read_query(kind), topic)
 
-    def _search_params(self, query: str) -> dict:
+    def _search_params(self, query: str, random: bool = True) -> dict:
         params = {"list": "search", "srsearch": query, "srnamespace": self.namespace}
-        if self.cirrus:
+        if self.cirrus and random:
             params["srsort"] = "random"
         else:
             params["srwhat"] = "text"
@@ -291,13 +305,21 @@ class ApiSource:
 
     def search_count(self, query: str) -> int:
         """Total hits of a search (``srinfo=totalhits``), e.g. pool size per topic."""
-        doc = self.request(action="query", srlimit=1, srinfo="totalhits", srprop="",
-                           **self._search_params(query))
+        doc = self.searcher.request(action="query", srlimit=1, srinfo="totalhits", srprop="",
+                                    **self._search_params(query, random=False))
         return int(doc["query"]["searchinfo"]["totalhits"])
 
     def pool_count(self, topic: str | None) -> int:
         """Articles with a link recommendation in the search index (CirrusSearch only)."""
         return self.search_count(self.topic_query("pool", topic))
+
+    def search_pages(self, query: str, limit: int = 500) -> Iterator[Candidate]:
+        """Every hit of a search in the index's own order (not random: a listing that is
+        paged with ``sroffset`` must not reshuffle between its pages)."""
+        for doc in self.searcher.query(srlimit=min(limit, 500), srprop="",
+                                       **self._search_params(query, random=False)):
+            for hit in doc.get("query", {}).get("search", []):
+                yield Candidate(hit["title"], hit.get("pageid"))
 
     # ------------------------------------------------------------------ candidates
     def candidates(self, strategy: str, *, batch_size: int, topic: str | None = None,
@@ -340,7 +362,8 @@ class ApiSource:
 
     def _search(self, query: str, batch_size: int) -> Iterator[Candidate]:
         limit = min(batch_size, 500)
-        for doc in self.query(srlimit=limit, srprop="", **self._search_params(query)):
+        for doc in self.searcher.query(srlimit=limit, srprop="",
+                                       **self._search_params(query)):
             for hit in doc.get("query", {}).get("search", []):
                 yield Candidate(hit["title"], hit.get("pageid"))
 

@@ -268,6 +268,11 @@ class Store:
     def pool_size(self) -> int:
         return int(self._query("pool_size")[0][0])
 
+    def topic_counts(self) -> dict[str, int]:
+        """topic -> pooled pages counted for it (``addlink_page_topics``; a page in several
+        topics counts for each)."""
+        return {self._text(t): int(n) for t, n in self._query("topic_counts")}
+
     def row_counts(self) -> dict[str, int]:
         counts = {"with_data": 0, "null": 0}
         for has_data, n in self._query("row_counts"):
@@ -362,6 +367,7 @@ class Store:
         had_data = int(cur.fetchone()[0]) > 0
         cur.execute(self._sql("delete_page_rows"), (page_id,))
         cur.execute(self._sql("pool_delete"), (page_id,))
+        cur.execute(self._sql("topics_delete"), (page_id,))
         title = self._text(found[0][1]) if found else title
         if (found or had_data) and title:
             self._outbox(cur, page_id, clear_event(page_id, title), False)
@@ -379,14 +385,19 @@ class Store:
         cur.execute(self._sql("outbox_add"), (self.wiki, page_id, blob, time.time()))
 
     def save_recommendation(self, page_id: int, rev_id: int, title: str, data: dict,
-                            set_event: dict) -> None:
-        """Replace the page's rows by this revision's row and queue its set event."""
+                            set_event: dict, topics: Iterable[str] = ()) -> None:
+        """Replace the page's rows by this revision's row and queue its set event;
+        ``topics``: the pools (per-topic) the page counts for."""
         blob = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        topics = sorted(set(topics))
 
         def body(cur: Any, retried: bool) -> None:
             cur.execute(self._sql("delete_page_rows"), (page_id,))
             cur.execute(self._sql("replace_row"), (rev_id, page_id, blob))
             cur.execute(self._sql("pool_put"), (page_id, rev_id, title, time.time()))
+            cur.execute(self._sql("topics_delete"), (page_id,))
+            for topic in topics:
+                cur.execute(self._sql("topic_put"), (page_id, topic))
             self._outbox(cur, page_id, set_event, retried)
 
         self._unit(body)
@@ -503,6 +514,11 @@ class Store:
                 return
             after = int(rows[-1][0])
 
+    def acked_since(self, when: float) -> set[int]:
+        """Pages whose latest event the sink acknowledged at or after ``when`` (unix time):
+        the search index may not have applied it yet."""
+        return {int(p) for (p,) in self._query("acked_since", (when,))}
+
     # -- run log and resume points
     def start_run(self, command: str, shard: str = "") -> int:
         def body(cur: Any, retried: bool) -> int:
@@ -517,8 +533,10 @@ class Store:
                 pool_size, run_id)
         self._unit(lambda cur, retried: cur.execute(self._sql("run_finish"), args))
 
-    def last_run(self) -> dict | None:
-        rows = self._query("last_run", (self.wiki,))
+    def last_run(self, command: str | None = None) -> dict | None:
+        """The latest run recorded (of ``command`` only, if given); None: none yet."""
+        rows = self._query("last_run_of", (self.wiki, command)) if command \
+            else self._query("last_run", (self.wiki,))
         if not rows:
             return None
         keys = ("id", "command", "shard", "started", "finished", "status", "stop_reason",
