@@ -39,10 +39,27 @@ from runner.config import Criteria  # noqa: E402
 NEVER_REACHED = 1_000_000  # pool target: the walk ends with candidates_exhausted
 
 
-def refresh(dump: Path, work: Path, workers: int, timeout: float) -> dict:
-    """Train on the whole dump, refresh over it through the runner's CLI; the figures."""
+def refresh(
+    dump: Path, work: Path, workers: int, timeout: float, scores: list[float | None]
+) -> list[dict]:
+    """Train on the whole dump, refresh over it through the runner's CLI; the figures.
+
+    One refresh per minimum link score (None: the shipped default), each on a fresh store.
+    """
     model = work / "model"
     manifest = train_model(dump, model, Settings(seed=1))
+    out = []
+    for i, score in enumerate(scores):
+        run = work / f"run{i}"
+        run.mkdir()
+        out.append(_refresh_once(dump, run, model, manifest, workers, timeout, score))
+    return out
+
+
+def _refresh_once(
+    dump: Path, work: Path, model: Path, manifest: dict, workers: int, timeout: float,
+    score: float | None,
+) -> dict:
     wiki = manifest["wiki"]
     config = {
         "runner": {"workers": workers, "page_timeout": 60, "max_runtime": timeout},
@@ -62,6 +79,7 @@ def refresh(dump: Path, work: Path, workers: int, timeout: float) -> dict:
                     "cache_dir": str(work / "cache"),
                 },
                 "candidates": {"strategy": "allpages", "batch_size": 200},
+                **({"criteria": {"minimum_link_score": score}} if score is not None else {}),
             }
         },
     }
@@ -98,6 +116,7 @@ def refresh(dump: Path, work: Path, workers: int, timeout: float) -> dict:
     links = [len(d["links"]) for d in stored]
     return {
         "wiki": wiki,
+        "minimum_link_score": Criteria().minimum_link_score if score is None else score,
         "articles": manifest["counts"]["articles"],
         "complete": manifest["complete"],
         "evaluated": evaluated,
@@ -116,25 +135,30 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per refresh at most")
     p.add_argument("--json", type=Path)
+    p.add_argument("--scores", help="comma-separated minimum link scores to refresh at "
+                   "(default: the shipped default only); one training per dump")
     args = p.parse_args()
+    scores = [float(v) for v in args.scores.split(",")] if args.scores else [None]
     dumps = chosen_dumps(args)
     c = Criteria()
     print(
         f"Criteria: minimum_link_score {c.minimum_link_score}, minimum_links_per_task "
         f"{c.minimum_links_per_task}, maximum_links_per_task {c.maximum_links_per_task}\n"
     )
-    print("| wiki | pages evaluated | tasks stored | tasks per 100 pages | mean links per task "
-          "| outcomes | stop |")
-    print("|---|---|---|---|---|---|---|")
+    print("| wiki | minimum link score | pages evaluated | tasks stored | tasks per 100 pages "
+          "| mean links per task | outcomes | stop |")
+    print("|---|---|---|---|---|---|---|---|")
     results = []
     for dump in dumps:
         with tempfile.TemporaryDirectory(prefix="addlink-yield-") as work:
-            r = refresh(dump, Path(work), args.workers, args.timeout)
-        results.append(r)
-        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items()))
-        print(f"| {r['wiki']} | {r['evaluated']} | {r['stored']} | {r['per_100']:.1f} | "
-              f"{r['mean_links'] if r['mean_links'] is not None else '-'} | {outcomes} | "
-              f"{r['stop_reason']} |", flush=True)
+            runs = refresh(dump, Path(work), args.workers, args.timeout, scores)
+        results += runs
+        for r in runs:
+            outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items()))
+            print(f"| {r['wiki']} | {r['minimum_link_score']} | {r['evaluated']} | "
+                  f"{r['stored']} | {r['per_100']:.1f} | "
+                  f"{r['mean_links'] if r['mean_links'] is not None else '-'} | {outcomes} | "
+                  f"{r['stop_reason']} |", flush=True)
     if args.json:
         doc = {"command": " ".join(sys.argv), "criteria": asdict(c), "results": results}
         args.json.write_text(json.dumps(doc, indent=1))

@@ -152,3 +152,55 @@ def test_titles_and_redirect_titles_are_anchor_candidates(ltg_corpus):
     common = [k for k in counts.titles if k not in linked and seen[k] >= 20]
     for key in common:
         assert key not in anchors
+
+
+def test_probe_rows_are_the_candidates_the_backtest_scores(ltg_corpus, tmp_path):
+    """Calibration mentions are the backtest's population, counted independently by score().
+
+    For every ltgwiki article with a probe sentence, the training rows of that sentence
+    (page_pairs over a lookup of the model's own datasets) have exactly the mentions and the
+    positives that ``score`` produces when the backtest strips it (its other links as
+    context), and ``PROBE`` marks the ones ``select`` keeps at threshold 0.
+    """
+    from model.backtest import probes
+    from model.recommend import score, select
+    from model.text import filter_keys
+    from model.train import PROBE, PROBE_OVERLAPPED, build_model
+
+    corpus, settings = ltg_corpus, Settings()
+    build_model(corpus, tmp_path / "m", settings)
+    model = open_model(tmp_path / "m")
+    counts = count_anchors(
+        corpus, None, True, settings.seed, settings.folds, model.abbreviations
+    )
+    anchors = anchors_from(counts, None, settings)
+    entities, vectors = build_vectors(link_graph(corpus, None), settings.seed)
+    lookup = _Lookup(
+        anchors, entities, vectors, settings.features,
+        filter_keys(anchors, corpus.site.language), model.trail, model.trail_endings,
+        model.abbreviations,
+    )
+    pages = same = kept_same = shared_positives = 0
+    for record, text, _gold, context in probes(corpus, set(corpus.articles)):
+        gold = {(a, b): t for a, b, t in next(x for x in record["x"] if x[1])[1]}
+        rows = list(page_pairs(lookup, record, corpus.site.language))
+        kinds = {m: kind for _, _, m, kind in rows if kind in (PROBE, PROBE_OVERLAPPED)}
+        positive = {m for _, label, m, kind in rows if label and m in kinds}
+        _, scored = score(model, text, title=record["t"], extra_links=context)
+        found = sum(gold.get((s.start, s.end)) in s.targets for s in scored)
+        pages += 1
+        same += len(kinds) == len(scored) and len(positive) == found
+        kept = sum(kind == PROBE for kind in kinds.values())
+        kept_same += kept == len(select(scored, 0.0, 10**6))
+        page_counts = Counter(t for t, _ in record["l"])
+        here = Counter(gold.values())
+        shared_positives += sum(
+            gold.get((s.start, s.end)) in s.targets
+            and page_counts[gold[(s.start, s.end)]] > here[gold[(s.start, s.end)]]
+            for s in scored
+        )
+    model.close()
+    assert pages > 300
+    assert same >= 0.99 * pages, (same, pages)
+    assert kept_same >= 0.97 * pages, (kept_same, pages)
+    assert shared_positives > 10, "probe targets linked again elsewhere are candidates"

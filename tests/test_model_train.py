@@ -16,7 +16,7 @@ from model.datasets import DATASETS, DatasetError, mysql_connect, mysql_table
 from model.dump import DumpError, pages
 from model.load import load
 from model.text import ngrams, normalize, tokens
-from model.train import Settings, TrainingError, extract, train_model
+from model.train import FOLDS, Settings, TrainingError, extract, train_model
 from model.wikitext import parse
 from tests.model_fixtures import EN_DUMP, JA_DUMP, LTG_DUMP, REPO
 
@@ -36,7 +36,7 @@ def test_manifest_describes_the_model(ltg_model, en_model):
     assert ltg["counts"]["anchors"] > 100 and ltg["counts"]["positives"] > 100
     assert ltg["dump_date"].startswith("2017")
     training = ltg["training"]
-    assert training["heldout"] == "articles, 5 folds"
+    assert training["heldout"] == f"articles, {FOLDS} folds"
     assert training["calibration"] in {"isotonic", "platt"}
     assert training["auc"] > 0.7 and training["mentions"] > 150  # probe mentions
     assert 0 <= training["ece"] <= 0.1 and 0 < training["log_loss"] < 1

@@ -28,6 +28,9 @@ from tests.runner_support import LTG_DUMP, drop_database, dump_slice, migrated
 LINK_FIELDS = {"link_text", "link_target", "wikitext_offset", "match_index", "context_before",
                "context_after", "score", "link_index"}
 CHECKSUMS = {"anchors", "redirects", "pageids", "w2vfiltered", "model"}
+# The job's mechanics are tested at SPEC §5's score, not the shipped default (0.8, which
+# few ltgwiki slice pages reach): the config and the oracle below use the same one.
+SCORE = 0.6
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +47,8 @@ def make_config(tmp_path: Path, model: str, *, dump: str = LTG_DUMP, target: int
             "source": {"type": "dump", "path": dump, "complete": dump == LTG_DUMP,
                        "cache_dir": str(tmp_path / "cache")},
             "candidates": {"strategy": "random", "seed": 7, "batch_size": 150},
-            "criteria": {"disambiguation_templates": ["Zeimeibu škiršona"],
+            "criteria": {"minimum_link_score": SCORE,
+                         "disambiguation_templates": ["Zeimeibu škiršona"],
                          "excluded_sections": ["Nūruodis"]}}
     wiki.update(wiki_extra)
     doc = {"runner": {"workers": 2, "page_timeout": 30},
@@ -57,7 +61,7 @@ def make_config(tmp_path: Path, model: str, *, dump: str = LTG_DUMP, target: int
 
 def qualifying(model, dump: str, cache_dir: Path) -> set[int]:
     """Oracle, straight from the model API: articles that are no disambiguation page and get
-    2+ links scoring >= 0.6 (red links removed when the dump is complete)."""
+    2+ links scoring >= SCORE (red links removed when the dump is complete)."""
     from model import open_model, recommend
 
     m = open_model(model)
@@ -68,7 +72,7 @@ def qualifying(model, dump: str, cache_dir: Path) -> set[int]:
             if "Template:Zeimeibu škiršona" in p.templates:
                 continue
             links = recommend(m, p.wikitext, title=p.title, pageid=p.page_id, revid=p.rev_id,
-                              threshold=0.6, max_recommendations=10,
+                              threshold=SCORE, max_recommendations=10,
                               excluded_sections=("Nūruodis",))["links"]
             info = src.targets([x["link_target"] for x in links])
             if sum(1 for x in links if info[x["link_target"]].page_id is not None
