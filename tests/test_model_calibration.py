@@ -170,15 +170,18 @@ def test_probe_rows_are_the_candidates_the_backtest_scores(ltg_corpus, tmp_path)
     corpus, settings = ltg_corpus, Settings()
     build_model(corpus, tmp_path / "m", settings)
     model = open_model(tmp_path / "m")
+    from model.stems import Stemmer
+
     counts = count_anchors(
-        corpus, None, True, settings.seed, settings.folds, model.abbreviations
+        corpus, None, True, settings.seed, settings.folds, model.abbreviations,
+        settings.stemmer,
     )
     anchors = anchors_from(counts, None, settings)
     entities, vectors = build_vectors(link_graph(corpus, None), settings.seed)
     lookup = _Lookup(
         anchors, entities, vectors, settings.features,
         filter_keys(anchors, corpus.site.language), model.trail, model.trail_endings,
-        model.abbreviations,
+        model.abbreviations, Stemmer(counts.stemmer),
     )
     pages = same = kept_same = shared_positives = 0
     for record, text, _gold, context in probes(corpus, set(corpus.articles)):
