@@ -123,6 +123,11 @@ class Stemmer:
         self.enabled = self.method in ("snowball", "learnt")
         self._cache: dict[str, str] = {}
 
+    def __reduce__(self):
+        # Rebuilt from its spec in the receiving process: the Snowball stemmer is a C object
+        # that cannot be pickled, and training sends fold models between processes.
+        return (Stemmer, (self.spec,))
+
     def _strip(self, word: str) -> str:
         for n, endings in self._endings.items():  # longest first
             if len(word) - n >= MIN_STEM and word[-n:] in endings:

@@ -13,7 +13,7 @@ from model.dump import open_file, pages
 from model.parallel import available_cpus, ordered_map, recorded, recording, stage
 from model.text import normalize_title
 from model.train import Settings, pair_sample, train_model
-from tests.model_fixtures import DUMPS, LTG_DUMP, REPO
+from tests.model_fixtures import DUMPS, EN_DUMP, LTG_DUMP, REPO
 
 RUN_FIELDS = ("seconds", "timing")
 
@@ -46,6 +46,14 @@ def test_any_number_of_workers_gives_the_same_model(ltg_model, tmp_path, workers
     assert stages["parse"]["worker_private_peak_mb"] > 0
     parse = next(s for s in reference["timing"]["stages"] if s["stage"] == "parse")
     assert parse["worker_cpu_s"] == 0  # one worker: all in this process
+
+
+def test_a_snowball_wiki_trains_the_same_in_two_workers(en_model, tmp_path):
+    """English has a Snowball stemmer (a C object inside every fold model the workers send
+    back): 2 processes give the 1-process model, byte for byte."""
+    manifest = train_model(EN_DUMP, tmp_path / "m", Settings(seed=1, workers=2))
+    assert manifest["stemmer"]["method"] == "snowball"
+    assert _model_bytes(tmp_path / "m") == _model_bytes(en_model)
 
 
 def test_ordered_map_keeps_input_order_and_runs_closures():
