@@ -155,6 +155,19 @@ def _zk_errors() -> tuple[type[BaseException], ...]:
 ZK_ERRORS = _zk_errors()
 
 
+def withdraw_claim(client: Any, node: str, timeout: float, what: str) -> None:
+    """Delete a refused claim's znode. Should that fail, it is ephemeral and goes with the
+    session; until then it only makes later claims wait for it (never count it)."""
+    from kazoo.exceptions import NoNodeError
+
+    try:
+        client.delete_async(node).get(timeout=timeout)
+    except NoNodeError:
+        pass
+    except ZK_ERRORS as e:
+        log.warning("%s: cannot delete refused claim %s: %s", what, node, e)
+
+
 def _seq(name: str) -> int:
     return int(name.rsplit("-", 1)[-1])
 
@@ -224,7 +237,6 @@ class ZooKeeperPoolTarget:
 
     # ------------------------------------------------------------------ claims
     def claim(self, topics: Iterable[str] = (), primary: str | None = None) -> Slot | None:
-        from kazoo.exceptions import NoNodeError
 
         if not self.client.connected:
             # Suspended or lost: no claim can be made, and waiting op_timeout for each of
@@ -261,12 +273,7 @@ class ZooKeeperPoolTarget:
                 changed.wait(min(0.5, max(0.0, deadline - time.monotonic())))
         except ZK_ERRORS as e:
             log.warning("pool target: claim failed: %s", e)
-        try:
-            self._op(self.client.delete_async(node))
-        except NoNodeError:
-            pass
-        except ZK_ERRORS as e:  # ephemeral: it goes with the session
-            log.warning("pool target: cannot delete refused claim %s: %s", node, e)
+        withdraw_claim(self.client, node, self.op_timeout, "pool target")
         return None
 
     def _drop(self, slot: Slot) -> None:

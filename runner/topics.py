@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 from runner import metric_names as M
 from runner import search
 from runner.config import ConfigError, WikiConfig
-from runner.coordination import ZK_ERRORS, PoolTarget, Slot, _seq
+from runner.coordination import ZK_ERRORS, PoolTarget, Slot, _seq, withdraw_claim
 from runner.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
@@ -279,7 +279,6 @@ class ZooKeeperTopicTarget(_Targets):
         return sum(max(0, left[t]) for t in self.plan.fill)
 
     def claim(self, topics: Iterable[str] = (), primary: str | None = None) -> Slot | None:
-        from kazoo.exceptions import NoNodeError
 
         mine = self._mine(topics, primary)
         if not mine or not self.client.connected:
@@ -315,12 +314,7 @@ class ZooKeeperTopicTarget(_Targets):
                 changed.wait(min(0.5, max(0.0, deadline - time.monotonic())))
         except ZK_ERRORS as e:
             log.warning("topic targets: claim failed: %s", e)
-        try:
-            self._op(self.client.delete_async(node))
-        except NoNodeError:
-            pass
-        except ZK_ERRORS as e:  # ephemeral: it goes with the session
-            log.warning("topic targets: cannot delete refused claim %s: %s", node, e)
+        withdraw_claim(self.client, node, self.op_timeout, "topic targets")
         return None
 
     def _drop(self, slot: Slot) -> None:
