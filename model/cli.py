@@ -126,6 +126,22 @@ class CommandLine:
         return self.parser.parse_args(argv)
 
 
+def positive(kind: type, what: str = "a number") -> Any:
+    """An argparse ``type`` for a number > 0 of ``kind``: one message shape for every
+    program's counts and durations ("expected seconds, got 'x'", "must be > 0, got 0")."""
+
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return convert
+
+
 def log_level(args: argparse.Namespace) -> int:
     """The logging level of ``--log-level``, at least WARNING with ``--quiet``."""
     level = getattr(logging, str(getattr(args, "log_level", "info")).upper())

@@ -27,7 +27,7 @@ import sys
 import threading
 from pathlib import Path
 
-from model.cli import CommandLine, Option, log_level, on_terminal
+from model.cli import CommandLine, Option, log_level, on_terminal, positive
 from model.exitcodes import ExitCode, most_severe
 from runner.config import Config, ConfigError, load_config
 from runner.logs import setup_logging
@@ -48,18 +48,6 @@ def _shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-def _positive(kind: type) -> object:
-    def conv(text: str) -> object:
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return v
-    return conv
-
-
 CONFIG_ENV = "ADDLINK_CONFIG"
 GLOBAL_OPTIONS = (
     Option(("--config",), {"metavar": "FILE",
@@ -76,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--dry-run", action="store_true",
                         help="evaluate and recommend, write nothing (no rows, events, run "
                              "log, lock, resume point, metrics)")
-        sp.add_argument("--workers", type=_positive(int), metavar="N",
+        sp.add_argument("--workers", type=positive(int), metavar="N",
                         help="worker processes (default: runner.workers, else usable CPUs)")
 
     r = cli.command("refresh", help="fill each wiki's pool up to its target")
@@ -85,14 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--target", type=int, metavar="N",
                    help="pool target instead of the configured one "
                         "(default: wikis.<db>.pool_target)")
-    r.add_argument("--max-runtime", type=_positive(float), metavar="SECONDS",
+    r.add_argument("--max-runtime", type=positive(float), metavar="SECONDS",
                    help="then stop cleanly (default: runner.max_runtime, else none)")
     r.add_argument("--shard", type=_shard, metavar="i/N",
                    help="this pod's share of the candidates (page_id %% N == i; default: all)")
-    r.add_argument("--batch-size", type=_positive(int), metavar="N",
+    r.add_argument("--batch-size", type=positive(int), metavar="N",
                    help="candidates per batch "
                         "(default: candidates.batch_size, else runner.batch_size)")
-    r.add_argument("--limit", type=_positive(int), metavar="N",
+    r.add_argument("--limit", type=positive(int), metavar="N",
                    help="evaluate at most N candidates")
     r.add_argument("--topic", help="only this topic (search strategy)")
     common(r)
@@ -122,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--all", action="store_true", help="every row")
     v.add_argument("--delete-null-rows", action="store_true",
                    help="also forget 'nothing usable' rows (criteria became more permissive)")
-    v.add_argument("--limit", type=_positive(int), metavar="N", help="at most N rows")
+    v.add_argument("--limit", type=positive(int), metavar="N", help="at most N rows")
     v.add_argument("--force", action="store_true",
                    help="re-evaluate skipping the criteria that may be skipped "
                         "(as backfill --force)")

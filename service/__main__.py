@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from model.cli import CommandLine, fail, log_level
+from model.cli import CommandLine, fail, log_level, positive
 from model.exitcodes import ExitCode
 from model.wikis import ConfigError
 from service.config import CONFIG_ENV
@@ -23,16 +23,6 @@ def _port(text: str) -> int:
     return port
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     cli = CommandLine("python -m service", __doc__)
     serve = cli.command("serve", help="run the development server (one process)")
@@ -42,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, default=8000, help="TCP port to listen on")
     chk = cli.command("check", help="run the spec's x-amples against a running server")
     chk.add_argument("url", help="base URL, e.g. http://127.0.0.1:8000")
-    chk.add_argument("--timeout", type=_seconds, default=30.0, help="seconds per request")
+    chk.add_argument("--timeout", type=positive(float, "seconds"), default=30.0,
+                     help="seconds per request")
     return cli.parser
 
 
