@@ -20,6 +20,64 @@ import numpy as np
 
 FILE = "calibration.json"
 BINS = 10
+Z95 = 1.959964
+TARGET_PRECISION = 0.8  # the deployment rule: a newcomer shown a wrong link loses trust
+# The minimum link scores a model may suggest (SPEC §5's 0.6 up to 0.9), and what it suggests
+# when its held-out evidence supports none of them: the most cautious.
+SUGGESTION_GRID = tuple(round(0.6 + 0.05 * i, 2) for i in range(7))
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of k successes in n: honest for the small counts here."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    d = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / d
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return (round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4))
+
+
+def suggest_minimum_link_score(scores, labels) -> dict:
+    """The smallest minimum link score on ``SUGGESTION_GRID`` whose kept links are shown right
+    at least ``TARGET_PRECISION`` of the time: the Wilson 95 % lower bound of their precision
+    over the held-out population, not the point estimate, must reach it.
+
+    ``scores``/``labels`` are the out-of-fold calibrated scores of the mentions the
+    recommender would return and whether each is a removed link (what the calibration is
+    judged on). The lower bound is the one margin, fixed on principle rather than per wiki:
+    a wiki with few held-out mentions needs a clearer result before a lower threshold is
+    trusted, and one with many gets the threshold its evidence supports. Where no grid point
+    reaches it, the suggestion is the grid's top with ``reached`` false. ``grid`` keeps
+    (right, kept) per threshold so that the choice can be checked from the manifest alone.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    grid: dict[str, list[int]] = {}
+    chosen = None
+    for t in SUGGESTION_GRID:
+        kept = s >= t - 1e-12
+        n, k = int(kept.sum()), int(y[kept].sum())
+        grid[f"{t:.2f}"] = [k, n]
+        if chosen is None and n and wilson(k, n)[0] >= TARGET_PRECISION:
+            chosen = t
+    reached = chosen is not None
+    t = chosen if reached else SUGGESTION_GRID[-1]
+    k, n = grid[f"{t:.2f}"]
+    return {
+        "minimum_link_score": t,
+        "reached": reached,
+        "rule": (
+            f"smallest t in {SUGGESTION_GRID[0]}..{SUGGESTION_GRID[-1]} step 0.05 whose "
+            f"out-of-fold kept links (score >= t) have a Wilson 95 % lower bound of precision "
+            f">= {TARGET_PRECISION}; else {SUGGESTION_GRID[-1]}"
+        ),
+        "precision": round(k / n, 4) if n else None,
+        "right": k,
+        "kept": n,
+        "ci": list(wilson(k, n)),
+        "grid": grid,
+    }
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from mwparserfromhell.nodes import Heading, Text, Wikilink
 from model import dump as dumps
 from model.calibration import FILE as CALIBRATION_FILE
 from model.calibration import METHODS as CALIBRATION_METHODS
-from model.calibration import ece, log_loss
+from model.calibration import ece, log_loss, suggest_minimum_link_score
 from model.datasets import (
     DATASETS,
     SENTENCES_FILE,
@@ -958,6 +958,12 @@ def train_classifier(rows: TrainingRows, settings: Settings):
         "ece_raw": round(ece(score, label), 4),
         "ece": round(ece(calibrated, label), 4),
     }
+    # The runner's `minimum_link_score: auto` (docs/runner.md): judged on the same held-out
+    # mentions with each fold's calibration fitted on the other folds, so the figure behind
+    # it is out of sample twice over (classifier and calibration).
+    suggestion = suggest_minimum_link_score(calibrated, label)
+    metrics["suggested_minimum_link_score"] = suggestion["minimum_link_score"]
+    metrics["suggestion"] = suggestion
     return booster, calibration, metrics
 
 
