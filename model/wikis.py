@@ -220,7 +220,16 @@ def _coerce(value: Any, tp: Any, where: str, env: Env) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], where, env)
+        if len(inner) == 1:
+            return _coerce(value, inner[0], where, env)
+        # e.g. float | Literal["auto"]: the first type the value fits, else one line naming all
+        for tp_ in inner:
+            try:
+                return _coerce(value, tp_, where, env)
+            except ConfigError:
+                pass
+        choices = " or ".join(_describe(a) for a in inner)
+        raise ConfigError(f"{where}: expected {choices}, got {value!r}")
     if origin is Literal:
         if value is False and "off" in args:
             value = "off"  # YAML 1.1 reads a bare off as false
@@ -263,6 +272,14 @@ def _coerce(value: Any, tp: Any, where: str, env: Env) -> Any:
         return str(value)
     name = getattr(tp, "__name__", str(tp))
     raise ConfigError(f"{where}: unsupported type {name}")  # pragma: no cover
+
+
+def _describe(tp: Any) -> str:
+    """How a config error names a type: 'a number', "'auto'"."""
+    if typing.get_origin(tp) is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(tp))
+    return {float: "a number", int: "an integer", bool: "true or false",
+            str: "a string"}.get(tp, getattr(tp, "__name__", str(tp)))
 
 
 def build(cls: Any, data: dict, where: str, env: Env | None = None,

@@ -120,6 +120,12 @@ class CandidatesSection:
     batch_size: int | None = None  # overrides runner.batch_size
 
 
+AUTO = "auto"  # criteria.minimum_link_score: the model's own suggestion
+# What ``auto`` means for a model trained before models suggested a score: the fixed default
+# whose precision was measured on every shared dump before ``auto`` existed (docs/model.md).
+AUTO_FALLBACK = 0.8
+
+
 @dataclass(frozen=True)
 class Criteria:
     """SPEC §5 task-type settings with the production defaults."""
@@ -129,7 +135,9 @@ class Criteria:
     # kept at >= t are right at least ~t of the time, and on a weak wiki little more (kept at
     # >= 0.6: 71 % right on ltgwiki, >= 0.75: 79.5 %). 0.8 is the precision the deployment
     # rule asks for on any wiki. Configure 0.6 for SPEC's behaviour (docs/runner.md).
-    minimum_link_score: float = 0.8
+    # ``auto``: the score the wiki's model suggests from its held-out precision
+    # (``resolve_criteria``); a number overrides it.
+    minimum_link_score: float | Literal["auto"] = 0.8
     maximum_links_per_task: int = 10  # sent to the model as max_recommendations
     maximum_links_to_show_per_task: int = 3
     minimum_time_since_last_edit: int = 86400  # seconds
@@ -173,6 +181,29 @@ class Config:
         except KeyError:
             known = ", ".join(sorted(self.wikis)) or "none"
             raise ConfigError(f"wikis.{name}: unknown wiki (configured: {known})") from None
+
+
+def resolve_criteria(wiki: WikiConfig, manifest: dict) -> tuple[WikiConfig, str]:
+    """The wiki with ``minimum_link_score: auto`` replaced by its model's suggestion, and
+    where the number came from (for the run's log).
+
+    The rule that makes the suggestion lives with the model (model/calibration.py,
+    ``suggest_minimum_link_score``, stored at training as
+    ``training.suggested_minimum_link_score``); a model without one gets ``AUTO_FALLBACK``.
+    A number in the config is kept as it is.
+    """
+    score = wiki.criteria.minimum_link_score
+    if score != AUTO:
+        return wiki, "config"
+    training = manifest.get("training") or {}
+    suggested = training.get("suggested_minimum_link_score")
+    if isinstance(suggested, int | float) and not isinstance(suggested, bool) \
+            and 0.0 <= suggested <= 1.0:
+        value, origin = float(suggested), "model"
+    else:
+        value, origin = AUTO_FALLBACK, "fallback (the model suggests none)"
+    criteria = dataclasses.replace(wiki.criteria, minimum_link_score=value)
+    return dataclasses.replace(wiki, criteria=criteria), origin
 
 
 # ---------------------------------------------------------------------------- loading
@@ -219,8 +250,9 @@ def _check(cfg: Config) -> None:
         c = w.criteria
         positive(c.minimum_links_per_task, f"{at}.criteria.minimum_links_per_task", True)
         positive(c.maximum_links_per_task, f"{at}.criteria.maximum_links_per_task")
-        if not 0.0 <= c.minimum_link_score <= 1.0:
-            raise ConfigError(f"{at}.criteria.minimum_link_score: must be within [0, 1]")
+        if c.minimum_link_score != AUTO and not 0.0 <= c.minimum_link_score <= 1.0:
+            raise ConfigError(f"{at}.criteria.minimum_link_score: must be within [0, 1] "
+                              f"or '{AUTO}'")
         if c.minimum_links_per_task > c.maximum_links_per_task:
             raise ConfigError(
                 f"{at}.criteria.minimum_links_per_task: larger than maximum_links_per_task"

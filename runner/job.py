@@ -15,16 +15,18 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 from runner import criteria as C
 from runner import metric_names as M
 from runner import search
 from runner import topics as T
-from runner.config import Config, WikiConfig
+from runner.config import AUTO, Config, WikiConfig, resolve_criteria
 from runner.coordination import LocalPoolTarget, PoolTarget, UnlimitedTarget
 from runner.events import EventFactory, Publisher
 from runner.lock import WikiLock
 from runner.metrics import Metrics, report_run
+from runner.preflight import model_manifest
 from runner.progress import open_progress
 from runner.recommenders import start_workers
 from runner.records import Candidate, Evaluation, PageData
@@ -73,6 +75,11 @@ class WikiJob:
                  pool_target: Callable[[int, int], PoolTarget] | None = None,
                  topic_target: Callable[[T.Plan], PoolTarget] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
+        if wiki.criteria.minimum_link_score == AUTO:
+            wiki, origin = resolve_criteria(wiki, model_manifest(Path(wiki.model)))
+            log.info("minimum_link_score auto: %s (%s)", wiki.criteria.minimum_link_score,
+                     origin, extra={"wiki": wiki.name, "minimum_link_score":
+                                    wiki.criteria.minimum_link_score, "origin": origin})
         self.cfg, self.wiki, self.options = cfg, wiki, options
         self.source, self.store, self.publisher = source, store, publisher
         self.metrics, self.lock, self.clock = metrics, lock, clock

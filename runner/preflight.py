@@ -58,7 +58,7 @@ def verify_model(directory: str | Path, cache_dir: Path | None = None,
     a run re-hashes only a model that changed.
     """
     d = Path(directory)
-    manifest = _manifest(d)
+    manifest = model_manifest(d)
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise ModelInvalid(f"model {d}: manifest.json lists no file checksums (trained by an "
@@ -93,7 +93,8 @@ def verify_model(directory: str | Path, cache_dir: Path | None = None,
     return dict(manifest["checksums"])
 
 
-def _manifest(d: Path) -> dict:
+def model_manifest(d: Path) -> dict:
+    """The model directory's manifest.json, or ModelInvalid naming what is wrong."""
     path = d / "manifest.json"
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
@@ -221,7 +222,7 @@ def _check_loaded(conn: object, w: object, checksums: dict[str, str], safe: str)
     from model.datasets import DATASETS
     from model.load import recorded_checksums
 
-    manifest_wiki = _manifest(Path(w.model)).get("wiki", w.name)
+    manifest_wiki = model_manifest(Path(w.model)).get("wiki", w.name)
     try:
         loaded = recorded_checksums(conn, manifest_wiki)
     except pymysql.err.ProgrammingError:
