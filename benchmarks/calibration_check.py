@@ -11,6 +11,11 @@ perfectly calibrated model would show on as many links (noise floor), and the pr
 kept links at score >= 0.6 (SPEC §5's minimumLinkScore) and at the job's shipped default
 (``runner.config.Criteria``), each with a Wilson 95 % interval. The small dumps
 (< 150 test sentences) are also pooled.
+
+``--scores 0.7,0.75,0.8,auto`` adds the precision of kept links at each minimum link score
+(``by_score`` in the JSON); ``auto`` is the train-half model's own suggestion
+(``training.suggested_minimum_link_score``, model/calibration.py), per wiki (pooled: each
+wiki's pages at its own model's suggestion).
 """
 
 from __future__ import annotations
@@ -77,6 +82,8 @@ def run(corpus, settings: Settings) -> dict:
                 for s in select(scored, 0.0, LIMIT)
             ]
         model.close()
+    auto = manifest.get("training", {}).get("suggested_minimum_link_score")
+    pages = [(scored, gold, auto) for scored, gold in pages]
     return {
         "wiki": manifest["wiki"],
         "features": settings.features,
@@ -90,12 +97,15 @@ def run(corpus, settings: Settings) -> dict:
     }
 
 
-def summary(name, features, sentences, expected, mentions, kept, pages) -> dict:
-    def at(threshold: float) -> tuple[int, int]:
+def summary(name, features, sentences, expected, mentions, kept, pages, scores=()) -> dict:
+    def at(threshold: float | str) -> tuple[int, int]:
         n = k = 0
-        for scored, gold in pages:
+        for scored, gold, auto in pages:
             key = {id(s): t for t, s in scored}
-            chosen = select([s for _, s in scored], threshold, LIMIT)
+            t = auto if threshold == "auto" else threshold
+            if t is None:
+                raise SystemExit("auto: the model has no suggested_minimum_link_score")
+            chosen = select([s for _, s in scored], t, LIMIT)
             n += len(chosen)
             k += sum((key[id(s)], s.target) in gold for s in chosen)
         return n, k
@@ -115,6 +125,12 @@ def summary(name, features, sentences, expected, mentions, kept, pages) -> dict:
     for t in (0.6, 0.65, 0.7, 0.75, 0.8):
         t_n, t_k = at(t)
         sweep[str(t)] = [t_k / t_n if t_n else None, t_n, wilson(t_k, t_n)]
+    by_score = {}
+    for t in scores:
+        t_n, t_k = at(t)
+        by_score[str(t)] = {"precision": t_k / t_n if t_n else None, "kept": t_n,
+                            "right": t_k, "ci": wilson(t_k, t_n)}
+    autos = sorted({a for _, _, a in pages if a is not None})
     out.update(
         {
             "best_f1": best[0],
@@ -133,6 +149,8 @@ def summary(name, features, sentences, expected, mentions, kept, pages) -> dict:
             "n_mentions": len(mentions),
             "n_kept": len(kept),
             "precision_at": sweep,  # minimum link score -> [precision, kept links, 95 % CI]
+            "by_score": by_score,  # --scores: precision, kept, right, 95 % CI
+            "auto_scores": autos,  # the model's (models') suggested minimum link score
         }
     )
     return out
@@ -146,7 +164,11 @@ def main() -> int:
     p.add_argument("--features", action="append", choices=["full", "reference"])
     p.add_argument("--positive-weight", type=float)
     p.add_argument("--folds", type=int, help="cross-fitting folds (default: Settings)")
+    p.add_argument("--scores", help="comma-separated minimum link scores, 'auto' for the "
+                   "train-half model's suggestion: precision of kept links at each")
     args = p.parse_args()
+    scores = [v if v == "auto" else float(v) for v in args.scores.split(",")] \
+        if args.scores else []
     lines = []
     header = (
         "| wiki | features | test sentences | P@0.5 | R@0.5 | F1@0.5 | best F1 (thr) | "
@@ -175,6 +197,7 @@ def main() -> int:
                     r["mentions"],
                     r["kept"],
                     r["pages"],
+                    scores,
                 )
                 s["build_seconds"] = r["build_seconds"]
                 s["training"] = r["training"]
@@ -188,9 +211,20 @@ def main() -> int:
                     acc[3] += r["kept"]
                     acc[4] += r["pages"]
     for features, (sent, exp, men, kep, pag) in pooled.items():
-        s = summary("small pooled", features, sent, exp, men, kep, pag)
+        s = summary("small pooled", features, sent, exp, men, kep, pag, scores)
         lines.append(s)
         print(row(s), flush=True)
+    if scores:
+        print("\n| wiki | features | auto = | " + " | ".join(
+            f"P of kept at {t} (n, 95% CI)" for t in scores) + " |")
+        print("|---|---|---|" + "---|" * len(scores))
+        for s in lines:
+            cells = [s["wiki"], s["features"], ",".join(map(str, s["auto_scores"])) or "-"]
+            for t in scores:
+                b = s["by_score"][str(t)]
+                p_ = f"{b['precision']:.3f}" if b["precision"] is not None else "none"
+                cells.append(f"{p_} ({b['kept']}, {b['ci'][0]}-{b['ci'][1]})")
+            print("| " + " | ".join(map(str, cells)) + " |", flush=True)
     if args.json:
         args.json.write_text(json.dumps(lines, indent=1))
     return 0

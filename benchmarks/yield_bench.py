@@ -12,6 +12,10 @@ disambiguation templates are left at their (empty) defaults: they are per-wiki s
 
 Printed per wiki: pages evaluated, tasks stored, tasks per 100 pages evaluated, the mean
 links of a stored task, and the outcome counts (the run's own summary).
+
+``--scores 0.7,0.8,auto``: one refresh per minimum link score on the same model; ``auto`` is
+passed to the runner as such (``criteria.minimum_link_score: auto``), which takes the
+whole-dump model's ``training.suggested_minimum_link_score`` (recorded as ``auto_score``).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ NEVER_REACHED = 1_000_000  # pool target: the walk ends with candidates_exhauste
 
 
 def refresh(
-    dump: Path, work: Path, workers: int, timeout: float, scores: list[float | None]
+    dump: Path, work: Path, workers: int, timeout: float, scores: list[float | str | None]
 ) -> list[dict]:
     """Train on the whole dump, refresh over it through the runner's CLI; the figures.
 
@@ -58,7 +62,7 @@ def refresh(
 
 def _refresh_once(
     dump: Path, work: Path, model: Path, manifest: dict, workers: int, timeout: float,
-    score: float | None,
+    score: float | str | None,
 ) -> dict:
     wiki = manifest["wiki"]
     config = {
@@ -117,6 +121,8 @@ def _refresh_once(
     return {
         "wiki": wiki,
         "minimum_link_score": Criteria().minimum_link_score if score is None else score,
+        "auto_score": manifest.get("training", {}).get("suggested_minimum_link_score"),
+        "suggestion": manifest.get("training", {}).get("suggestion"),
         "articles": manifest["counts"]["articles"],
         "complete": manifest["complete"],
         "evaluated": evaluated,
@@ -138,7 +144,8 @@ def main() -> int:
     p.add_argument("--scores", help="comma-separated minimum link scores to refresh at "
                    "(default: the shipped default only); one training per dump")
     args = p.parse_args()
-    scores = [float(v) for v in args.scores.split(",")] if args.scores else [None]
+    scores = [v if v == "auto" else float(v) for v in args.scores.split(",")] \
+        if args.scores else [None]
     dumps = chosen_dumps(args)
     c = Criteria()
     print(
@@ -155,7 +162,10 @@ def main() -> int:
         results += runs
         for r in runs:
             outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items()))
-            print(f"| {r['wiki']} | {r['minimum_link_score']} | {r['evaluated']} | "
+            shown = r["minimum_link_score"]
+            if shown == "auto":
+                shown = f"auto = {r['auto_score']}"
+            print(f"| {r['wiki']} | {shown} | {r['evaluated']} | "
                   f"{r['stored']} | {r['per_100']:.1f} | "
                   f"{r['mean_links'] if r['mean_links'] is not None else '-'} | {outcomes} | "
                   f"{r['stop_reason']} |", flush=True)
