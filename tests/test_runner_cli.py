@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from model.exitcodes import ExitCode
 from runner.lock import FileLock
 from tests.runner_support import dump_slice, migrated
 
@@ -124,6 +125,22 @@ def test_bad_config_exits_2(tmp_path):
                    "source: {type: api, api_url: 'http://x/api.php'}}}\n")
     r = cli("--config", str(bad), "refresh")
     assert r.returncode == 2 and "wikis.ltgwiki.pool_target: must be >= 0" in r.stderr
+
+
+@pytest.mark.parametrize("value, message", [
+    ("autox", "wikis.ltgwiki.criteria.minimum_link_score: expected a number or 'auto', "
+              "got 'autox'"),
+    ("1.5", "wikis.ltgwiki.criteria.minimum_link_score: must be within [0, 1] or 'auto'"),
+])
+def test_a_bad_minimum_link_score_is_one_line_and_the_config_exit_code(tmp_path, value,
+                                                                       message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("wikis: {ltgwiki: {language: ltg, model: m, criteria: {minimum_link_score: "
+                   f"{value}}}, source: {{type: api, api_url: 'http://x/api.php'}}}}}}\n")
+    r = cli("--config", str(bad), "refresh")
+    assert r.returncode == ExitCode.USAGE  # bad usage or configuration
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], r.stderr
 
 
 def test_status_separates_the_last_refresh_from_the_last_command(config):

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner.config import SAMPLE_CONFIG, ConfigError, load_config, parse_config
+from runner.config import (
+    AUTO_FALLBACK,
+    SAMPLE_CONFIG,
+    ConfigError,
+    load_config,
+    parse_config,
+    resolve_criteria,
+)
 from tests.model_fixtures import LTG_DUMP
 
 DUMP = str(LTG_DUMP)
@@ -50,9 +57,28 @@ def test_defaults_merge_under_each_wiki():
     assert w.criteria.minimum_links_per_task == 2
 
 
+def test_minimum_link_score_auto_takes_the_models_suggestion_a_number_overrides():
+    def wiki(score):
+        doc = minimal()
+        doc["wikis"]["ltgwiki"]["criteria"] = {"minimum_link_score": score}
+        return parse_config(doc, env={}).wiki("ltgwiki")
+
+    w = wiki("auto")
+    assert w.criteria.minimum_link_score == "auto"
+    manifest = {"training": {"suggested_minimum_link_score": 0.75}}
+    got, origin = resolve_criteria(w, manifest)
+    assert (got.criteria.minimum_link_score, origin) == (0.75, "model")
+    assert got.criteria.minimum_links_per_task == w.criteria.minimum_links_per_task
+    got, origin = resolve_criteria(w, {"training": {"auc": 0.8}})  # trained before auto
+    assert got.criteria.minimum_link_score == AUTO_FALLBACK and origin.startswith("fallback")
+    assert resolve_criteria(wiki(0.65), manifest)[0].criteria.minimum_link_score == 0.65
+
+
 @pytest.mark.parametrize("patch, field", [
     ({"pool_target": "many"}, "wikis.ltgwiki.pool_target"),
     ({"criteria": {"minimum_link_score": 1.5}}, "wikis.ltgwiki.criteria.minimum_link_score"),
+    ({"criteria": {"minimum_link_score": "autox"}},
+     "wikis.ltgwiki.criteria.minimum_link_score"),
     ({"criteria": {"minimum_links_per_task": 20}},
      "wikis.ltgwiki.criteria.minimum_links_per_task"),
     ({"criteria": {"min_link_score": 0.5}}, "wikis.ltgwiki.criteria.min_link_score"),

@@ -206,6 +206,24 @@ def test_dry_run_writes_nothing(tmp_path, ltg_model, ltg_slice):
     store.close()
 
 
+def test_minimum_link_score_auto_is_the_models_suggestion_in_a_refresh(tmp_path, ltg_model,
+                                                                       ltg_slice, caplog):
+    """`auto` in the config: the run logs and uses the score the model's manifest suggests
+    (the suggestion itself: tests/test_model_calibration.py)."""
+    suggested = json.loads((ltg_model / "manifest.json").read_text())[
+        "training"]["suggested_minimum_link_score"]
+    cfg = make_config(tmp_path, ltg_model, dump=ltg_slice, target=500,
+                      criteria={"minimum_link_score": "auto", "minimum_links_per_task": 1})
+    with caplog.at_level("INFO", logger="runner.job"):
+        res = run_wiki(cfg, "ltgwiki", RunOptions(limit=150), Metrics())
+    assert res.status == "ok" and res.evaluated == 150
+    used = [r for r in caplog.records if r.getMessage().startswith("minimum_link_score auto")]
+    assert [(r.minimum_link_score, r.origin) for r in used] == [(suggested, "model")]
+    stored = [d for _, d in rows(cfg).values() if d]
+    assert stored, "some page of the slice has a link at the suggested score"
+    assert all(x["score"] >= suggested for d in stored for x in d["links"])
+
+
 def test_limit_and_max_runtime(tmp_path, ltg_model, ltg_slice):
     cfg = make_config(tmp_path, ltg_model, dump=ltg_slice, target=500)
     res = run_wiki(cfg, "ltgwiki", RunOptions(limit=40), Metrics())
