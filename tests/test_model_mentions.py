@@ -119,9 +119,13 @@ def occurrences(text: str, surface: str) -> list[tuple[int, int]]:
 
 
 def bloom_of(keys: set[str], language: str) -> Bloom:
-    """The filter a model ships: every prefix of every anchor key, and the keys as such."""
+    """The filter a model ships: every prefix of every anchor key, and the keys as such.
+
+    Sized for a one-in-a-million false positive rather than a model's 1 %: the tests also
+    assert what is *not* generated, and a filter of a few keys is only 64 bits at 1 %.
+    """
     entries = sorted(filter_keys(keys, language))
-    size, hashes = Bloom.sized(len(entries))
+    size, hashes = Bloom.sized(len(entries), error=1e-6)
     bloom = Bloom(np.zeros(size, dtype=np.uint8), hashes)
     bloom.add(entries)
     return bloom
