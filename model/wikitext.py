@@ -470,7 +470,7 @@ def _token_layout(wikitext: str) -> list[tuple] | None:
                 i = j - 1
             offset = end
             i += 1
-    except (_Layout, IndexError, KeyError, TypeError, ValueError):
+    except (_Layout, IndexError, KeyError, TypeError, ValueError, RecursionError):
         return None
     return out if offset == len(wikitext) else None
 
