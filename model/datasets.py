@@ -135,15 +135,21 @@ def _powers(base: int) -> np.ndarray:
 _POWERS = _powers(_MULTIPLIER)
 
 
-def poly_hashes(keys: Sequence[str]) -> np.ndarray:
+def poly_hashes(keys: Sequence[str], shift: int = 1) -> np.ndarray:
     """A 64-bit hash per key (two 32-bit halves), computed for all keys at once in numpy.
 
     The recommender probes the filter tens of thousands of times per page (every n-gram
     growing towards an anchor, every stem before a trail); hashing them all in one
-    vectorised pass costs a fraction of one ``hashlib`` call per key.
+    vectorised pass costs a fraction of one ``hashlib`` call per key. Each code point is
+    hashed as itself + ``shift``: with 0 (the "poly64" scheme) a leading NUL adds nothing to
+    the polynomial, so ``WHOLE`` + key hashed like the bare key and every prefix of an anchor
+    passed the whole-key probe too (four in five of the recommender's mentions were such
+    prefixes, each looked up in the database for nothing).
     """
     text = "\x03".join(keys) + "\x03"  # a terminator: "ab"+"c" and "a"+"bc" differ
     codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    if shift:
+        codes += np.uint64(shift)
     lengths = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys)) + 1
     stops = np.cumsum(lengths)
     # Exponent of each code point: its distance from its key's end (Horner's rule).
@@ -163,12 +169,14 @@ def poly_hashes(keys: Sequence[str]) -> np.ndarray:
 class Bloom:
     """A Bloom filter over anchor keys; false positives only cost one exact lookup.
 
-    Two hash schemes: "blake2b" (models trained before the vectorised scheme, read as they
-    were) and "poly64" (``poly_hashes``, what training writes now).
+    Three hash schemes, each read as it was written: "blake2b" (models trained before the
+    vectorised scheme), "poly64" (``poly_hashes`` with shift 0: whole-key marks are lost,
+    see there; still correct, since every hit is looked up exactly) and "poly64b" (shift 1,
+    what training writes now).
     """
 
-    def __init__(self, bits: np.ndarray, hashes: int, scheme: str = "poly64"):
-        if scheme not in ("blake2b", "poly64"):
+    def __init__(self, bits: np.ndarray, hashes: int, scheme: str = "poly64b"):
+        if scheme not in ("blake2b", "poly64", "poly64b"):
             raise ValueError(f"unknown Bloom filter hash scheme {scheme!r}")
         self.bits, self.hashes, self.size = bits, hashes, len(bits) * 8
         self.scheme = scheme
@@ -180,8 +188,8 @@ class Bloom:
 
     def _positions(self, keys: Sequence[str]) -> np.ndarray:
         steps = np.arange(self.hashes, dtype=np.uint64)
-        if self.scheme == "poly64":
-            h = poly_hashes(keys)
+        if self.scheme in ("poly64", "poly64b"):
+            h = poly_hashes(keys, 1 if self.scheme == "poly64b" else 0)
             low, high = h & np.uint64(0xFFFFFFFF), h >> np.uint64(32)
             return (low[:, None] + steps * (high[:, None] | np.uint64(1))) % np.uint64(self.size)
         digests = (

@@ -147,7 +147,7 @@ class Stemmer:
             else:
                 cache.update((w, self._strip(w)) for w in ok)
             cache.update((w, w) for w in todo if w not in cache)
-        return [cache[w] for w in words]
+        return list(map(cache.__getitem__, words))
 
     def key(self, key: str, language: str) -> str | None:
         """The stem-class key of an anchor key (``STEM`` + each word stemmed), None if none.

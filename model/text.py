@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from functools import lru_cache
-from itertools import compress
+from functools import lru_cache, partial
+from itertools import accumulate, compress
+from operator import add, itemgetter, lt, ne, not_, or_, sub
 from pathlib import Path
 from typing import NamedTuple
 
@@ -124,9 +125,18 @@ def sentences(text: str, abbreviations: frozenset[str] = frozenset()) -> list[tu
     words without their final period ("st", "u.s"), learnt from the wiki's own text in
     training (``learn_abbreviations``) and stored with the model.
     """
-    bounds = [m.span() for m in _SENTENCE_END_CONTROL.finditer(text)]
-    if bounds and "." in text:
-        end_of = dict(bounds)
+    return list(zip(*sentence_edges(text, abbreviations), strict=True))
+
+
+def sentence_edges(
+    text: str, abbreviations: frozenset[str] = frozenset()
+) -> tuple[list[int], list[int]]:
+    """``sentences`` as two lists, the starts and the ends (no tuple per sentence)."""
+    found = list(_SENTENCE_END_CONTROL.finditer(text))
+    heads = list(map(re.Match.start, found))  # where a boundary starts: a sentence's end
+    tails = list(map(re.Match.end, found))  # where it ends: the next sentence's start
+    if heads and "." in text:
+        end_of = dict(zip(heads, tails, strict=True))
         drop = set()
         for m in _PERIOD_SPACE.finditer(text):
             a, b = m.span(1)
@@ -140,8 +150,13 @@ def sentences(text: str, abbreviations: frozenset[str] = frozenset()) -> list[tu
             if _INITIAL.fullmatch(word) is not None or word.lower() in abbreviations:
                 drop.add(a)
         if drop:
-            bounds = [x for x in bounds if x[0] not in drop]
-    return _spans(text, bounds)
+            kept = [a not in drop for a in heads]
+            heads = list(compress(heads, kept))
+            tails = list(compress(tails, kept))
+    starts = [0, *tails]
+    ends = [*heads, len(text)]
+    nonempty = list(map(lt, starts, ends))
+    return list(compress(starts, nonempty)), list(compress(ends, nonempty))
 
 
 def listed_abbreviations(language: str) -> frozenset[str]:
@@ -340,23 +355,37 @@ def trail_endings(wikitext: str, trail: str | None) -> list[str]:
     return [m.group(1).lower() for m in found if len(m.group(1)) <= MAX_TRAIL]
 
 
+_LAST = itemgetter(slice(-1, None))  # a key's last character ("" for "")
+
+
+def _ending_lengths(endings: Iterable[str], lengths: list[int]) -> dict[str, list[int]]:
+    """Last character -> the ``lengths`` (ascending) of the endings that end with it."""
+    out: dict[str, list[int]] = {}
+    for t in lengths:
+        for c in sorted({e[-1] for e in endings if len(e) == t}):
+            out.setdefault(c, []).append(t)
+    return out
+
+
 def _cuts(
-    keys: Iterable[str], endings: frozenset[str], lengths: list[int]
+    keys: Iterable[str], endings: frozenset[str], by_last: dict[str, list[int]]
 ) -> list[tuple[str, int, str]]:
     """(key, trail length, filter probe of the stem) for each known ending of each key.
 
     At least MIN_STEM characters of the last word stay in the stem; each occurrence is
     then checked against the trail pattern on its own text, and only when the stem is a
-    known anchor.
+    known anchor. ``by_last`` (``_ending_lengths``): most keys end in no ending's last
+    letter and are skipped at C speed; the others try only the lengths of the endings
+    that end in their letter.
     """
-    last = {e[-1] for e in endings}  # most keys end in no ending's last letter: skip them
-    return [
-        (k, t, WHOLE + k[:-t])
-        for k in keys
-        if k[-1:] in last
-        for t in lengths
-        if k[-t:] in endings and len(k) - t >= MIN_STEM and " " not in k[-t - MIN_STEM : -t]
-    ]
+    keys = list(keys)
+    out = []
+    for k in compress(keys, map(by_last.__contains__, map(_LAST, keys))):
+        size = len(k)
+        for t in by_last[k[-1]]:
+            if k[-t:] in endings and size - t >= MIN_STEM and " " not in k[-t - MIN_STEM : -t]:
+                out.append((k, t, WHOLE + k[:-t]))
+    return out
 
 
 def walk_tokens(text: str, language: str = "en") -> list[tuple[int, int]]:
@@ -380,6 +409,21 @@ def walk_tokens(text: str, language: str = "en") -> list[tuple[int, int]]:
         if pos < m.end():
             out.append((pos, m.end()))
     return out
+
+
+_MATCH = type(_WORD.match("a"))  # the ``regex`` module's match objects
+
+
+def _token_edges(text: str, language: str) -> tuple[list[int], list[int]]:
+    """``walk_tokens`` as two lists, the starts and the ends (no tuple per token)."""
+    if _NO_SPACE_RUN.search(text) is None:
+        found = list(_WORD.finditer(text))
+        return list(map(_MATCH.start, found)), list(map(_MATCH.end, found))
+    toks = walk_tokens(text, language)
+    if not toks:
+        return [], []
+    begin, end = zip(*toks, strict=True)
+    return list(begin), list(end)
 
 
 def page_mentions(
@@ -413,24 +457,20 @@ def page_mentions(
     """
     # All texts joined by line breaks (which always end a sentence): one tokenization and
     # one lower-casing for the page; survivors are mapped back to their text at the end.
+    # The per-token and per-n-gram steps are written as C-level maps and compresses over
+    # parallel lists (no Python bytecode per element where it can be avoided): the walk
+    # is most of the recommender's time beyond parsing.
     joined = "\n".join(texts)
-    starts, pos = [], 0
-    for text in texts:
-        starts.append(pos)
-        pos += len(text) + 1
-    toks = walk_tokens(joined, language)
-    count = len(toks)
-    begin = [a for a, _ in toks]
-    end = [b for _, b in toks]
-    sentence_of, first_token, sentence_begin = [], [], []
-    k = 0
-    for index, (s_start, s_end) in enumerate(sentences(joined, abbreviations)):
-        head = k
-        sentence_begin.append(s_start)
-        while k < count and end[k] <= s_end:
-            sentence_of.append(index)
-            first_token.append(k == head)
-            k += 1
+    starts = list(accumulate([len(text) + 1 for text in texts[:-1]], initial=0)) if texts else []
+    begin, end = _token_edges(joined, language)
+    count = len(begin)
+    sentence_begin, sentence_end = sentence_edges(joined, abbreviations)
+    # Tokens never cross a sentence end: a token belongs to the first sentence ending at or
+    # after its end; it is the first of its sentence when the one before it is not in it.
+    sentence_of = list(map(partial(bisect_left, sentence_end), end))
+    first_token = list(map(ne, sentence_of, [-1, *sentence_of[:-1]]))
+    # left[i]: tokens from i to the end of its sentence; an n-gram from i exists iff left[i] >= n.
+    left = list(map(sub, map(partial(bisect_right, sentence_of), sentence_of), range(count)))
     lower = joined.lower()
     exact = len(lower) == len(joined)
     # Keys need the slow normalization where lower-casing changes lengths or unusual white
@@ -438,8 +478,8 @@ def page_mentions(
     # Line breaks end sentences, so no n-gram holds one: they need no slow keys.
     odd = [m.start() for m in _ODD_SPACE_IN_SENTENCE.finditer(joined)]
     if odd:
-        before = [bisect_right(odd, x) for x in begin]
-        upto = [bisect_right(odd, x) for x in end]
+        before = list(map(partial(bisect_right, odd), begin))
+        upto = list(map(partial(bisect_right, odd), end))
     else:  # the common case: every n-gram's key is a slice of the lower-cased page
         before = upto = [0] * count
 
@@ -448,13 +488,19 @@ def page_mentions(
             return lower[a:b]
         return normalize(joined[a:b])
 
+    def flags(keys: list[str]) -> list[bool]:
+        found = passes(keys)
+        tolist = getattr(found, "tolist", None)  # a numpy array (the Bloom filter): as bools
+        return tolist() if tolist is not None else list(found)
+
     ending = _compiled(trail).fullmatch if trail else None
 
     known = frozenset(endings)
     lengths = sorted({len(e) for e in known if len(e) <= MAX_TRAIL})
+    by_last = _ending_lengths(known, lengths)
     # Where a mention may start: at each token, and before punctuation glued to its left.
     leads: list[tuple[int, int]] = []  # (first token, start offset) of the latter, few
-    for i in [i for i in range(count) if begin[i] and not joined[begin[i] - 1].isspace()]:
+    for i in [i for i, a in enumerate(begin) if a and not joined[a - 1].isspace()]:
         low = sentence_begin[sentence_of[i]]
         if i and sentence_of[i - 1] == sentence_of[i]:
             low = end[i - 1]
@@ -462,89 +508,111 @@ def page_mentions(
         while a > low and _edge_char(joined[a - 1]):
             a -= 1
         leads.extend((i, x) for x in range(a, begin[i]))
-    plain: Sequence[int] = range(count)
+    # Where a mention may end after punctuation glued to the right of its last token j
+    # ("U.S.", "(ADHD)", "«Космос»"): token j -> the end of that punctuation, few.
+    padded = joined + " "
+    tails: dict[int, int] = {}
+    for j in compress(range(count), map(not_, map(str.isspace, map(padded.__getitem__, end)))):
+        b = end[j]
+        if j + 1 >= count or begin[j + 1] > b:
+            tail = _EDGE.match(joined, b, begin[j + 1] if j + 1 < count else len(joined))
+            if tail:
+                tails[j] = tail.end()
+    plain: list[int] = list(range(count))
     # (start, end, token, n, key, trail, stem key)
     found: list[tuple[int, int, int, int, str, int, str]] = []
     n = 0
     while max_n is None or n < max_n:
         n += 1
         m = n - 1
-        grown = [i for i in plain if i + m < count and sentence_of[i + m] == sentence_of[i]]
-        leads = [(i, a) for i, a in leads if i + m < count and sentence_of[i + m] == sentence_of[i]]
+        longer = partial(lt, m)  # left[i] > m: the sentence holds tokens i..i+m
+        grown = list(compress(plain, map(longer, map(left.__getitem__, plain))))
+        leads = [(i, a) for i, a in leads if left[i] > m]
         if not grown and not leads:
             break
+        end_m = end[m:] if m else end  # end_m[i]: end of token i + m
         firsts = grown + [i for i, _ in leads]
-        keys = [
-            lower[begin[i] : end[i + m]]
-            if exact and before[i] == upto[i + m]
-            else key(begin[i], end[i + m], i, i + m)
-            for i in grown
-        ] + [key(a, end[i + m], i, i + m) for i, a in leads]
+        opening = list(map(begin.__getitem__, grown))  # start of entry x
+        closing = list(map(end_m.__getitem__, grown))
+        if exact:  # slices of the lower-cased page, but where odd white space lies inside
+            keys = list(map(lower.__getitem__, map(slice, opening, closing)))
+            if odd:
+                upto_m = upto[m:]
+                slow = map(ne, map(before.__getitem__, grown), map(upto_m.__getitem__, grown))
+                for x in compress(range(len(grown)), slow):
+                    keys[x] = normalize(joined[opening[x] : closing[x]])
+        else:
+            keys = list(map(normalize, map(joined.__getitem__, map(slice, opening, closing))))
+        keys += [key(a, end_m[i], i, i + m) for i, a in leads]
+        opening += [a for _, a in leads]
         lead_at = len(grown)
+        entries = range(len(keys))
 
-        opening = [begin[i] for i in grown] + [a for _, a in leads]  # start of entry x
         unique = list(dict.fromkeys(keys))
         # Stems are probed with the n-grams, in one call: they do not depend on each other.
-        cuts = _cuts(unique, known, lengths) if known else []
-        probes = unique + list(dict.fromkeys(c[2] for c in cuts))
-        ok = dict(zip(probes, passes(probes), strict=True))
+        cuts = _cuts(unique, known, by_last) if known else []
+        cut_probes = [c[2] for c in cuts]
+        probes = unique + list(dict.fromkeys(cut_probes))
+        ok = dict(zip(probes, flags(probes), strict=True))
+        passed = list(map(ok.__getitem__, keys))
         if whole_keys:  # only whole keys are mentions; the mere prefixes just grow
-            passing = [k for k in unique if ok[k]]
-            whole = set(compress(passing, passes([WHOLE + k for k in passing])))
-        plain = []
-        ends: list[tuple[int, int, str]] = []  # (entry, end, key) probed as whole keys
-        for x, k in enumerate(keys):
-            if not ok[k]:
-                continue
+            passing = list(compress(unique, map(ok.__getitem__, unique)))
+            whole = set(compress(passing, flags([WHOLE + k for k in passing])))
+            hits = compress(entries, map(whole.__contains__, keys))
+        else:
+            hits = compress(entries, passed)
+        for x in hits:
             i = firsts[x]
-            b = end[i + m]
-            a = opening[x]
-            if x < lead_at:
-                plain.append(i)
-            if not whole_keys or k in whole:
-                found.append((a, b, i, n, k, 0, ""))
-            # Punctuation glued to the right ("U.S.", "(ADHD)", "«Космос»") may end the key.
-            if b < len(joined) and not joined[b].isspace() and (i + n >= count or begin[i + n] > b):
-                limit = begin[i + n] if i + n < count else len(joined)
-                tail = _EDGE.match(joined, b, limit)
-                if tail:
-                    ends.extend((x, c, key(a, c, i, i + m)) for c in range(b + 1, tail.end() + 1))
+            found.append((opening[x], end_m[i], i, n, keys[x], 0, ""))
+        plain = list(compress(grown, passed))  # the first lead_at entries are the grown ones
+        # Punctuation glued to the right of the last token may end the key.
+        ends: list[tuple[int, int, str]] = []  # (entry, end, key) probed as whole keys
+        if tails:
+            glued_at = {j - m for j in tails}
+            for x in compress(entries, map(glued_at.__contains__, firsts)):
+                if not passed[x]:
+                    continue
+                i = firsts[x]
+                a = opening[x]
+                ends.extend(
+                    (x, c, key(a, c, i, i + m)) for c in range(end_m[i] + 1, tails[i + m] + 1)
+                )
         glued = list(dict.fromkeys(WHOLE + k for *_, k in ends))
         if glued:
-            ok.update(zip(glued, passes(glued), strict=True))
+            ok.update(zip(glued, flags(glued), strict=True))
         for x, c, k in ends:
             if ok[WHOLE + k]:
                 found.append((opening[x], c, firsts[x], n, k, 0, ""))
         wanted: dict[str, list[int]] = {}  # n-gram key -> trail lengths of its known stems
-        for k, t, probe in cuts:
-            if ok[probe]:
-                wanted.setdefault(k, []).append(t)
+        for k, t, _ in compress(cuts, map(ok.__getitem__, cut_probes)):
+            wanted.setdefault(k, []).append(t)
         if wanted:
-            for x, k in enumerate(keys):
-                for t in wanted.get(k, ()):
-                    i = firsts[x]
-                    b = end[i + m]
-                    a = opening[x]
+            for x in compress(entries, map(wanted.__contains__, keys)):
+                k = keys[x]
+                i = firsts[x]
+                b = end_m[i]
+                a = opening[x]
+                for t in wanted[k]:
                     stem = key(a, b - t, i, i + m)
                     if ending(joined, b - t, b) and stem == k[:-t]:  # type: ignore[misc]
                         found.append((a, b - t, i, n, stem, t, ""))
-        leads = [leads[x - lead_at] for x in range(lead_at, len(keys)) if ok[keys[x]]]
+        leads = list(compress(leads, passed[lead_at:]))
     if stemmer is not None and stemmer.enabled and count:
-        source, fold = (lower, str) if exact else (joined, normalize)
-        words = [fold(source[a:b]) for a, b in toks]
+        if exact:
+            words = list(map(lower.__getitem__, map(slice, begin, end)))
+        else:
+            words = list(map(normalize, map(joined.__getitem__, map(slice, begin, end))))
         stems = stemmer.words(words)
-        _stem_walk(
-            words, stems, begin, end, sentence_of, lower, exact, joined, key, passes, found
-        )
+        _stem_walk(words, stems, begin, end, left, lower, exact, joined, key, flags, found)
     found.sort()  # position order in the joined text is text order, then offset order
-    cuts: set[int] | None = None
+    cuts_at: set[int] | None = None
     if _NO_SPACE_RUN.search(joined):
-        cuts = {x for span in tokens(joined, language) for x in span}  # word-piece bounds
+        cuts_at = {x for span in tokens(joined, language) for x in span}  # word-piece bounds
     out = []
     for a, b, i, n, k, t, s in found:
         text_index = bisect_right(starts, a) - 1
         start_ = starts[text_index]
-        aligned = cuts is None or ((a in cuts or a < begin[i]) and b in cuts)
+        aligned = cuts_at is None or ((a in cuts_at or a < begin[i]) and b in cuts_at)
         out.append(
             (text_index, Mention(a - start_, b - start_, k, n, first_token[i], t, aligned, s))
         )
@@ -554,9 +622,7 @@ def page_mentions(
 STEM = "\x01"  # first character of a stem-class key (``model.stems``)
 
 
-def _stem_walk(
-    words, stems, begin, end, sentence_of, lower, exact, joined, key, passes, found
-) -> None:
+def _stem_walk(words, stems, begin, end, left, lower, exact, joined, key, passes, found) -> None:
     """The n-grams whose stem key is a whole key of the filter, appended to ``found``.
 
     Grown like the exact walk: an n-gram of stems is extended while its stem key is a
@@ -564,44 +630,57 @@ def _stem_walk(
     n-grams with an inflected word (one that is not its own stem) are mentions: a text
     made of bare stems is either an exact anchor or, in practice, another word ("will"
     against "willing"); the rest can still grow into one ("head of" to "heads of state").
+    ``left[i]``: tokens from i to the end of its sentence. The n-grams alive are kept as
+    parallel lists (first token, stem key, has an inflected word).
     """
     count = len(stems)
-    changed = [w != s for w, s in zip(words, stems, strict=True)]
-
-    def gap(j: int) -> str:  # what lies between token j - 1 and token j, as keys write it
-        g = lower[end[j - 1] : begin[j]] if exact else joined[end[j - 1] : begin[j]].lower()
-        return g if g == " " else _SPACE.sub(" ", g)
-
+    changed = list(map(ne, words, stems))
     unique = list(dict.fromkeys(stems))
     passing = list(compress(unique, passes([STEM + s for s in unique])))
-    inflected = {stems[i] for i in range(count) if changed[i]}
+    inflected = set(compress(stems, changed))
     probes = [WHOLE + STEM + s for s in passing if s in inflected]
     hit = {p[2:] for p in compress(probes, passes(probes))}
     ok = set(passing)
-    alive = []  # (first token, stem key, has an inflected word)
-    for i, s in enumerate(stems):
-        if s in ok:
-            alive.append((i, STEM + s, changed[i]))
-            if changed[i] and s in hit:
-                found.append((begin[i], end[i], i, 1, words[i], 0, STEM + s))
+    heads = list(compress(range(count), map(ok.__contains__, stems)))
+    keys = [STEM + stems[i] for i in heads]
+    flagged = list(map(changed.__getitem__, heads))
+    for i in compress(heads, flagged):
+        if stems[i] in hit:
+            found.append((begin[i], end[i], i, 1, words[i], 0, STEM + stems[i]))
+    if not heads:
+        return
+    # What lies between token j - 1 and token j as keys write it, then token j's stem.
+    source = lower if exact else joined
+    gaps = list(map(source.__getitem__, map(slice, end[:-1], begin[1:])))
+    if not exact:
+        gaps = list(map(str.lower, gaps))
+    for x in compress(range(len(gaps)), map(" ".__ne__, gaps)):
+        gaps[x] = _SPACE.sub(" ", gaps[x])
+    then = ["", *map(add, gaps, stems[1:])]
     n = 1
-    while alive:
+    while heads:
         n += 1
         m = n - 1
-        alive = [
-            (i, k + gap(i + m) + stems[i + m], c or changed[i + m])
-            for i, k, c in alive
-            if i + m < count and sentence_of[i + m] == sentence_of[i]
-        ]
-        if not alive:
+        keep = list(map(partial(lt, m), map(left.__getitem__, heads)))
+        heads = list(compress(heads, keep))
+        if not heads:
             break
-        unique = list(dict.fromkeys(k for _, k, _ in alive))
+        then_m = then[m:]
+        keys = list(map(add, compress(keys, keep), map(then_m.__getitem__, heads)))
+        changed_m = changed[m:]
+        flagged = list(map(or_, compress(flagged, keep), map(changed_m.__getitem__, heads)))
+        unique = list(dict.fromkeys(keys))
         ok = set(compress(unique, passes(unique)))
-        alive = [x for x in alive if x[1] in ok]
-        probes = list(dict.fromkeys(WHOLE + k for _, k, c in alive if c))
+        keep = list(map(ok.__contains__, keys))
+        heads = list(compress(heads, keep))
+        keys = list(compress(keys, keep))
+        flagged = list(compress(flagged, keep))
+        probes = list(dict.fromkeys(WHOLE + k for k in compress(keys, flagged)))
         hit = set(compress(probes, passes(probes)))
-        for i, k, c in alive:
-            if c and WHOLE + k in hit:
+        for x in compress(range(len(heads)), flagged):
+            k = keys[x]
+            if WHOLE + k in hit:
+                i = heads[x]
                 a, b = begin[i], end[i + m]
                 found.append((a, b, i, n, key(a, b, i, i + m), 0, k))
 

@@ -161,14 +161,16 @@ def parse(
     """Split wikitext into scannable text spans (with sections) and existing article links.
 
     ``code`` is the wikitext's parse tree when the caller has one already (training reads
-    more from the same tree): parsing is the most expensive step and is done once.
+    more from the same tree): parsing is the most expensive step and is done once. Without
+    one, only mwparserfromhell's tokens are needed (``_token_layout``), not its tree.
     """
     if not isinstance(wikitext, str):
         raise WikitextError(f"wikitext must be a string, not {type(wikitext).__name__}")
     if len(wikitext) > MAX_WIKITEXT:
         raise WikitextError(f"wikitext of {len(wikitext)} characters exceeds {MAX_WIKITEXT}")
-    if code is None:
-        code = tree(wikitext)
+    layout = _token_layout(wikitext) if code is None else None
+    if layout is None:
+        layout = _tree_layout(tree(wikitext) if code is None else code)
     excluded = {s.strip().lower() for s in excluded_sections}
     texts: list[tuple[int, int, str, bool]] = []  # (start, end, section, section excluded)
     templates: list[tuple[int, int]] = []
@@ -176,32 +178,301 @@ def parse(
     headings: list[tuple[int, str]] = []  # the open heading hierarchy (level, name)
     lead_excluded = LEAD.lower() in excluded
     section, section_excluded = LEAD, lead_excluded
-    offset = 0
-    for node in code.nodes:
-        if isinstance(node, Text):
-            end = offset + len(node.value)
-            texts.append((offset, end, section, section_excluded))
-            offset = end
-            continue
-        if isinstance(node, Heading):
-            name = node.title.strip_code().strip()
-            while headings and headings[-1][0] >= node.level:
+    for item in layout:
+        kind, start, end = item[:3]
+        if kind == TEXT:
+            texts.append((start, end, section, section_excluded))
+        elif kind == HEADING:
+            level, name = item[3], item[4]
+            while headings and headings[-1][0] >= level:
                 headings.pop()
-            headings.append((node.level, name))
+            headings.append((level, name))
             section = name
             section_excluded = any(h.lower() in excluded for _, h in headings)
-        end = offset + len(str(node))
-        if isinstance(node, Template):
-            templates.append((offset, end))
-        elif isinstance(node, Wikilink):
-            wikilinks.append((offset, end))
-        offset = end
+        elif kind == TEMPLATE:
+            templates.append((start, end))
+        elif kind == WIKILINK:
+            wikilinks.append((start, end))
     regions = markup_regions(wikitext, [(a, b) for a, b, _, _ in texts], templates, wikilinks)
     spans: list[TextSpan] = []
     for a, b, name, section_out in texts:
         for x, y, markup in _cut(a, b, regions):
             spans.append(TextSpan(x, wikitext[x:y], name, section_out, markup))
     return Page(tuple(spans), tuple(article_links(wikitext, namespaces)))
+
+
+# ---------------------------------------------------------------------------- page layout
+# What ``parse`` reads from the parse tree is its *layout*: the top-level nodes, each with its
+# kind and its (start, end) in the wikitext, and a heading's level and title. Building the
+# tree costs about four times what tokenizing does (mwparserfromhell's tree builder is pure
+# Python; its tokenizer is C), and nothing below the top level is ever read but a heading's
+# title; so the layout is computed from the tokens, each node's length mirroring its node
+# class's ``__str__`` (the builder's handlers decide which tokens make which part), and is
+# checked against the wikitext: every top-level text must be found at its offset and the
+# lengths must add up to the page. Any mismatch, or tokens the mirror does not know, and
+# the layout is taken from the tree as before (``_tree_layout``), so the spans are the
+# same either way (tests/test_placement.py compares the two on every shared dump).
+TEXT, HEADING, TEMPLATE, WIKILINK, OTHER = range(5)
+_EDGES = {TEMPLATE: ("{{", "}}"), WIKILINK: ("[[", "]]")}
+
+
+def _tree_layout(code) -> list[tuple]:
+    """(kind, start, end[, level, title]) of each top-level node of a parse tree."""
+    out: list[tuple] = []
+    offset = 0
+    for node in code.nodes:
+        if isinstance(node, Text):
+            end = offset + len(node.value)
+            out.append((TEXT, offset, end))
+        else:
+            end = offset + len(str(node))
+            if isinstance(node, Heading):
+                out.append((HEADING, offset, end, node.level, node.title.strip_code().strip()))
+            elif isinstance(node, Template):
+                out.append((TEMPLATE, offset, end))
+            elif isinstance(node, Wikilink):
+                out.append((WIKILINK, offset, end))
+            else:
+                out.append((OTHER, offset, end))
+        offset = end
+    return out
+
+
+class _Layout(Exception):
+    """Tokens the length mirror does not handle: take the layout from the tree."""
+
+
+def _sizes():
+    """The length mirror: ``node(tokens, i) -> (length, next i)`` for the node at ``i``."""
+    from mwparserfromhell.parser import tokens as tk
+
+    text_t = tk.Text
+
+    def seq(toks, i, stops):
+        """Length of the nodes from ``i`` up to a token of a type in ``stops``."""
+        total = 0
+        while type(toks[i]) not in stops:
+            if type(toks[i]) is text_t:
+                total += len(toks[i]["text"])
+                i += 1
+            else:
+                size, i = node(toks, i)
+                total += size
+        return total, i
+
+    template_stops = (tk.TemplateParamSeparator, tk.TemplateClose)
+    param_stops = (tk.TemplateParamEquals, tk.TemplateParamSeparator, tk.TemplateClose)
+
+    def template(toks, i):
+        size, i = seq(toks, i + 1, template_stops)  # the name
+        size += 2
+        while type(toks[i]) is tk.TemplateParamSeparator:
+            # _handle_parameter: a "=" makes what precedes it the key (the last one wins)
+            key, has_key = 0, False
+            part, i = seq(toks, i + 1, param_stops)
+            while type(toks[i]) is tk.TemplateParamEquals:
+                key, has_key = part, True
+                part, i = seq(toks, i + 1, param_stops)
+            size += 1 + (key + 1 + part if has_key else part)
+        return size + 2, i + 1  # TemplateClose
+
+    def pair(separator, close, before, after):
+        """Argument and wikilink: name [separator rest]; the last separator wins."""
+        stops = (separator, close)
+
+        def handle(toks, i):
+            first, has_second = 0, False
+            part, i = seq(toks, i + 1, stops)
+            while type(toks[i]) is separator:
+                first, has_second = part, True
+                part, i = seq(toks, i + 1, stops)
+            size = before + after + (first + 1 + part if has_second else part)
+            return size, i + 1
+
+        return handle
+
+    argument = pair(tk.ArgumentSeparator, tk.ArgumentClose, 3, 3)
+    wikilink = pair(tk.WikilinkSeparator, tk.WikilinkClose, 2, 2)
+    link_stops = (tk.ExternalLinkSeparator, tk.ExternalLinkClose)
+
+    def external_link(toks, i):
+        brackets = toks[i].get("brackets")
+        url, title, space = 0, None, False
+        part, i = seq(toks, i + 1, link_stops)
+        while type(toks[i]) is tk.ExternalLinkSeparator:
+            url, space = part, toks[i].get("suppress_space") is not True
+            part, i = seq(toks, i + 1, link_stops)
+            title = part
+        if title is None:
+            url = part
+        if not brackets:
+            return url, i + 1
+        if title is None:
+            return url + 2, i + 1
+        return url + int(space) + title + 2, i + 1
+
+    def entity(toks, i):
+        t = toks[i + 1]
+        if type(t) is tk.HTMLEntityNumeric:
+            t = toks[i + 2]
+            if type(t) is tk.HTMLEntityHex:
+                value = toks[i + 3]
+                return 3 + len(t.get("char") or "") + len(value["text"]), i + 5
+            return 3 + len(t["text"]), i + 4
+        return 2 + len(t["text"]), i + 3
+
+    def heading(toks, i):
+        size, j = seq(toks, i + 1, (tk.HeadingEnd,))
+        return size + 2 * toks[i]["level"], j + 1
+
+    def comment(toks, i):
+        size, j = seq(toks, i + 1, (tk.CommentEnd,))
+        return size + 7, j + 1
+
+    attr_stops = (tk.TagAttrEquals, tk.TagAttrQuote, tk.TagAttrStart, tk.TagCloseOpen,
+                  tk.TagCloseSelfclose)
+
+    def attribute(toks, i):
+        start = toks[i]
+        name, quotes, cur = None, None, 0
+        i += 1
+        while True:
+            part, i = seq(toks, i, attr_stops)
+            cur += part
+            t = type(toks[i])
+            if t is tk.TagAttrEquals:
+                name, cur = cur, 0
+                i += 1
+            elif t is tk.TagAttrQuote:
+                quotes = toks[i].get("char")
+                i += 1
+            else:
+                break
+        size = len(start.get("pad_first") or "") + len(start.get("pad_before_eq") or "")
+        if quotes not in (None, '"', "'"):
+            raise _Layout
+        if name:  # ``if name:`` of the builder: a non-empty name takes the value
+            size += name + 1 + len(start.get("pad_after_eq") or "") + cur
+            size += 2 * len(quotes or "")
+        else:
+            size += cur
+        return size, i
+
+    tag_stops = (tk.TagAttrStart, tk.TagCloseOpen, tk.TagOpenClose, tk.TagCloseSelfclose,
+                 tk.TagCloseClose)
+
+    def tag(toks, i):
+        open_ = toks[i]
+        markup = open_.get("wiki_markup") or None
+        closing_markup = open_.get("wiki_markup")
+        invalid = bool(open_.get("invalid"))
+        attrs = cur = contents = closing = 0
+        padding, separator = None, None
+        i += 1
+        while True:
+            part, i = seq(toks, i, tag_stops)
+            cur += part
+            t = toks[i]
+            kind = type(t)
+            i += 1
+            if kind is tk.TagAttrStart:
+                size, i = attribute(toks, i - 1)
+                attrs += size
+            elif kind is tk.TagCloseOpen:
+                separator = t.get("wiki_markup") or None
+                padding = t.get("padding") or ""
+                cur, name = 0, cur
+            elif kind is tk.TagOpenClose:
+                closing_markup = t.get("wiki_markup")
+                contents, cur = cur, 0
+            elif kind is tk.TagCloseSelfclose:
+                closing_markup = t.get("wiki_markup")
+                padding = t.get("padding") or ""
+                implicit = bool(t.get("implicit"))
+                name = cur
+                if markup:
+                    return len(markup) + attrs + len(padding) + len(separator or ""), i
+                return (2 if invalid else 1) + name + attrs + len(padding) + (
+                    1 if implicit else 2), i
+            else:  # TagCloseClose
+                closing = cur
+                if padding is None:
+                    raise _Layout
+                if markup:
+                    close = closing_markup if closing_markup is not None else markup
+                    return (len(markup) + attrs + len(padding) + len(separator or "")
+                            + contents + len(close or "")), i
+                return (2 if invalid else 1) + name + attrs + len(padding) + 1 + contents + (
+                    3 + closing), i
+
+    handlers = {
+        tk.TemplateOpen: template,
+        tk.ArgumentOpen: argument,
+        tk.WikilinkOpen: wikilink,
+        tk.ExternalLinkOpen: external_link,
+        tk.HTMLEntityStart: entity,
+        tk.HeadingStart: heading,
+        tk.CommentStart: comment,
+        tk.TagOpenOpen: tag,
+    }
+
+    def node(toks, i):
+        handler = handlers.get(type(toks[i]))
+        if handler is None:
+            raise _Layout
+        return handler(toks, i)
+
+    kinds = {tk.HeadingStart: HEADING, tk.TemplateOpen: TEMPLATE, tk.WikilinkOpen: WIKILINK}
+    return node, kinds, tk
+
+
+_MIRROR = None
+
+
+def _token_layout(wikitext: str) -> list[tuple] | None:
+    """The layout from mwparserfromhell's tokens (see above), or None if it does not check."""
+    global _MIRROR
+    from mwparserfromhell.parser import Parser
+    from mwparserfromhell.parser.builder import Builder
+
+    if _MIRROR is None:
+        _MIRROR = _sizes()
+    node, kinds, tk = _MIRROR
+    if _CONTROL.search(wikitext) is not None:
+        wikitext = _CONTROL.sub(PLACEHOLDER, wikitext)
+    text_t = tk.Text
+    try:
+        # What mwparserfromhell.parse does before building the tree (the same tokenizer).
+        toks = Parser()._tokenizer.tokenize(wikitext, 0, False)
+        out: list[tuple] = []
+        offset, i, count = 0, 0, len(toks)
+        while i < count:
+            t = toks[i]
+            if type(t) is text_t:
+                value = t["text"]
+                end = offset + len(value)
+                if not wikitext.startswith(value, offset):
+                    return None
+                out.append((TEXT, offset, end))
+            else:
+                size, j = node(toks, i)
+                end = offset + size
+                kind = kinds.get(type(t), OTHER)
+                if kind != OTHER:  # ranges that are used: their edges must be where they are
+                    head, tail = _EDGES[kind] if kind != HEADING else ("=", "=")
+                    if not (wikitext.startswith(head, offset) and wikitext.endswith(tail, 0, end)):
+                        return None
+                if kind == HEADING:
+                    title = Builder().build(toks[i + 1 : j - 1]).strip_code().strip()
+                    out.append((HEADING, offset, end, t["level"], title))
+                else:
+                    out.append((kind, offset, end))
+                i = j - 1
+            offset = end
+            i += 1
+    except (_Layout, IndexError, KeyError, TypeError, ValueError, RecursionError):
+        return None
+    return out if offset == len(wikitext) else None
 
 
 def markup_regions(

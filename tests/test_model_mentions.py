@@ -19,17 +19,22 @@ import numpy as np
 import pytest
 
 from model.datasets import Anchor, Bloom
+from model.dump import pages
 from model.features import FULL
 from model.text import (
     MAX_TRAIL,
+    WHOLE,
     filter_keys,
     link_trail,
     ngram_keys,
+    ngrams,
     normalize,
     page_mentions,
+    prefixes,
     trail_endings,
 )
 from model.train import _Lookup, page_pairs
+from tests.model_fixtures import EN_DUMP
 
 REPO = Path(__file__).resolve().parent.parent
 MESSAGES = Path("/usr/share/mediawiki/languages/messages")
@@ -119,12 +124,34 @@ def occurrences(text: str, surface: str) -> list[tuple[int, int]]:
 
 
 def bloom_of(keys: set[str], language: str) -> Bloom:
-    """The filter a model ships: every prefix of every anchor key, and the keys as such."""
+    """The filter a model ships: every prefix of every anchor key, and the keys as such.
+
+    Sized for a one-in-a-million false positive rather than a model's 1 %: the tests also
+    assert what is *not* generated, and a filter of a few keys is only 64 bits at 1 %.
+    """
     entries = sorted(filter_keys(keys, language))
-    size, hashes = Bloom.sized(len(entries))
+    size, hashes = Bloom.sized(len(entries), error=1e-6)
     bloom = Bloom(np.zeros(size, dtype=np.uint8), hashes)
     bloom.add(entries)
     return bloom
+
+
+def test_whole_key_probes_tell_keys_from_their_prefixes():
+    """WHOLE + key must not hash like the bare key: the "poly64" hash gave a leading NUL no
+    weight, so every prefix of an anchor passed as a whole key and was looked up for nothing.
+    A model's filter (1 % false positives), over the 3-grams of a real page."""
+    page = next(p for p in pages(EN_DUMP) if p.namespace == 0 and not p.redirect)
+    keys = {m.key for m in ngrams(page.text[:30000], "en", 3) if m.length == 3}
+    entries = sorted(filter_keys(keys, "en"))
+    size, hashes = Bloom.sized(len(entries))
+    bloom = Bloom(np.zeros(size, dtype=np.uint8), hashes)
+    bloom.add(entries)
+    assert bloom.scheme == "poly64b"
+    only_prefixes = sorted({p for k in keys for p in prefixes(k, "en")} - keys)
+    assert len(keys) > 1000 and len(only_prefixes) > 1000
+    assert bloom.contains([WHOLE + k for k in keys]).all()
+    assert bloom.contains(only_prefixes).all()  # still prefixes: the walk grows them
+    assert bloom.contains([WHOLE + p for p in only_prefixes]).mean() < 0.03
 
 
 @pytest.mark.parametrize(("language", "sentence", "surfaces"), CASES, ids=[c[0] for c in CASES])

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from model import recommend
 from model.dump import pages
-from model.wikitext import parse
+from model.wikitext import _token_layout, _tree_layout, parse, tree
 from tests.model_fixtures import DUMPS, LTG_DUMP
 
 PROSE = {"br", "hr", "wbr", "meta", "link", "p", "li", "dd", "dt"}  # prose or nothing inside
@@ -235,6 +235,25 @@ def test_no_scannable_span_inside_markup(wikitext):
 )
 def test_known_parser_fallbacks(wikitext):
     check_spans(wikitext)
+
+
+# The recommender reads the page's layout from mwparserfromhell's tokens, the length of each
+# top-level node mirroring its ``__str__`` (model/wikitext.py ``_token_layout``); it must be
+# the layout of the parse tree wherever it is used, and used on real pages.
+@settings(max_examples=500, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(wikitext_strategy)
+def test_token_layout_is_the_tree_layout_or_none(wikitext):
+    layout = _token_layout(wikitext)
+    assert layout is None or layout == _tree_layout(tree(wikitext))
+
+
+def test_token_layout_is_the_tree_layout_on_real_pages():
+    """The first pages of every dump: the same layout, never a fallback to the tree."""
+    for dump in sorted(DUMPS.glob("*.xml.*")):
+        count = 200 if dump == LTG_DUMP else 8
+        for page in itertools.islice((p for p in pages(dump) if not p.namespace), count):
+            assert _token_layout(page.text) == _tree_layout(tree(page.text)), (dump, page.title)
 
 
 def test_plain_prose_with_lone_bar_and_angle_keeps_its_text():
