@@ -15,7 +15,8 @@ kept links at score >= 0.6 (SPEC §5's minimumLinkScore) and at the job's shippe
 ``--scores 0.7,0.75,0.8,auto`` adds the precision of kept links at each minimum link score
 (``by_score`` in the JSON); ``auto`` is the train-half model's own suggestion
 (``training.suggested_minimum_link_score``, model/calibration.py), per wiki (pooled: each
-wiki's pages at its own model's suggestion).
+wiki's pages at its own model's suggestion). ``--calibration platt,beta`` lets training
+choose beta calibration too (``Settings.calibration``).
 
 ``ece_kept_ci`` holds bootstrap 95 % intervals of the kept links' ECE (test articles
 resampled with replacement, 1000 rounds, seed 1; percentile and basic, see
@@ -206,6 +207,8 @@ def main() -> int:
     p.add_argument("--features", action="append", choices=["full", "reference"])
     p.add_argument("--positive-weight", type=float)
     p.add_argument("--folds", type=int, help="cross-fitting folds (default: Settings)")
+    p.add_argument("--calibration", help="calibration maps training chooses among, e.g. "
+                   "platt,beta (default: Settings, model/calibration.py CANDIDATES)")
     p.add_argument("--scores", help="comma-separated minimum link scores, 'auto' for the "
                    "train-half model's suggestion: precision of kept links at each")
     args = p.parse_args()
@@ -230,6 +233,8 @@ def main() -> int:
                     settings.positive_weight = args.positive_weight
                 if args.folds is not None:
                     settings.folds = args.folds
+                if args.calibration is not None:
+                    settings.calibration = args.calibration
                 r = run(corpus, settings)
                 s = summary(
                     r["wiki"],

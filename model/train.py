@@ -344,6 +344,9 @@ class Settings:
     # Stem classes of anchor keys (model/stems.py): "auto" is Snowball where the language
     # has a stemmer and endings learnt from the wiki's text elsewhere; "none" turns it off.
     stemmer: str = "auto"
+    # Calibration maps chosen among by cross-validated log loss (model/calibration.py
+    # choose_calibration; isotonic joins at >= 1000 mentions): "platt" or "platt,beta".
+    calibration: str = "platt"
 
 
 def _target_ok(corpus: Corpus, target: str, complete: bool) -> bool:
@@ -930,7 +933,7 @@ def train_classifier(rows: TrainingRows, settings: Settings):
     # Platt, beta, or isotonic (>= 1000 mentions), whichever predicts the held-out folds
     # best (log loss, each fold's map fitted on the other folds): model/calibration.py.
     method, calibration, calibrated, losses = choose_calibration(
-        score, label, fold, settings.folds
+        score, label, fold, settings.folds, tuple(settings.calibration.split(","))
     )
     metrics = {
         "heldout": f"articles, {settings.folds} folds",

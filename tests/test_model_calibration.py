@@ -290,14 +290,16 @@ def test_beta_calibration_recovers_a_known_law_and_stays_monotone():
 
 
 def test_the_calibration_method_is_chosen_by_cross_validated_log_loss():
-    """A beta law bent apart at its ends: beta predicts the held-out folds better than
-    Platt and is chosen; isotonic is a candidate only from ISOTONIC_MIN_MENTIONS on."""
+    """A beta law bent apart at its ends: asked to choose between Platt and beta, the rule
+    takes beta, which predicts the held-out folds better; isotonic is a candidate only from
+    ISOTONIC_MIN_MENTIONS on."""
     rng = np.random.default_rng(5)
     s = rng.beta(0.7, 1.5, size=3000)
     y = rng.uniform(size=len(s)) < beta_map(0.3, 2.5, 0.5, s)
     fold = rng.integers(0, 5, len(s))
     n = 900  # below ISOTONIC_MIN_MENTIONS
-    method, cal, cross, losses = choose_calibration(s[:n], y[:n], fold[:n], 5)
+    both = ("platt", "beta")
+    method, cal, cross, losses = choose_calibration(s[:n], y[:n], fold[:n], 5, both)
     assert set(losses) == {"platt", "beta"}
     assert method == "beta" and losses["beta"] < losses["platt"]
     assert cross.shape == (n,) and ece(cross, y[:n]) < ece(s[:n], y[:n])
@@ -306,9 +308,13 @@ def test_the_calibration_method_is_chosen_by_cross_validated_log_loss():
     held = fold[:n] == 0
     own = fit_beta(s[:n][~held], y[:n][~held])(s[:n][held])
     assert np.allclose(cross[held], own)
-    method, _, _, losses = choose_calibration(s, y, fold, 5)
+    method, _, _, losses = choose_calibration(s, y, fold, 5, both)
     assert set(losses) == {"platt", "beta", "isotonic"}
     assert method == min(losses, key=losses.get)
+    # The default candidates: Platt (and isotonic from 1000 mentions on), not beta.
+    assert set(choose_calibration(s[:n], y[:n], fold[:n], 5)[3]) == {"platt"}
+    with pytest.raises(ValueError, match="unknown calibration method"):
+        choose_calibration(s[:n], y[:n], fold[:n], 5, ("platt", "betta"))
 
 
 def test_the_ltgwiki_model_records_its_calibration_choice(ltg_model):
@@ -316,8 +322,9 @@ def test_the_ltgwiki_model_records_its_calibration_choice(ltg_model):
     method is the one with the least; the stored map is monotone and maps raw scores apart."""
     training = json.loads((ltg_model / "manifest.json").read_text())["training"]
     losses = training["calibration_log_loss"]
-    assert set(losses) == {"platt", "beta"}, "ltgwiki has fewer than 1000 probe mentions"
-    assert training["calibration"] == min(losses, key=lambda m: (losses[m], m != "platt"))
+    # The default candidates; ltgwiki has fewer than 1000 probe mentions (no isotonic).
+    assert set(losses) == {"platt"}
+    assert training["calibration"] == min(losses, key=losses.get)
     assert training["log_loss"] == pytest.approx(losses[training["calibration"]], abs=1e-4)
     cal = Calibration.load(ltg_model / FILE)
     grid = np.linspace(0.01, 0.99, 99)
