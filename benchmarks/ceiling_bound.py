@@ -27,9 +27,10 @@ not articles (``known_target_not_article``); on a slice it equals ``bound`` (a t
 the file is kept). Per dump it says whether the quality issue's goal, the ceiling +30 % over
 the c57fa34 baseline, is attainable below the bound, and lists 10 sample (anchor, target)
 pairs of the known-target/unknown-anchor kind (seeded by hash, so stable).
-``anchor_unknown_kinds`` describes those, first match wins: ``linked_but_dropped`` (the
-text was a link anchor in the train half but the dictionary dropped it: SPEC §2's link
-probability, digits and dates, a filtered target), ``own_title`` (the anchor is the
+``anchor_unknown_kinds`` describes those, first match wins: ``digits_or_date`` (SPEC §2
+drops such anchors), ``linked_but_dropped`` (the text was a link anchor in the train half
+but the dictionary dropped it: SPEC §2's link probability, a filtered target such as a red
+link on a complete wiki), ``own_title`` (the anchor is the
 target's own title, never linked as such; on a slice a target beyond the file has no title
 anchor, titles come from the dump's articles), ``shares_prefix`` (a word of the anchor
 shares its first 4 characters with a word of the title: inflected forms, mostly, a crude
@@ -52,7 +53,14 @@ from model.backtest import ceiling_losses, in_test_half, probes  # noqa: E402
 from model.datasets import open_model  # noqa: E402
 from model.recommend import Traced, score  # noqa: E402
 from model.text import normalize  # noqa: E402
-from model.train import Settings, build_model, extract, title_key  # noqa: E402
+from model.train import (  # noqa: E402
+    _DATE_LIKE,
+    _NO_LETTER,
+    Settings,
+    build_model,
+    extract,
+    title_key,  # noqa: E402
+)
 
 DEFAULT_DUMPS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "dumps"
 # The candidate ceiling of main at c57fa34 (docs/model.md "Baseline"), full features, seed 1.
@@ -89,10 +97,12 @@ def _prefix_shared(anchor: str, target: str) -> bool:
     return False
 
 
-KINDS = ("linked_but_dropped", "own_title", "shares_prefix", "other")
+KINDS = ("digits_or_date", "linked_but_dropped", "own_title", "shares_prefix", "other")
 
 
 def _kind(key: str, target: str, linked_keys: set[str]) -> str:
+    if _NO_LETTER.match(key) or _DATE_LIKE.match(key):
+        return "digits_or_date"  # SPEC §2 drops such anchors, linked or not
     if key in linked_keys:
         return "linked_but_dropped"
     if key == title_key(target):
@@ -132,10 +142,12 @@ def measure(corpus, settings: Settings) -> dict:
                         else "known_target_other"
                     )
                     if loss == "anchor_unknown":
-                        kinds[_kind(key, target, linked_keys)] += 1
-                        pairs.append(
-                            (raw.get((key, target), key), target, target in corpus.articles)
-                        )
+                        kind_of = _kind(key, target, linked_keys)
+                        kinds[kind_of] += 1
+                        pairs.append((
+                            raw.get((key, target), key), target, target in corpus.articles,
+                            kind_of,
+                        ))
                 elif target in corpus.articles:
                     kind = "target_title_only"
                 else:
@@ -151,7 +163,7 @@ def measure(corpus, settings: Settings) -> dict:
     base = BASELINE.get(wiki)
     goal = round(base * GOAL, 4) if base is not None else None
 
-    def rank(pair: tuple[str, str, bool]) -> bytes:
+    def rank(pair: tuple[str, str, bool, str]) -> bytes:
         return hashlib.sha256(f"{settings.seed}:{pair[0]}|{pair[1]}".encode()).digest()
 
     red = round(not_article / total, 4) if total else 0.0
@@ -176,7 +188,8 @@ def measure(corpus, settings: Settings) -> dict:
         "goal_below_suggestable_bound": None if goal is None else goal <= suggestable,
         "goal_reached": None if goal is None else share["reachable"] >= goal,
         "anchor_unknown_kinds": {k: kinds[k] for k in KINDS},
-        # [anchor text as written, target, whether the target is an article of the dump]
+        # [anchor text as written, target, whether the target is an article of the dump,
+        # its kind (anchor_unknown_kinds)]
         "samples": [list(p) for p in sorted(set(pairs), key=rank)[:SAMPLES]],
     }
 
@@ -218,8 +231,8 @@ def main() -> int:
         )
     for r in out:
         print(f"\n{r['wiki']} (known target, anchor unknown: {r['anchor_unknown_kinds']}):")
-        for anchor, target, article in r["samples"]:
-            print(f"  {anchor!r} -> {target!r}" + ("" if article else " (not an article)"))
+        for anchor, target, article, kind in r["samples"]:
+            print(f"  {anchor!r} -> {target!r} ({kind}" + (")" if article else ", not an article)"))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
     return 0

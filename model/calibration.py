@@ -335,9 +335,10 @@ def choose_calibration(
             held = fold == f
             if held.any():
                 cross[name][held] = METHODS[name](score[~held], label[~held])(score[held])
-        losses[name] = round(log_loss(cross[name], label), 6)
+        losses[name] = log_loss(cross[name], label)
     method = min(names, key=lambda name: (losses[name], names.index(name)))
-    return method, METHODS[method](score, label), cross[method], losses
+    rounded = {name: round(loss, 6) for name, loss in losses.items()}
+    return method, METHODS[method](score, label), cross[method], rounded
 
 
 def ece(scores, labels, bins: int = BINS) -> float:

@@ -930,8 +930,9 @@ def train_classifier(rows: TrainingRows, settings: Settings):
         x[scored], y[scored], rows.fold[scored], rows.mention[scored], rows.probe[scored]
     )
     score, label, fold = best_per_mention(oof[scored], kept)
-    # Platt, beta, or isotonic (>= 1000 mentions), whichever predicts the held-out folds
-    # best (log loss, each fold's map fitted on the other folds): model/calibration.py.
+    # Platt (or beta, where Settings.calibration names it) or isotonic (>= 1000 mentions),
+    # whichever predicts the held-out folds best (log loss, each fold's map fitted on the
+    # other folds): model/calibration.py choose_calibration.
     method, calibration, calibrated, losses = choose_calibration(
         score, label, fold, settings.folds, tuple(settings.calibration.split(","))
     )
