@@ -15,7 +15,14 @@ kept links at score >= 0.6 (SPEC §5's minimumLinkScore) and at the job's shippe
 ``--scores 0.7,0.75,0.8,auto`` adds the precision of kept links at each minimum link score
 (``by_score`` in the JSON); ``auto`` is the train-half model's own suggestion
 (``training.suggested_minimum_link_score``, model/calibration.py), per wiki (pooled: each
-wiki's pages at its own model's suggestion).
+wiki's pages at its own model's suggestion). ``--calibration platt,beta`` lets training
+choose beta calibration too (``Settings.calibration``).
+
+``ece_kept_ci`` holds bootstrap 95 % intervals of the kept links' ECE (test articles
+resampled with replacement, 1000 rounds, seed 1; percentile and basic, see
+``ece_bootstrap``): whether a dump's ECE is distinguishable from a goal such as 0.05 depends
+on how many articles it has, and the interval says so. ``reliability`` holds the kept
+links' bins (count, mean score, share right), as ``model.backtest``.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from model.backtest import calibration as reliability  # noqa: E402
 from model.backtest import in_test_half, probes, wilson  # noqa: E402
 from model.calibration import ece as calibration_error  # noqa: E402
 from model.datasets import open_model  # noqa: E402
@@ -61,6 +69,34 @@ def ece_floor(pairs: list[tuple[float, int]], rounds: int = 200) -> float:
     )
 
 
+def ece_bootstrap(groups: list[list[tuple[float, int]]], rounds: int = 1000) -> dict:
+    """95 % bootstrap intervals of the ECE over ``groups`` (one list of kept (score, correct)
+    pairs per test article) resampled with replacement: the article is the unit the split
+    draws, so its links stay together.
+
+    ``percentile`` is the plain interval; ECE is biased upward (binned |gap| of a noisy
+    share), and a resample adds its own noise, so the percentile interval sits above the
+    estimate. ``basic`` reflects it around the estimate (2 ECE - q97.5, 2 ECE - q2.5),
+    which cancels that shift to first order: use it to judge "distinguishable from 0.05"."""
+    import numpy as np
+
+    groups = [g for g in groups if g]
+    if not groups:
+        return {"percentile": [math.nan, math.nan], "basic": [math.nan, math.nan]}
+    rng = np.random.default_rng(1)
+    values = []
+    for _ in range(rounds):
+        pick = rng.integers(0, len(groups), size=len(groups))
+        pairs = [pair for i in pick for pair in groups[i]]
+        values.append(ece(pairs))
+    low, high = (float(v) for v in np.percentile(values, [2.5, 97.5]))
+    point = ece([pair for g in groups for pair in g])
+    return {
+        "percentile": [round(low, 4), round(high, 4)],
+        "basic": [round(max(0.0, 2 * point - high), 4), round(2 * point - low, 4)],
+    }
+
+
 def run(corpus, settings: Settings) -> dict:
     with tempfile.TemporaryDirectory(prefix="addlink-calcheck-") as work:
         test = {t for t in corpus.articles if in_test_half(t, settings.seed)}
@@ -70,6 +106,7 @@ def run(corpus, settings: Settings) -> dict:
         seconds = time.monotonic() - start
         model = open_model(Path(work) / "model")
         mentions, kept, pages = [], [], []  # (score, correct); (scored, gold) per sentence
+        kept_pages = []  # the kept (score, correct) pairs of each test article
         expected = sentences = 0
         for record, text, gold, context in probes(corpus, test):
             _, scored = score(model, text, title=record["t"], extra_links=context)
@@ -77,10 +114,11 @@ def run(corpus, settings: Settings) -> dict:
             expected += len(gold)
             mentions += [(s.score, int((s.key, s.target) in gold)) for s in scored]
             pages.append(([(normalize(s.text), s) for s in scored], gold))
-            kept += [
+            kept_pages.append([
                 (s.score, int((normalize(s.text), s.target) in gold))
                 for s in select(scored, 0.0, LIMIT)
-            ]
+            ])
+            kept += kept_pages[-1]
         model.close()
     auto = manifest.get("training", {}).get("suggested_minimum_link_score")
     pages = [(scored, gold, auto) for scored, gold in pages]
@@ -94,10 +132,13 @@ def run(corpus, settings: Settings) -> dict:
         "mentions": mentions,
         "kept": kept,
         "pages": pages,
+        "kept_pages": kept_pages,
     }
 
 
-def summary(name, features, sentences, expected, mentions, kept, pages, scores=()) -> dict:
+def summary(
+    name, features, sentences, expected, mentions, kept, pages, scores=(), kept_pages=()
+) -> dict:
     def at(threshold: float | str) -> tuple[int, int]:
         n = k = 0
         for scored, gold, auto in pages:
@@ -146,6 +187,8 @@ def summary(name, features, sentences, expected, mentions, kept, pages, scores=(
             "ece_kept": ece(kept),
             "ece_floor": ece_floor(mentions),
             "ece_kept_floor": ece_floor(kept),
+            "ece_kept_ci": ece_bootstrap(list(kept_pages)),  # 95 %, articles resampled
+            "reliability": reliability(kept)["bins"],
             "n_mentions": len(mentions),
             "n_kept": len(kept),
             "precision_at": sweep,  # minimum link score -> [precision, kept links, 95 % CI]
@@ -164,6 +207,8 @@ def main() -> int:
     p.add_argument("--features", action="append", choices=["full", "reference"])
     p.add_argument("--positive-weight", type=float)
     p.add_argument("--folds", type=int, help="cross-fitting folds (default: Settings)")
+    p.add_argument("--calibration", help="calibration maps training chooses among, e.g. "
+                   "platt,beta (default: Settings, model/calibration.py CANDIDATES)")
     p.add_argument("--scores", help="comma-separated minimum link scores, 'auto' for the "
                    "train-half model's suggestion: precision of kept links at each")
     args = p.parse_args()
@@ -173,9 +218,9 @@ def main() -> int:
     header = (
         "| wiki | features | test sentences | P@0.5 | R@0.5 | F1@0.5 | best F1 (thr) | "
         f"P@>=0.6 (n, 95% CI) | P@>={SHIPPED} (n, 95% CI) | ECE mentions | ECE kept | "
-        "ECE kept noise floor |"
+        "ECE kept noise floor | ECE kept 95% CI, percentile / basic | calibration |"
     )
-    print(header + "\n|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    print(header + "\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     pooled: dict[str, list] = {}
     for dump in sorted(args.dumps.glob("*.xml*")):
         if args.only and not any(dump.name.startswith(o) for o in args.only):
@@ -188,6 +233,8 @@ def main() -> int:
                     settings.positive_weight = args.positive_weight
                 if args.folds is not None:
                     settings.folds = args.folds
+                if args.calibration is not None:
+                    settings.calibration = args.calibration
                 r = run(corpus, settings)
                 s = summary(
                     r["wiki"],
@@ -198,20 +245,22 @@ def main() -> int:
                     r["kept"],
                     r["pages"],
                     scores,
+                    r["kept_pages"],
                 )
                 s["build_seconds"] = r["build_seconds"]
                 s["training"] = r["training"]
                 lines.append(s)
                 print(row(s), flush=True)
                 if r["test_sentences"] < 150:
-                    acc = pooled.setdefault(features, [0, 0, [], [], []])
+                    acc = pooled.setdefault(features, [0, 0, [], [], [], []])
                     acc[0] += r["test_sentences"]
                     acc[1] += r["expected"]
                     acc[2] += r["mentions"]
                     acc[3] += r["kept"]
                     acc[4] += r["pages"]
-    for features, (sent, exp, men, kep, pag) in pooled.items():
-        s = summary("small pooled", features, sent, exp, men, kep, pag, scores)
+                    acc[5] += r["kept_pages"]
+    for features, (sent, exp, men, kep, pag, kpg) in pooled.items():
+        s = summary("small pooled", features, sent, exp, men, kep, pag, scores, kpg)
         lines.append(s)
         print(row(s), flush=True)
     if scores:
@@ -245,6 +294,10 @@ def row(s: dict) -> str:
         f"{s['ece_mentions']:.3f}",
         f"{s['ece_kept']:.3f}",
         f"{s['ece_kept_floor']:.3f}",
+        "{:.3f}-{:.3f} / {:.3f}-{:.3f}".format(
+            *s["ece_kept_ci"]["percentile"], *s["ece_kept_ci"]["basic"]
+        ),
+        s.get("training", {}).get("calibration", "-"),
     ]
     return "| " + " | ".join(map(str, cells)) + " |"
 

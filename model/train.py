@@ -31,8 +31,7 @@ from mwparserfromhell.nodes import Heading, Text, Wikilink
 
 from model import dump as dumps
 from model.calibration import FILE as CALIBRATION_FILE
-from model.calibration import METHODS as CALIBRATION_METHODS
-from model.calibration import ece, log_loss, suggest_minimum_link_score
+from model.calibration import choose_calibration, ece, log_loss, suggest_minimum_link_score
 from model.datasets import (
     DATASETS,
     SENTENCES_FILE,
@@ -73,7 +72,6 @@ MIN_TRAIL_PAGES = 2  # an ending trailing links on fewer training pages is not t
 MAX_TARGETS = 50  # candidate targets kept per anchor (the top 10 are scored)
 MAX_MEMBERS = 50  # exact keys stored with a stem class (its trail forms are tried)
 DIMENSIONS = 50
-ISOTONIC_MIN_MENTIONS = 1000  # calibration mentions below which isotonic under-resolves
 PAIR_ARTICLES = 20_000  # articles sampled for training pairs at most (Settings)
 # A training mention's kind (TrainingRows.probe): in a sentence without links, in the
 # article's probe sentence and kept by select at threshold 0, in another sentence with
@@ -346,6 +344,9 @@ class Settings:
     # Stem classes of anchor keys (model/stems.py): "auto" is Snowball where the language
     # has a stemmer and endings learnt from the wiki's text elsewhere; "none" turns it off.
     stemmer: str = "auto"
+    # Calibration maps chosen among by cross-validated log loss (model/calibration.py
+    # choose_calibration; isotonic joins at >= 1000 mentions): "platt" or "platt,beta".
+    calibration: str = "platt"
 
 
 def _target_ok(corpus: Corpus, target: str, complete: bool) -> bool:
@@ -929,27 +930,16 @@ def train_classifier(rows: TrainingRows, settings: Settings):
         x[scored], y[scored], rows.fold[scored], rows.mention[scored], rows.probe[scored]
     )
     score, label, fold = best_per_mention(oof[scored], kept)
-    # Platt scaling, or isotonic regression where there are enough mentions for it (>= 1000,
-    # Niculescu-Mizil & Caruana 2005) and it predicts the held-out folds better (log loss,
-    # each fold's map fitted on the other folds). Below that, isotonic pools the few top
-    # scores with mediocre ones (English sample: 146 mentions, three blocks, no score above
-    # 0.39), so no page gets a confident link however clear it is.
-    cross: dict[str, np.ndarray] = {}
-    for name, fit in CALIBRATION_METHODS.items():
-        cross[name] = np.zeros(len(score))
-        for f in range(settings.folds):
-            held = fold == f
-            cross[name][held] = fit(score[~held], label[~held])(score[held])
-    method = "platt"
-    if len(score) >= ISOTONIC_MIN_MENTIONS and log_loss(cross["isotonic"], label) < log_loss(
-        cross["platt"], label
-    ):
-        method = "isotonic"
-    calibration = CALIBRATION_METHODS[method](score, label)
-    calibrated = cross[method]
+    # Platt (or beta, where Settings.calibration names it) or isotonic (>= 1000 mentions),
+    # whichever predicts the held-out folds best (log loss, each fold's map fitted on the
+    # other folds): model/calibration.py choose_calibration.
+    method, calibration, calibrated, losses = choose_calibration(
+        score, label, fold, settings.folds, tuple(settings.calibration.split(","))
+    )
     metrics = {
         "heldout": f"articles, {settings.folds} folds",
         "calibration": method,
+        "calibration_log_loss": losses,  # each candidate method's, cross-validated
         "auc": round(_auc(kept.y, oof[scored]), 4),
         "mentions": len(score),
         "best_right": round(float(label.mean()), 4) if len(label) else math.nan,

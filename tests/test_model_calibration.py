@@ -13,7 +13,11 @@ from model.calibration import (
     FILE,
     SUGGESTION_GRID,
     Calibration,
+    beta_map,
+    choose_calibration,
     ece,
+    fit_beta,
+    fit_beta_parameters,
     fit_isotonic,
     fit_platt,
     suggest_minimum_link_score,
@@ -259,3 +263,69 @@ def test_the_ltgwiki_model_suggests_a_score_its_held_out_mentions_support(ltg_mo
     assert (k, n) == next((k, n) for t, k, n in grid if t == s["minimum_link_score"])
     assert n > 0 and k / n >= 0.8 and s["precision"] == round(k / n, 4)
     assert s["ci"][0] == pytest.approx(_wilson_lower(k, n), abs=1e-4)
+
+
+def test_beta_calibration_recovers_a_known_law_and_stays_monotone():
+    """Scores drawn from a skewed law, labels right with the beta-calibrated probability
+    1 / (1 + exp(-(a ln s - b ln(1 - s) + c))): the fit finds (a, b, c) again; the stored
+    knots follow the curve; a law with a falling low end (unconstrained a < 0) is fitted
+    with a clamped at 0, never as a non-monotone map."""
+    rng = np.random.default_rng(11)
+    for a, b, c in [(0.6, 1.8, 0.4), (2.0, 0.5, -1.0)]:
+        s = rng.beta(0.7, 1.5, size=40000)
+        y = rng.uniform(size=len(s)) < beta_map(a, b, c, s)
+        got = fit_beta_parameters(s, y)
+        assert got == pytest.approx((a, b, c), abs=0.15), got
+        cal = fit_beta(s, y)
+        grid = np.linspace(0.001, 0.999, 999)
+        assert np.all(np.diff(cal(grid)) > 0), "strictly increasing"
+        assert np.abs(cal(grid) - beta_map(*got, grid)).max() < 2e-3, "knots follow the curve"
+        assert list(cal.x) == sorted(cal.x) and list(cal.y) == sorted(cal.y)
+    s = rng.uniform(0.01, 0.99, size=20000)
+    p = np.where(s < 0.3, 0.5 - s, 0.2 + 2 * (s - 0.3) / 2.1)  # falls, then rises
+    y = rng.uniform(size=len(s)) < p
+    a, b, _ = fit_beta_parameters(s, y)
+    assert a == 0.0 and b > 0
+    assert np.all(np.diff(fit_beta(s, y)(np.linspace(0, 1, 501))) >= 0)
+
+
+def test_the_calibration_method_is_chosen_by_cross_validated_log_loss():
+    """A beta law bent apart at its ends: asked to choose between Platt and beta, the rule
+    takes beta, which predicts the held-out folds better; isotonic is a candidate only from
+    ISOTONIC_MIN_MENTIONS on."""
+    rng = np.random.default_rng(5)
+    s = rng.beta(0.7, 1.5, size=3000)
+    y = rng.uniform(size=len(s)) < beta_map(0.3, 2.5, 0.5, s)
+    fold = rng.integers(0, 5, len(s))
+    n = 900  # below ISOTONIC_MIN_MENTIONS
+    both = ("platt", "beta")
+    method, cal, cross, losses = choose_calibration(s[:n], y[:n], fold[:n], 5, both)
+    assert set(losses) == {"platt", "beta"}
+    assert method == "beta" and losses["beta"] < losses["platt"]
+    assert cross.shape == (n,) and ece(cross, y[:n]) < ece(s[:n], y[:n])
+    assert np.allclose(cal(s[:50]), fit_beta(s[:n], y[:n])(s[:50]))
+    # Out of fold: each held-out fold's scores come from a map fitted without that fold.
+    held = fold[:n] == 0
+    own = fit_beta(s[:n][~held], y[:n][~held])(s[:n][held])
+    assert np.allclose(cross[held], own)
+    method, _, _, losses = choose_calibration(s, y, fold, 5, both)
+    assert set(losses) == {"platt", "beta", "isotonic"}
+    assert method == min(losses, key=losses.get)
+    # The default candidates: Platt (and isotonic from 1000 mentions on), not beta.
+    assert set(choose_calibration(s[:n], y[:n], fold[:n], 5)[3]) == {"platt"}
+    with pytest.raises(ValueError, match="unknown calibration method"):
+        choose_calibration(s[:n], y[:n], fold[:n], 5, ("platt", "betta"))
+
+
+def test_the_ltgwiki_model_records_its_calibration_choice(ltg_model):
+    """The manifest names the method and every candidate's cross-validated log loss, and the
+    method is the one with the least; the stored map is monotone and maps raw scores apart."""
+    training = json.loads((ltg_model / "manifest.json").read_text())["training"]
+    losses = training["calibration_log_loss"]
+    # The default candidates; ltgwiki has fewer than 1000 probe mentions (no isotonic).
+    assert set(losses) == {"platt"}
+    assert training["calibration"] == min(losses, key=losses.get)
+    assert training["log_loss"] == pytest.approx(losses[training["calibration"]], abs=1e-4)
+    cal = Calibration.load(ltg_model / FILE)
+    grid = np.linspace(0.01, 0.99, 99)
+    assert np.all(np.diff(cal(grid)) > 0)
