@@ -20,7 +20,7 @@ import tempfile
 import time
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -146,31 +146,36 @@ class Corpus:
                 return False, None
             return True, fn(record)
 
-        for kept, result in map_lines(self.path, self.offsets, task, workers):
+        for kept, result in map_lines([(self.path, self.offsets)], task, workers):
             if kept:
                 yield result  # type: ignore[misc]
 
 
 def map_lines(
-    path: Path, offsets: array, fn: Callable[[str], R], workers: int
+    files: Sequence[tuple[Path, array]], fn: Callable[[str], R], workers: int
 ) -> Iterator[R]:
-    """``fn`` of each line of a file, in order, in ``workers`` processes that read the file
-    themselves: this process sends each a range of lines (``offsets``: each line's byte
-    offset, then the file's end) and merges the results, so it never touches the text."""
-    if workers <= 1 or not offsets:
-        with open(path, encoding="utf-8") as f:
-            yield from map(fn, f)
+    """``fn`` of each line of some files, in order, in ``workers`` processes that read the
+    files themselves: this process sends each a range of lines (each file's ``offsets``: its
+    lines' byte offsets, then its end) and merges the results, so it never touches the text."""
+    if workers <= 1 or not all(offsets for _, offsets in files):
+        for path, _ in files:
+            with open(path, encoding="utf-8") as f:
+                yield from map(fn, f)
         return
 
-    def lines(span: tuple[int, int]) -> list[R]:
-        with open(path, "rb") as f:
-            f.seek(span[0])
-            data = f.read(span[1] - span[0]).decode("utf-8")
+    def lines(span: tuple[Path, int, int]) -> list[R]:
+        with open(span[0], "rb") as f:
+            f.seek(span[1])
+            data = f.read(span[2] - span[1]).decode("utf-8")
         return [fn(line + "\n") for line in data.split("\n")[:-1]]
 
-    n = len(offsets) - 1
-    spans = ((offsets[i], offsets[min(i + BATCH, n)]) for i in range(0, n, BATCH))
-    for results in ordered_map(lines, spans, workers, batch=1):
+    def spans() -> Iterator[tuple[Path, int, int]]:
+        for path, offsets in files:
+            n = len(offsets) - 1
+            for i in range(0, n, BATCH):
+                yield path, offsets[i], offsets[min(i + BATCH, n)]
+
+    for results in ordered_map(lines, spans(), workers, batch=1):
         yield from results
 
 
@@ -235,34 +240,28 @@ def pure_sentences(code, namespaces: frozenset[str]) -> list[list]:
     return out
 
 
-def extract(dump_path: str | Path, workdir: Path, workers: int = 1) -> Corpus:
+def extract(
+    dump_path: str | Path | Sequence[str | Path], workdir: Path, workers: int = 1
+) -> Corpus:
     """One streaming pass over the dump, one over the corpus file: a Corpus.
 
-    This process reads the dump once (the reader is the one step that cannot be split, so it
-    is not done twice) and ``workers`` processes parse its articles as they come, writing
-    links to the titles the editors wrote. Redirects are all known only at the dump's end:
-    a second pass over the corpus file resolves the link targets, in the workers too.
+    A dump in one file is read once by this process (a reader cannot be split, so it is not
+    done twice) and ``workers`` processes parse its articles as they come. A dump in part
+    files (``dumps.parts``) is read by the workers, one part each, so the reading is
+    parallel too; what they find is merged in part order, the same corpus as the one file
+    gives. Either way the articles' links are first written to the titles the editors
+    wrote: redirects are all known only at the dump's end, and a second pass over the
+    corpus file resolves the link targets, in the workers too.
     """
-    site = dumps.site_info(dump_path)
+    paths = dumps.parts(dump_path)
+    site = dumps.site_info(paths[0])
     namespaces = CANONICAL_NAMESPACES | site.namespaces
     corpus = Corpus(site=site, path=workdir / "corpus.jsonl")
     trail = link_trail(site.language)
     raw_redirects: dict[str, str] = {}
     latest = 0.0
 
-    def articles() -> Iterator[tuple[str, str]]:
-        nonlocal latest
-        for page in dumps.pages(dump_path):
-            if page.namespace != 0:
-                continue
-            latest = max(latest, page.timestamp)
-            if page.redirect:
-                raw_redirects[page.title] = page.redirect
-            else:
-                corpus.articles[page.title] = page.page_id
-                yield page.title, page.text
-
-    def parse_article(article: tuple[str, str]) -> tuple[str, str, bool]:
+    def parse_article(article: tuple[str, str]) -> tuple[str, bytes, bool]:
         """An article's title, corpus line (unresolved), whether it is a disambiguation."""
         title, text = article
         code = tree(text)
@@ -277,22 +276,70 @@ def extract(dump_path: str | Path, workdir: Path, workers: int = 1) -> Corpus:
         line = json.dumps(record, ensure_ascii=False) + "\n"
         return title, line.encode("utf-8"), _is_disambiguation(text, code)
 
-    raw, raw_offsets = workdir / "corpus.raw.jsonl", array("q", [0])
-    with stage("parse"), open(raw, "wb") as out:
-        for title, line, disambiguation in progress(
-            ordered_map(parse_article, articles(), workers), "parse", unit="articles"
-        ):
-            if disambiguation:
-                corpus.disambiguations.add(title)
-            out.write(line)
-            raw_offsets.append(raw_offsets[-1] + len(line))
+    raw_files: list[tuple[Path, array]] = []
+    with stage("parse"):
+        if len(paths) == 1:
+            raw_files.append((workdir / "corpus.raw.jsonl", array("q", [0])))
+
+            def articles() -> Iterator[tuple[str, str]]:
+                nonlocal latest
+                for page in dumps.pages(paths[0]):
+                    if page.namespace != 0:
+                        continue
+                    latest = max(latest, page.timestamp)
+                    if page.redirect:
+                        raw_redirects[page.title] = page.redirect
+                    else:
+                        corpus.articles[page.title] = page.page_id
+                        yield page.title, page.text
+
+            raw, raw_offsets = raw_files[0]
+            with open(raw, "wb") as out:
+                for title, line, disambiguation in progress(
+                    ordered_map(parse_article, articles(), workers), "parse", unit="articles"
+                ):
+                    if disambiguation:
+                        corpus.disambiguations.add(title)
+                    out.write(line)
+                    raw_offsets.append(raw_offsets[-1] + len(line))
+        else:
+
+            def read_part(part: tuple[int, Path]) -> _Part:
+                """One part read and parsed by one worker into its own raw corpus file."""
+                number, path = part
+                found = _Part(workdir / f"corpus.raw.{number}.jsonl")
+                with open(found.path, "wb") as out:
+                    for page in dumps.pages(path):
+                        if page.namespace != 0:
+                            continue
+                        found.latest = max(found.latest, page.timestamp)
+                        if page.redirect:
+                            found.redirects.append((page.title, page.redirect))
+                            continue
+                        found.articles.append((page.title, page.page_id))
+                        _, line, disambiguation = parse_article((page.title, page.text))
+                        if disambiguation:
+                            found.disambiguations.append(page.title)
+                        out.write(line)
+                        found.offsets.append(found.offsets[-1] + len(line))
+                return found
+
+            for found in progress(ordered_map(read_part, enumerate(paths), workers, batch=1),
+                                  "parse", total=len(paths), unit="parts"):
+                # In part order, as the one file's pages: the same dicts in the same order.
+                corpus.articles.update(found.articles)
+                raw_redirects.update(found.redirects)
+                corpus.disambiguations.update(found.disambiguations)
+                latest = max(latest, found.latest)
+                raw_files.append((found.path, found.offsets))
     corpus.redirects = {t: _resolve(raw_redirects, t) for t in raw_redirects}
     raw_redirects.clear()
     corpus.dump_date = time.strftime("%Y-%m-%d", time.gmtime(latest)) if latest else ""
     if not corpus.articles:
-        raise TrainingError(f"{dump_path}: no articles (namespace 0, not redirects) in the dump")
+        where = paths[0] if len(paths) == 1 else f"{paths[0]} (and {len(paths) - 1} parts)"
+        raise TrainingError(f"{where}: no articles (namespace 0, not redirects) in the dump")
 
-    def resolve(line: str) -> tuple[str, int, int]:
+    def resolve(line: str) -> tuple[bytes, int, int]:
         """The line with its targets through redirects; its links, how many resolve."""
         record = json.loads(line)
         resolved = 0
@@ -307,13 +354,26 @@ def extract(dump_path: str | Path, workdir: Path, workers: int = 1) -> Corpus:
 
     with stage("resolve"), open(corpus.path, "wb") as out:
         corpus.offsets.append(0)
-        for line, links, resolved in map_lines(raw, raw_offsets, resolve, workers):
+        for line, links, resolved in map_lines(raw_files, resolve, workers):
             corpus.links += links
             corpus.resolved_links += resolved
             out.write(line)
             corpus.offsets.append(corpus.offsets[-1] + len(line))
-    raw.unlink()
+    for raw, _ in raw_files:
+        raw.unlink()
     return corpus
+
+
+@dataclass
+class _Part:
+    """What a worker found in one dump part: its raw corpus file and the part's tables."""
+
+    path: Path
+    articles: list[tuple[str, int]] = field(default_factory=list)
+    redirects: list[tuple[str, str]] = field(default_factory=list)
+    disambiguations: list[str] = field(default_factory=list)
+    latest: float = 0.0
+    offsets: array = field(default_factory=lambda: array("q", [0]))
 
 
 # ---------------------------------------------------------------------------- building
@@ -1185,18 +1245,20 @@ def build_model(
 
 
 def train_model(
-    dump_path: str | Path,
+    dump_path: str | Path | Sequence[str | Path],
     out: str | Path,
     settings: Settings | None = None,
     wiki: str | None = None,
 ) -> dict:
-    """Train one wiki's model from its dump into ``out`` (replaced atomically)."""
+    """Train one wiki's model from its dump (one file, or its part files: ``dumps.parts``)
+    into ``out`` (replaced atomically)."""
     settings = settings or Settings()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    site = dumps.site_info(dump_path)
+    paths = dumps.parts(dump_path)
+    site = dumps.site_info(paths[0])
     if wiki and wiki != site.dbname:
         raise TrainingError(f"--wiki {wiki} but the dump is of {site.dbname}")
     with tempfile.TemporaryDirectory(prefix="addlink-train-") as work, recording():
-        corpus = extract(dump_path, Path(work), settings.workers)
+        corpus = extract(paths, Path(work), settings.workers)
         return build_model(corpus, out, settings)
