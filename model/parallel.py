@@ -115,6 +115,46 @@ def ordered_map(
         gc.unfreeze()
 
 
+class Background:
+    """``fn()`` computed in one forked process while this one goes on; ``result()`` waits.
+
+    For a serial step whose input is ready before the stages that need it: it then runs
+    beside them instead of between them. Its CPU time counts for the stage that waits.
+    """
+
+    def __init__(self, fn: Callable[[], Any]):
+        ctx = multiprocessing.get_context("fork")
+        self._receive, send = ctx.Pipe(duplex=False)
+        gc.freeze()  # the child's collector leaves this process's objects alone (see above)
+        try:
+            self._process = ctx.Process(target=_background, args=(fn, send), daemon=True)
+            self._process.start()
+        finally:
+            gc.unfreeze()
+        send.close()
+
+    def result(self) -> Any:
+        try:
+            ok, value = self._receive.recv()
+        except EOFError:
+            raise RuntimeError("a background step's process ended without its result") from None
+        finally:
+            self._receive.close()
+            self._process.join()
+        if not ok:
+            raise value
+        return value
+
+
+def _background(fn: Callable[[], Any], send) -> None:
+    try:
+        send.send((True, fn()))
+    except BaseException as e:  # noqa: BLE001 - re-raised in the waiting process
+        send.send((False, e))
+    finally:
+        send.close()
+
+
 def _collect(result) -> list:
     out, private = result.get()
     clock = _current

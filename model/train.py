@@ -43,11 +43,12 @@ from model.datasets import (
     rows_checksum,
 )
 from model.features import FEATURE_SETS, ablated_columns, candidate_rows, kurtosis
-from model.parallel import BATCH, ordered_map, recorded, recording, stage
+from model.parallel import BATCH, Background, ordered_map, recorded, recording, stage
 from model.progress import progress
 from model.publish import install
 from model.stems import Stemmer, choose, learn_endings, snowball_algorithm, stem_ngrams
 from model.text import (
+    MAX_ABBREVIATIONS_TEXT,
     MAX_NGRAM,
     STEM,
     TERMINATORS,
@@ -115,6 +116,9 @@ class Corpus:
     dump_date: str = ""
     # Byte offset of each line of the corpus file, and its end: workers read their share.
     offsets: array = field(default_factory=lambda: array("q"))
+    # The sentence rules of every article (learn_sentence_rules(corpus, None)), being learnt
+    # in a background process since the parsing ended (extract with workers > 1).
+    sentence_rules: Background | None = None
 
     @property
     def resolve_ratio(self) -> float:
@@ -241,7 +245,10 @@ def pure_sentences(code, namespaces: frozenset[str]) -> list[list]:
 
 
 def extract(
-    dump_path: str | Path | Sequence[str | Path], workdir: Path, workers: int = 1
+    dump_path: str | Path | Sequence[str | Path],
+    workdir: Path,
+    workers: int = 1,
+    sentence_rules: bool = False,
 ) -> Corpus:
     """One streaming pass over the dump, one over the corpus file: a Corpus.
 
@@ -252,6 +259,10 @@ def extract(
     gives. Either way the articles' links are first written to the titles the editors
     wrote: redirects are all known only at the dump's end, and a second pass over the
     corpus file resolves the link targets, in the workers too.
+
+    ``sentence_rules`` (with workers > 1): the serial Punkt learning of all the articles'
+    sentence rules starts in a background process as soon as the text it reads is parsed
+    (``Corpus.sentence_rules``), beside the later parsing and the stages that need no rules.
     """
     paths = dumps.parts(dump_path)
     site = dumps.site_info(paths[0])
@@ -261,8 +272,9 @@ def extract(
     raw_redirects: dict[str, str] = {}
     latest = 0.0
 
-    def parse_article(article: tuple[str, str]) -> tuple[str, bytes, bool]:
-        """An article's title, corpus line (unresolved), whether it is a disambiguation."""
+    def parse_article(article: tuple[str, str]) -> tuple[str, bytes, bool, int]:
+        """An article's title, corpus line (unresolved), whether it is a disambiguation, the
+        characters of its scannable text."""
         title, text = article
         code = tree(text)
         parsed = parse(text, (), namespaces, code=code)
@@ -274,9 +286,26 @@ def extract(
             "e": trail_endings(text, trail),
         }
         line = json.dumps(record, ensure_ascii=False) + "\n"
-        return title, line.encode("utf-8"), _is_disambiguation(text, code)
+        chars = sum(len(t) for t in record["s"])
+        return title, line.encode("utf-8"), _is_disambiguation(text, code), chars
 
     raw_files: list[tuple[Path, array]] = []
+    background = sentence_rules and workers > 1
+    text_chars = 0  # of the parsed parts' texts, in order: Punkt's input is their start
+
+    def learn_rules() -> None:
+        """Start learning the sentence rules from the raw corpus files parsed so far (the
+        texts are those of the resolved corpus: resolving changes link targets only)."""
+        handles = [open(path, encoding="utf-8") for path, _ in raw_files]  # noqa: SIM115
+        try:  # opened here, inherited: the child reads them even once they are unlinked
+            records = (json.loads(line) for f in handles for line in f)
+            corpus.sentence_rules = Background(
+                lambda: _sentence_rules(records, site.language)
+            )
+        finally:
+            for f in handles:
+                f.close()
+
     with stage("parse"):
         if len(paths) == 1:
             raw_files.append((workdir / "corpus.raw.jsonl", array("q", [0])))
@@ -295,13 +324,15 @@ def extract(
 
             raw, raw_offsets = raw_files[0]
             with open(raw, "wb") as out:
-                for title, line, disambiguation in progress(
+                for title, line, disambiguation, _ in progress(
                     ordered_map(parse_article, articles(), workers), "parse", unit="articles"
                 ):
                     if disambiguation:
                         corpus.disambiguations.add(title)
                     out.write(line)
                     raw_offsets.append(raw_offsets[-1] + len(line))
+            if background:
+                learn_rules()
         else:
 
             def read_part(part: tuple[int, Path]) -> _Part:
@@ -317,11 +348,12 @@ def extract(
                             found.redirects.append((page.title, page.redirect))
                             continue
                         found.articles.append((page.title, page.page_id))
-                        _, line, disambiguation = parse_article((page.title, page.text))
+                        _, line, disambiguation, chars = parse_article((page.title, page.text))
                         if disambiguation:
                             found.disambiguations.append(page.title)
                         out.write(line)
                         found.offsets.append(found.offsets[-1] + len(line))
+                        found.text_chars += chars
                 return found
 
             for found in progress(ordered_map(read_part, enumerate(paths), workers, batch=1),
@@ -332,6 +364,11 @@ def extract(
                 corpus.disambiguations.update(found.disambiguations)
                 latest = max(latest, found.latest)
                 raw_files.append((found.path, found.offsets))
+                text_chars += found.text_chars
+                if background and corpus.sentence_rules is None and (
+                    text_chars > MAX_ABBREVIATIONS_TEXT or len(raw_files) == len(paths)
+                ):
+                    learn_rules()  # Punkt stops inside these parts (or reads them all)
     corpus.redirects = {t: _resolve(raw_redirects, t) for t in raw_redirects}
     raw_redirects.clear()
     corpus.dump_date = time.strftime("%Y-%m-%d", time.gmtime(latest)) if latest else ""
@@ -374,6 +411,7 @@ class _Part:
     disambiguations: list[str] = field(default_factory=list)
     latest: float = 0.0
     offsets: array = field(default_factory=lambda: array("q", [0]))
+    text_chars: int = 0  # of the articles' scannable texts (the sentence rules' input)
 
 
 # ---------------------------------------------------------------------------- building
@@ -481,7 +519,7 @@ def count_anchors(
     complete: bool,
     seed: int,
     folds: int = FOLDS,
-    abbreviations: frozenset[str] = frozenset(),
+    abbreviations: frozenset[str] | Callable[[], frozenset[str]] = frozenset(),
     stemming: str = "none",
     workers: int = 1,
 ) -> AnchorCounts:
@@ -540,6 +578,8 @@ def count_anchors(
         counts.stem_linked = [Counter() for _ in range(folds)]
         counts.stem_seen = [Counter() for _ in range(folds)]
     classes = set(counts.members)
+    if callable(abbreviations):  # learnt meanwhile (or now): only this pass needs them
+        abbreviations = abbreviations()
 
     # Link probability: pages linking the anchor / pages where it appears at all.
     def seen_keys(record: dict) -> tuple[int, list[str], list[tuple[str, str]], list[str]]:
@@ -1069,9 +1109,13 @@ def learn_sentence_rules(corpus: Corpus, include: set[str] | None) -> frozenset[
     Punkt's unsupervised learning on the wiki's own text, plus mwtokenizer's checked list
     for the wiki where it has one (measured in benchmarks/sentence_bench.py).
     """
-    texts = (text for record in corpus.records(include) for text in record["s"])
+    return _sentence_rules(corpus.records(include), corpus.site.language)
+
+
+def _sentence_rules(records: Iterable[dict], language: str) -> frozenset[str]:
+    texts = (text for record in records for text in record["s"])
     learnt = learn_abbreviations(progress(texts, "abbreviations", unit="texts"))
-    return learnt | listed_abbreviations(corpus.site.language)
+    return learnt | listed_abbreviations(language)
 
 
 def build_model(
@@ -1089,22 +1133,34 @@ def build_model(
     if complete is None:
         complete = corpus.resolve_ratio >= COMPLETE_RESOLVE_RATIO
     workers = max(1, settings.workers)
-    with stage("abbreviations"):
-        abbreviations = learn_sentence_rules(corpus, include)
+    language = corpus.site.language
+    trail = link_trail(language)
+    # The stages that need no sentence rules come first: with workers, the rules are being
+    # learnt beside them (Corpus.sentence_rules); the anchors' second pass waits for them.
+    graph = link_graph(corpus, include, workers)
+    with stage("vectors"):
+        entities, vectors = build_vectors(graph, settings.seed)
+    endings = _trail_endings(corpus, include, workers) if trail else []
+    rules: list[frozenset[str]] = []
+
+    def sentence_rules() -> frozenset[str]:
+        if not rules:
+            with stage("abbreviations"):
+                learning = corpus.sentence_rules if include is None else None
+                corpus.sentence_rules = None
+                rules.append(learning.result() if learning is not None
+                             else learn_sentence_rules(corpus, include))
+        return rules[0]
+
     counts = count_anchors(
-        corpus, include, complete, settings.seed, settings.folds, abbreviations,
+        corpus, include, complete, settings.seed, settings.folds, sentence_rules,
         settings.stemmer, workers,
     )
+    abbreviations = sentence_rules()
     with stage("anchor dictionary"):
         anchors = anchors_from(counts, None, settings)
     if not anchors:
         raise TrainingError("no anchors survived the filters; the dump is too small")
-    graph = link_graph(corpus, include, workers)
-    with stage("vectors"):
-        entities, vectors = build_vectors(graph, settings.seed)
-    language = corpus.site.language
-    trail = link_trail(language)
-    endings = _trail_endings(corpus, include, workers) if trail else []
     keys = sorted(filter_keys(anchors, language))
     # Cross-fitting: a fold's training rows see anchors and vectors of the other folds only,
     # so no row's features contain the link it is labelled with.
@@ -1277,5 +1333,5 @@ def train_model(
     if wiki and wiki != site.dbname:
         raise TrainingError(f"--wiki {wiki} but the dump is of {site.dbname}")
     with tempfile.TemporaryDirectory(prefix="addlink-train-") as work, recording():
-        corpus = extract(paths, Path(work), settings.workers)
+        corpus = extract(paths, Path(work), settings.workers, sentence_rules=True)
         return build_model(corpus, out, settings)
