@@ -123,7 +123,7 @@ def write_parts(path: str | Path, count: int, out: Path) -> list[Path]:
     stem = Path(path).name.split(".xml")[0]
     written = []
     for k, (a, b) in enumerate(pairwise(cuts), start=1):
-        part = out / f"{stem}{k}.xml.bz2"
+        part = out / f"{stem}-part{k}.xml.bz2"
         with bz2.open(part, "wb") as f:
             f.write(header + data[a:b] + footer)
         written.append(part)

@@ -171,6 +171,7 @@ class _Stage:
         self.name = name
         self.rss_peak = 0
         self.worker_private = 0
+        self.extra: dict[str, Any] = {}
 
 
 _current: _Stage | None = None
@@ -211,6 +212,13 @@ def recorded() -> list[dict]:
     return list(_stages or ())
 
 
+def annotate(**fields: Any) -> None:
+    """Add figures to the current stage's record (a no-op outside ``recording()``)."""
+    clock = _current
+    if clock is not None:
+        clock.extra.update(fields)
+
+
 @contextmanager
 def stage(name: str) -> Iterator[None]:
     """Time one training stage; a no-op outside ``recording()``."""
@@ -239,6 +247,7 @@ def stage(name: str) -> Iterator[None]:
                 ),
                 "rss_peak_mb": round(clock.rss_peak / 2**20, 1),
                 "worker_private_peak_mb": round(clock.worker_private / 2**20, 1),
+                **clock.extra,
             }
         )
         _current = outer

@@ -43,7 +43,15 @@ from model.datasets import (
     rows_checksum,
 )
 from model.features import FEATURE_SETS, ablated_columns, candidate_rows, kurtosis
-from model.parallel import BATCH, Background, ordered_map, recorded, recording, stage
+from model.parallel import (
+    BATCH,
+    Background,
+    annotate,
+    ordered_map,
+    recorded,
+    recording,
+    stage,
+)
 from model.progress import progress
 from model.publish import install
 from model.stems import Stemmer, choose, learn_endings, snowball_algorithm, stem_ngrams
@@ -956,6 +964,24 @@ def pair_sample(titles: Collection[str], cap: int, seed: int) -> set[str] | None
     return set(heapq.nsmallest(cap, titles, key=rank))
 
 
+def _fold_lines(
+    corpus: Corpus, include: set[str] | None, settings: Settings, workers: int
+) -> list[list[int]]:
+    """The corpus lines of each fold's articles (of ``include``), in corpus order.
+
+    The corpus has one line per article in ``corpus.articles``' order (extract writes them
+    so); a corpus where that does not hold (a title twice in the dump) is read for its titles.
+    """
+    titles: Iterable[str] = corpus.articles
+    if len(corpus.articles) != len(corpus.offsets) - 1:
+        titles = list(corpus.map(lambda record: record["t"], None, workers))
+    lines: list[list[int]] = [[] for _ in range(settings.folds)]
+    for i, title in enumerate(titles):
+        if include is None or title in include:
+            lines[fold_of(title, settings.seed, settings.folds)].append(i)
+    return lines
+
+
 @dataclass(frozen=True)
 class TrainingRows:
     """Cross-fitted training rows: features, labels, each row's fold and mention number, and
@@ -1167,52 +1193,68 @@ def build_model(
     members: list[set[str]] = [set() for _ in range(settings.folds)]
     for title in graph:
         members[fold_of(title, settings.seed, settings.folds)].add(title)
-    def fold_model(f: int) -> _Lookup:
-        fold_entities, fold_vectors = build_vectors(graph, settings.seed, exclude=members[f])
-        fold_anchors = anchors_from(counts, f, settings)
-        return _Lookup(
-            fold_anchors, fold_entities, fold_vectors, settings.features,
-            filter_keys(fold_anchors, language), trail, endings, abbreviations,
-            Stemmer(counts.stemmer),
-        )
-
-    with stage("fold models"):  # independent of each other: one per worker at a time
-        lookups = list(ordered_map(fold_model, range(settings.folds), workers, batch=1))
     sample = pair_sample(graph, settings.max_pair_articles, settings.seed)
     pair_include = include if sample is None else sample  # the sample is drawn from include
     if sample is not None:
         log.info("training pairs from a sample", extra={"articles": len(sample)})
-    graph, members = {}, []  # the fold models are built: free the graph
+    # Each fold's pair articles by their line in the corpus file, in corpus order.
+    lines = _fold_lines(corpus, pair_include, settings, workers)
 
-    def article_rows(record: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
-        """One article's rows: features, labels, mention numbers, mention kinds; fold."""
-        f = fold_of(record["t"], settings.seed, settings.folds)
-        got = list(page_pairs(lookups[f], record, language))
-        width = len(got[0][0]) if got else 0
-        x = np.asarray([g[0] for g in got], dtype=np.float32).reshape(len(got), width)
-        y = np.asarray([g[1] for g in got], dtype=np.float32)
-        mention = np.asarray([g[2] for g in got], dtype=np.int64)
-        kind = np.asarray([g[3] for g in got], dtype=np.int8)  # UNLINKED, PROBE, ...
-        return x, y, mention, kind, f
+    def fold_rows(f: int) -> tuple[list[tuple[int, np.ndarray, np.ndarray, np.ndarray,
+                                              np.ndarray]], float]:
+        """Fold f's model (anchors and vectors of the other folds) and the training rows of
+        its articles, each with its corpus line; and the CPU seconds the model took.
 
-    # The rows arrive as one small array per article and are joined once: no Python list
-    # of rows (a float object per feature) ever holds them.
-    xs, ys, fs, ms, ps = [], [], [], [], []
-    base = 0
-    with stage("training pairs"):
-        articles = corpus.map(article_rows, pair_include, workers)
-        for x, y, mention, probe, f in progress(articles, "training pairs",
-                                                       total=corpus.size(pair_include),
-                                                       unit="articles"):
+        One task per fold, in one worker: the fold model is built where it is used and never
+        crosses a pipe (five of them pickled back and inherited by the pair workers cost
+        more CPU than building them), and a worker holds one fold model at a time."""
+        started = time.process_time()
+        fold_entities, fold_vectors = build_vectors(graph, settings.seed, exclude=members[f])
+        fold_anchors = anchors_from(counts, f, settings)
+        lookup = _Lookup(
+            fold_anchors, fold_entities, fold_vectors, settings.features,
+            filter_keys(fold_anchors, language), trail, endings, abbreviations,
+            Stemmer(counts.stemmer),
+        )
+        built = time.process_time() - started
+        out = []
+        with open(corpus.path, "rb") as f_in:
+            for i in lines[f]:
+                f_in.seek(corpus.offsets[i])
+                record = json.loads(f_in.read(corpus.offsets[i + 1] - corpus.offsets[i]))
+                got = list(page_pairs(lookup, record, language))
+                width = len(got[0][0]) if got else 0
+                out.append((
+                    i,
+                    np.asarray([g[0] for g in got], dtype=np.float32).reshape(len(got), width),
+                    np.asarray([g[1] for g in got], dtype=np.float32),
+                    np.asarray([g[2] for g in got], dtype=np.int64),
+                    np.asarray([g[3] for g in got], dtype=np.int8),  # UNLINKED, PROBE, ...
+                ))
+        return out, built
+
+    # The rows arrive as one small array per article and are joined once, in corpus order
+    # (the folds' lists merged by line): no Python list of rows (a float object per
+    # feature) ever holds them.
+    with stage("fold models and pairs"):
+        folds = list(progress(ordered_map(fold_rows, range(settings.folds), workers, batch=1),
+                              "fold models and pairs", total=settings.folds, unit="folds"))
+        annotate(fold_models_cpu_s=round(sum(built for _, built in folds), 3))
+        fold_of_line = {i: f for f, (rows, _) in enumerate(folds) for i, *_ in rows}
+        merged = heapq.merge(*(rows for rows, _ in folds), key=lambda r: r[0])
+        xs, ys, fs, ms, ps = [], [], [], [], []
+        base = 0
+        for i, x, y, mention, probe in merged:
             if not len(y):
                 continue
             xs.append(x)
             ys.append(y)
-            fs.append(np.full(len(y), f, dtype=np.int64))
+            fs.append(np.full(len(y), fold_of_line[i], dtype=np.int64))
             ms.append(mention + base)
             ps.append(probe)
             base += int(mention.max()) + 1
-    lookups = []  # the fold models are no longer needed (the closure above holds the name)
+        del folds, merged, fold_of_line
+    graph, members = {}, []  # free the graph
     if not xs:
         raise TrainingError("cannot train a classifier from 0 pairs with 0 positives")
     training = TrainingRows(
