@@ -1041,8 +1041,11 @@ def train_classifier(rows: TrainingRows, settings: Settings):
         """Fold f's out-of-fold scores (f < folds), or the shipped classifier (f == folds).
         The six fits are independent: they run in the workers (one thread each, as the
         classifier is the same bytes for any number of them), the rows inherited."""
+        # nthread=1 on every DMatrix too: a process that forks after libgomp started its
+        # thread team (the DMatrix default is every core) hangs in a forked child's first
+        # OpenMP region; a one-thread team never waits for the missing threads.
         if f == settings.folds:
-            booster = xgboost.train(params, xgboost.DMatrix(x, y, missing=np.nan),
+            booster = xgboost.train(params, xgboost.DMatrix(x, y, missing=np.nan, nthread=1),
                                     settings.rounds)
             return booster.save_raw("ubj")
         held = rows.fold == f
@@ -1050,9 +1053,10 @@ def train_classifier(rows: TrainingRows, settings: Settings):
         if not (held.any() and 0 < y[rest].sum() < rest.sum()):
             return None
         fitted = xgboost.train(
-            params, xgboost.DMatrix(x[rest], y[rest], missing=np.nan), settings.rounds
+            params, xgboost.DMatrix(x[rest], y[rest], missing=np.nan, nthread=1),
+            settings.rounds,
         )
-        return fitted.predict(xgboost.DMatrix(x[held], missing=np.nan))
+        return fitted.predict(xgboost.DMatrix(x[held], missing=np.nan, nthread=1))
 
     oof = np.full(len(y), np.nan)
     # The refit first: the longest fit (every row) is not left for last.
