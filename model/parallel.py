@@ -1,9 +1,10 @@
 """An ordered, bounded map of a per-article function over N worker processes, and stage clocks.
 
 Training's per-article stages (parsing, anchor counting, training pairs) are independent per
-article; what joins them (counters, the corpus file, the training matrix) is merged in the
-main process in the order the one streaming reader produced the articles, so the result is
-the same bytes for any number of workers. Workers are forked per stage, after the stage's
+article, and so are the parts of a dump in part files, the cross-fitting folds and the
+classifier fits; what joins them (counters, the corpus file, the training matrix) is merged
+in the main process in input order (the dump's order of articles), so the result is the
+same bytes for any number of workers. Workers are forked per stage, after the stage's
 read-only state (title tables, anchor dictionaries, vectors) is built: they inherit it
 instead of receiving it pickled, and only the articles and their results cross a pipe.
 At most ``workers * WINDOW`` batches are in flight, so memory does not grow with the dump.

@@ -1,7 +1,7 @@
 """Training: dump -> corpus file -> anchors, entity vectors, classifier, model directory.
 
-The dump is read twice as a stream (titles and redirects first, then articles parsed one at
-a time); what later stages need of each article (its links, its scannable text, one probe
+The dump (one file, or its part files) is read once as a stream, articles parsed one at a
+time; what later stages need of each article (its links, its scannable text, one probe
 sentence for backtests) goes to a corpus file on disk, not into memory. Building a model
 from the corpus takes an optional set of titles, so a backtest trains on one half of the
 articles and tests on the other without parsing the dump again.
