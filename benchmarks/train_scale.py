@@ -235,12 +235,16 @@ def main() -> int:
         after = host_speedup(probe)
         probes.append(after["speedup"])
         runs[-1]["host_speedup_after"] = after
-        if len(runs) > 1:
-            base, top = runs[0], runs[-1]
+        if len({r["workers"] for r in runs}) > 1:
+            # Fewest workers against most, in whichever order they ran (--workers 2 1
+            # runs the same pair the other way round, so a load change hits the other one).
+            base = min(runs, key=lambda r: r["workers"])
+            top = max(runs, key=lambda r: r["workers"])
             host_mean = sum(probes) / len(probes)
             speedup = base["wall_s"] / top["wall_s"]
             result.setdefault("speedup", []).append({
                 "articles": size, "workers": [base["workers"], top["workers"]],
+                "order": [r["workers"] for r in runs],
                 "wall_speedup": round(speedup, 3),
                 "cpu_ratio": round(top["cpu_s"] / base["cpu_s"], 3),
                 "host_speedups": probes, "host_speedup_mean": round(host_mean, 3),
