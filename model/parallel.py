@@ -120,16 +120,23 @@ class Background:
     """``fn()`` computed in one forked process while this one goes on; ``result()`` waits.
 
     For a serial step whose input is ready before the stages that need it: it then runs
-    beside them instead of between them. Its CPU time counts for the stage that waits.
+    beside them instead of between them. A bare fork, not a ``multiprocessing.Process``:
+    multiprocessing reaps its finished children whenever it starts another (each stage's
+    pool does), which put the step's CPU time into whichever stage came next; here the
+    child is reaped by ``result()``, so its CPU counts for the stage that waits for it.
     """
 
     def __init__(self, fn: Callable[[], Any]):
-        ctx = multiprocessing.get_context("fork")
-        self._receive, send = ctx.Pipe(duplex=False)
+        self._receive, send = multiprocessing.get_context("fork").Pipe(duplex=False)
         gc.freeze()  # the child's collector leaves this process's objects alone (see above)
         try:
-            self._process = ctx.Process(target=_background, args=(fn, send), daemon=True)
-            self._process.start()
+            self._pid = os.fork()
+            if self._pid == 0:  # the child: compute, send, leave without any cleanup
+                try:
+                    self._receive.close()
+                    _background(fn, send)
+                finally:
+                    os._exit(0)
         finally:
             gc.unfreeze()
         send.close()
@@ -141,7 +148,7 @@ class Background:
             raise RuntimeError("a background step's process ended without its result") from None
         finally:
             self._receive.close()
-            self._process.join()
+            os.waitpid(self._pid, 0)
         if not ok:
             raise value
         return value

@@ -195,3 +195,17 @@ def test_cli_refuses_parts_of_different_wikis(tmp_path):
     assert run.returncode == 2
     assert "the dump parts are of different wikis: enwiki, ltgwiki" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_a_background_step_returns_its_result_or_raises_its_error_and_counts_its_cpu():
+    from model.parallel import Background
+
+    with recording():
+        with stage("beside"):
+            step = Background(lambda: sum(i * i for i in range(2_000_000)))
+            assert step.result() == sum(i * i for i in range(2_000_000))
+        (beside,) = recorded()
+    assert beside["worker_cpu_s"] > 0  # reaped by result(): its CPU counts for the stage
+    failing = Background(lambda: 1 // 0)
+    with pytest.raises(ZeroDivisionError):
+        failing.result()
