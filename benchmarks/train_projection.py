@@ -9,10 +9,12 @@ Inputs, all measured here except the enwiki figures (stated with their source):
   articles) cut into 4 part files at page boundaries and trained from the parts with
   ``--workers 2`` (run by this script): each part is read and parsed by a worker, as
   enwiki's published parts would be;
-- the capped stages (training pairs from at most ``max_pair_articles`` articles, the
-  classifier on their rows) and the constant one (abbreviations, learnt from at most 20 M
-  characters) from the largest synthetic run of benchmarks/train_scale.py, where the caps
-  are reached; the anchor dictionary and the fold models per link from the same run;
+- the classifier on the capped training rows (pairs from at most ``max_pair_articles``
+  articles) and the constant step (abbreviations, learnt from at most 20 M characters)
+  from the largest 1-worker synthetic run of benchmarks/train_scale.py, where the caps are
+  reached and every stage's CPU is its own; the anchor dictionary per link from the same
+  run (the fold models' anchors too); the training pairs per character from the English
+  sample (inside the fold tasks: their CPU less the fold models');
 - the SVD of the link graph from docs/svd-scale.json (randomized, 5e6 nodes), linear in
   edges;
 - peak RSS from the synthetic runs, extrapolated with the exponent measured between them.
@@ -93,10 +95,13 @@ def project(en: dict, scale: dict, svd: list[dict]) -> dict:
     total_chars = ENWIKI_ARTICLES * per_article
     links = en["counts"]["links"] / en["chars"] * total_chars
     stages = by_stage(en["stages"])
-    # The largest run (with the most workers of that size): its serial stages are all done
-    # in the main process whatever the worker count.
+    # The largest run with the most workers (for memory), and the largest with one worker:
+    # there every stage's CPU is in the main process and in its own stage (with workers a
+    # background step's or a fit's CPU is the workers'), the reference for the serial steps.
     big = max(scale["runs"], key=lambda r: (r["articles"], r["workers"]))
-    bstages = by_stage(big["stages"])
+    ref = max(scale["runs"], key=lambda r: (r["articles"], -r["workers"]))
+    bstages = by_stage(ref["stages"])
+    parallel_fits = by_stage(big["stages"])["classifier"]["worker_cpu_s"] > 0
     out: dict[str, dict] = {}
     for name in PER_ARTICLE:
         s = stages[name]
@@ -126,8 +131,8 @@ def project(en: dict, scale: dict, svd: list[dict]) -> dict:
                              "wall_s": max(serial, parallel / FOLDS)}
     rows = en["counts"]["training_pairs"] / en["chars"] * pair_chars
     c = bstages["classifier"]
-    per_row = (c["cpu_s"] + c["worker_cpu_s"]) / big["counts"]["training_pairs"]
-    if c["worker_cpu_s"]:  # six independent fits in workers; the refit is a fifth of them
+    per_row = (c["cpu_s"] + c["worker_cpu_s"]) / ref["counts"]["training_pairs"]
+    if parallel_fits:  # six independent fits in workers; the refit is a fifth of them
         out["classifier"] = {"serial_cpu_s": 0.0, "parallel_cpu_s": rows * per_row,
                              "wall_s": rows * per_row / FOLDS, "rows": rows}
     else:
@@ -139,7 +144,7 @@ def project(en: dict, scale: dict, svd: list[dict]) -> dict:
     abbreviations = a["cpu_s"] + a["worker_cpu_s"]
     out["abbreviations"] = {"serial_cpu_s": abbreviations, "parallel_cpu_s": 0.0,
                             "wall_s": abbreviations}
-    per_link = bstages["anchor dictionary"]["cpu_s"] / big["counts"]["links"]
+    per_link = bstages["anchor dictionary"]["cpu_s"] / ref["counts"]["links"]
     out["anchor dictionary"] = {"serial_cpu_s": per_link * links, "parallel_cpu_s": 0.0,
                                 "wall_s": per_link * links}
     # SVD: randomized, 5e6 nodes, linear in edges; enwiki's graph has about one edge per

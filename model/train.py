@@ -1181,7 +1181,8 @@ def build_model(
         if not rules:
             with stage("abbreviations"):
                 learning = corpus.sentence_rules if include is None else None
-                corpus.sentence_rules = None
+                if learning is not None:
+                    corpus.sentence_rules = None  # taken: its process is reaped once
                 rules.append(learning.result() if learning is not None
                              else learn_sentence_rules(corpus, include))
         return rules[0]
