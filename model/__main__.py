@@ -19,6 +19,7 @@ from pathlib import Path
 
 from model.cli import CommandLine, fail, log_level, on_terminal
 from model.exitcodes import ExitCode
+from model.parallel import stop_background
 from model.progress import setup_logging
 from model.stems import METHODS
 from model.titles import InvalidTitle, validate_title
@@ -301,7 +302,11 @@ def main(argv: list[str] | None = None) -> int:
     from model.publish import ChecksumError, PublishError
 
     try:
-        return args.func(args)
+        try:
+            return args.func(args)
+        except BaseException:
+            stop_background()  # before the one-line ending: no child may talk after it
+            raise
     except ChecksumError as e:
         return fail(str(e), ExitCode.MODEL_INVALID)
     except PublishError as e:

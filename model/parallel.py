@@ -16,6 +16,7 @@ import gc
 import multiprocessing
 import os
 import resource
+import signal
 import threading
 import time
 from collections import deque
@@ -134,12 +135,14 @@ class Background:
             if self._pid == 0:  # the child: compute, send, leave without any cleanup
                 try:
                     self._receive.close()
+                    _orphan_proof()
                     _background(fn, send)
                 finally:
                     os._exit(0)
         finally:
             gc.unfreeze()
         send.close()
+        _live.add(self._pid)
 
     def result(self) -> Any:
         try:
@@ -149,9 +152,48 @@ class Background:
         finally:
             self._receive.close()
             os.waitpid(self._pid, 0)
+            _live.discard(self._pid)
         if not ok:
             raise value
         return value
+
+
+_live: set[int] = set()  # background children not yet reaped by result()
+
+
+def stop_background() -> None:
+    """Kill and reap every background step still running.
+
+    Called when this process gives up (Ctrl-C, an error) before it prints its one-line
+    ending: a Punkt child left running would outlive the command and write its own log
+    records after that line (and hold its memory) for minutes.
+    """
+    for pid in list(_live):
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        _live.discard(pid)
+
+
+def _orphan_proof() -> None:
+    """In a background child: Ctrl-C is the parent's to handle, and its death is ours.
+
+    A terminal's Ctrl-C reaches the whole process group; the parent stops the child
+    (stop_background), so the child ignores SIGINT rather than race it with a traceback.
+    PR_SET_PDEATHSIG (Linux) kills the child if the parent dies without that cleanup
+    (SIGKILL, OOM), so no step runs on for nobody.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: stop_background still covers Ctrl-C
+        pass
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _background(fn: Callable[[], Any], send) -> None:

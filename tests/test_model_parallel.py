@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import mwxml
 import pytest
@@ -209,3 +211,52 @@ def test_a_background_step_returns_its_result_or_raises_its_error_and_counts_its
     failing = Background(lambda: 1 // 0)
     with pytest.raises(ZeroDivisionError):
         failing.result()
+
+
+def test_stop_background_kills_and_reaps_a_running_step():
+    """Ctrl-C or an error in train: the Punkt child must not run on (nor log) after it."""
+    import time
+
+    from model.parallel import Background, _live, stop_background
+
+    step = Background(lambda: time.sleep(60))
+    pid = step._pid
+    assert pid in _live
+    started = time.monotonic()
+    stop_background()
+    assert time.monotonic() - started < 10  # killed, not waited for
+    assert pid not in _live
+    with pytest.raises(ChildProcessError):  # reaped: no zombie left behind
+        os.waitpid(pid, os.WNOHANG)
+
+
+def test_a_background_step_dies_with_its_parent(tmp_path):
+    """The parent killed outright (no cleanup runs): PR_SET_PDEATHSIG ends the child."""
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import os, sys, time\n"
+        "from model.parallel import Background\n"
+        "step = Background(lambda: time.sleep(60))\n"
+        "print(step._pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE,
+                            text=True)
+    child = int(proc.stdout.readline())
+    os.kill(child, 0)  # running
+    proc.kill()
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:  # gone, or a zombie waiting for whoever inherited it to reap it: not running
+            if Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        except (FileNotFoundError, ProcessLookupError):
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, 9)
+        pytest.fail(f"background child {child} outlived its killed parent")
