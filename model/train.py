@@ -1058,7 +1058,7 @@ def build_model(
         abbreviations = learn_sentence_rules(corpus, include)
     counts = count_anchors(
         corpus, include, complete, settings.seed, settings.folds, abbreviations,
-        settings.stemmer, workers, settings.link_titles,
+        settings.stemmer, workers, link_titles=settings.link_titles,
     )
     with stage("anchor dictionary"):
         anchors = anchors_from(counts, None, settings)
