@@ -1,7 +1,7 @@
 """Training at scale: a corpus grown from real articles, trained with 1 and 2 workers.
 
     nice -n 5 .venv/bin/python benchmarks/train_scale.py [--sizes 10000 100000] \
-        [--workers 1 2] [--json docs/train-scale.json]
+        [--workers 1 2] [--parts 8] [--json docs/train-scale.json]
 
 The corpus is SYNTHETIC, built from a real wiki: ltgwiki (../shared/data, the one complete
 wiki, 903 articles, 147 redirects) copied as often as needed. Copy c renames every article and
@@ -9,14 +9,19 @@ redirect ("Rēzekne" -> "Rēzekne Qab", letters only so no title looks like a da
 rewrites every link to an article or redirect to the same copy's title, or, for one link in
 ten (seeded), to another copy's, so the copies form one linked wiki rather than islands.
 Page and revision ids are offset per copy; text is otherwise the real articles'. Written
-as a bz2 XML dump (like the real ones) under --corpus-dir and reused by later runs.
+as a bz2 XML dump (like the real ones) under --corpus-dir and reused by later runs; with
+``--parts N`` (N > 1) it is also cut into N part files at page boundaries (as enwiki publishes
+its pages-articles; ``model.dump.write_parts``) and the trainings read the parts.
 
 Each training is ``python -m model train --workers N`` in a child process: its wall time,
 its CPU time and peak RSS with its workers (wait4), and the manifest's per-stage timing
 (wall, CPU of the main process, CPU of the workers, peak RSS of the main process, peak
-private memory of one worker). Before each training the host's own 2-process speed-up is
-measured: the same CPU-bound work (parsing real articles with mwparserfromhell) done by one
-process, then twice by two processes at once; speed-up = 2 * t(one) / t(two at once).
+private memory of one worker). Before each training, and after the last one of a size,
+the host's own 2-process speed-up is measured: the same CPU-bound work (parsing real
+articles with mwparserfromhell) done by one process, then twice by two processes at once;
+speed-up = 2 * t(one) / t(two at once). Per size, ``speedup`` compares the trainings' wall
+times (1 worker / N workers) with the mean of the host speed-ups measured around them (the
+probes before, between and after: the host is shared, its load changes under the runs).
 The English sample is trained once with 1 worker for per-character costs of long articles.
 """
 
@@ -133,10 +138,12 @@ def host_speedup(texts: list[str]) -> dict:
 # ---------------------------------------------------------------------------- training
 
 
-def train(dump: Path, workers: int, wiki: str) -> dict:
+def train(dump: Path | list[Path], workers: int, wiki: str) -> dict:
+    parts = dump if isinstance(dump, list) else [dump]
     with tempfile.TemporaryDirectory(prefix="train-scale-") as work:
         out = Path(work) / "model"
-        cmd = [sys.executable, "-m", "model", "train", "--wiki", wiki, "--dump", str(dump),
+        cmd = [sys.executable, "-m", "model", "train", "--wiki", wiki,
+               *(a for part in parts for a in ("--dump", str(part))),
                "--out", str(out), "--workers", str(workers)]
         start = time.monotonic()
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
@@ -171,6 +178,8 @@ def main() -> int:
     ap.add_argument("--corpus-dir", type=Path,
                     default=Path(tempfile.gettempdir()) / "addlink-scale")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--parts", type=int, default=8,
+                    help="train from the corpus cut into this many part files (1: one file)")
     ap.add_argument("--no-english", action="store_true", help="skip the English sample run")
     args = ap.parse_args()
     from model.dump import pages
@@ -199,16 +208,52 @@ def main() -> int:
             info["seconds"] = round(time.monotonic() - started, 1)
             (dump.with_suffix(".json")).write_text(json.dumps(info))
         info = json.loads(dump.with_suffix(".json").read_text())
+        source: Path | list[Path] = dump
+        if args.parts > 1:
+            from model.dump import write_parts
+
+            where = args.corpus_dir / f"parts-{size}-{args.parts}"
+            if not where.exists():
+                write_parts(dump, args.parts, where.with_suffix(".partial"))
+                where.with_suffix(".partial").rename(where)
+            source = sorted(where.iterdir())
+            info = {**info, "parts": len(source)}
+        probes = []
+        runs = []
         for workers in args.workers:
             host = host_speedup(probe)
-            run = train(dump, workers, "ltgwiki")
+            probes.append(host["speedup"])
+            run = train(source, workers, "ltgwiki")
             run.update({"articles": size, "corpus": info, "host_speedup_before": host,
                         "load_average": os.getloadavg()})
             result["runs"].append(run)
+            runs.append(run)
             _save(args.json, result)
             print(f"{size} articles, {workers} workers: {run['wall_s']} s wall, "
                   f"{run['cpu_s']} s CPU, {run['peak_rss_mb']} MB; host 2-process speed-up "
-                  f"{host['speedup']}", flush=True)
+                  f"before {host['speedup']}", flush=True)
+        after = host_speedup(probe)
+        probes.append(after["speedup"])
+        runs[-1]["host_speedup_after"] = after
+        if len({r["workers"] for r in runs}) > 1:
+            # Fewest workers against most, in whichever order they ran (--workers 2 1
+            # runs the same pair the other way round, so a load change hits the other one).
+            base = min(runs, key=lambda r: r["workers"])
+            top = max(runs, key=lambda r: r["workers"])
+            host_mean = sum(probes) / len(probes)
+            speedup = base["wall_s"] / top["wall_s"]
+            result.setdefault("speedup", []).append({
+                "articles": size, "workers": [base["workers"], top["workers"]],
+                "order": [r["workers"] for r in runs],
+                "wall_speedup": round(speedup, 3),
+                "cpu_ratio": round(top["cpu_s"] / base["cpu_s"], 3),
+                "host_speedups": probes, "host_speedup_mean": round(host_mean, 3),
+                "of_host": round(speedup / host_mean, 3),
+            })
+            print(f"{size} articles: {base['workers']} -> {top['workers']} workers "
+                  f"{speedup:.3f}x, host {host_mean:.3f}x: {speedup / host_mean:.3f} of it",
+                  flush=True)
+        _save(args.json, result)
     result["host"]["load_average_at_end"] = os.getloadavg()
     _save(args.json, result)
     return 0

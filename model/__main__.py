@@ -181,7 +181,12 @@ def parser() -> argparse.ArgumentParser:
 
     t = cli.command("train", help="train one wiki's model from its dump")
     t.add_argument("--wiki", required=True, help="the dump's wiki (its dbname, e.g. ltgwiki)")
-    t.add_argument("--dump", required=True, help="pages-articles XML dump (.xml, .bz2, .xz)")
+    t.add_argument(
+        "--dump", required=True, action="append", metavar="FILE",
+        help="pages-articles XML dump (.xml, .bz2, .xz); repeat it for a dump in part files "
+        "(enwiki's numbered parts, in any order: read in page order, one part per worker "
+        "at a time, the same model as the one file)",
+    )
     t.add_argument("--out", required=True, metavar="DIR",
                    help="the model directory (replaced atomically; may be a symlink)")
     training_options(t)
@@ -259,6 +264,8 @@ def _failure(args: argparse.Namespace, e: BaseException) -> tuple[ExitCode, str]
     from model.train import TrainingError
 
     dump = getattr(args, "dump", None)
+    if isinstance(dump, list):  # train's parts
+        dump = " ".join(dump)
     text = " ".join(str(e).split())
     if isinstance(e, ParseError | EOFError | lzma.LZMAError) and dump:
         return ExitCode.USAGE, f"{dump}: not a readable XML dump ({type(e).__name__}: {text})"

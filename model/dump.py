@@ -1,11 +1,17 @@
-"""Streaming reads of a MediaWiki XML dump (plain, .bz2 or .xz): one page at a time."""
+"""Streaming reads of a MediaWiki XML dump (plain, .bz2 or .xz): one page at a time.
+
+A dump may come as several part files (enwiki publishes pages-articles as numbered parts,
+each a whole XML document with its own header and footer): ``parts`` puts them in page
+order, so the parts read one after the other are the pages of the one file.
+"""
 
 from __future__ import annotations
 
 import bz2
 import lzma
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import IO
 
@@ -70,6 +76,58 @@ def site_info(path: str | Path) -> SiteInfo:
         if ns.id != 0 and ns.name:
             names.add(ns.name.lower().replace("_", " "))
     return SiteInfo(dbname, language_of(dbname), frozenset(names))
+
+
+def parts(dump: str | Path | Sequence[str | Path]) -> list[Path]:
+    """A dump given as one file or as part files: its files in page order.
+
+    Parts are ordered by their first page's id (the order of enwiki's numbered parts, which
+    a shell glob does not give: ``articles10`` sorts before ``articles2``), so the parts in
+    any order are the same pages in the same order as the one file they were cut from. They
+    must all be of one wiki; a part without pages goes last.
+    """
+    paths = [Path(dump)] if isinstance(dump, str | Path) else [Path(p) for p in dump]
+    if not paths:
+        raise DumpError("no dump given")
+    if len(set(paths)) != len(paths):
+        raise DumpError("a dump part is given twice")
+    if len(paths) == 1:
+        return paths
+    names = {site_info(p).dbname: p for p in paths}
+    if len(names) > 1:
+        raise DumpError(f"the dump parts are of different wikis: {', '.join(sorted(names))}")
+
+    def first_id(path: Path) -> float:
+        page = next(pages(path), None)
+        return page.page_id if page is not None else float("inf")
+
+    return sorted(paths, key=first_id)
+
+
+def write_parts(path: str | Path, count: int, out: Path) -> list[Path]:
+    """Cut a dump into ``count`` bz2 part files at page boundaries, each a whole XML document
+    with the dump's header (``<mediawiki>`` and its site info) and footer, as published
+    parts are; the parts hold about equal bytes. For tests and benchmarks of part reading."""
+    with open_file(path) as f:
+        data = f.read()
+    first = data.index(b"<page>")
+    end = data.rindex(b"</page>") + len(b"</page>")
+    header, footer = data[:first], data[end:]
+    cuts = [first]
+    for k in range(1, count):  # at the first page starting past the k-th share of bytes
+        cut = data.find(b"<page>", max(cuts[-1] + 1, first + (end - first) * k // count))
+        if cut != -1 and cut < end:
+            cuts.append(cut)
+    cuts.append(end)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = Path(path).name.split(".xml")[0]
+    written = []
+    for k, (a, b) in enumerate(pairwise(cuts), start=1):
+        part = out / f"{stem}-part{k}.xml.bz2"
+        with bz2.open(part, "wb") as f:
+            f.write(header + data[a:b] + footer)
+        written.append(part)
+    return written
 
 
 def pages(path: str | Path) -> Iterator[DumpPage]:

@@ -1,7 +1,7 @@
 """Training: dump -> corpus file -> anchors, entity vectors, classifier, model directory.
 
-The dump is read twice as a stream (titles and redirects first, then articles parsed one at
-a time); what later stages need of each article (its links, its scannable text, one probe
+The dump (one file, or its part files) is read once as a stream, articles parsed one at a
+time; what later stages need of each article (its links, its scannable text, one probe
 sentence for backtests) goes to a corpus file on disk, not into memory. Building a model
 from the corpus takes an optional set of titles, so a backtest trains on one half of the
 articles and tests on the other without parsing the dump again.
@@ -20,7 +20,7 @@ import tempfile
 import time
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -42,11 +42,20 @@ from model.datasets import (
     rows_checksum,
 )
 from model.features import FEATURE_SETS, ablated_columns, candidate_rows, kurtosis
-from model.parallel import BATCH, ordered_map, recorded, recording, stage
+from model.parallel import (
+    BATCH,
+    Background,
+    annotate,
+    ordered_map,
+    recorded,
+    recording,
+    stage,
+)
 from model.progress import progress
 from model.publish import install
 from model.stems import Stemmer, choose, learn_endings, snowball_algorithm, stem_ngrams
 from model.text import (
+    MAX_ABBREVIATIONS_TEXT,
     MAX_NGRAM,
     STEM,
     TERMINATORS,
@@ -113,6 +122,9 @@ class Corpus:
     dump_date: str = ""
     # Byte offset of each line of the corpus file, and its end: workers read their share.
     offsets: array = field(default_factory=lambda: array("q"))
+    # The sentence rules of every article (learn_sentence_rules(corpus, None)), being learnt
+    # in a background process since the parsing ended (extract with workers > 1).
+    sentence_rules: Background | None = None
 
     @property
     def resolve_ratio(self) -> float:
@@ -144,31 +156,36 @@ class Corpus:
                 return False, None
             return True, fn(record)
 
-        for kept, result in map_lines(self.path, self.offsets, task, workers):
+        for kept, result in map_lines([(self.path, self.offsets)], task, workers):
             if kept:
                 yield result  # type: ignore[misc]
 
 
 def map_lines(
-    path: Path, offsets: array, fn: Callable[[str], R], workers: int
+    files: Sequence[tuple[Path, array]], fn: Callable[[str], R], workers: int
 ) -> Iterator[R]:
-    """``fn`` of each line of a file, in order, in ``workers`` processes that read the file
-    themselves: this process sends each a range of lines (``offsets``: each line's byte
-    offset, then the file's end) and merges the results, so it never touches the text."""
-    if workers <= 1 or not offsets:
-        with open(path, encoding="utf-8") as f:
-            yield from map(fn, f)
+    """``fn`` of each line of some files, in order, in ``workers`` processes that read the
+    files themselves: this process sends each a range of lines (each file's ``offsets``: its
+    lines' byte offsets, then its end) and merges the results, so it never touches the text."""
+    if workers <= 1 or not all(offsets for _, offsets in files):
+        for path, _ in files:
+            with open(path, encoding="utf-8") as f:
+                yield from map(fn, f)
         return
 
-    def lines(span: tuple[int, int]) -> list[R]:
-        with open(path, "rb") as f:
-            f.seek(span[0])
-            data = f.read(span[1] - span[0]).decode("utf-8")
+    def lines(span: tuple[Path, int, int]) -> list[R]:
+        with open(span[0], "rb") as f:
+            f.seek(span[1])
+            data = f.read(span[2] - span[1]).decode("utf-8")
         return [fn(line + "\n") for line in data.split("\n")[:-1]]
 
-    n = len(offsets) - 1
-    spans = ((offsets[i], offsets[min(i + BATCH, n)]) for i in range(0, n, BATCH))
-    for results in ordered_map(lines, spans, workers, batch=1):
+    def spans() -> Iterator[tuple[Path, int, int]]:
+        for path, offsets in files:
+            n = len(offsets) - 1
+            for i in range(0, n, BATCH):
+                yield path, offsets[i], offsets[min(i + BATCH, n)]
+
+    for results in ordered_map(lines, spans(), workers, batch=1):
         yield from results
 
 
@@ -233,35 +250,37 @@ def pure_sentences(code, namespaces: frozenset[str]) -> list[list]:
     return out
 
 
-def extract(dump_path: str | Path, workdir: Path, workers: int = 1) -> Corpus:
+def extract(
+    dump_path: str | Path | Sequence[str | Path],
+    workdir: Path,
+    workers: int = 1,
+    sentence_rules: bool = False,
+) -> Corpus:
     """One streaming pass over the dump, one over the corpus file: a Corpus.
 
-    This process reads the dump once (the reader is the one step that cannot be split, so it
-    is not done twice) and ``workers`` processes parse its articles as they come, writing
-    links to the titles the editors wrote. Redirects are all known only at the dump's end:
-    a second pass over the corpus file resolves the link targets, in the workers too.
+    A dump in one file is read once by this process (a reader cannot be split, so it is not
+    done twice) and ``workers`` processes parse its articles as they come. A dump in part
+    files (``dumps.parts``) is read by the workers, one part each, so the reading is
+    parallel too; what they find is merged in part order, the same corpus as the one file
+    gives. Either way the articles' links are first written to the titles the editors
+    wrote: redirects are all known only at the dump's end, and a second pass over the
+    corpus file resolves the link targets, in the workers too.
+
+    ``sentence_rules`` (with workers > 1): the serial Punkt learning of all the articles'
+    sentence rules starts in a background process as soon as the text it reads is parsed
+    (``Corpus.sentence_rules``), beside the later parsing and the stages that need no rules.
     """
-    site = dumps.site_info(dump_path)
+    paths = dumps.parts(dump_path)
+    site = dumps.site_info(paths[0])
     namespaces = CANONICAL_NAMESPACES | site.namespaces
     corpus = Corpus(site=site, path=workdir / "corpus.jsonl")
     trail = link_trail(site.language)
     raw_redirects: dict[str, str] = {}
     latest = 0.0
 
-    def articles() -> Iterator[tuple[str, str]]:
-        nonlocal latest
-        for page in dumps.pages(dump_path):
-            if page.namespace != 0:
-                continue
-            latest = max(latest, page.timestamp)
-            if page.redirect:
-                raw_redirects[page.title] = page.redirect
-            else:
-                corpus.articles[page.title] = page.page_id
-                yield page.title, page.text
-
-    def parse_article(article: tuple[str, str]) -> tuple[str, str, bool]:
-        """An article's title, corpus line (unresolved), whether it is a disambiguation."""
+    def parse_article(article: tuple[str, str]) -> tuple[str, bytes, bool, int]:
+        """An article's title, corpus line (unresolved), whether it is a disambiguation, the
+        characters of its scannable text."""
         title, text = article
         code = tree(text)
         parsed = parse(text, (), namespaces, code=code)
@@ -273,24 +292,97 @@ def extract(dump_path: str | Path, workdir: Path, workers: int = 1) -> Corpus:
             "e": trail_endings(text, trail),
         }
         line = json.dumps(record, ensure_ascii=False) + "\n"
-        return title, line.encode("utf-8"), _is_disambiguation(text, code)
+        chars = sum(len(t) for t in record["s"])
+        return title, line.encode("utf-8"), _is_disambiguation(text, code), chars
 
-    raw, raw_offsets = workdir / "corpus.raw.jsonl", array("q", [0])
-    with stage("parse"), open(raw, "wb") as out:
-        for title, line, disambiguation in progress(
-            ordered_map(parse_article, articles(), workers), "parse", unit="articles"
-        ):
-            if disambiguation:
-                corpus.disambiguations.add(title)
-            out.write(line)
-            raw_offsets.append(raw_offsets[-1] + len(line))
+    raw_files: list[tuple[Path, array]] = []
+    background = sentence_rules and workers > 1
+    text_chars = 0  # of the parsed parts' texts, in order: Punkt's input is their start
+
+    def learn_rules() -> None:
+        """Start learning the sentence rules from the raw corpus files parsed so far (the
+        texts are those of the resolved corpus: resolving changes link targets only)."""
+        handles = [open(path, encoding="utf-8") for path, _ in raw_files]  # noqa: SIM115
+        try:  # opened here, inherited: the child reads them even once they are unlinked
+            records = (json.loads(line) for f in handles for line in f)
+            corpus.sentence_rules = Background(
+                lambda: _sentence_rules(records, site.language)
+            )
+        finally:
+            for f in handles:
+                f.close()
+
+    with stage("parse"):
+        if len(paths) == 1:
+            raw_files.append((workdir / "corpus.raw.jsonl", array("q", [0])))
+
+            def articles() -> Iterator[tuple[str, str]]:
+                nonlocal latest
+                for page in dumps.pages(paths[0]):
+                    if page.namespace != 0:
+                        continue
+                    latest = max(latest, page.timestamp)
+                    if page.redirect:
+                        raw_redirects[page.title] = page.redirect
+                    else:
+                        corpus.articles[page.title] = page.page_id
+                        yield page.title, page.text
+
+            raw, raw_offsets = raw_files[0]
+            with open(raw, "wb") as out:
+                for title, line, disambiguation, _ in progress(
+                    ordered_map(parse_article, articles(), workers), "parse", unit="articles"
+                ):
+                    if disambiguation:
+                        corpus.disambiguations.add(title)
+                    out.write(line)
+                    raw_offsets.append(raw_offsets[-1] + len(line))
+            if background:
+                learn_rules()
+        else:
+
+            def read_part(part: tuple[int, Path]) -> _Part:
+                """One part read and parsed by one worker into its own raw corpus file."""
+                number, path = part
+                found = _Part(workdir / f"corpus.raw.{number}.jsonl")
+                with open(found.path, "wb") as out:
+                    for page in dumps.pages(path):
+                        if page.namespace != 0:
+                            continue
+                        found.latest = max(found.latest, page.timestamp)
+                        if page.redirect:
+                            found.redirects.append((page.title, page.redirect))
+                            continue
+                        found.articles.append((page.title, page.page_id))
+                        _, line, disambiguation, chars = parse_article((page.title, page.text))
+                        if disambiguation:
+                            found.disambiguations.append(page.title)
+                        out.write(line)
+                        found.offsets.append(found.offsets[-1] + len(line))
+                        found.text_chars += chars
+                return found
+
+            for found in progress(ordered_map(read_part, enumerate(paths), workers, batch=1),
+                                  "parse", total=len(paths), unit="parts"):
+                # In part order, as the one file's pages: the same dicts in the same order.
+                corpus.articles.update(found.articles)
+                raw_redirects.update(found.redirects)
+                corpus.disambiguations.update(found.disambiguations)
+                latest = max(latest, found.latest)
+                raw_files.append((found.path, found.offsets))
+                text_chars += found.text_chars
+                if background and corpus.sentence_rules is None and (
+                    text_chars > MAX_ABBREVIATIONS_TEXT or len(raw_files) == len(paths)
+                ):
+                    learn_rules()  # Punkt stops inside these parts (or reads them all)
     corpus.redirects = {t: _resolve(raw_redirects, t) for t in raw_redirects}
     raw_redirects.clear()
     corpus.dump_date = time.strftime("%Y-%m-%d", time.gmtime(latest)) if latest else ""
     if not corpus.articles:
-        raise TrainingError(f"{dump_path}: no articles (namespace 0, not redirects) in the dump")
+        where = paths[0] if len(paths) == 1 else f"{paths[0]} (and {len(paths) - 1} parts)"
+        raise TrainingError(f"{where}: no articles (namespace 0, not redirects) in the dump")
 
-    def resolve(line: str) -> tuple[str, int, int]:
+    def resolve(line: str) -> tuple[bytes, int, int]:
         """The line with its targets through redirects; its links, how many resolve."""
         record = json.loads(line)
         resolved = 0
@@ -305,13 +397,27 @@ def extract(dump_path: str | Path, workdir: Path, workers: int = 1) -> Corpus:
 
     with stage("resolve"), open(corpus.path, "wb") as out:
         corpus.offsets.append(0)
-        for line, links, resolved in map_lines(raw, raw_offsets, resolve, workers):
+        for line, links, resolved in map_lines(raw_files, resolve, workers):
             corpus.links += links
             corpus.resolved_links += resolved
             out.write(line)
             corpus.offsets.append(corpus.offsets[-1] + len(line))
-    raw.unlink()
+    for raw, _ in raw_files:
+        raw.unlink()
     return corpus
+
+
+@dataclass
+class _Part:
+    """What a worker found in one dump part: its raw corpus file and the part's tables."""
+
+    path: Path
+    articles: list[tuple[str, int]] = field(default_factory=list)
+    redirects: list[tuple[str, str]] = field(default_factory=list)
+    disambiguations: list[str] = field(default_factory=list)
+    latest: float = 0.0
+    offsets: array = field(default_factory=lambda: array("q", [0]))
+    text_chars: int = 0  # of the articles' scannable texts (the sentence rules' input)
 
 
 # ---------------------------------------------------------------------------- building
@@ -455,7 +561,7 @@ def count_anchors(
     complete: bool,
     seed: int,
     folds: int = FOLDS,
-    abbreviations: frozenset[str] = frozenset(),
+    abbreviations: frozenset[str] | Callable[[], frozenset[str]] = frozenset(),
     stemming: str = "none",
     workers: int = 1,
     link_titles: bool = False,
@@ -524,6 +630,8 @@ def count_anchors(
         counts.stem_linked = [Counter() for _ in range(folds)]
         counts.stem_seen = [Counter() for _ in range(folds)]
     classes = set(counts.members)
+    if callable(abbreviations):  # learnt meanwhile (or now): only this pass needs them
+        abbreviations = abbreviations()
 
     # Link probability: pages linking the anchor / pages where it appears at all.
     def seen_keys(record: dict) -> tuple[int, list[str], list[tuple[str, str]], list[str]]:
@@ -709,7 +817,10 @@ def build_vectors(
 
     index: dict[str, int] = {}
     indegree: Counter = Counter()
-    src, dst = [], []
+    # The edges as int32 arrays (4 bytes an end, not a Python int object and a list slot:
+    # ~36 bytes, ~30 GB at enwiki's ~410 M links) and the matrix in float32 (its entries
+    # are 1 and 2, exact; the products upcast to float64, so the vectors are the same).
+    src, dst = array("i"), array("i")
     for title, targets in graph.items():
         if title in exclude:
             continue
@@ -721,8 +832,9 @@ def build_vectors(
     n = len(index)
     if n < 3 or not src:
         raise TrainingError("too few links in the dump to build entity vectors")
-    data = np.ones(len(src), dtype=np.float64)
-    adjacency = coo_matrix((data, (src, dst)), shape=(n, n)).tocsr()
+    data = np.ones(len(src), dtype=np.float32)
+    rows, columns = np.frombuffer(src, dtype=np.int32), np.frombuffer(dst, dtype=np.int32)
+    adjacency = coo_matrix((data, (rows, columns)), shape=(n, n)).tocsr()
     adjacency = (adjacency + adjacency.T).tocsr()
     u, s = top_singular(adjacency, min(DIMENSIONS, n - 2), seed)
     # u * s, not u * sqrt(s): dot products then approximate A², i.e. "linked from and to the
@@ -903,6 +1015,24 @@ def pair_sample(titles: Collection[str], cap: int, seed: int) -> set[str] | None
     return set(heapq.nsmallest(cap, titles, key=rank))
 
 
+def _fold_lines(
+    corpus: Corpus, include: set[str] | None, settings: Settings, workers: int
+) -> list[list[int]]:
+    """The corpus lines of each fold's articles (of ``include``), in corpus order.
+
+    The corpus has one line per article in ``corpus.articles``' order (extract writes them
+    so); a corpus where that does not hold (a title twice in the dump) is read for its titles.
+    """
+    titles: Iterable[str] = corpus.articles
+    if len(corpus.articles) != len(corpus.offsets) - 1:
+        titles = list(corpus.map(lambda record: record["t"], None, workers))
+    lines: list[list[int]] = [[] for _ in range(settings.folds)]
+    for i, title in enumerate(titles):
+        if include is None or title in include:
+            lines[fold_of(title, settings.seed, settings.folds)].append(i)
+    return lines
+
+
 @dataclass(frozen=True)
 class TrainingRows:
     """Cross-fitted training rows: features, labels, each row's fold and mention number, and
@@ -954,19 +1084,40 @@ def train_classifier(rows: TrainingRows, settings: Settings):
         "tree_method": "hist",
         "scale_pos_weight": settings.positive_weight,
     }
-    oof = np.full(len(y), np.nan)
-    for f in range(settings.folds):
-        held = rows.fold == f
-        rest = ~held
-        if held.any() and 0 < y[rest].sum() < rest.sum():
-            fitted = xgboost.train(
-                params, xgboost.DMatrix(x[rest], y[rest], missing=np.nan), settings.rounds
-            )
-            oof[held] = fitted.predict(xgboost.DMatrix(x[held], missing=np.nan))
+
     # A refit on every row ships, not the fold classifiers averaged: the average (tried, one
     # model of 5 x 150 trees) was no better calibrated nor more precise on the shared dumps
     # and costs five times the trees per recommendation (docs/model.md).
-    booster = xgboost.train(params, xgboost.DMatrix(x, y, missing=np.nan), settings.rounds)
+    def fit(f: int) -> np.ndarray | bytearray | None:
+        """Fold f's out-of-fold scores (f < folds), or the shipped classifier (f == folds).
+        The six fits are independent: they run in the workers (one thread each, as the
+        classifier is the same bytes for any number of them), the rows inherited."""
+        # nthread=1 on every DMatrix too: a process that forks after libgomp started its
+        # thread team (the DMatrix default is every core) hangs in a forked child's first
+        # OpenMP region; a one-thread team never waits for the missing threads.
+        if f == settings.folds:
+            booster = xgboost.train(params, xgboost.DMatrix(x, y, missing=np.nan, nthread=1),
+                                    settings.rounds)
+            return booster.save_raw("ubj")
+        held = rows.fold == f
+        rest = ~held
+        if not (held.any() and 0 < y[rest].sum() < rest.sum()):
+            return None
+        fitted = xgboost.train(
+            params, xgboost.DMatrix(x[rest], y[rest], missing=np.nan, nthread=1),
+            settings.rounds,
+        )
+        return fitted.predict(xgboost.DMatrix(x[held], missing=np.nan, nthread=1))
+
+    oof = np.full(len(y), np.nan)
+    # The refit first: the longest fit (every row) is not left for last.
+    order = [settings.folds, *range(settings.folds)]
+    workers = min(max(1, settings.workers), len(order))
+    for f, got in zip(order, ordered_map(fit, order, workers, batch=1), strict=True):
+        if f == settings.folds:
+            booster = xgboost.Booster(model_file=got)
+        elif got is not None:
+            oof[rows.fold == f] = got
     # Calibrated on the mentions of each article's probe sentence (its first with links),
     # where SPEC §2's backtest judges "right". Elsewhere editors link less densely: a lead
     # sentence's mentions are right about twice as often as those of all linked sentences
@@ -1034,9 +1185,13 @@ def learn_sentence_rules(corpus: Corpus, include: set[str] | None) -> frozenset[
     Punkt's unsupervised learning on the wiki's own text, plus mwtokenizer's checked list
     for the wiki where it has one (measured in benchmarks/sentence_bench.py).
     """
-    texts = (text for record in corpus.records(include) for text in record["s"])
+    return _sentence_rules(corpus.records(include), corpus.site.language)
+
+
+def _sentence_rules(records: Iterable[dict], language: str) -> frozenset[str]:
+    texts = (text for record in records for text in record["s"])
     learnt = learn_abbreviations(progress(texts, "abbreviations", unit="texts"))
-    return learnt | listed_abbreviations(corpus.site.language)
+    return learnt | listed_abbreviations(language)
 
 
 def build_model(
@@ -1054,74 +1209,103 @@ def build_model(
     if complete is None:
         complete = corpus.resolve_ratio >= COMPLETE_RESOLVE_RATIO
     workers = max(1, settings.workers)
-    with stage("abbreviations"):
-        abbreviations = learn_sentence_rules(corpus, include)
+    language = corpus.site.language
+    trail = link_trail(language)
+    # The stages that need no sentence rules come first: with workers, the rules are being
+    # learnt beside them (Corpus.sentence_rules); the anchors' second pass waits for them.
+    graph = link_graph(corpus, include, workers)
+    with stage("vectors"):
+        entities, vectors = build_vectors(graph, settings.seed)
+    endings = _trail_endings(corpus, include, workers) if trail else []
+    rules: list[frozenset[str]] = []
+
+    def sentence_rules() -> frozenset[str]:
+        if not rules:
+            with stage("abbreviations"):
+                learning = corpus.sentence_rules if include is None else None
+                if learning is not None:
+                    corpus.sentence_rules = None  # taken: its process is reaped once
+                rules.append(learning.result() if learning is not None
+                             else learn_sentence_rules(corpus, include))
+        return rules[0]
+
     counts = count_anchors(
-        corpus, include, complete, settings.seed, settings.folds, abbreviations,
+        corpus, include, complete, settings.seed, settings.folds, sentence_rules,
         settings.stemmer, workers, link_titles=settings.link_titles,
     )
+    abbreviations = sentence_rules()
     with stage("anchor dictionary"):
         anchors = anchors_from(counts, None, settings)
     if not anchors:
         raise TrainingError("no anchors survived the filters; the dump is too small")
-    graph = link_graph(corpus, include, workers)
-    with stage("vectors"):
-        entities, vectors = build_vectors(graph, settings.seed)
-    language = corpus.site.language
-    trail = link_trail(language)
-    endings = _trail_endings(corpus, include, workers) if trail else []
     keys = sorted(filter_keys(anchors, language))
     # Cross-fitting: a fold's training rows see anchors and vectors of the other folds only,
     # so no row's features contain the link it is labelled with.
     members: list[set[str]] = [set() for _ in range(settings.folds)]
     for title in graph:
         members[fold_of(title, settings.seed, settings.folds)].add(title)
-    def fold_model(f: int) -> _Lookup:
-        fold_entities, fold_vectors = build_vectors(graph, settings.seed, exclude=members[f])
-        fold_anchors = anchors_from(counts, f, settings)
-        return _Lookup(
-            fold_anchors, fold_entities, fold_vectors, settings.features,
-            filter_keys(fold_anchors, language), trail, endings, abbreviations,
-            Stemmer(counts.stemmer),
-        )
-
-    with stage("fold models"):  # independent of each other: one per worker at a time
-        lookups = list(ordered_map(fold_model, range(settings.folds), workers, batch=1))
     sample = pair_sample(graph, settings.max_pair_articles, settings.seed)
     pair_include = include if sample is None else sample  # the sample is drawn from include
     if sample is not None:
         log.info("training pairs from a sample", extra={"articles": len(sample)})
-    graph, members = {}, []  # the fold models are built: free the graph
+    # Each fold's pair articles by their line in the corpus file, in corpus order.
+    lines = _fold_lines(corpus, pair_include, settings, workers)
 
-    def article_rows(record: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
-        """One article's rows: features, labels, mention numbers, mention kinds; fold."""
-        f = fold_of(record["t"], settings.seed, settings.folds)
-        got = list(page_pairs(lookups[f], record, language))
-        width = len(got[0][0]) if got else 0
-        x = np.asarray([g[0] for g in got], dtype=np.float32).reshape(len(got), width)
-        y = np.asarray([g[1] for g in got], dtype=np.float32)
-        mention = np.asarray([g[2] for g in got], dtype=np.int64)
-        kind = np.asarray([g[3] for g in got], dtype=np.int8)  # UNLINKED, PROBE, ...
-        return x, y, mention, kind, f
+    def fold_rows(f: int) -> tuple[list[tuple[int, np.ndarray, np.ndarray, np.ndarray,
+                                              np.ndarray]], float]:
+        """Fold f's model (anchors and vectors of the other folds) and the training rows of
+        its articles, each with its corpus line; and the CPU seconds the model took.
 
-    # The rows arrive as one small array per article and are joined once: no Python list
-    # of rows (a float object per feature) ever holds them.
-    xs, ys, fs, ms, ps = [], [], [], [], []
-    base = 0
-    with stage("training pairs"):
-        articles = corpus.map(article_rows, pair_include, workers)
-        for x, y, mention, probe, f in progress(articles, "training pairs",
-                                                       total=corpus.size(pair_include),
-                                                       unit="articles"):
+        One task per fold, in one worker: the fold model is built where it is used and never
+        crosses a pipe (five of them pickled back and inherited by the pair workers cost
+        more CPU than building them), and a worker holds one fold model at a time."""
+        started = time.process_time()
+        fold_entities, fold_vectors = build_vectors(graph, settings.seed, exclude=members[f])
+        fold_anchors = anchors_from(counts, f, settings)
+        lookup = _Lookup(
+            fold_anchors, fold_entities, fold_vectors, settings.features,
+            filter_keys(fold_anchors, language), trail, endings, abbreviations,
+            Stemmer(counts.stemmer),
+        )
+        built = time.process_time() - started
+        out = []
+        with open(corpus.path, "rb") as f_in:
+            for i in lines[f]:
+                f_in.seek(corpus.offsets[i])
+                record = json.loads(f_in.read(corpus.offsets[i + 1] - corpus.offsets[i]))
+                got = list(page_pairs(lookup, record, language))
+                width = len(got[0][0]) if got else 0
+                out.append((
+                    i,
+                    np.asarray([g[0] for g in got], dtype=np.float32).reshape(len(got), width),
+                    np.asarray([g[1] for g in got], dtype=np.float32),
+                    np.asarray([g[2] for g in got], dtype=np.int64),
+                    np.asarray([g[3] for g in got], dtype=np.int8),  # UNLINKED, PROBE, ...
+                ))
+        return out, built
+
+    # The rows arrive as one small array per article and are joined once, in corpus order
+    # (the folds' lists merged by line): no Python list of rows (a float object per
+    # feature) ever holds them.
+    with stage("fold models and pairs"):
+        folds = list(progress(ordered_map(fold_rows, range(settings.folds), workers, batch=1),
+                              "fold models and pairs", total=settings.folds, unit="folds"))
+        annotate(fold_models_cpu_s=round(sum(built for _, built in folds), 3))
+        fold_of_line = {i: f for f, (rows, _) in enumerate(folds) for i, *_ in rows}
+        merged = heapq.merge(*(rows for rows, _ in folds), key=lambda r: r[0])
+        xs, ys, fs, ms, ps = [], [], [], [], []
+        base = 0
+        for i, x, y, mention, probe in merged:
             if not len(y):
                 continue
             xs.append(x)
             ys.append(y)
-            fs.append(np.full(len(y), f, dtype=np.int64))
+            fs.append(np.full(len(y), fold_of_line[i], dtype=np.int64))
             ms.append(mention + base)
             ps.append(probe)
             base += int(mention.max()) + 1
-    lookups = []  # the fold models are no longer needed (the closure above holds the name)
+        del folds, merged, fold_of_line
+    graph, members = {}, []  # free the graph
     if not xs:
         raise TrainingError("cannot train a classifier from 0 pairs with 0 positives")
     training = TrainingRows(
@@ -1227,18 +1411,20 @@ def build_model(
 
 
 def train_model(
-    dump_path: str | Path,
+    dump_path: str | Path | Sequence[str | Path],
     out: str | Path,
     settings: Settings | None = None,
     wiki: str | None = None,
 ) -> dict:
-    """Train one wiki's model from its dump into ``out`` (replaced atomically)."""
+    """Train one wiki's model from its dump (one file, or its part files: ``dumps.parts``)
+    into ``out`` (replaced atomically)."""
     settings = settings or Settings()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    site = dumps.site_info(dump_path)
+    paths = dumps.parts(dump_path)
+    site = dumps.site_info(paths[0])
     if wiki and wiki != site.dbname:
         raise TrainingError(f"--wiki {wiki} but the dump is of {site.dbname}")
     with tempfile.TemporaryDirectory(prefix="addlink-train-") as work, recording():
-        corpus = extract(dump_path, Path(work), settings.workers)
+        corpus = extract(paths, Path(work), settings.workers, sentence_rules=True)
         return build_model(corpus, out, settings)

@@ -151,7 +151,7 @@ def test_train_on_a_terminal_names_every_stage_and_counts_articles(tmp_path):
     assert '{"time"' not in out.split('{\n')[0]  # the log is text on a terminal
     done = re.findall(r"Z INFO stage (.+?) done", out)
     for name in ("parse", "abbreviations", "anchors", "link probability", "link graph",
-                 "training pairs"):
+                 "fold models and pairs"):
         assert name in done, (name, done)  # the log record names its stage
         assert bar_states(out, name), name  # and so does its bar
     assert re.search(rf"Z INFO stage parse done: {articles} \w+ in ", out)  # articles only
@@ -171,7 +171,7 @@ def test_train_without_a_terminal_logs_json_stages_and_draws_no_bar(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     records = [json.loads(x) for x in r.stderr.splitlines()]
     stages = [x["stage"] for x in records if x["message"].startswith("stage ")]
-    assert "parse" in stages and "training pairs" in stages
+    assert "parse" in stages and "fold models and pairs" in stages
     assert "\r" not in r.stderr and not TEXT_RECORD.search(r.stderr)
     assert json.loads(r.stdout)["wiki"] == "ltgwiki"
 

@@ -41,8 +41,12 @@ def test_any_number_of_workers_gives_the_same_model(ltg_model, tmp_path, workers
     assert reference["timing"]["workers"] == 1
     assert _model_bytes(tmp_path / "m") == _model_bytes(ltg_model)
     stages = {s["stage"]: s for s in manifest["timing"]["stages"]}
-    assert {"parse", "resolve", "link probability", "training pairs", "classifier"} <= set(stages)
-    assert stages["parse"]["worker_cpu_s"] > 0  # the parsing was done by the workers
+    assert {"parse", "resolve", "link probability", "fold models and pairs",
+            "classifier"} <= set(stages)
+    # Done by the workers: the parsing, the folds, the classifier fits; the sentence rules
+    # in a background process.
+    for name in ("parse", "fold models and pairs", "classifier", "abbreviations"):
+        assert stages[name]["worker_cpu_s"] > 0, name
     assert stages["parse"]["worker_private_peak_mb"] > 0
     parse = next(s for s in reference["timing"]["stages"] if s["stage"] == "parse")
     assert parse["worker_cpu_s"] == 0  # one worker: all in this process
@@ -159,3 +163,49 @@ def test_a_subset_model_pairs_only_its_articles_for_any_worker_count(ltg_corpus,
     assert manifests[0]["checksums"] == manifests[1]["checksums"]
     whole = json.loads((ltg_model / "manifest.json").read_text())["counts"]["training_pairs"]
     assert manifests[0]["counts"]["training_pairs"] < 0.7 * whole
+
+
+def test_a_dump_in_part_files_gives_the_model_of_the_one_file(ltg_model, tmp_path):
+    """ltgwiki cut into 3 part files at page boundaries (each with the XML header and footer,
+    as published parts are), given in reverse order and read by 2 workers, one part each at a
+    time: the model of the one file read by one process, byte for byte."""
+    from model.dump import parts, write_parts
+
+    cut = write_parts(LTG_DUMP, 3, tmp_path / "parts")
+    assert len(cut) == 3
+    assert [len(list(pages(p))) for p in cut] != [0, 0, 0]
+    assert sum(len(list(pages(p))) for p in cut) == len(list(pages(LTG_DUMP)))
+    assert parts(list(reversed(cut))) == cut  # page order, whatever order they are given in
+    manifest = train_model(list(reversed(cut)), tmp_path / "m", Settings(seed=1, workers=2))
+    assert _model_bytes(tmp_path / "m") == _model_bytes(ltg_model)
+    parse = next(s for s in manifest["timing"]["stages"] if s["stage"] == "parse")
+    assert parse["worker_cpu_s"] > parse["cpu_s"]  # the parts were read by the workers
+
+
+def test_cli_refuses_parts_of_different_wikis(tmp_path):
+    """``--dump`` repeated: the parts of one dump; parts of two wikis are a usage error."""
+    from model.dump import write_parts
+
+    ltg = write_parts(LTG_DUMP, 2, tmp_path / "ltg")
+    run = subprocess.run(
+        [sys.executable, "-m", "model", "train", "--wiki", "ltgwiki", "--dump", str(ltg[0]),
+         "--dump", str(EN_DUMP), "--dump", str(ltg[1]), "--out", str(tmp_path / "m")],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert run.returncode == 2
+    assert "the dump parts are of different wikis: enwiki, ltgwiki" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_a_background_step_returns_its_result_or_raises_its_error_and_counts_its_cpu():
+    from model.parallel import Background
+
+    with recording():
+        with stage("beside"):
+            step = Background(lambda: sum(i * i for i in range(2_000_000)))
+            assert step.result() == sum(i * i for i in range(2_000_000))
+        (beside,) = recorded()
+    assert beside["worker_cpu_s"] > 0  # reaped by result(): its CPU counts for the stage
+    failing = Background(lambda: 1 // 0)
+    with pytest.raises(ZeroDivisionError):
+        failing.result()
