@@ -453,6 +453,10 @@ class Settings:
     # Calibration maps chosen among by cross-validated log loss (model/calibration.py
     # choose_calibration; isotonic joins at >= 1000 mentions): "platt" or "platt,beta".
     calibration: str = "platt"
+    # On a slice (complete=False): a link target outside the file is an article of the wiki
+    # with a title the links prove, so that title is an anchor candidate like an article's
+    # ("Titles as anchors", docs/model.md). No effect on a complete dump (a red link there).
+    link_titles: bool = True
 
 
 def _target_ok(corpus: Corpus, target: str, complete: bool) -> bool:
@@ -496,6 +500,18 @@ class AnchorCounts:
     stem_pairs: list[Counter] = field(default_factory=list)
     stem_linked: list[Counter] = field(default_factory=list)
     stem_seen: list[Counter] = field(default_factory=list)
+    # Slices: per fold, (title key, target) of link targets outside the file, by pages
+    # linking them. Link-derived, so a fold model takes only the other folds' (titles_for).
+    link_titles: list[Counter] = field(default_factory=list)
+
+    def titles_for(self, fold: int | None) -> dict[str, set[str]]:
+        """Title candidates of every fold but ``fold``: the articles' and the link targets'."""
+        if not self.link_titles:
+            return self.titles
+        titles = {k: set(v) for k, v in self.titles.items()}
+        for key, target in self.total("link_titles", fold):
+            titles.setdefault(key, set()).add(target)
+        return titles
 
     def total(self, name: str, fold: int | None) -> Counter:
         parts = getattr(self, name)
@@ -506,20 +522,37 @@ class AnchorCounts:
         return out
 
 
+def _title_anchor_key(corpus: Corpus, name: str, target: str, complete: bool) -> str:
+    """The key ``name`` is a title candidate under for ``target``; "" when it is none."""
+    key = title_key(name)
+    if not key or _NO_LETTER.match(key) or _DATE_LIKE.match(key):
+        return ""
+    if not _target_ok(corpus, target, complete):
+        return ""
+    return key if len(tokens(key, corpus.site.language)) <= MAX_NGRAM else ""
+
+
 def _title_candidates(corpus: Corpus, complete: bool) -> tuple[dict, dict]:
     titles: dict[str, set[str]] = defaultdict(set)
     redirects: dict[str, set[str]] = defaultdict(set)
-    language = corpus.site.language
     named = [(t, t, titles) for t in corpus.articles]
     named += [(r, t, redirects) for r, t in corpus.redirects.items()]
     for name, target, table in named:
-        key = title_key(name)
-        if not key or _NO_LETTER.match(key) or _DATE_LIKE.match(key):
-            continue
-        if not _target_ok(corpus, target, complete) or len(tokens(key, language)) > MAX_NGRAM:
-            continue
-        table[key].add(target)
+        if key := _title_anchor_key(corpus, name, target, complete):
+            table[key].add(target)
     return dict(titles), dict(redirects)
+
+
+def _link_titles(corpus: Corpus, record: dict) -> list[tuple[str, str]]:
+    """A slice's page's link targets outside the file, as (title key, target) candidates.
+
+    Such a target is an article of the wiki (the link proves it and its exact title), just
+    not of this file, so it would otherwise have no title anchor. Same rules as an article's
+    title (``_title_anchor_key``); the target is already resolved through redirects.
+    """
+    outside = {t for t, _ in record["l"] if t not in corpus.articles}
+    found = {(key, t) for t in outside if (key := _title_anchor_key(corpus, t, t, False))}
+    return sorted(found)
 
 
 def count_anchors(
@@ -531,6 +564,7 @@ def count_anchors(
     abbreviations: frozenset[str] | Callable[[], frozenset[str]] = frozenset(),
     stemming: str = "none",
     workers: int = 1,
+    link_titles: bool = False,
 ) -> AnchorCounts:
     """Two passes over the corpus: links per (key, target), then where each key appears.
 
@@ -538,7 +572,8 @@ def count_anchors(
     class: pages linking any member, pages where any n-gram of that stem key appears.
     Each pass computes an article's share in ``workers`` processes; the counters are summed
     here in corpus order (sorted lists from the workers, so the counters' order too is the
-    same for any number of workers).
+    same for any number of workers). ``link_titles`` (slices only): link targets outside the
+    file become title candidates, counted per fold of the linking page.
     """
     from model.text import ngrams
 
@@ -552,25 +587,33 @@ def count_anchors(
         redirects,
     )
     method = choose(stemming, language)
+    outside = link_titles and not complete  # on a complete dump such a target is a red link
+    if outside:
+        counts.link_titles = [Counter() for _ in range(folds)]
 
-    def linked_pairs(record: dict) -> tuple[int, list[tuple[str, str]], Counter]:
+    def linked_pairs(record: dict) -> tuple[int, list[tuple[str, str]], Counter, list]:
         words: Counter = Counter()  # the text's words, to learn endings from
         if method == "learnt":
             for text in record["s"]:
                 low = text.lower()
                 words.update(low[a:b] for a, b in walk_tokens(low, language))
         pairs = sorted(_link_pairs(corpus, record, complete))
-        return fold_of(record["t"], seed, folds), pairs, words
+        named = _link_titles(corpus, record) if outside else []
+        return fold_of(record["t"], seed, folds), pairs, words, named
 
     words: Counter = Counter()
     with stage("anchors"):
-        for f, pairs, seen_words in progress(corpus.map(linked_pairs, include, workers),
-                                             "anchors", total=corpus.size(include),
-                                             unit="articles"):
+        for f, pairs, seen_words, named in progress(
+            corpus.map(linked_pairs, include, workers), "anchors",
+            total=corpus.size(include), unit="articles",
+        ):
             counts.pairs[f].update(pairs)
             counts.linked[f].update({key for key, _ in pairs})
             words.update(seen_words)
+            if outside:
+                counts.link_titles[f].update(named)
     keys = set().union(*counts.linked) | titles.keys() | redirects.keys()
+    keys |= {key for part in counts.link_titles for key, _ in part}
     stem_of: dict[str, str] = {}
     if method == "snowball":
         counts.stemmer = {"method": "snowball", "algorithm": snowball_algorithm(language)}
@@ -634,13 +677,15 @@ def anchors_from(counts: AnchorCounts, fold: int | None, settings: Settings) -> 
     A link-derived anchor needs SPEC §2's link probability. A title or redirect title counts
     as one more page linking it, so an unlinked title survives unless the text appears
     unlinked on so many pages that it is a common word ("The", one letter), whatever the
-    wiki's size: (linked + 1) / (seen + 1) >= min_link_prob.
+    wiki's size: (linked + 1) / (seen + 1) >= min_link_prob. On a slice, the titles include
+    the link targets outside the file that the pages of every fold but ``fold`` link.
     """
+    all_titles = counts.titles_for(fold)
     anchors = _anchors(
         counts.total("pairs", fold),
         counts.total("linked", fold),
         counts.total("seen", fold),
-        counts.titles,
+        all_titles,
         counts.redirects,
         settings,
     )
@@ -651,7 +696,7 @@ def anchors_from(counts: AnchorCounts, fold: int | None, settings: Settings) -> 
         stem_of = {k: c for c, ks in counts.members.items() for k in ks}
         # Members are exact keys of this dictionary (not of the fold left out).
         members = {c: {k for k in ks if k in anchors} for c, ks in counts.members.items()}
-        for table, out in ((counts.titles, titles), (counts.redirects, redirects)):
+        for table, out in ((all_titles, titles), (counts.redirects, redirects)):
             for k, targets in table.items():
                 if k in stem_of:
                     out[stem_of[k]] |= targets
@@ -718,7 +763,8 @@ def build_anchors(
     corpus: Corpus, include: set[str] | None, settings: Settings, complete: bool
 ) -> dict[str, Anchor]:
     """The anchor dictionary of the given articles (all of them when ``include`` is None)."""
-    counts = count_anchors(corpus, include, complete, settings.seed, settings.folds)
+    counts = count_anchors(corpus, include, complete, settings.seed, settings.folds,
+                           link_titles=settings.link_titles)
     return anchors_from(counts, None, settings)
 
 
@@ -1185,7 +1231,7 @@ def build_model(
 
     counts = count_anchors(
         corpus, include, complete, settings.seed, settings.folds, sentence_rules,
-        settings.stemmer, workers,
+        settings.stemmer, workers, link_titles=settings.link_titles,
     )
     abbreviations = sentence_rules()
     with stage("anchor dictionary"):
