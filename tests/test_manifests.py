@@ -521,6 +521,9 @@ def _train_commands(job: dict) -> list[list[str]]:
     for line in script.splitlines():
         line = line.strip()
         if line.startswith("python -m model "):
+            # "$@" holds one --dump per file DUMP's glob matches (the loop before it, run
+            # by a real shell in the test below); here the pattern stands for them.
+            line = line.replace('"$@"', '--dump "$DUMP"')
             expanded = re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?",
                               lambda m: env[m.group(1)], line)
             commands.append(shlex.split(expanded)[3:])
@@ -546,6 +549,32 @@ def test_training_job_trains_then_publishes_with_the_model_cli():
     assert c["resources"]["requests"]["cpu"] == c["resources"]["limits"]["cpu"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
     assert 2 in job["spec"]["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"]
+
+
+def test_training_job_turns_each_part_file_of_the_dump_into_a_dump_option(tmp_path):
+    """The script's loop, run by /bin/sh: a glob of part files becomes one --dump each, in
+    the shell's (sorted) order; one plain file stays one --dump."""
+    import subprocess
+
+    (job,) = _load_yaml_docs(TRAIN_JOB)
+    script = "\n".join(container(job)["args"]).splitlines()
+    loop = [x.strip() for x in script if x.strip() == "set --" or x.strip().startswith("for part")]
+    assert len(loop) == 2, script
+    for name in ("w-pages-articles1.xml-p1p9.bz2", "w-pages-articles2.xml-p10p20.bz2",
+                 "w-pages-articles-multistream.xml.bz2"):
+        (tmp_path / name).write_bytes(b"")
+    show = "\n".join(loop) + '\nprintf "%s\\n" "$@"\n'
+
+    def args(dump: str) -> list[str]:
+        out = subprocess.run(["/bin/sh", "-ec", show], env={"DUMP": dump}, check=True,
+                             capture_output=True, text=True).stdout
+        return out.splitlines()
+
+    assert args(str(tmp_path / "w-pages-articles[0-9]*.xml-p*.bz2")) == [
+        "--dump", str(tmp_path / "w-pages-articles1.xml-p1p9.bz2"),
+        "--dump", str(tmp_path / "w-pages-articles2.xml-p10p20.bz2")]
+    one = str(tmp_path / "w-pages-articles-multistream.xml.bz2")
+    assert args(one) == ["--dump", one]
 
 
 def test_training_job_reads_the_dump_read_only_and_writes_models_and_scratch():
