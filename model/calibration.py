@@ -151,11 +151,7 @@ def fit_isotonic(scores, labels, min_block: int | None = None) -> Calibration:
         i = a
     knots_x = [round(x / n, 6) for x, n in zip(xs, counts, strict=True)]
     knots_y = [round(v / n, 6) for v, n in zip(sums, counts, strict=True)]
-    # Rounding can make neighbouring knots equal or out of order: keep the lists monotone.
-    for i in range(1, len(knots_x)):
-        knots_x[i] = max(knots_x[i], knots_x[i - 1])
-        knots_y[i] = max(knots_y[i], knots_y[i - 1])
-    return Calibration(tuple(knots_x), tuple(knots_y))
+    return _monotone(knots_x, knots_y)
 
 
 def fit_platt(scores, labels) -> Calibration:
@@ -196,11 +192,27 @@ def fit_platt(scores, labels) -> Calibration:
         if previous - current < 1e-12:
             break
     a = max(a, 1e-3)
-    grid = 1 / (1 + np.exp(-np.linspace(-12, 12, 241)))
-    values = 1 / (1 + np.exp(-(a * np.log(grid / (1 - grid)) + b)))
+    grid = _logit_grid(241)
+    return _on_grid(grid, 1 / (1 + np.exp(-(a * np.log(grid / (1 - grid)) + b))))
+
+
+def _logit_grid(points: int) -> np.ndarray:
+    """Scores evenly spaced in logit from -12 to 12: a parametric map's knots, dense where
+    the curve bends (near 0 and 1) so linear interpolation stays close to it."""
+    return 1 / (1 + np.exp(-np.linspace(-12, 12, points)))
+
+
+def _on_grid(grid: np.ndarray, values: np.ndarray) -> Calibration:
+    """A parametric map sampled on ``grid`` as knots, flat beyond the grid out to 0 and 1."""
     knots_x = [0.0] + [round(float(v), 6) for v in grid] + [1.0]
     knots_y = [round(float(values[0]), 6)] + [round(float(v), 6) for v in values]
     knots_y.append(knots_y[-1])
+    return _monotone(knots_x, knots_y)
+
+
+def _monotone(knots_x: list[float], knots_y: list[float]) -> Calibration:
+    """Knots rounded to their stored precision can come out equal or out of order where
+    neighbours are close: raise each to its predecessor, so both lists stay monotone."""
     for i in range(1, len(knots_x)):
         knots_x[i] = max(knots_x[i], knots_x[i - 1])
         knots_y[i] = max(knots_y[i], knots_y[i - 1])
@@ -283,15 +295,8 @@ def fit_beta(scores, labels) -> Calibration:
     a, b, c = fit_beta_parameters(s, y)
     if a + b < 1e-3:
         return fit_platt(s, y)
-    grid = 1 / (1 + np.exp(-np.linspace(-12, 12, 481)))
-    values = beta_map(a, b, c, grid)
-    knots_x = [0.0] + [round(float(v), 6) for v in grid] + [1.0]
-    knots_y = [round(float(values[0]), 6)] + [round(float(v), 6) for v in values]
-    knots_y.append(knots_y[-1])
-    for i in range(1, len(knots_x)):
-        knots_x[i] = max(knots_x[i], knots_x[i - 1])
-        knots_y[i] = max(knots_y[i], knots_y[i - 1])
-    return Calibration(tuple(knots_x), tuple(knots_y))
+    grid = _logit_grid(481)
+    return _on_grid(grid, beta_map(a, b, c, grid))
 
 
 METHODS = {"isotonic": fit_isotonic, "platt": fit_platt, "beta": fit_beta}
