@@ -155,9 +155,13 @@ def _zk_errors() -> tuple[type[BaseException], ...]:
 ZK_ERRORS = _zk_errors()
 
 
-def withdraw_claim(client: Any, node: str, timeout: float, what: str) -> None:
-    """Delete a refused claim's znode. Should that fail, it is ephemeral and goes with the
-    session; until then it only makes later claims wait for it (never count it)."""
+def delete_claim(client: Any, node: str, timeout: float, what: str) -> None:
+    """Delete a claim's znode: a refused one, or one whose page was stored or let go.
+
+    Already gone is fine. Should the delete fail, the znode is ephemeral and goes with the
+    session; until then other shards see one claim more than there is: they wait or stop
+    early, never overshoot the target.
+    """
     from kazoo.exceptions import NoNodeError
 
     try:
@@ -165,7 +169,7 @@ def withdraw_claim(client: Any, node: str, timeout: float, what: str) -> None:
     except NoNodeError:
         pass
     except ZK_ERRORS as e:
-        log.warning("%s: cannot delete refused claim %s: %s", what, node, e)
+        log.warning("%s: cannot delete claim %s: %s", what, node, e)
 
 
 def _seq(name: str) -> int:
@@ -273,22 +277,15 @@ class ZooKeeperPoolTarget:
                 changed.wait(min(0.5, max(0.0, deadline - time.monotonic())))
         except ZK_ERRORS as e:
             log.warning("pool target: claim failed: %s", e)
-        withdraw_claim(self.client, node, self.op_timeout, "pool target")
+        delete_claim(self.client, node, self.op_timeout, "pool target (refused)")
         return None
 
     def _drop(self, slot: Slot) -> None:
-        from kazoo.exceptions import NoNodeError
-
         if slot.name not in self._mine:
             return
         self._mine.discard(slot.name)
         self._cached = None
-        try:
-            self._op(self.client.delete_async(f"{self.path}/{slot.name}"))
-        except NoNodeError:
-            pass
-        except ZK_ERRORS as e:
-            log.warning("pool target: cannot delete claim %s: %s", slot.name, e)
+        delete_claim(self.client, f"{self.path}/{slot.name}", self.op_timeout, "pool target")
 
     def confirm(self, slot: Slot) -> None:
         self._drop(slot)

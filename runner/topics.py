@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 from runner import metric_names as M
 from runner import search
 from runner.config import ConfigError, WikiConfig
-from runner.coordination import ZK_ERRORS, PoolTarget, Slot, _seq, withdraw_claim
+from runner.coordination import ZK_ERRORS, PoolTarget, Slot, _seq, delete_claim
 from runner.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
@@ -314,21 +314,15 @@ class ZooKeeperTopicTarget(_Targets):
                 changed.wait(min(0.5, max(0.0, deadline - time.monotonic())))
         except ZK_ERRORS as e:
             log.warning("topic targets: claim failed: %s", e)
-        withdraw_claim(self.client, node, self.op_timeout, "topic targets")
+        delete_claim(self.client, node, self.op_timeout, "topic targets (refused)")
         return None
 
     def _drop(self, slot: Slot) -> None:
-        from kazoo.exceptions import NoNodeError
-
         if self._claimed.pop(slot.name, None) is None:
             return
         self._cached = None
-        try:
-            self._op(self.client.delete_async(f"{self.path}/topic-claims/{slot.name}"))
-        except NoNodeError:
-            pass
-        except ZK_ERRORS as e:
-            log.warning("topic targets: cannot delete claim %s: %s", slot.name, e)
+        delete_claim(self.client, f"{self.path}/topic-claims/{slot.name}", self.op_timeout,
+                     "topic targets")
 
     def confirm(self, slot: Slot) -> None:
         self._drop(slot)  # after the commit: the table counts the row now
