@@ -21,6 +21,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from tests.loopback import LoopbackServer
+
 SCHEMA_PATH = (Path(__file__).resolve().parents[2] / "shared" / "schemas"
                / "page_weighted_tags_change-1.0.0.yaml")
 
@@ -42,7 +44,7 @@ def validator() -> jsonschema.Draft7Validator:
     return jsonschema.Draft7Validator(schema, format_checker=checker)
 
 
-class EventGate:
+class EventGate(LoopbackServer):
     """``with EventGate() as eg: ... eg.url ...``; ``eg.accepted`` holds valid events."""
 
     def __init__(self, port: int = 0) -> None:
@@ -81,17 +83,7 @@ class EventGate:
                     pass  # the client gave up waiting
 
         ThreadingHTTPServer.allow_reuse_address = True
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> EventGate:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._listen(Handler, port)
 
     def fail_next(self, status: int, times: int = 1) -> None:
         with self.lock:

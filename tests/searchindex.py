@@ -31,10 +31,12 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+
+from tests.loopback import LoopbackServer
 
 TOPICS = ("biography", "culture", "europe", "geography", "history", "religion", "society",
           "stem")
@@ -87,7 +89,7 @@ class QueryError(ValueError):
 
 
 @dataclass
-class SearchIndex:
+class SearchIndex(LoopbackServer):
     """``with SearchIndex(pages, lag=0.5) as idx: ... idx.url ...`` (an api.php URL)."""
 
     pages: dict[int, Page]
@@ -123,17 +125,7 @@ class SearchIndex:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api.php"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> SearchIndex:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._listen(Handler, path="/api.php")
 
     # ------------------------------------------------------------------ the update stream
     def receive(self, events: list[dict]) -> None:

@@ -7,11 +7,10 @@ import html
 import json
 import re
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -19,6 +18,7 @@ import pytest
 from runner.records import Candidate
 from runner.sources.api import ApiSource, ApiSourceError, fill_query, read_query
 from tests.conftest import REPO, USER_AGENT
+from tests.loopback import LoopbackServer
 
 DUMP = REPO.parent / "shared" / "data" / "dumps" / "ltgwiki-20170901-pages-articles.xml.bz2"
 TAG = "newcomer task add link"
@@ -266,7 +266,7 @@ MAXLAG = {"error": {"code": "maxlag", "info": "Waiting for 10.0.0.1: 7 seconds l
                     "host": "10.0.0.1", "lag": 7}}
 
 
-class Scripted:
+class Scripted(LoopbackServer):
     """A real HTTP server on 127.0.0.1 answering from a script of (status, headers, body, delay)."""
 
     def __init__(self, script: list[tuple[int, dict, object, float]]) -> None:
@@ -294,17 +294,7 @@ class Scripted:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/w/api.php"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Scripted:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._listen(Handler, path="/w/api.php")
 
 
 def flaky_source(url: str, **kw) -> ApiSource:
