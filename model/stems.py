@@ -38,7 +38,8 @@ MIN_ENDING_STEMS = 5
 # whose words have two or three stems each has 4-9 combinations; longer keys are capped.
 MAX_CLASSES = 8
 # "every": learnt endings, each anchor also filed under every stem of its words
-# (``Stemmer.keys``); measured and not the default (docs/model.md, "Stems: measured").
+# (``Stemmer.keys``); measured and not the default (docs/model.md, "Links compared as
+# they show; every stem of an anchor").
 METHODS = ("auto", "snowball", "learnt", "every", "none")
 # ISO 639 codes of Wikipedia languages -> PyStemmer's Snowball algorithm names.
 SNOWBALL = {
