@@ -38,11 +38,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from model.backtest import calibration as reliability  # noqa: E402
-from model.backtest import in_test_half, probes, wilson  # noqa: E402
+from model.backtest import in_test_half, probes, rendered, wilson  # noqa: E402
 from model.calibration import ece as calibration_error  # noqa: E402
 from model.datasets import open_model  # noqa: E402
 from model.recommend import score, select  # noqa: E402
-from model.text import normalize  # noqa: E402
 from model.train import Settings, build_model, extract  # noqa: E402
 from runner.config import Criteria  # noqa: E402
 
@@ -108,14 +107,16 @@ def run(corpus, settings: Settings) -> dict:
         mentions, kept, pages = [], [], []  # (score, correct); (scored, gold) per sentence
         kept_pages = []  # the kept (score, correct) pairs of each test article
         expected = sentences = 0
-        for record, text, gold, context in probes(corpus, test):
+        for record, text, gold, context in probes(corpus, test, model.trail):
             _, scored = score(model, text, title=record["t"], extra_links=context)
             sentences += 1
             expected += len(gold)
-            mentions += [(s.score, int((s.key, s.target) in gold)) for s in scored]
-            pages.append(([(normalize(s.text), s) for s in scored], gold))
+            # Compared as the backtest compares them: by the text the link shows, its trail in.
+            shown = {id(s): rendered(text, s.start, s.end, model.trail) for s in scored}
+            mentions += [(s.score, int((shown[id(s)], s.target) in gold)) for s in scored]
+            pages.append(([(shown[id(s)], s) for s in scored], gold))
             kept_pages.append([
-                (s.score, int((normalize(s.text), s.target) in gold))
+                (s.score, int((shown[id(s)], s.target) in gold))
                 for s in select(scored, 0.0, LIMIT)
             ])
             kept += kept_pages[-1]

@@ -49,7 +49,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.backtest import ceiling_losses, in_test_half, probes  # noqa: E402
+from model.backtest import (  # noqa: E402
+    ceiling_losses,
+    gold_links,
+    in_test_half,
+    probes,
+    rendered,
+)
 from model.datasets import open_model  # noqa: E402
 from model.recommend import Traced, score  # noqa: E402
 from model.text import normalize  # noqa: E402
@@ -125,13 +131,15 @@ def measure(corpus, settings: Settings) -> dict:
     with tempfile.TemporaryDirectory(prefix="addlink-bound-") as work:
         manifest = build_model(corpus, Path(work) / "model", settings, include=train)
         model = open_model(Path(work) / "model")
-        for record, text, gold, context in probes(corpus, test):
+        for record, text, gold, context in probes(corpus, test, model.trail):
             spans = next(x for x in record["x"] if x[1])[1]  # the probe's links, as probes()
-            raw = {(normalize(text[a:b]), t): text[a:b] for a, b, t in spans}
+            shows = gold_links(text, spans, model.trail)  # as the backtest compares them
+            raw = {(rendered(text, a, b, model.trail), t): text[a:b] for a, b, t in spans}
             trace: list[Traced] = []
             score(model, text, title=record["t"], extra_links=context, trace=trace)
-            for key, target in sorted(gold):
-                (loss,) = ceiling_losses(model, {(key, target)}, trace)
+            for shown, target in sorted(gold):
+                key = shows[(shown, target)]  # the link text's key: what the anchor must be
+                (loss,) = ceiling_losses(model, {(shown, target)}, trace, text, shows)
                 if loss == "reachable":
                     kind = "reachable"
                 elif target in known:
@@ -145,7 +153,7 @@ def measure(corpus, settings: Settings) -> dict:
                         kind_of = _kind(key, target, linked_keys)
                         kinds[kind_of] += 1
                         pairs.append((
-                            raw.get((key, target), key), target, target in corpus.articles,
+                            raw.get((shown, target), key), target, target in corpus.articles,
                             kind_of,
                         ))
                 elif target in corpus.articles:

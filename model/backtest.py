@@ -25,7 +25,7 @@ from model.calibration import TARGET_PRECISION, Z95, wilson  # noqa: F401
 from model.datasets import Model, open_model
 from model.features import TOP_CANDIDATES
 from model.recommend import Traced, score, select
-from model.text import normalize
+from model.text import link_end, normalize
 from model.train import Corpus, Settings, build_model, extract
 
 THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(10))
@@ -115,16 +115,45 @@ def pool_calibration(results: Iterable[dict]) -> dict:
     return _calibration_summary(*zip(*bins, strict=True))
 
 
-def ceiling_losses(model: Model, gold: set[tuple[str, str]], trace: Sequence[Traced]) -> Counter:
-    """Each gold (normalized anchor, target) pair: reachable, or the stage that lost it.
+def rendered(text: str, start: int, end: int, trail: str | None) -> str:
+    """The normalized text a link from ``start`` to ``end`` shows as, its trail included.
 
-    Matched by normalized text, exactly as the backtest counts a suggestion correct, so the
-    reachable share bounds recall at threshold 0 from above: reachable means a generated
-    mention with that text was scored (no skip rule) with that target among its candidates.
-    The anchor is the text's exact key or, where the dictionary lacks it, its stem class
+    ``[[नाझी पक्ष]]ात`` and ``[[नाझी पक्ष|नाझी पक्षात]]`` are the same linked word for a
+    reader: the backtest compares links by this text, so a suggestion written as a trail
+    counts for an editor's piped link and the other way round.
+    """
+    return normalize(text[start : link_end(text, end, trail)])
+
+
+def gold_links(text: str, links: Iterable, trail: str | None) -> dict[tuple[str, str], str]:
+    """(rendered text, target) of each link of a probe -> its own link text's key.
+
+    Without a ``trail`` the rendered text is the link text (the legacy comparison).
+    """
+    return {(rendered(text, a, b, trail), t): normalize(text[a:b]) for a, b, t in links}
+
+
+def ceiling_losses(
+    model: Model,
+    gold: set[tuple[str, str]],
+    trace: Sequence[Traced],
+    text: str = "",
+    link_keys: dict[tuple[str, str], str] | None = None,
+) -> Counter:
+    """Each gold (rendered text, target) pair: reachable, or the stage that lost it.
+
+    Matched by the rendered text (``rendered``, with the model's link trail; ``link_keys``
+    from ``gold_links``, ``text`` the probe the trace offsets point into), exactly as the
+    backtest counts a suggestion correct, so the reachable share bounds recall at threshold
+    0 from above: reachable means a generated mention showing that text was scored (no skip
+    rule) with that target among its candidates. Without ``link_keys`` the gold keys are
+    link texts and mentions are matched by their key (the legacy comparison). The anchor is
+    the link text's exact key or, where the dictionary lacks it, its stem class
     (``model.stems``), as the recommender looks them up.
     """
-    keys = sorted({key for key, _ in gold})
+    link_keys = link_keys or {}
+    gold_key = {(key, target): link_keys.get((key, target), key) for key, target in gold}
+    keys = sorted(set(gold_key.values()))
     anchors = model.anchors(keys)
     classes = model.stem_keys(k for k in keys if k not in anchors)
     found = model.anchors(classes.values())
@@ -132,11 +161,13 @@ def ceiling_losses(model: Model, gold: set[tuple[str, str]], trace: Sequence[Tra
         if c in found:
             anchors[key] = found[c]
     generated: dict[str, Traced] = {}
+    trail = model.trail if link_keys else None
     for t in trace:
-        generated.setdefault(t.key, t)
+        shown = rendered(text, t.start, t.end, trail) if trail else t.key
+        generated.setdefault(shown, t)
     out: Counter = Counter()
     for key, target in gold:
-        anchor = anchors.get(key)
+        anchor = anchors.get(gold_key[(key, target)])
         g = generated.get(key)
         if g is not None and g.skip is None and target in g.targets:
             out["reachable"] += 1
@@ -153,18 +184,21 @@ def ceiling_losses(model: Model, gold: set[tuple[str, str]], trace: Sequence[Tra
     return out
 
 
-def probes(corpus: Corpus, test: set[str]) -> Iterator[tuple[dict, str, set, list[str]]]:
-    """(record, probe sentence, gold (anchor key, target) pairs, context links) per test article.
+def probes(
+    corpus: Corpus, test: set[str], trail: str | None = None
+) -> Iterator[tuple[dict, str, set, list[str]]]:
+    """(record, probe sentence, gold (text, target) pairs, context links) per test article.
 
     The probe is the article's first sentence made only of text and links; its links are
-    the gold, the article's other links the page context.
+    the gold, the article's other links the page context. With the model's link ``trail``
+    the gold texts are the links' rendered texts (``rendered``), else their link texts.
     """
     for record in corpus.records(test):
         probe = next((x for x in record["x"] if x[1]), None)
         if probe is None:
             continue
-        text, gold_links = probe
-        gold = {(normalize(text[a:b]), t) for a, b, t in gold_links}
+        text, links = probe
+        gold = set(gold_links(text, links, trail))
         gold_targets = {t for _, t in gold}
         yield record, text, gold, [t for t, _ in record["l"] if t not in gold_targets]
 
@@ -212,16 +246,20 @@ def evaluate(corpus: Corpus, settings: Settings, limit: int = 15) -> dict:
         losses: Counter = Counter()
         best_candidates: list[tuple[float, bool]] = []
         sentences = 0
-        for record, text, gold, context in probes(corpus, test):
+        trail = model.trail
+        for record, text, gold, context in probes(corpus, test, trail):
             trace: list[Traced] = []
             _, scored = score(model, text, title=record["t"], extra_links=context, trace=trace)
             sentences += 1
             expected += len(gold)
-            losses.update(ceiling_losses(model, gold, trace))
+            links = next(x for x in record["x"] if x[1])[1]
+            losses.update(ceiling_losses(model, gold, trace, text,
+                                         gold_links(text, links, trail)))
+            shown = {id(s): rendered(text, s.start, s.end, trail) for s in scored}
             for s in select(scored, 0.0, limit):
-                best_candidates.append((s.score, (normalize(s.text), s.target) in gold))
+                best_candidates.append((s.score, (shown[id(s)], s.target) in gold))
             for threshold in SWEEP:
-                found = {(normalize(s.text), s.target) for s in select(scored, threshold, limit)}
+                found = {(shown[id(s)], s.target) for s in select(scored, threshold, limit)}
                 row = counts[threshold]
                 row[0] += len(found)
                 row[1] += len(found & gold)

@@ -342,6 +342,15 @@ def compiled_trail(pattern: str) -> regex.Pattern:
     return _compiled(pattern)
 
 
+def link_end(text: str, end: int, trail: str | None) -> int:
+    """Where a link ending at ``end`` ends as MediaWiki renders it: after the letters of the
+    language's link ``trail`` that follow it (``[[Лондон]]ові`` is one linked word)."""
+    if not trail:
+        return end
+    m = _compiled(trail).match(text, end)
+    return m.end() if m else end
+
+
 def trail_endings(wikitext: str, trail: str | None) -> list[str]:
     """The endings editors let trail after links in ``wikitext`` (lower-cased, short ones).
 

@@ -16,14 +16,16 @@ from model.backtest import (
     Row,
     calibration,
     evaluate,
+    gold_links,
     in_test_half,
     pool_calibration,
     recall_at_precision,
+    rendered,
     wilson,
 )
 from model.exitcodes import ExitCode
-from model.recommend import Traced, score
-from model.text import normalize
+from model.recommend import Traced, mention_anchors, score
+from model.text import link_trail, normalize, page_mentions
 from model.train import Settings, build_model
 from tests.model_fixtures import LTG_DUMP, REPO
 
@@ -73,7 +75,14 @@ def test_ceiling_matches_an_independent_count(ltg_corpus, tmp_path):
         if not probes:
             continue
         text, links = probes[0]
-        for key, target in {(normalize(text[a:b]), t) for a, b, t in links}:
+        # A gold link is the text it shows (its trail letters in), its anchor its link text.
+        shown = {}
+        for a, b, t in links:
+            end = b
+            while end < len(text) and text[end] in LTG_LETTERS:
+                end += 1
+            shown[(normalize(text[a:end]), t)] = normalize(text[a:b])
+        for (_, target), key in shown.items():
             gold_pairs += 1
             if key not in targets:  # not an exact anchor: its stem class, if any
                 key = _stem_key(key, endings)
@@ -182,3 +191,54 @@ def test_cli_unknown_ablated_feature_is_a_usage_error(args, name):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and name in lines[0] and "--ablate" in lines[0]
     assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+# Letters of the Latgalian alphabet, written out here (not read from model/linktrails.json).
+LTG_LETTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZĀāČčĒēĢģĪīĶķĻļŅņŠšŪūŽž")
+
+
+def test_gold_links_are_compared_by_the_text_they_show(ltg_corpus):
+    """A probe's [[X]]suffix shows as one linked word: its gold text runs through the trail."""
+    trail = link_trail("ltg")
+    trailed = plain = 0
+    for record in ltg_corpus.records():
+        probe = next((x for x in record["x"] if x[1]), None)
+        if probe is None:
+            continue
+        text, links = probe
+        shows = gold_links(text, links, trail)
+        for a, b, t in links:
+            end = b
+            while end < len(text) and text[end] in LTG_LETTERS:
+                end += 1
+            shown = normalize(text[a:end])
+            assert shows[(shown, t)] == normalize(text[a:b])
+            trailed += end > b
+            plain += end == b
+    assert trailed > 0 and plain > 500  # few probes trail their link (3 on ltgwiki)
+    # Without a trail pattern the comparison is by link text, as before.
+    text = "Jis dzeivoja Rēznēs pusē."
+    a = text.index("Rēzn")
+    assert gold_links(text, [(a, a + 4, "Rēzne")], None) == {("rēzn", "Rēzne"): "rēzn"}
+    assert gold_links(text, [(a, a + 4, "Rēzne")], trail) == {("rēznēs", "Rēzne"): "rēzn"}
+
+
+def test_a_trail_suggestion_counts_for_the_editors_piped_link():
+    """[[Лондон]]ові (the recommender's) and [[Лондон|Лондонові]] (the editors') are one link."""
+    from tests.test_model_mentions import bloom_of
+    from tests.test_model_stems import UK, _stem_model
+
+    stemmer, anchors, keys = _stem_model("uk", UK, "Лондон")
+    text = "Він жив у Лондонові."
+    a = text.index("Лондонові")
+    trail = link_trail("uk")
+    found = page_mentions([text], "uk", bloom_of(keys, "uk").contains, trail=trail,
+                          stemmer=stemmer)
+    chosen = mention_anchors(found, lambda ks: {k: anchors[k] for k in ks if k in anchors},
+                             [text], trail)
+    _, m, _ = chosen["лондон"]
+    assert (m.start, m.end, m.trail) == (a, a + 6, 3)
+    shows = gold_links(text, [(a, a + 9, "Лондон")], trail)
+    assert (rendered(text, m.start, m.end, trail), "Лондон") in shows
+    # By link text alone ("лондон" against "лондонові") it would count as wrong.
+    assert ("лондон", "Лондон") not in shows
