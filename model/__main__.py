@@ -177,9 +177,7 @@ def parser() -> argparse.ArgumentParser:
             choices=METHODS,
             default="auto",
             help="stem classes of anchors: auto = Snowball where the language has one, else "
-            "endings learnt from the wiki's text; every = learnt endings, each anchor also filed "
-            "under every stem of its words (measured, not the default); none = exact anchors "
-            "only",
+            "endings learnt from the wiki's text; none = exact anchors only",
         )
 
     t = cli.command("train", help="train one wiki's model from its dump")

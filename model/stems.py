@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from itertools import product
 
 import regex
 
@@ -34,13 +33,7 @@ MAX_ENDING = 5  # longest ending learnt (code points: Indic endings are vowel si
 # ("कृष्ण", "नगर").
 ENDING_SHARE = 0.002
 MIN_ENDING_STEMS = 5
-# Stem-class keys one anchor key is filed under at most (``Stemmer.keys``): a two-word key
-# whose words have two or three stems each has 4-9 combinations; longer keys are capped.
-MAX_CLASSES = 8
-# "every": learnt endings, each anchor also filed under every stem of its words
-# (``Stemmer.keys``); measured and not the default (docs/model.md, "Links compared as
-# they show; every stem of an anchor").
-METHODS = ("auto", "snowball", "learnt", "every", "none")
+METHODS = ("auto", "snowball", "learnt", "none")
 # ISO 639 codes of Wikipedia languages -> PyStemmer's Snowball algorithm names.
 SNOWBALL = {
     "ar": "arabic", "hy": "armenian", "eu": "basque", "ca": "catalan", "cs": "czech",
@@ -141,25 +134,6 @@ class Stemmer:
                 return word[:-n]
         return word
 
-    def alternatives(self, word: str) -> list[str]:
-        """Every stem of a lower-cased word: its ``words`` stem first, then the word less each
-        other learnt ending that fits (the word itself included), longest first.
-
-        The longest-ending rule alone cuts a base form and its inflections apart where the
-        base form ends in letters that are an ending elsewhere: "সাগর" loses "র" (stem
-        "সাগ") while "সাগরের" loses "ের" (stem "সাগর"); "दिवाळी" loses "ी", "दिवाळीत" "त".
-        An anchor filed under each of these (``keys``) is found from any inflection whose
-        longest ending leaves one of them. Snowball's stem is its only one.
-        """
-        first = self.words([word])[0]
-        if not self._endings or not stemmable(word):
-            return [first]
-        out = [first, word]
-        for n, endings in self._endings.items():  # longest first
-            if len(word) - n >= MIN_STEM and word[-n:] in endings:
-                out.append(word[:-n])
-        return list(dict.fromkeys(out))
-
     def words(self, words: Sequence[str]) -> list[str]:
         """Stems of lower-cased words (a word that is not ``stemmable`` is its own stem)."""
         cache = self._cache
@@ -174,34 +148,6 @@ class Stemmer:
                 cache.update((w, self._strip(w)) for w in ok)
             cache.update((w, w) for w in todo if w not in cache)
         return list(map(cache.__getitem__, words))
-
-    def keys(self, key: str, language: str) -> list[str]:
-        """The stem-class keys an anchor key is filed under: ``key``'s first, then the keys
-        made of each word's ``alternatives`` (at most MAX_CLASSES, the last word's varied
-        first: case endings and postpositions attach there). Empty if it has no class.
-
-        The recommender keys a page's n-grams by ``key`` (one stem per word, the longest
-        ending off); an anchor filed under every stem of its words meets an inflected form
-        whose longest ending leaves a stem the anchor's own longest ending did not.
-        """
-        first = self.key(key, language)
-        if first is None or self.spec.get("classes") != "every":
-            return [first] if first is not None else []
-        spans = walk_tokens(key, language)
-        words = [key[a:b] for a, b in spans]
-        options = [self.alternatives(w) for w in words]
-        out = [first]
-        for combo in product(*options):
-            if len(out) >= MAX_CLASSES:
-                break
-            parts, pos = [STEM], 0
-            for (a, b), s in zip(spans, combo, strict=True):
-                parts.append(_SPACE.sub(" ", key[pos:a]))
-                parts.append(s)
-                pos = b
-            parts.append(key[pos:])
-            out.append("".join(parts))
-        return list(dict.fromkeys(out))[:MAX_CLASSES]
 
     def key(self, key: str, language: str) -> str | None:
         """The stem-class key of an anchor key (``STEM`` + each word stemmed), None if none.

@@ -593,7 +593,7 @@ def count_anchors(
 
     def linked_pairs(record: dict) -> tuple[int, list[tuple[str, str]], Counter, list]:
         words: Counter = Counter()  # the text's words, to learn endings from
-        if method in ("learnt", "every"):
+        if method == "learnt":
             for text in record["s"]:
                 low = text.lower()
                 words.update(low[a:b] for a, b in walk_tokens(low, language))
@@ -614,21 +614,18 @@ def count_anchors(
                 counts.link_titles[f].update(named)
     keys = set().union(*counts.linked) | titles.keys() | redirects.keys()
     keys |= {key for part in counts.link_titles for key, _ in part}
-    stem_of: dict[str, list[str]] = {}  # key -> its stem-class keys (Stemmer.keys)
+    stem_of: dict[str, str] = {}
     if method == "snowball":
         counts.stemmer = {"method": "snowball", "algorithm": snowball_algorithm(language)}
-    elif method in ("learnt", "every"):
+    elif method == "learnt":
         anchor_words = {k[a:b] for k in keys for a, b in walk_tokens(k, language)}
         counts.stemmer = {"method": "learnt", "endings": learn_endings(words, anchor_words)}
-        if method == "every":  # filed under every stem of its words (Stemmer.keys)
-            counts.stemmer["classes"] = "every"
     del words
     stemmer = Stemmer(counts.stemmer)
     if stemmer.enabled:
-        stem_of = {k: cs for k in keys if (cs := stemmer.keys(k, language))}
-        for k, cs in stem_of.items():
-            for c in cs:
-                counts.members.setdefault(c, set()).add(k)
+        stem_of = {k: c for k in keys if (c := stemmer.key(k, language))}
+        for k, c in stem_of.items():
+            counts.members.setdefault(c, set()).add(k)
         counts.stem_pairs = [Counter() for _ in range(folds)]
         counts.stem_linked = [Counter() for _ in range(folds)]
         counts.stem_seen = [Counter() for _ in range(folds)]
@@ -645,9 +642,9 @@ def count_anchors(
         pairs: set[tuple[str, str]] = set()
         seen: set[str] = set()
         if classes:
-            pairs = {(c, t) for k, t in _link_pairs(corpus, record, complete)
-                     for c in stem_of.get(k, ())}
-            seen = {c for k in found for c in stem_of.get(k, ())}
+            pairs = {(stem_of[k], t) for k, t in _link_pairs(corpus, record, complete)
+                     if k in stem_of}
+            seen = {stem_of[k] for k in found if k in stem_of}
             for text in record["s"]:
                 seen |= stem_ngrams(text, language, stemmer, classes, abbreviations)
         return fold_of(record["t"], seed, folds), sorted(found), sorted(pairs), sorted(seen)
@@ -696,16 +693,13 @@ def anchors_from(counts: AnchorCounts, fold: int | None, settings: Settings) -> 
         # Stem classes: a title's or redirect's class holds its article as a candidate too.
         titles: dict[str, set[str]] = defaultdict(set)
         redirects: dict[str, set[str]] = defaultdict(set)
-        stem_of: dict[str, list[str]] = defaultdict(list)  # key -> its classes
-        for c, ks in counts.members.items():
-            for k in ks:
-                stem_of[k].append(c)
+        stem_of = {k: c for c, ks in counts.members.items() for k in ks}
         # Members are exact keys of this dictionary (not of the fold left out).
         members = {c: {k for k in ks if k in anchors} for c, ks in counts.members.items()}
         for table, out in ((all_titles, titles), (counts.redirects, redirects)):
             for k, targets in table.items():
-                for c in stem_of.get(k, ()):
-                    out[c] |= targets
+                if k in stem_of:
+                    out[stem_of[k]] |= targets
         anchors.update(
             _anchors(
                 counts.total("stem_pairs", fold),

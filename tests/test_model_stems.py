@@ -19,14 +19,7 @@ from model import open_model
 from model.datasets import Anchor
 from model.features import FULL
 from model.recommend import mention_anchors, score
-from model.stems import (
-    MAX_CLASSES,
-    Stemmer,
-    choose,
-    learn_endings,
-    snowball_algorithm,
-    stemmable,
-)
+from model.stems import Stemmer, choose, learn_endings, snowball_algorithm, stemmable
 from model.text import STEM, link_trail, normalize, page_mentions, walk_tokens
 from model.train import _Lookup, page_pairs
 from tests.test_model_mentions import bloom_of
@@ -219,29 +212,3 @@ def test_training_labels_a_trail_mention_by_its_exact_span():
     assert labels(a + 6) == [1]  # [[Лондон]]ові as the editors wrote it
     assert labels(a + 9) == [0]  # [[Лондон|Лондонові]]
 
-
-def test_every_stem_filing_meets_inflections_the_longest_ending_cuts_apart(ltg_corpus):
-    """``--stemmer every``: an anchor filed under each stem of its words (``Stemmer.keys``)."""
-    words: Counter = Counter()
-    anchors = set()
-    for record in ltg_corpus.records():
-        anchors.update(normalize(a) for _, a in record["l"])
-        for text in record["s"]:
-            low = text.lower()
-            words.update(low[a:b] for a, b in walk_tokens(low, "ltg"))
-    anchor_words = {k[a:b] for k in anchors for a, b in walk_tokens(k, "ltg")}
-    endings = learn_endings(words, anchor_words)
-    longest = Stemmer({"method": "learnt", "endings": endings})
-    every = Stemmer({"method": "learnt", "endings": endings, "classes": "every"})
-    # "pogosts" loses "ts", "pogosta" only "a": one class apart by the longest ending ...
-    assert longest.key("pogosta", "ltg") not in longest.keys("pogosts", "ltg")
-    # ... but "pogosts" is also filed under "pogost", the stem the page's "pogosta" has.
-    assert every.key("pogosta", "ltg") in every.keys("pogosts", "ltg")
-    assert every.keys("pogosts", "ltg")[0] == every.key("pogosts", "ltg")
-    # Multi-word keys: the combinations of their words' stems, the last word's first, capped.
-    many = every.keys("nautrānu pogosts", "ltg")
-    assert len(many) <= MAX_CLASSES and every.key("nautrānu pogosta", "ltg") in many
-    # Snowball has one stem per word: nothing changes.
-    greek = Stemmer({"method": "snowball", "algorithm": "greek", "classes": "every"})
-    assert greek.keys("αθήνα", "el") == [greek.key("αθήνα", "el")]
-    assert choose("every", "bn") == "every"
