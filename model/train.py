@@ -904,25 +904,36 @@ def _top_singular(matrix, k: int, seed: int, power: int = 2, oversample: int = 1
     cheap (ARPACK's ``svds`` took seconds per fold on elwiki). Signs are fixed (largest
     entry of u positive; v's columns flipped with u's) so equal input gives equal vectors.
     One BLAS thread, like the rest of training: on a shared machine a multi-threaded QR was
-    ten times slower, not faster. Each block (n x (k + oversample) doubles, 4.8 GB at 10^7
-    nodes) is dropped as soon as the next is computed: at most three live at once (the QR's
-    input, its copy and its output), where chained expressions kept four.
+    ten times slower, not faster.
+
+    Memory is the blocks, n x (k + oversample) doubles each (4.8 GB at 10^7 nodes): each is
+    dropped as soon as the next exists, and the QRs and the last SVD overwrite their input
+    (scipy's LAPACK calls with ``overwrite_a``, the same bits as numpy's, which copy it), so
+    at most two live at once in the iterations and three in the last step, where chained
+    numpy expressions kept four and five.
     """
+    from scipy.linalg import qr, svd
     from threadpoolctl import threadpool_limits
+
+    def orthonormal(x: np.ndarray) -> np.ndarray:
+        return qr(x, mode="economic", overwrite_a=True, check_finite=False)[0]
 
     rng = np.random.default_rng(seed)
     with threadpool_limits(limits=1):
-        x = matrix @ rng.standard_normal((matrix.shape[1], k + oversample))
-        q = np.linalg.qr(x)[0]
+        x = np.asfortranarray(matrix @ rng.standard_normal((matrix.shape[1], k + oversample)))
+        q = orthonormal(x)
         del x
         for _ in range(power):
             for product in (matrix.T, matrix):
-                x = product @ q
+                c = np.ascontiguousarray(q)
                 del q
-                q = np.linalg.qr(x)[0]
+                x = np.asfortranarray(product @ c)
+                del c
+                q = orthonormal(x)
                 del x
-        x = np.asarray((matrix.T @ q).T)
-        small, values, vt = np.linalg.svd(x, full_matrices=False)
+        x = matrix.T @ np.ascontiguousarray(q)
+        small, values, vt = svd(x.T, full_matrices=False, overwrite_a=True,
+                                check_finite=False, lapack_driver="gesdd")
         del x
     u = (q @ small)[:, :k]
     del q
@@ -973,7 +984,7 @@ def _unit_rows(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     floor = 1e-9 * float(norms.max()) if len(norms) else 0.0
     vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > floor)
-    return np.round(vectors, 5).astype(np.float32)
+    return np.round(vectors, 5, out=vectors).astype(np.float32)
 
 
 @dataclass
