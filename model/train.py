@@ -20,7 +20,7 @@ import tempfile
 import time
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -482,6 +482,104 @@ def title_key(title: str) -> str:
     return normalize(_QUALIFIER.sub("", title))
 
 
+class Interned:
+    """Strings numbered once (anchor keys and titles), shared by every fold's counts."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.strings: list[str] = []
+
+    def id(self, text: str) -> int:
+        i = self.ids.get(text)
+        if i is None:
+            i = self.ids[text] = len(self.strings)
+            self.strings.append(text)
+        return i
+
+
+class FoldCounts(Mapping):
+    """One fold's counter of strings, or of (string, string) pairs, as two sorted arrays.
+
+    The items are int64 ids (a string's ``Interned`` number; a pair's two numbers in one),
+    their counts int32: 12 bytes an entry, where a ``Counter`` of tuples held a dict slot, a
+    tuple and the worker's own copies of its strings (~200-300 bytes), in the main process
+    for the whole training and once per fold. Updates are buffered and merged in batches
+    (sort, then sum of equal ids). It reads as the Counter it replaces (a ``Mapping``).
+    """
+
+    FLUSH = 1 << 22  # buffered ids before a merge (32 MB)
+
+    def __init__(self, names: Interned, pairs: bool = False) -> None:
+        self.names, self.pairs = names, pairs
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.counts = np.zeros(0, dtype=np.int32)
+        self._pending = array("q")
+
+    def _encode(self, item) -> int:
+        if self.pairs:
+            return (self.names.id(item[0]) << 32) | self.names.id(item[1])
+        return self.names.id(item)
+
+    def _decode(self, i: int):
+        strings = self.names.strings
+        return (strings[i >> 32], strings[i & 0xFFFFFFFF]) if self.pairs else strings[i]
+
+    def update(self, items: Iterable) -> None:
+        """Count each item once more (as ``Counter.update`` of an iterable)."""
+        self._pending.extend(self._encode(item) for item in items)
+        if len(self._pending) >= self.FLUSH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        new = np.frombuffer(self._pending, dtype=np.int64)
+        self.ids, self.counts = _summed(
+            np.concatenate([self.ids, new]),
+            np.concatenate([self.counts, np.ones(len(new), dtype=np.int32)]),
+        )
+        self._pending = array("q")
+
+    def _find(self, item) -> int:
+        self.flush()
+        try:
+            if self.pairs:
+                i = (self.names.ids[item[0]] << 32) | self.names.ids[item[1]]
+            else:
+                i = self.names.ids[item]
+        except (KeyError, TypeError, IndexError):
+            return -1
+        at = int(np.searchsorted(self.ids, i))
+        return at if at < len(self.ids) and self.ids[at] == i else -1
+
+    def __getitem__(self, item) -> int:
+        at = self._find(item)
+        if at < 0:
+            raise KeyError(item)
+        return int(self.counts[at])
+
+    def __contains__(self, item: object) -> bool:
+        return self._find(item) >= 0
+
+    def __iter__(self) -> Iterator:
+        self.flush()
+        return (self._decode(int(i)) for i in self.ids)
+
+    def __len__(self) -> int:
+        self.flush()
+        return len(self.ids)
+
+
+def _summed(ids: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct ids and each one's total count."""
+    order = np.argsort(ids, kind="stable")
+    ids, counts = ids[order], counts[order]
+    if not len(ids):
+        return ids, counts
+    starts = np.flatnonzero(np.concatenate([[True], ids[1:] != ids[:-1]]))
+    return ids[starts], np.add.reduceat(counts, starts).astype(np.int32)
+
+
 @dataclass
 class AnchorCounts:
     """Additive anchor statistics, one counter per fold, so "every fold but f" is a subtraction.
@@ -492,21 +590,23 @@ class AnchorCounts:
     exist even where no editor ever linked the text.
     """
 
-    pairs: list[Counter]
-    linked: list[Counter]
-    seen: list[Counter]
+    pairs: list[FoldCounts]
+    linked: list[FoldCounts]
+    seen: list[FoldCounts]
     titles: dict[str, set[str]]
     redirects: dict[str, set[str]]
     # The same for stem classes (model/stems.py): class key -> its exact member keys, the
     # stemmer's manifest entry, and the class counters (a page counts once per class).
     stemmer: dict = field(default_factory=lambda: {"method": "none"})
     members: dict[str, set[str]] = field(default_factory=dict)
-    stem_pairs: list[Counter] = field(default_factory=list)
-    stem_linked: list[Counter] = field(default_factory=list)
-    stem_seen: list[Counter] = field(default_factory=list)
+    stem_pairs: list[FoldCounts] = field(default_factory=list)
+    stem_linked: list[FoldCounts] = field(default_factory=list)
+    stem_seen: list[FoldCounts] = field(default_factory=list)
     # Slices: per fold, (title key, target) of link targets outside the file, by pages
     # linking them. Link-derived, so a fold model takes only the other folds' (titles_for).
-    link_titles: list[Counter] = field(default_factory=list)
+    link_titles: list[FoldCounts] = field(default_factory=list)
+    # The strings every fold's counts number (FoldCounts).
+    names: Interned = field(default_factory=Interned)
 
     def titles_for(self, fold: int | None) -> dict[str, set[str]]:
         """Title candidates of every fold but ``fold``: the articles' and the link targets'."""
@@ -518,12 +618,17 @@ class AnchorCounts:
         return titles
 
     def total(self, name: str, fold: int | None) -> Counter:
-        parts = getattr(self, name)
-        out = Counter()
-        for f, part in enumerate(parts):
-            if f != fold:
-                out.update(part)
-        return out
+        """The counts of every fold but ``fold``, summed, as a Counter (what the anchor
+        dictionary is built from: a fold task's transient, not held)."""
+        parts = [part for f, part in enumerate(getattr(self, name)) if f != fold]
+        if not parts:
+            return Counter()
+        for part in parts:
+            part.flush()
+        ids, counts = _summed(np.concatenate([p.ids for p in parts]),
+                              np.concatenate([p.counts for p in parts]))
+        decode = parts[0]._decode
+        return Counter(dict(zip(map(decode, ids.tolist()), counts.tolist(), strict=True)))
 
 
 def _title_anchor_key(corpus: Corpus, name: str, target: str, complete: bool) -> str:
@@ -583,17 +688,19 @@ def count_anchors(
 
     language = corpus.site.language
     titles, redirects = _title_candidates(corpus, complete)
+    names = Interned()
     counts = AnchorCounts(
-        [Counter() for _ in range(folds)],
-        [Counter() for _ in range(folds)],
-        [Counter() for _ in range(folds)],
+        [FoldCounts(names, pairs=True) for _ in range(folds)],
+        [FoldCounts(names) for _ in range(folds)],
+        [FoldCounts(names) for _ in range(folds)],
         titles,
         redirects,
+        names=names,
     )
     method = choose(stemming, language)
     outside = link_titles and not complete  # on a complete dump such a target is a red link
     if outside:
-        counts.link_titles = [Counter() for _ in range(folds)]
+        counts.link_titles = [FoldCounts(names, pairs=True) for _ in range(folds)]
 
     def linked_pairs(record: dict) -> tuple[int, list[tuple[str, str]], Counter, list]:
         words: Counter = Counter()  # the text's words, to learn endings from
@@ -630,9 +737,9 @@ def count_anchors(
         stem_of = {k: c for k in keys if (c := stemmer.key(k, language))}
         for k, c in stem_of.items():
             counts.members.setdefault(c, set()).add(k)
-        counts.stem_pairs = [Counter() for _ in range(folds)]
-        counts.stem_linked = [Counter() for _ in range(folds)]
-        counts.stem_seen = [Counter() for _ in range(folds)]
+        counts.stem_pairs = [FoldCounts(names, pairs=True) for _ in range(folds)]
+        counts.stem_linked = [FoldCounts(names) for _ in range(folds)]
+        counts.stem_seen = [FoldCounts(names) for _ in range(folds)]
     classes = set(counts.members)
     if callable(abbreviations):  # learnt meanwhile (or now): only this pass needs them
         abbreviations = abbreviations()
@@ -662,6 +769,10 @@ def count_anchors(
                 counts.stem_pairs[f].update(pairs)
                 counts.stem_linked[f].update({c for c, _ in pairs})
                 counts.stem_seen[f].update(seen)
+    for name in ("pairs", "linked", "seen", "stem_pairs", "stem_linked", "stem_seen",
+                 "link_titles"):
+        for part in getattr(counts, name):
+            part.flush()  # merged before the fold tasks fork: they only read
     return counts
 
 
