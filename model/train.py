@@ -1088,13 +1088,18 @@ def _directed(graph: LinkGraph, keep: np.ndarray, ids: np.ndarray | None, n: int
 
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to length 1, to 5 decimals, float32. A row with no weight in the k
-    leading directions stays zero (a missing similarity, not a random direction): a node
-    outside them comes out as rounding noise (norms ~1e-14 against ~1 on ltgwiki: 4 rows
-    of 4,322), whose direction depends on the order of the products' sums."""
+    """Rows scaled to length 1, to 5 decimals, float32 (``vectors`` is overwritten).
+
+    A row with no weight in the k leading directions stays zero (a missing similarity, not a
+    random direction): a node outside them comes out as rounding noise (norms ~1e-14
+    against ~1 on ltgwiki: 4 rows of 4,322), whose direction depends on the order of the
+    products' sums."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     floor = 1e-9 * float(norms.max()) if len(norms) else 0.0
-    vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > floor)
+    weighty = norms > floor
+    # In place (the caller's block is a temporary): one n x k block less at the peak.
+    np.divide(vectors, norms, out=vectors, where=weighty)
+    vectors[~weighty[:, 0]] = 0.0
     return np.round(vectors, 5, out=vectors).astype(np.float32)
 
 
