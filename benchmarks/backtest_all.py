@@ -89,7 +89,7 @@ def quality(dumps: list[Path]) -> dict:
             start = time.monotonic()
             corpus = extract(dump, Path(work))
             for features in ("full", "reference"):
-                r = evaluate(corpus, Settings(features=features))
+                r = evaluate(corpus, Settings(features=features, **OPTIONS))
                 r["seconds"] = round(time.monotonic() - start, 1)
                 results.append(r)
                 print(_row(_cells(r)), flush=True)
@@ -137,7 +137,7 @@ def ablation(dumps: list[Path]) -> dict:
             base = None
             for dropped in ("", *FULL):
                 start = time.monotonic()
-                r = evaluate(corpus, Settings(ablate=(dropped,) if dropped else ()))
+                r = evaluate(corpus, Settings(ablate=(dropped,) if dropped else (), **OPTIONS))
                 r["seconds"] = round(time.monotonic() - start, 1)
                 results.append(r)
                 f1 = {row["threshold"]: row for row in r["rows"]}[0.5]["f1"]
@@ -199,6 +199,10 @@ def ablation_summary(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# Settings given on the command line, the same for every model built.
+OPTIONS: dict = {}
+
+
 def dump_options(p: argparse.ArgumentParser) -> None:
     """--dumps and --only, shared by the benchmarks that walk every shared dump."""
     p.add_argument("--dumps", type=Path, default=DEFAULT_DUMPS)
@@ -219,7 +223,11 @@ def main() -> int:
     dump_options(p)
     p.add_argument("--ablation", action="store_true", help="drop each feature in turn")
     p.add_argument("--json", type=Path, help="also write every result as JSON here")
+    p.add_argument("--fold-vectors", choices=["svd", "projection"],
+                   help="the folds' entity vectors (Settings.fold_vectors; default: Settings)")
     args = p.parse_args()
+    if args.fold_vectors:
+        OPTIONS["fold_vectors"] = args.fold_vectors
     dumps = chosen_dumps(args)
     out = ablation(dumps) if args.ablation else quality(dumps)
     if args.json:

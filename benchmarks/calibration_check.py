@@ -210,6 +210,8 @@ def main() -> int:
     p.add_argument("--folds", type=int, help="cross-fitting folds (default: Settings)")
     p.add_argument("--calibration", help="calibration maps training chooses among, e.g. "
                    "platt,beta (default: Settings, model/calibration.py CANDIDATES)")
+    p.add_argument("--fold-vectors", choices=["svd", "projection"],
+                   help="the folds' entity vectors (Settings.fold_vectors; default: Settings)")
     p.add_argument("--scores", help="comma-separated minimum link scores, 'auto' for the "
                    "train-half model's suggestion: precision of kept links at each")
     args = p.parse_args()
@@ -236,6 +238,8 @@ def main() -> int:
                     settings.folds = args.folds
                 if args.calibration is not None:
                     settings.calibration = args.calibration
+                if args.fold_vectors is not None:
+                    settings.fold_vectors = args.fold_vectors
                 r = run(corpus, settings)
                 s = summary(
                     r["wiki"],

@@ -26,9 +26,12 @@ import multiprocessing as mp
 import resource
 import sys
 import time
+from array import array
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 K = 50
 SEED = 1
@@ -55,6 +58,82 @@ def synthetic_graph(n: int, seed: int = SEED):
     return (graph + graph.T).tocsr()
 
 
+class _Names:
+    """Node i's title is "i": a sequence of titles and a title -> row map, both computed."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [str(j) for j in range(*i.indices(self.n))]
+        return str(i)
+
+    def get(self, title: str, default=None):
+        return int(title)
+
+    def values(self):
+        return range(self.n)
+
+
+def synthetic_links(n: int, seed: int = SEED):
+    """The graph of ``synthetic_graph`` as training holds it: a ``LinkGraph`` (int32 arrays;
+    node i is article "i", linking its distinct targets in id order), built node range by
+    node range so no full-size sort or COO copy counts in the peak."""
+    from model.train import LinkGraph
+
+    rng = np.random.default_rng(seed)
+    out_degree = np.minimum(rng.lognormal(mean=np.log(12), sigma=1.2, size=n), 2000)
+    out_degree = out_degree.astype(np.int64)
+    weights = 1.0 / np.arange(1, n + 1)
+    weights /= weights.sum()
+    cdf = np.cumsum(weights)
+    dst = np.searchsorted(cdf, rng.random(int(out_degree.sum()))).astype(np.int32)
+    del cdf, weights
+    dst = rng.permutation(n).astype(np.int32)[np.minimum(dst, n - 1)]
+    ends = np.cumsum(out_degree)
+    graph = LinkGraph()
+    # Titles are the numbers themselves, computed when asked: the title tables are not
+    # the embedding step's memory (docs/model.md measures them on the training corpus).
+    graph.names = _Names(n)
+    graph._rows = _Names(n)
+    graph._sources = array("i", np.arange(n, dtype=np.int32).tobytes())
+    indptr = [np.zeros(1, dtype=np.int64)]
+    done = 0
+    step = 100_000
+    for first in range(0, n, step):
+        last = min(first + step, n)
+        a, b = (ends[first - 1] if first else 0), ends[last - 1]
+        src = np.repeat(np.arange(first, last, dtype=np.int64), out_degree[first:last])
+        key = np.unique(src * n + dst[a:b])
+        key = key[key // n != key % n]  # no self-links
+        graph._indices.extend(array("i", (key % n).astype(np.int32).tobytes()))
+        counts = np.bincount((key // n - first).astype(np.int64), minlength=last - first)
+        indptr.append(done + np.cumsum(counts))
+        done += int(counts.sum())
+    graph._indptr = array("q", np.concatenate(indptr).tobytes())
+    return graph
+
+
+def top_singular_before(matrix, k: int, seed: int, power: int = 2, oversample: int = 10):
+    """model/train.py's top_singular before the memory work (0dd5a4b and earlier), on the
+    matrix its build_vectors made (``synthetic_graph``'s: COO -> CSR, float32, + its
+    transpose): the chained expressions kept up to four n x (k + oversample) blocks."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(seed)
+    with threadpool_limits(limits=1):
+        q = np.linalg.qr(matrix @ rng.standard_normal((matrix.shape[1], k + oversample)))[0]
+        for _ in range(power):
+            q = np.linalg.qr(matrix.T @ q)[0]
+            q = np.linalg.qr(matrix @ q)[0]
+        small, values, _ = np.linalg.svd(np.asarray((matrix.T @ q).T), full_matrices=False)
+    return (q @ small)[:, :k], values[:k]
+
+
 def randomized_svd(graph, k: int, seed: int, power: int = 4, oversample: int = 10):
     """Top-k singular triplets by a randomized range finder (numpy + the sparse product)."""
     rng = np.random.default_rng(seed)
@@ -71,23 +150,50 @@ def randomized_svd(graph, k: int, seed: int, power: int = 4, oversample: int = 1
 
 def _run(n: int, method: str, out) -> None:
     start = time.monotonic()
-    graph = synthetic_graph(n)
+    training = method in ("model", "model+fold")
+    graph = synthetic_links(n) if training else synthetic_graph(n)
     built = time.monotonic() - start
     cpu0, wall0 = time.process_time(), time.monotonic()
-    if method == "svds":
+    extra: dict = {}
+    if training:
+        # What model/train.py's embed runs: the directed links' CSR (a row per node, float64
+        # ones) and the range finder on B + B.T as a product; then, for "model+fold", one
+        # cross-fitting fold's vectors by project_fold (a fifth of the articles left out).
+        from model.train import Embedding, _directed, _Symmetric, _top_singular, project_fold
+
+        links = _directed(graph, graph.kept(), None, n)
+        extra["edges_mb"] = round((links.indices.nbytes + links.data.nbytes
+                                   + links.indptr.nbytes) / 2**20)
+        _, s, v = _top_singular(_Symmetric(links), K, SEED)
+        extra["svd_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                                         / 1024)
+        if method == "model+fold":
+            fold = graph.names[::5]
+            cpu1, wall1 = time.process_time(), time.monotonic()
+            project_fold(Embedding(graph, links, np.ascontiguousarray(v)), fold)
+            extra["fold_wall_s"] = round(time.monotonic() - wall1, 1)
+            extra["fold_cpu_s"] = round(time.process_time() - cpu1, 1)
+        edges = graph.edges
+    elif method == "svds":
         from scipy.sparse.linalg import svds
 
         v0 = np.random.default_rng(SEED).uniform(-1, 1, n)
         _, s, _ = svds(graph.astype(np.float64), k=K, v0=v0, random_state=SEED)
         s = np.sort(s)[::-1]
+        edges = int(graph.nnz // 2)
+    elif method == "model-before":
+        _, s = top_singular_before(graph, K, SEED)
+        edges = int(graph.nnz // 2)
     else:
         _, s, _ = randomized_svd(graph, K, SEED)
+        edges = int(graph.nnz // 2)
     out.put({
-        "nodes": n, "method": method, "edges": int(graph.nnz // 2),
+        "nodes": n, "method": method, "edges": edges,
         "build_s": round(built, 1),
         "svd_wall_s": round(time.monotonic() - wall0, 1),
         "svd_cpu_s": round(time.process_time() - cpu0, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        **extra,
         "singular_values": [float(x) for x in s],
     })
 

@@ -15,9 +15,12 @@ Inputs, all measured here except the enwiki figures (stated with their source):
   reached and every stage's CPU is its own; the anchor dictionary per link from the same
   run (the fold models' anchors too); the training pairs per character from the English
   sample (inside the fold tasks: their CPU less the fold models');
-- the SVD of the link graph from docs/svd-scale.json (randomized, 5e6 nodes), linear in
-  edges;
-- peak RSS from the synthetic runs, extrapolated with the exponent measured between them.
+- the SVD of the link graph from docs/svd-scale.json (the training's own code, its
+  "model" rows, the largest graph measured), linear in edges; with the folds' vectors
+  projected on its basis (``--fold-vectors projection``, the default since it is
+  Settings'), a fold's vectors from the "model+fold" row, linear in edges;
+- peak RSS from the synthetic runs, extrapolated with the exponent measured between them,
+  and linearly in articles (the growth per article between them: an upper bound).
 
 Stage wall time on N cores: a per-article stage takes max(serial, parallel / N) (the main
 process merges while the workers work); the parsing is dealt out by part, so with P parts
@@ -88,7 +91,8 @@ def by_stage(stages: list[dict]) -> dict[str, dict]:
     return {s["stage"]: s for s in stages}
 
 
-def project(en: dict, scale: dict, svd: list[dict]) -> dict:
+def project(en: dict, scale: dict, svd: list[dict], fold_vectors: str = "projection",
+            memory: dict | None = None) -> dict:
     chars_per_word = en["chars"] / en["words"]
     per_article = ENWIKI_WORDS_PER_ARTICLE * chars_per_word
     bz2_bound = ENWIKI_BZ2_BYTES * en["bz2_ratio"] / ENWIKI_ARTICLES
@@ -102,6 +106,10 @@ def project(en: dict, scale: dict, svd: list[dict]) -> dict:
     ref = max(scale["runs"], key=lambda r: (r["articles"], -r["workers"]))
     bstages = by_stage(ref["stages"])
     parallel_fits = by_stage(big["stages"])["classifier"]["worker_cpu_s"] > 0
+    # Memory may come from a later run (``--memory``: the code whose memory is projected),
+    # CPU from ``scale`` (a run on a quieter host: CPU times here vary with the load).
+    mem_runs = (memory or scale)["runs"]
+    mem_big = max(mem_runs, key=lambda r: (r["articles"], r["workers"]))
     out: dict[str, dict] = {}
     for name in PER_ARTICLE:
         s = stages[name]
@@ -147,31 +155,69 @@ def project(en: dict, scale: dict, svd: list[dict]) -> dict:
     per_link = bstages["anchor dictionary"]["cpu_s"] / ref["counts"]["links"]
     out["anchor dictionary"] = {"serial_cpu_s": per_link * links, "parallel_cpu_s": 0.0,
                                 "wall_s": per_link * links}
-    # SVD: randomized, 5e6 nodes, linear in edges; enwiki's graph has about one edge per
-    # distinct link (counted here as every link: an upper bound).
-    ref = next(r for r in svd if r["method"] == "randomized" and r["nodes"] == 5_000_000)
+    # The SVD as training runs it (svd_scale.py's "model" rows: the link graph's CSR and
+    # the range finder on B + B.T as a product), from the largest graph measured, linear in
+    # edges: an upper bound for memory (its blocks grow with nodes, and enwiki has more
+    # links per node than the synthetic graph's ~21); enwiki's graph has about one edge per
+    # distinct link (counted here as every link: an upper bound too).
+    model_rows = [r for r in svd if r["method"] in ("model", "model+fold") and "error" not in r]
+    largest = max(r["nodes"] for r in model_rows)
+    ref = next(r for r in model_rows if r["method"] == "model" and r["nodes"] == largest)
     factor = links / ref["edges"]
-    svd_cpu = (ref["svd_cpu_s"] + ref["build_s"]) * factor
+    svd_cpu = ref["svd_cpu_s"] * factor
     svd_rss_gb = ref["peak_rss_mb"] / 1024 * factor
     out["vectors"] = {"serial_cpu_s": svd_cpu, "parallel_cpu_s": 0.0, "wall_s": svd_cpu,
                       "peak_rss_gb": svd_rss_gb}
-    # Fold models: FOLDS times (SVD + anchors) in parallel, as many at once as fit in 32 GB.
-    fold_cpu = svd_cpu + per_link * links
-    at_once = max(1, min(FOLDS, int(32 // svd_rss_gb)))
+    # Fold models: per fold, its vectors (Settings.fold_vectors: "projection", the graph
+    # less the fold's links on the whole basis, project_fold; "svd", an SVD each) and its
+    # anchor dictionary; one task per fold, as many at once as fit in 32 GB beside the main
+    # process. A fold task's memory: its vectors' blocks and the private memory a fold task
+    # took at the largest synthetic run, both linear in links.
+    folds_run = by_stage(mem_big["stages"])["fold models and pairs"]
+    projected = fold_vectors == "projection"
+    fold_ref = next((r for r in model_rows if r["method"] == "model+fold"
+                     and r["nodes"] == largest), None)
+    if projected and fold_ref is not None:
+        fold_vectors_cpu = fold_ref["fold_cpu_s"] * factor
+        # Its own blocks in a forked task: the output and the masked basis (n x 50 doubles
+        # each) and the float32 result; the nodes scaled with the links as above.
+        fold_blocks_gb = 2.5 * fold_ref["nodes"] * factor * 50 * 8 / 2**30
+    else:
+        fold_vectors_cpu, fold_blocks_gb = svd_cpu, svd_rss_gb
+    fold_mb = folds_run["worker_private_peak_mb"]
+    if not fold_mb:  # one worker: the fold tasks ran in the main process, one by one
+        fold_mb = max(0.0, folds_run["rss_peak_mb"]
+                      - by_stage(mem_big["stages"])["anchor dictionary"]["rss_peak_mb"])
+    fold_private_gb = fold_mb / 1024 * links / mem_big["counts"]["links"]
+    fold_task_gb = fold_blocks_gb + fold_private_gb
+    fold_cpu = fold_vectors_cpu + per_link * links
+    at_once = max(1, min(FOLDS, int(32 // fold_task_gb)))
     out["fold models"] = {"serial_cpu_s": 0.0, "parallel_cpu_s": FOLDS * fold_cpu,
                           "wall_s": math.ceil(FOLDS / at_once) * fold_cpu,
+                          "fold_vectors": fold_vectors,
+                          "fold_vectors_cpu_s": fold_vectors_cpu,
+                          "fold_task_gb": fold_task_gb,
                           "folds_at_once_in_32_gb": at_once}
     serial = sum(v["serial_cpu_s"] for v in out.values())
     parallel = sum(v["parallel_cpu_s"] for v in out.values())
     share = serial / (serial + parallel)
     wall = sum(v["wall_s"] for v in out.values())
     # Peak RSS: the largest one process of the synthetic runs, extrapolated in articles.
-    runs = sorted((r for r in scale["runs"] if r["workers"] == big["workers"]),
+    runs = sorted((r for r in mem_runs if r["workers"] == mem_big["workers"]),
                   key=lambda r: r["articles"])
     small, large = runs[0], runs[-1]
     exponent = (math.log(large["peak_rss_mb"] / small["peak_rss_mb"])
                 / math.log(large["articles"] / small["articles"])) if large is not small else 1.0
     rss_gb = large["peak_rss_mb"] / 1024 * (ENWIKI_ARTICLES / large["articles"]) ** exponent
+    # And linear in articles from the same two points (what dicts of titles do): the growth
+    # per article between them, carried on to enwiki's articles: an upper bound.
+    per_article_mb = (large["peak_rss_mb"] - small["peak_rss_mb"]) \
+        / (large["articles"] - small["articles"]) if large is not small else 0.0
+    linear_gb = (large["peak_rss_mb"]
+                 + per_article_mb * (ENWIKI_ARTICLES - large["articles"])) / 1024
+    main = [by_stage(r["stages"]) for r in runs]
+    main_stage_mb = {name: [m[name]["rss_peak_mb"] for m in main if name in m]
+                     for name in main[-1]}
     return {
         "enwiki": {"articles": ENWIKI_ARTICLES, "chars_per_article": round(per_article),
                    "chars_per_article_upper_bound_from_bz2_size": round(bz2_bound),
@@ -188,7 +234,10 @@ def project(en: dict, scale: dict, svd: list[dict]) -> dict:
                         "english_sample_parts": en.get("parts", 1)},
         "peak_rss": {"exponent": round(exponent, 3), "from": [small["articles"],
                      large["articles"]], "main_process_gb_extrapolated": round(rss_gb, 1),
-                     "svd_of_the_whole_graph_gb": round(svd_rss_gb, 1)},
+                     "largest_process_gb_linear_in_articles": round(linear_gb, 1),
+                     "main_process_mb_by_stage": main_stage_mb,
+                     "svd_of_the_whole_graph_gb": round(svd_rss_gb, 1),
+                     "fold_task_gb": round(fold_task_gb, 1)},
     }
 
 
@@ -199,6 +248,11 @@ def main() -> int:
     ap.add_argument("--english", type=Path,
                     help="the English sample's measurement: read if it exists, else made there")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--memory", type=Path,
+                    help="a train_scale.py JSON to take the peak RSS and the fold tasks' "
+                         "memory from (default: --scale)")
+    ap.add_argument("--fold-vectors", choices=["projection", "svd"], default="projection",
+                    help="how the fold tasks get their vectors (Settings.fold_vectors)")
     args = ap.parse_args()
     if args.english and args.english.exists():
         en = json.loads(args.english.read_text())
@@ -206,7 +260,9 @@ def main() -> int:
         en = english_sample()
         if args.english:
             args.english.write_text(json.dumps(en, indent=2) + "\n")
-    result = project(en, json.loads(args.scale.read_text()), json.loads(args.svd.read_text()))
+    result = project(en, json.loads(args.scale.read_text()), json.loads(args.svd.read_text()),
+                     args.fold_vectors,
+                     json.loads(args.memory.read_text()) if args.memory else None)
     result["english_sample_workers_2"] = en
     text = json.dumps(result, indent=2)
     print(text)

@@ -20,7 +20,7 @@ import tempfile
 import time
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -457,6 +457,11 @@ class Settings:
     # with a title the links prove, so that title is an anchor candidate like an article's
     # ("Titles as anchors", docs/model.md). No effect on a complete dump (a red link there).
     link_titles: bool = True
+    # A cross-fitting fold's entity vectors: "projection", the graph less the fold's links
+    # projected on the whole graph's basis (project_fold: two passes over the edges per
+    # fold, ~13x cheaper than an SVD at 10^6 nodes, and no SVD's blocks in the fold tasks);
+    # "svd", a decomposition of that graph per fold (before). Side by side in docs/model.md.
+    fold_vectors: str = "projection"
 
 
 def _target_ok(corpus: Corpus, target: str, complete: bool) -> bool:
@@ -478,6 +483,104 @@ def title_key(title: str) -> str:
     return normalize(_QUALIFIER.sub("", title))
 
 
+class Interned:
+    """Strings numbered once (anchor keys and titles), shared by every fold's counts."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.strings: list[str] = []
+
+    def id(self, text: str) -> int:
+        i = self.ids.get(text)
+        if i is None:
+            i = self.ids[text] = len(self.strings)
+            self.strings.append(text)
+        return i
+
+
+class FoldCounts(Mapping):
+    """One fold's counter of strings, or of (string, string) pairs, as two sorted arrays.
+
+    The items are int64 ids (a string's ``Interned`` number; a pair's two numbers in one),
+    their counts int32: 12 bytes an entry, where a ``Counter`` of tuples held a dict slot, a
+    tuple and the worker's own copies of its strings (~200-300 bytes), in the main process
+    for the whole training and once per fold. Updates are buffered and merged in batches
+    (sort, then sum of equal ids). It reads as the Counter it replaces (a ``Mapping``).
+    """
+
+    FLUSH = 1 << 22  # buffered ids before a merge (32 MB)
+
+    def __init__(self, names: Interned, pairs: bool = False) -> None:
+        self.names, self.pairs = names, pairs
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.counts = np.zeros(0, dtype=np.int32)
+        self._pending = array("q")
+
+    def _encode(self, item) -> int:
+        if self.pairs:
+            return (self.names.id(item[0]) << 32) | self.names.id(item[1])
+        return self.names.id(item)
+
+    def _decode(self, i: int):
+        strings = self.names.strings
+        return (strings[i >> 32], strings[i & 0xFFFFFFFF]) if self.pairs else strings[i]
+
+    def update(self, items: Iterable) -> None:
+        """Count each item once more (as ``Counter.update`` of an iterable)."""
+        self._pending.extend(self._encode(item) for item in items)
+        if len(self._pending) >= self.FLUSH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        new = np.frombuffer(self._pending, dtype=np.int64)
+        self.ids, self.counts = _summed(
+            np.concatenate([self.ids, new]),
+            np.concatenate([self.counts, np.ones(len(new), dtype=np.int32)]),
+        )
+        self._pending = array("q")
+
+    def _find(self, item) -> int:
+        self.flush()
+        try:
+            if self.pairs:
+                i = (self.names.ids[item[0]] << 32) | self.names.ids[item[1]]
+            else:
+                i = self.names.ids[item]
+        except (KeyError, TypeError, IndexError):
+            return -1
+        at = int(np.searchsorted(self.ids, i))
+        return at if at < len(self.ids) and self.ids[at] == i else -1
+
+    def __getitem__(self, item) -> int:
+        at = self._find(item)
+        if at < 0:
+            raise KeyError(item)
+        return int(self.counts[at])
+
+    def __contains__(self, item: object) -> bool:
+        return self._find(item) >= 0
+
+    def __iter__(self) -> Iterator:
+        self.flush()
+        return (self._decode(int(i)) for i in self.ids)
+
+    def __len__(self) -> int:
+        self.flush()
+        return len(self.ids)
+
+
+def _summed(ids: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct ids and each one's total count."""
+    order = np.argsort(ids, kind="stable")
+    ids, counts = ids[order], counts[order]
+    if not len(ids):
+        return ids, counts
+    starts = np.flatnonzero(np.concatenate([[True], ids[1:] != ids[:-1]]))
+    return ids[starts], np.add.reduceat(counts, starts).astype(np.int32)
+
+
 @dataclass
 class AnchorCounts:
     """Additive anchor statistics, one counter per fold, so "every fold but f" is a subtraction.
@@ -488,21 +591,23 @@ class AnchorCounts:
     exist even where no editor ever linked the text.
     """
 
-    pairs: list[Counter]
-    linked: list[Counter]
-    seen: list[Counter]
+    pairs: list[FoldCounts]
+    linked: list[FoldCounts]
+    seen: list[FoldCounts]
     titles: dict[str, set[str]]
     redirects: dict[str, set[str]]
     # The same for stem classes (model/stems.py): class key -> its exact member keys, the
     # stemmer's manifest entry, and the class counters (a page counts once per class).
     stemmer: dict = field(default_factory=lambda: {"method": "none"})
     members: dict[str, set[str]] = field(default_factory=dict)
-    stem_pairs: list[Counter] = field(default_factory=list)
-    stem_linked: list[Counter] = field(default_factory=list)
-    stem_seen: list[Counter] = field(default_factory=list)
+    stem_pairs: list[FoldCounts] = field(default_factory=list)
+    stem_linked: list[FoldCounts] = field(default_factory=list)
+    stem_seen: list[FoldCounts] = field(default_factory=list)
     # Slices: per fold, (title key, target) of link targets outside the file, by pages
     # linking them. Link-derived, so a fold model takes only the other folds' (titles_for).
-    link_titles: list[Counter] = field(default_factory=list)
+    link_titles: list[FoldCounts] = field(default_factory=list)
+    # The strings every fold's counts number (FoldCounts).
+    names: Interned = field(default_factory=Interned)
 
     def titles_for(self, fold: int | None) -> dict[str, set[str]]:
         """Title candidates of every fold but ``fold``: the articles' and the link targets'."""
@@ -514,12 +619,17 @@ class AnchorCounts:
         return titles
 
     def total(self, name: str, fold: int | None) -> Counter:
-        parts = getattr(self, name)
-        out = Counter()
-        for f, part in enumerate(parts):
-            if f != fold:
-                out.update(part)
-        return out
+        """The counts of every fold but ``fold``, summed, as a Counter (what the anchor
+        dictionary is built from: a fold task's transient, not held)."""
+        parts = [part for f, part in enumerate(getattr(self, name)) if f != fold]
+        if not parts:
+            return Counter()
+        for part in parts:
+            part.flush()
+        ids, counts = _summed(np.concatenate([p.ids for p in parts]),
+                              np.concatenate([p.counts for p in parts]))
+        decode = parts[0]._decode
+        return Counter(dict(zip(map(decode, ids.tolist()), counts.tolist(), strict=True)))
 
 
 def _title_anchor_key(corpus: Corpus, name: str, target: str, complete: bool) -> str:
@@ -579,17 +689,19 @@ def count_anchors(
 
     language = corpus.site.language
     titles, redirects = _title_candidates(corpus, complete)
+    names = Interned()
     counts = AnchorCounts(
-        [Counter() for _ in range(folds)],
-        [Counter() for _ in range(folds)],
-        [Counter() for _ in range(folds)],
+        [FoldCounts(names, pairs=True) for _ in range(folds)],
+        [FoldCounts(names) for _ in range(folds)],
+        [FoldCounts(names) for _ in range(folds)],
         titles,
         redirects,
+        names=names,
     )
     method = choose(stemming, language)
     outside = link_titles and not complete  # on a complete dump such a target is a red link
     if outside:
-        counts.link_titles = [Counter() for _ in range(folds)]
+        counts.link_titles = [FoldCounts(names, pairs=True) for _ in range(folds)]
 
     def linked_pairs(record: dict) -> tuple[int, list[tuple[str, str]], Counter, list]:
         words: Counter = Counter()  # the text's words, to learn endings from
@@ -626,9 +738,9 @@ def count_anchors(
         stem_of = {k: c for k in keys if (c := stemmer.key(k, language))}
         for k, c in stem_of.items():
             counts.members.setdefault(c, set()).add(k)
-        counts.stem_pairs = [Counter() for _ in range(folds)]
-        counts.stem_linked = [Counter() for _ in range(folds)]
-        counts.stem_seen = [Counter() for _ in range(folds)]
+        counts.stem_pairs = [FoldCounts(names, pairs=True) for _ in range(folds)]
+        counts.stem_linked = [FoldCounts(names) for _ in range(folds)]
+        counts.stem_seen = [FoldCounts(names) for _ in range(folds)]
     classes = set(counts.members)
     if callable(abbreviations):  # learnt meanwhile (or now): only this pass needs them
         abbreviations = abbreviations()
@@ -658,6 +770,10 @@ def count_anchors(
                 counts.stem_pairs[f].update(pairs)
                 counts.stem_linked[f].update({c for c, _ in pairs})
                 counts.stem_seen[f].update(seen)
+    for name in ("pairs", "linked", "seen", "stem_pairs", "stem_linked", "stem_seen",
+                 "link_titles"):
+        for part in getattr(counts, name):
+            part.flush()  # merged before the fold tasks fork: they only read
     return counts
 
 
@@ -768,44 +884,237 @@ def build_anchors(
     return anchors_from(counts, None, settings)
 
 
-def link_graph(
-    corpus: Corpus, include: set[str] | None, workers: int = 1
-) -> dict[str, list[str]]:
-    """Article -> the distinct articles it links, kept in memory for one SVD per fold."""
+class LinkGraph:
+    """Article -> the distinct titles it links, as int32 arrays of interned node ids.
+
+    ``nodes`` numbers every title once, in the order the old per-article dict met them
+    (an article, then its targets), so the whole graph's rows are those of the vectors. The
+    articles' rows form a CSR of the directed links (``indptr``/``indices``, targets in title
+    order); the symmetric matrix SVD reads is never formed (``_Symmetric``): 4 bytes an
+    edge end here, where a dict of target lists held a str object and a list slot per link
+    (~36 bytes, ~30 GB at enwiki's ~410 M links) and ``A + A.T`` another two copies. It reads
+    like the dict it replaces: titles in corpus order, ``graph[title]`` its targets.
+    """
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, int] = {}
+        self.names: list[str] = []
+        self._rows: dict[str, int] = {}  # article -> its row
+        self._sources = array("i")
+        self._indptr = array("q", [0])
+        self._indices = array("i")
+
+    def add(self, title: str, targets: Iterable[str]) -> None:
+        nodes = self.nodes
+        for name in (title, *targets):
+            if name not in nodes:
+                nodes[name] = len(self.names)
+                self.names.append(name)
+        self._rows[title] = len(self._sources)  # a title twice: the later row, as a dict
+        self._sources.append(nodes[title])
+        self._indices.extend(nodes[t] for t in targets)
+        self._indptr.append(len(self._indices))
+
+    @property
+    def sources(self) -> np.ndarray:
+        """Each article's node id, by row."""
+        return np.frombuffer(self._sources, dtype=np.int32)
+
+    @property
+    def indptr(self) -> np.ndarray:
+        return np.frombuffer(self._indptr, dtype=np.int64)
+
+    @property
+    def indices(self) -> np.ndarray:
+        return np.frombuffer(self._indices, dtype=np.int32)
+
+    @property
+    def edges(self) -> int:
+        return len(self._indices)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __contains__(self, title: object) -> bool:
+        return title in self._rows
+
+    def __getitem__(self, title: str) -> list[str]:
+        row = self._rows[title]
+        return [self.names[i] for i in self._indices[self._indptr[row]:self._indptr[row + 1]]]
+
+    def items(self) -> Iterator[tuple[str, list[str]]]:
+        for title in self._rows:
+            yield title, self[title]
+
+    def kept(self, exclude: Collection[str] = ()) -> np.ndarray:
+        """Which rows count: each title's last, less those of ``exclude``."""
+        keep = np.zeros(len(self._sources), dtype=bool)
+        keep[np.fromiter(self._rows.values(), dtype=np.int64, count=len(self._rows))] = True
+        if exclude:
+            rows = [r for t in exclude if (r := self._rows.get(t)) is not None]
+            keep[np.asarray(rows, dtype=np.int64)] = False
+        return keep
+
+
+def link_graph(corpus: Corpus, include: set[str] | None, workers: int = 1) -> LinkGraph:
+    """Article -> the distinct articles it links (``LinkGraph``), for the vectors."""
 
     def targets(record: dict) -> tuple[str, list[str]]:
         return record["t"], sorted({t for t, _ in record["l"]})
 
+    graph = LinkGraph()
     with stage("link graph"):
-        return dict(progress(corpus.map(targets, include, workers), "link graph",
-                             total=corpus.size(include), unit="articles"))
+        for title, found in progress(corpus.map(targets, include, workers), "link graph",
+                                     total=corpus.size(include), unit="articles"):
+            graph.add(title, found)
+    return graph
+
+
+class _Symmetric:
+    """``B + B.T`` of a CSR ``B`` of directed links, as a product only: never formed.
+
+    ``graph + graph.T`` held a second and third copy of every edge (and scipy upcast a
+    float32 copy to float64 on every product); here each product accumulates ``B x`` and
+    ``B.T x`` into one output block (scipy's own CSR/CSC kernels, which add into it), so
+    the range finder holds the edges once and one block besides its input.
+    """
+
+    def __init__(self, b) -> None:
+        self.b = b
+        self.shape = b.shape
+
+    @property
+    def T(self) -> _Symmetric:  # noqa: N802 - as scipy's matrices: symmetric
+        return self
+
+    def __matmul__(self, x: np.ndarray) -> np.ndarray:
+        from scipy.sparse import _sparsetools
+
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        n, width = self.shape[0], x.shape[1]
+        out = np.zeros((n, width), dtype=np.float64)
+        b = self.b
+        _sparsetools.csr_matvecs(n, n, width, b.indptr, b.indices, b.data, x.ravel(), out.ravel())
+        _sparsetools.csc_matvecs(n, n, width, b.indptr, b.indices, b.data, x.ravel(), out.ravel())
+        return out
 
 
 def top_singular(matrix, k: int, seed: int, power: int = 2, oversample: int = 10):
-    """The k leading left singular vectors and values of a sparse matrix, randomized.
+    """The k leading left singular vectors and values of a sparse matrix, randomized."""
+    u, values, _ = _top_singular(matrix, k, seed, power, oversample)
+    return u, values
+
+
+def _top_singular(matrix, k: int, seed: int, power: int = 2, oversample: int = 10):
+    """The k leading singular triplets (u, s, v) of a sparse matrix, randomized.
 
     A seeded random range finder with power iterations (Halko, Martinsson and Tropp 2011):
     a few sparse products and small QRs, so one decomposition per cross-fitting fold stays
     cheap (ARPACK's ``svds`` took seconds per fold on elwiki). Signs are fixed (largest
-    entry positive) so equal input gives equal vectors. One BLAS thread, like the rest of
-    training: on a shared machine a multi-threaded QR was ten times slower, not faster.
+    entry of u positive; v's columns flipped with u's) so equal input gives equal vectors.
+    One BLAS thread, like the rest of training: on a shared machine a multi-threaded QR was
+    ten times slower, not faster.
+
+    Memory is the blocks, n x (k + oversample) doubles each (4.8 GB at 10^7 nodes): each is
+    dropped as soon as the next exists, and the QRs and the last SVD overwrite their input
+    (scipy's LAPACK calls with ``overwrite_a``, the same bits as numpy's, which copy it), so
+    at most two live at once in the iterations and three in the last step, where chained
+    numpy expressions kept four and five.
     """
+    from scipy.linalg import qr, svd
     from threadpoolctl import threadpool_limits
+
+    def orthonormal(x: np.ndarray) -> np.ndarray:
+        return qr(x, mode="economic", overwrite_a=True, check_finite=False)[0]
 
     rng = np.random.default_rng(seed)
     with threadpool_limits(limits=1):
-        q = np.linalg.qr(matrix @ rng.standard_normal((matrix.shape[1], k + oversample)))[0]
+        x = np.asfortranarray(matrix @ rng.standard_normal((matrix.shape[1], k + oversample)))
+        q = orthonormal(x)
+        del x
         for _ in range(power):
-            q = np.linalg.qr(matrix.T @ q)[0]
-            q = np.linalg.qr(matrix @ q)[0]
-        small, values, _ = np.linalg.svd(np.asarray((matrix.T @ q).T), full_matrices=False)
+            for product in (matrix.T, matrix):
+                c = np.ascontiguousarray(q)
+                del q
+                x = np.asfortranarray(product @ c)
+                del c
+                q = orthonormal(x)
+                del x
+        x = matrix.T @ np.ascontiguousarray(q)
+        small, values, vt = svd(x.T, full_matrices=False, overwrite_a=True,
+                                check_finite=False, lapack_driver="gesdd")
+        del x
     u = (q @ small)[:, :k]
+    del q
     signs = np.sign(u[np.abs(u).argmax(axis=0), np.arange(u.shape[1])])
-    return u * np.where(signs == 0, 1, signs), values[:k]
+    signs = np.where(signs == 0, 1, signs)
+    return u * signs, values[:k], vt[:k].T * signs
+
+
+def _directed(graph: LinkGraph, keep: np.ndarray, ids: np.ndarray | None, n: int):
+    """The CSR (n x n, a row per node) of the links of the rows ``keep`` marks, node ids
+    renumbered by ``ids`` (whole-graph id -> id; None: as they are). Built in chunks of
+    rows straight into its arrays (no COO, no sum of duplicates: an article's targets are
+    distinct), so at most a chunk's worth of edges is held twice."""
+    from scipy.sparse import csr_matrix
+
+    sources, indptr, indices = graph.sources, graph.indptr, graph.indices
+    degree = np.where(keep, np.diff(indptr), 0)
+    rows = sources if ids is None else ids[sources]
+    counts = np.zeros(n, dtype=np.int64)
+    counts[rows[keep]] = degree[keep]
+    out_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=out_ptr[1:])
+    out_indices = np.empty(int(out_ptr[-1]), dtype=np.int32)
+    step = 1 << 16
+    for first in range(0, len(degree), step):
+        part = np.arange(first, min(first + step, len(degree)))
+        part = part[degree[part] > 0]
+        if not len(part):
+            continue
+        lengths = degree[part]
+        # Each edge's place in the input (its row's start + its rank) and in the output.
+        rank = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        at = np.repeat(indptr[part], lengths) + rank
+        to = np.repeat(out_ptr[rows[part]], lengths) + rank
+        out_indices[to] = indices[at] if ids is None else ids[indices[at]]
+    matrix = csr_matrix(
+        (np.ones(len(out_indices), dtype=np.float64), out_indices, out_ptr), shape=(n, n)
+    )
+    matrix.sort_indices()
+    return matrix
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1, to 5 decimals, float32 (``vectors`` is overwritten).
+
+    A row with no weight in the k leading directions stays zero (a missing similarity, not a
+    random direction): a node outside them comes out as rounding noise (norms ~1e-14
+    against ~1 on ltgwiki: 4 rows of 4,322), whose direction depends on the order of the
+    products' sums."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    floor = 1e-9 * float(norms.max()) if len(norms) else 0.0
+    weighty = norms > floor
+    # In place (the caller's block is a temporary): one n x k block less at the peak.
+    np.divide(vectors, norms, out=vectors, where=weighty)
+    vectors[~weighty[:, 0]] = 0.0
+    return np.round(vectors, 5, out=vectors).astype(np.float32)
+
+
+@dataclass
+class Embedding:
+    """The whole graph's decomposition, kept for the folds' vectors (``project_fold``)."""
+
+    graph: LinkGraph
+    links: object  # the directed links' CSR, a row per node (``_directed``)
+    basis: np.ndarray  # n x k right singular vectors, by node id
 
 
 def build_vectors(
-    graph: dict[str, list[str]], seed: int, exclude: Collection[str] = ()
+    graph: LinkGraph, seed: int, exclude: Collection[str] = ()
 ) -> tuple[dict[str, tuple[int, int]], np.ndarray]:
     """Entity vectors: truncated SVD of the symmetric article-link graph.
 
@@ -813,38 +1122,88 @@ def build_vectors(
     is what "this target fits this page" needs; a page's context is the sum of its links.
     The links of ``exclude`` (the fold being labelled) are left out of the graph.
     """
-    from scipy.sparse import coo_matrix
+    entities, vectors, _ = embed(graph, seed, exclude)
+    return entities, vectors
 
-    index: dict[str, int] = {}
-    indegree: Counter = Counter()
-    # The edges as int32 arrays (4 bytes an end, not a Python int object and a list slot:
-    # ~36 bytes, ~30 GB at enwiki's ~410 M links) and the matrix in float32 (its entries
-    # are 1 and 2, exact; the products upcast to float64, so the vectors are the same).
-    src, dst = array("i"), array("i")
-    for title, targets in graph.items():
-        if title in exclude:
-            continue
-        s = index.setdefault(title, len(index))
-        for t in targets:
-            src.append(s)
-            dst.append(index.setdefault(t, len(index)))
-        indegree.update(targets)
-    n = len(index)
-    if n < 3 or not src:
+
+def embed(
+    graph: LinkGraph, seed: int, exclude: Collection[str] = ()
+) -> tuple[dict[str, tuple[int, int]], np.ndarray, Embedding]:
+    """``build_vectors``, and the decomposition it came from (``project_fold``'s basis)."""
+    keep = graph.kept(exclude)
+    ids = None
+    n = len(graph.nodes)
+    names: Sequence[str] = graph.names
+    if exclude:
+        # Node ids in the order the graph without ``exclude`` meets them: article, targets.
+        starts = np.diff(graph.indptr) + 1
+        seq = np.empty(int(starts[keep].sum()), dtype=np.int32)
+        head = np.cumsum(starts[keep]) - starts[keep]
+        is_head = np.zeros(len(seq), dtype=bool)
+        is_head[head] = True
+        seq[head] = graph.sources[keep]
+        seq[~is_head] = graph.indices[np.repeat(keep, np.diff(graph.indptr))]
+        found, first = np.unique(seq, return_index=True)
+        order = found[np.argsort(first, kind="stable")]
+        ids = np.full(len(graph.nodes), -1, dtype=np.int32)
+        ids[order] = np.arange(len(order), dtype=np.int32)
+        n = len(order)
+        names = [graph.names[i] for i in order]
+    links = _directed(graph, keep, ids, n)
+    if n < 3 or not links.nnz:
         raise TrainingError("too few links in the dump to build entity vectors")
-    data = np.ones(len(src), dtype=np.float32)
-    rows, columns = np.frombuffer(src, dtype=np.int32), np.frombuffer(dst, dtype=np.int32)
-    adjacency = coo_matrix((data, (rows, columns)), shape=(n, n)).tocsr()
-    adjacency = (adjacency + adjacency.T).tocsr()
-    u, s = top_singular(adjacency, min(DIMENSIONS, n - 2), seed)
+    indegree = np.bincount(links.indices, minlength=n)
+    u, s, v = _top_singular(_Symmetric(links), min(DIMENSIONS, n - 2), seed)
     # u * s, not u * sqrt(s): dot products then approximate A², i.e. "linked from and to the
     # same pages" (co-links), which separates a page's true targets from the other
     # candidates better on 5 of 7 shared dumps (benchmarks/embedding_check.py).
-    vectors = u * s
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
-    vectors = np.round(vectors, 5).astype(np.float32)
-    entities = {t: (i, indegree[t]) for t, i in index.items()}
+    vectors = _unit_rows(u * s)
+    del u
+    entities = {t: (i, int(indegree[i])) for i, t in enumerate(names)}
+    return entities, vectors, Embedding(graph, links, np.ascontiguousarray(v))
+
+
+def project_fold(
+    embedding: Embedding, exclude: Collection[str]
+) -> tuple[dict[str, tuple[int, int]], np.ndarray]:
+    """A fold's entity vectors without a second SVD: the graph less the links of
+    ``exclude`` (the fold's articles) projected on the whole graph's basis.
+
+    For the whole graph ``A V = U S`` (V its right singular vectors), so a node's whole-model
+    vector is its row of ``A V``: the sum of the basis rows of the nodes it shares a link
+    with. The fold's vector is the row of ``A_f V``, ``A_f`` being ``A`` less the fold's own
+    links (both directions): no term of it comes from a link of the fold, so a fold article's
+    link p -> t adds nothing to t's vector or to p's context; the basis V is the whole
+    graph's (one n x k matrix, shared by the five folds). ``A_f V`` is two passes over the
+    edges (``B_f V + B_f.T V``, B_f the directed links with the fold's rows left out), where
+    an SVD of A_f took about fourteen, and its memory is the output block alone. Entities
+    are the nodes of the fold's graph as ``build_vectors(exclude=...)`` has them (an article
+    outside the fold, or a target of one), in-degree from the other folds' links.
+    """
+    from scipy.sparse import _sparsetools
+
+    graph, links, basis = embedding.graph, embedding.links, embedding.basis
+    n, width = basis.shape
+    outside = np.ones(n, dtype=np.float64)  # 0 for the nodes of the fold's articles
+    keep = graph.kept(exclude)
+    others = graph.kept()
+    outside[graph.sources[others & ~keep]] = 0.0
+    masked = np.ascontiguousarray(basis * outside[:, None])
+    out = np.zeros((n, width), dtype=np.float64)
+    _sparsetools.csr_matvecs(n, n, width, links.indptr, links.indices, links.data,
+                             basis.ravel(), out.ravel())
+    out *= outside[:, None]  # B_f V: the fold's rows left out
+    _sparsetools.csc_matvecs(n, n, width, links.indptr, links.indices, links.data,
+                             masked.ravel(), out.ravel())  # + B_f.T V
+    del masked
+    indegree = np.zeros(n, dtype=np.float64)
+    _sparsetools.csc_matvecs(n, n, 1, links.indptr, links.indices, links.data,
+                             outside, indegree)
+    present = indegree > 0
+    present[graph.sources[keep]] = True
+    vectors = _unit_rows(out)
+    del out
+    entities = {graph.names[i]: (int(i), int(indegree[i])) for i in np.flatnonzero(present)}
     return entities, vectors
 
 
@@ -1219,7 +1578,9 @@ def build_model(
     # learnt beside them (Corpus.sentence_rules); the anchors' second pass waits for them.
     graph = link_graph(corpus, include, workers)
     with stage("vectors"):
-        entities, vectors = build_vectors(graph, settings.seed)
+        entities, vectors, embedding = embed(graph, settings.seed)
+        if settings.fold_vectors != "projection":
+            embedding = None  # not needed: each fold task runs its own SVD
     endings = _trail_endings(corpus, include, workers) if trail else []
     rules: list[frozenset[str]] = []
 
@@ -1264,7 +1625,10 @@ def build_model(
         crosses a pipe (five of them pickled back and inherited by the pair workers cost
         more CPU than building them), and a worker holds one fold model at a time."""
         started = time.process_time()
-        fold_entities, fold_vectors = build_vectors(graph, settings.seed, exclude=members[f])
+        if embedding is not None:
+            fold_entities, fold_vectors = project_fold(embedding, members[f])
+        else:
+            fold_entities, fold_vectors = build_vectors(graph, settings.seed, exclude=members[f])
         fold_anchors = anchors_from(counts, f, settings)
         lookup = _Lookup(
             fold_anchors, fold_entities, fold_vectors, settings.features,
@@ -1309,7 +1673,7 @@ def build_model(
             ps.append(probe)
             base += int(mention.max()) + 1
         del folds, merged, fold_of_line
-    graph, members = {}, []  # free the graph
+    graph, members, embedding = LinkGraph(), [], None  # free the graph
     if not xs:
         raise TrainingError("cannot train a classifier from 0 pairs with 0 positives")
     training = TrainingRows(
