@@ -37,20 +37,29 @@ K = 50
 SEED = 1
 
 
-def synthetic_graph(n: int, seed: int = SEED):
-    """A symmetrised CSR adjacency of ``n`` nodes (see the module docstring)."""
-    from scipy.sparse import coo_matrix
-
+def _links(n: int, seed: int):
+    """(out-degrees, link targets) of the synthetic graph: lognormal out-degrees and
+    Zipf-weighted targets, hubs placed anywhere. The one recipe both builders below use, so
+    the scipy graph and the training's LinkGraph are the same links."""
     rng = np.random.default_rng(seed)
     out_degree = np.minimum(rng.lognormal(mean=np.log(12), sigma=1.2, size=n), 2000)
     out_degree = out_degree.astype(np.int64)
     weights = 1.0 / np.arange(1, n + 1)
     weights /= weights.sum()
     cdf = np.cumsum(weights)
-    edges = int(out_degree.sum())
-    src = np.repeat(np.arange(n, dtype=np.int32), out_degree)
-    dst = np.searchsorted(cdf, rng.random(edges)).astype(np.int32)
+    del weights
+    dst = np.searchsorted(cdf, rng.random(int(out_degree.sum()))).astype(np.int32)
+    del cdf
     dst = rng.permutation(n).astype(np.int32)[np.minimum(dst, n - 1)]  # hubs anywhere
+    return out_degree, dst
+
+
+def synthetic_graph(n: int, seed: int = SEED):
+    """A symmetrised CSR adjacency of ``n`` nodes (see the module docstring)."""
+    from scipy.sparse import coo_matrix
+
+    out_degree, dst = _links(n, seed)
+    src = np.repeat(np.arange(n, dtype=np.int32), out_degree)
     keep = src != dst
     graph = coo_matrix((np.ones(int(keep.sum()), dtype=np.float32), (src[keep], dst[keep])),
                        shape=(n, n)).tocsr()
@@ -85,15 +94,7 @@ def synthetic_links(n: int, seed: int = SEED):
     node range so no full-size sort or COO copy counts in the peak."""
     from model.train import LinkGraph
 
-    rng = np.random.default_rng(seed)
-    out_degree = np.minimum(rng.lognormal(mean=np.log(12), sigma=1.2, size=n), 2000)
-    out_degree = out_degree.astype(np.int64)
-    weights = 1.0 / np.arange(1, n + 1)
-    weights /= weights.sum()
-    cdf = np.cumsum(weights)
-    dst = np.searchsorted(cdf, rng.random(int(out_degree.sum()))).astype(np.int32)
-    del cdf, weights
-    dst = rng.permutation(n).astype(np.int32)[np.minimum(dst, n - 1)]
+    out_degree, dst = _links(n, seed)
     ends = np.cumsum(out_degree)
     graph = LinkGraph()
     # Titles are the numbers themselves, computed when asked: the title tables are not
