@@ -186,7 +186,10 @@ def test_service_serve_without_a_config_is_one_line_on_a_terminal():
     assert out.strip() == "error: no config: pass --config FILE or set ADDLINK_CONFIG"
 
 
-def test_ctrl_c_in_model_train_is_one_line_and_exit_5(tmp_path):
+@pytest.mark.parametrize("presses", [1, 3])
+def test_ctrl_c_in_model_train_is_one_line_and_exit_5(tmp_path, presses):
+    """Ctrl-C once, or pressed again while the first is being handled: the later ones are
+    ignored, and none may end the process killed by SIGINT (-2) after its one line."""
     import signal
     import subprocess
     import sys
@@ -199,7 +202,10 @@ def test_ctrl_c_in_model_train_is_one_line_and_exit_5(tmp_path):
     first = proc.stderr.readline()  # the first stage's record: training is under way
     assert json.loads(first)["stage"]
     time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
+    for press in range(presses):
+        if press:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == ExitCode.SIGNAL, err[-2000:]
     assert err.strip().splitlines()[-1] == "error: train: interrupted (SIGINT)"
