@@ -49,13 +49,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.backtest import (  # noqa: E402
-    ceiling_losses,
-    gold_links,
-    in_test_half,
-    probes,
-    rendered,
-)
+from model.backtest import ceiling_losses, in_test_half, probes, rendered  # noqa: E402
 from model.datasets import open_model  # noqa: E402
 from model.recommend import Traced, score  # noqa: E402
 from model.text import normalize  # noqa: E402
@@ -133,13 +127,12 @@ def measure(corpus, settings: Settings) -> dict:
         model = open_model(Path(work) / "model")
         for record, text, gold, context in probes(corpus, test, model.trail):
             spans = next(x for x in record["x"] if x[1])[1]  # the probe's links, as probes()
-            shows = gold_links(text, spans, model.trail)  # as the backtest compares them
             raw = {(rendered(text, a, b, model.trail), t): text[a:b] for a, b, t in spans}
             trace: list[Traced] = []
             score(model, text, title=record["t"], extra_links=context, trace=trace)
             for shown, target in sorted(gold):
-                key = shows[(shown, target)]  # the link text's key: what the anchor must be
-                (loss,) = ceiling_losses(model, {(shown, target)}, trace, text, shows)
+                key = gold[(shown, target)]  # the link text's key: what the anchor must be
+                (loss,) = ceiling_losses(model, {(shown, target): key}, trace, text)
                 if loss == "reachable":
                     kind = "reachable"
                 elif target in known:

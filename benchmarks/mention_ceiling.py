@@ -58,7 +58,7 @@ def measure(dump: Path, settings: Settings) -> dict:
             for threshold in THRESHOLDS:
                 found = {(normalize(s.text), s.target) for s in select(scored, threshold, 15)}
                 counts[threshold][0] += len(found)
-                counts[threshold][1] += len(found & gold)
+                counts[threshold][1] += len(found & gold.keys())
         model.close()
     rows = {}
     for threshold, (predicted, correct) in counts.items():

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -135,25 +135,21 @@ def gold_links(text: str, links: Iterable, trail: str | None) -> dict[tuple[str,
 
 def ceiling_losses(
     model: Model,
-    gold: set[tuple[str, str]],
+    gold: Mapping[tuple[str, str], str],
     trace: Sequence[Traced],
-    text: str = "",
-    link_keys: dict[tuple[str, str], str] | None = None,
+    text: str,
 ) -> Counter:
     """Each gold (rendered text, target) pair: reachable, or the stage that lost it.
 
-    Matched by the rendered text (``rendered``, with the model's link trail; ``link_keys``
-    from ``gold_links``, ``text`` the probe the trace offsets point into), exactly as the
-    backtest counts a suggestion correct, so the reachable share bounds recall at threshold
-    0 from above: reachable means a generated mention showing that text was scored (no skip
-    rule) with that target among its candidates. Without ``link_keys`` the gold keys are
-    link texts and mentions are matched by their key (the legacy comparison). The anchor is
-    the link text's exact key or, where the dictionary lacks it, its stem class
-    (``model.stems``), as the recommender looks them up.
+    ``gold`` maps each pair to its link text's key (``gold_links``, as ``probes`` yields
+    it); ``text`` is the probe the trace offsets point into. Matched by the rendered text
+    (``rendered``, with the model's link trail), exactly as the backtest counts a suggestion
+    correct, so the reachable share bounds recall at threshold 0 from above: reachable means
+    a generated mention showing that text was scored (no skip rule) with that target among
+    its candidates. The anchor is the link text's exact key or, where the dictionary lacks
+    it, its stem class (``model.stems``), as the recommender looks them up.
     """
-    link_keys = link_keys or {}
-    gold_key = {(key, target): link_keys.get((key, target), key) for key, target in gold}
-    keys = sorted(set(gold_key.values()))
+    keys = sorted(set(gold.values()))
     anchors = model.anchors(keys)
     classes = model.stem_keys(k for k in keys if k not in anchors)
     found = model.anchors(classes.values())
@@ -161,13 +157,13 @@ def ceiling_losses(
         if c in found:
             anchors[key] = found[c]
     generated: dict[str, Traced] = {}
-    trail = model.trail if link_keys else None
+    trail = model.trail
     for t in trace:
         shown = rendered(text, t.start, t.end, trail) if trail else t.key
         generated.setdefault(shown, t)
     out: Counter = Counter()
     for key, target in gold:
-        anchor = anchors.get(gold_key[(key, target)])
+        anchor = anchors.get(gold[(key, target)])
         g = generated.get(key)
         if g is not None and g.skip is None and target in g.targets:
             out["reachable"] += 1
@@ -186,19 +182,20 @@ def ceiling_losses(
 
 def probes(
     corpus: Corpus, test: set[str], trail: str | None = None
-) -> Iterator[tuple[dict, str, set, list[str]]]:
-    """(record, probe sentence, gold (text, target) pairs, context links) per test article.
+) -> Iterator[tuple[dict, str, dict[tuple[str, str], str], list[str]]]:
+    """(record, probe sentence, gold, context links) per test article.
 
     The probe is the article's first sentence made only of text and links; its links are
-    the gold, the article's other links the page context. With the model's link ``trail``
-    the gold texts are the links' rendered texts (``rendered``), else their link texts.
+    the gold, the article's other links the page context. ``gold`` maps each (text, target)
+    pair to its link text's key (``gold_links``): with the model's link ``trail`` the texts
+    are the links' rendered texts (``rendered``), else their link texts.
     """
     for record in corpus.records(test):
         probe = next((x for x in record["x"] if x[1]), None)
         if probe is None:
             continue
         text, links = probe
-        gold = set(gold_links(text, links, trail))
+        gold = gold_links(text, links, trail)
         gold_targets = {t for _, t in gold}
         yield record, text, gold, [t for t, _ in record["l"] if t not in gold_targets]
 
@@ -252,9 +249,7 @@ def evaluate(corpus: Corpus, settings: Settings, limit: int = 15) -> dict:
             _, scored = score(model, text, title=record["t"], extra_links=context, trace=trace)
             sentences += 1
             expected += len(gold)
-            links = next(x for x in record["x"] if x[1])[1]
-            losses.update(ceiling_losses(model, gold, trace, text,
-                                         gold_links(text, links, trail)))
+            losses.update(ceiling_losses(model, gold, trace, text))
             shown = {id(s): rendered(text, s.start, s.end, trail) for s in scored}
             for s in select(scored, 0.0, limit):
                 best_candidates.append((s.score, (shown[id(s)], s.target) in gold))
@@ -262,7 +257,7 @@ def evaluate(corpus: Corpus, settings: Settings, limit: int = 15) -> dict:
                 found = {(shown[id(s)], s.target) for s in select(scored, threshold, limit)}
                 row = counts[threshold]
                 row[0] += len(found)
-                row[1] += len(found & gold)
+                row[1] += len(found & gold.keys())
         model.close()
     sweep = [_row(t, p, c, expected) for t, (p, c) in counts.items()]
     by_threshold = {r.threshold: r for r in sweep}
