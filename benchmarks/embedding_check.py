@@ -52,10 +52,10 @@ def embed(graph: dict[str, list[str]], variant: str, seed: int = 1):
     sym = (a + a.T).tocsr()
     k = min(50, n - 2)
     if variant == "sym u*sqrt(s)":
-        u, s = top_singular(sym, k, seed)
+        u, s, _ = top_singular(sym, k, seed)
         vec = u * np.sqrt(s)
     elif variant == "sym u*s":
-        u, s = top_singular(sym, k, seed)
+        u, s, _ = top_singular(sym, k, seed)
         vec = u * s
     elif variant == "ppmi u*sqrt(s)":
         total = sym.sum()
@@ -64,16 +64,16 @@ def embed(graph: dict[str, list[str]], variant: str, seed: int = 1):
         pmi = np.log(m.data * total / (deg[m.row] * deg[m.col]))
         keep = pmi > 0
         p = coo_matrix((pmi[keep], (m.row[keep], m.col[keep])), shape=(n, n)).tocsr()
-        u, s = top_singular(p, k, seed)
+        u, s, _ = top_singular(p, k, seed)
         vec = u * np.sqrt(s)
     elif variant == "normalized u*s":
         deg = np.asarray(sym.sum(axis=1)).ravel()
         d = diags(1 / np.sqrt(np.maximum(deg, 1)))
-        u, s = top_singular((d @ sym @ d).tocsr(), k, seed)
+        u, s, _ = top_singular((d @ sym @ d).tocsr(), k, seed)
         vec = u * s
     else:  # out-links (left vectors) beside in-links (right vectors), as one vector
-        u, s = top_singular(a, k, seed)
-        v, _ = top_singular(a.T.tocsr(), k, seed)
+        u, s, _ = top_singular(a, k, seed)
+        v, _, _ = top_singular(a.T.tocsr(), k, seed)
         vec = np.hstack([u * np.sqrt(s), v * np.sqrt(s)])
     norms = np.linalg.norm(vec, axis=1, keepdims=True)
     vec = np.divide(vec, norms, out=np.zeros_like(vec), where=norms > 0)

@@ -35,13 +35,13 @@ from backtest_all import chosen_dumps, dump_options  # noqa: E402 - benchmarks/,
 from model.train import (  # noqa: E402
     _directed,
     _Symmetric,
-    _top_singular,
     _unit_rows,
     embed,
     extract,
     fold_of,
     link_graph,
     project_fold,
+    top_singular,
 )
 
 
@@ -76,7 +76,7 @@ def measure(dump: Path) -> dict:
             fold = _Symmetric(_directed(graph, graph.kept(own), None, n))
             methods = {"projection": (entities, projected)}
             for power in (20, 2):
-                u, s, _ = _top_singular(fold, min(50, n - 2), 1, power=power)
+                u, s, _ = top_singular(fold, min(50, n - 2), 1, power=power)
                 methods[f"fold svd power {power}"] = (entities, _unit_rows(u * s))
             methods["whole"] = (whole_entities, whole_vectors)
             for name, (ents, vecs) in methods.items():

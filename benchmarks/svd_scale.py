@@ -160,12 +160,12 @@ def _run(n: int, method: str, out) -> None:
         # What model/train.py's embed runs: the directed links' CSR (a row per node, float64
         # ones) and the range finder on B + B.T as a product; then, for "model+fold", one
         # cross-fitting fold's vectors by project_fold (a fifth of the articles left out).
-        from model.train import Embedding, _directed, _Symmetric, _top_singular, project_fold
+        from model.train import Embedding, _directed, _Symmetric, project_fold, top_singular
 
         links = _directed(graph, graph.kept(), None, n)
         extra["edges_mb"] = round((links.indices.nbytes + links.data.nbytes
                                    + links.indptr.nbytes) / 2**20)
-        _, s, v = _top_singular(_Symmetric(links), K, SEED)
+        _, s, v = top_singular(_Symmetric(links), K, SEED)
         extra["svd_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                                          / 1024)
         if method == "model+fold":

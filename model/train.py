@@ -1003,12 +1003,6 @@ class _Symmetric:
 
 
 def top_singular(matrix, k: int, seed: int, power: int = 2, oversample: int = 10):
-    """The k leading left singular vectors and values of a sparse matrix, randomized."""
-    u, values, _ = _top_singular(matrix, k, seed, power, oversample)
-    return u, values
-
-
-def _top_singular(matrix, k: int, seed: int, power: int = 2, oversample: int = 10):
     """The k leading singular triplets (u, s, v) of a sparse matrix, randomized.
 
     A seeded random range finder with power iterations (Halko, Martinsson and Tropp 2011):
@@ -1153,7 +1147,7 @@ def embed(
     if n < 3 or not links.nnz:
         raise TrainingError("too few links in the dump to build entity vectors")
     indegree = np.bincount(links.indices, minlength=n)
-    u, s, v = _top_singular(_Symmetric(links), min(DIMENSIONS, n - 2), seed)
+    u, s, v = top_singular(_Symmetric(links), min(DIMENSIONS, n - 2), seed)
     # u * s, not u * sqrt(s): dot products then approximate A², i.e. "linked from and to the
     # same pages" (co-links), which separates a page's true targets from the other
     # candidates better on 5 of 7 shared dumps (benchmarks/embedding_check.py).

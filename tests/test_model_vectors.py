@@ -11,13 +11,13 @@ from model.train import (
     Settings,
     _directed,
     _Symmetric,
-    _top_singular,
     _unit_rows,
     build_vectors,
     embed,
     fold_of,
     link_graph,
     project_fold,
+    top_singular,
 )
 
 
@@ -58,7 +58,7 @@ def test_vectors_are_the_svd_of_the_symmetric_matrix(graph_and_matrix):
     way, to the byte; the rest (rounding noise there) are zero, not random unit vectors."""
     graph, _, index, matrix = graph_and_matrix
     entities, vectors = build_vectors(graph, 1)
-    u, s, _ = _top_singular(matrix, 50, 1)
+    u, s, _ = top_singular(matrix, 50, 1)
     reference = u * s
     norms = np.linalg.norm(reference, axis=1)
     weighty = norms > 1e-9 * norms.max()
