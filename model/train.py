@@ -54,6 +54,7 @@ from model.parallel import (
 from model.progress import progress
 from model.publish import install
 from model.stems import Stemmer, choose, learn_endings, snowball_algorithm, stem_ngrams
+from model.tables import TitleTable
 from model.text import (
     MAX_ABBREVIATIONS_TEXT,
     MAX_NGRAM,
@@ -114,8 +115,10 @@ class Corpus:
 
     site: dumps.SiteInfo
     path: Path  # JSON lines, one article each
-    articles: dict[str, int] = field(default_factory=dict)  # title -> page id
-    redirects: dict[str, str] = field(default_factory=dict)  # title -> resolved target
+    # Title -> page id and redirect title -> resolved target: held for the whole training,
+    # so flat buffers (model/tables.py), not dicts of strings.
+    articles: TitleTable[int] = field(default_factory=TitleTable)
+    redirects: TitleTable[str] = field(default_factory=lambda: TitleTable("str"))
     disambiguations: set[str] = field(default_factory=set)
     links: int = 0
     resolved_links: int = 0
@@ -189,7 +192,7 @@ def map_lines(
         yield from results
 
 
-def _resolve(redirects: dict[str, str], title: str) -> str:
+def _resolve(redirects: Mapping[str, str], title: str) -> str:
     """Follow redirects (at most 5 hops, as MediaWiki does for double redirects)."""
     for _ in range(5):
         if title not in redirects:
@@ -275,7 +278,7 @@ def extract(
     namespaces = CANONICAL_NAMESPACES | site.namespaces
     corpus = Corpus(site=site, path=workdir / "corpus.jsonl")
     trail = link_trail(site.language)
-    raw_redirects: dict[str, str] = {}
+    raw_redirects: TitleTable[str] = TitleTable("str")
     latest = 0.0
 
     def parse_article(article: tuple[str, str]) -> tuple[str, bytes, bool, int]:
@@ -375,7 +378,7 @@ def extract(
                     text_chars > MAX_ABBREVIATIONS_TEXT or len(raw_files) == len(paths)
                 ):
                     learn_rules()  # Punkt stops inside these parts (or reads them all)
-    corpus.redirects = {t: _resolve(raw_redirects, t) for t in raw_redirects}
+    corpus.redirects = TitleTable("str", ((t, _resolve(raw_redirects, t)) for t in raw_redirects))
     raw_redirects.clear()
     corpus.dump_date = time.strftime("%Y-%m-%d", time.gmtime(latest)) if latest else ""
     if not corpus.articles:
