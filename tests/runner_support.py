@@ -53,6 +53,24 @@ def crash_some(model_path: str, options: dict):
     return run
 
 
+def crash_once(model_path: str, options: dict):
+    """The real model, except that the first task of a run kills its process: exactly one
+    worker crash whatever the timing (a refresh to a target may stop before it reaches a
+    page ``crash_some`` would crash on). The run's marker file: ``$ADDLINK_TEST_CRASH_MARKER``.
+    """
+    real = model_recommender(model_path, options)
+    marker = os.environ["ADDLINK_TEST_CRASH_MARKER"]
+
+    def run(task: Task) -> dict:
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return real(task)
+        os._exit(5)
+
+    return run
+
+
 def dump_slice(path, pages: int, source: str = LTG_DUMP) -> str:
     """The first ``pages`` pages of a dump as a plain XML dump (a slice of the wiki)."""
     import bz2
