@@ -23,6 +23,8 @@ from typing import Generic, TypeVar
 V = TypeVar("V", int, str)
 
 _EMPTY = -1
+# Any str round-trips, a lone surrogate too (a dict takes one; strict UTF-8 would raise).
+_ANY = "surrogatepass"
 _MIN_SLOTS = 1 << 10
 
 
@@ -38,7 +40,7 @@ class _Strings:
         self.offsets.append(len(self.data))
 
     def __getitem__(self, i: int) -> str:
-        return self.data[self.offsets[i] : self.offsets[i + 1]].decode("utf-8")
+        return self.data[self.offsets[i] : self.offsets[i + 1]].decode("utf-8", _ANY)
 
 
 class TitleTable(MutableMapping, Generic[V]):
@@ -94,7 +96,7 @@ class TitleTable(MutableMapping, Generic[V]):
         if self._kind == "int":
             return self._ints[entry]  # type: ignore[return-value]
         a, b = self._bounds[2 * entry], self._bounds[2 * entry + 1]
-        return self._strs[a:b].decode("utf-8")  # type: ignore[return-value]
+        return self._strs[a:b].decode("utf-8", _ANY)  # type: ignore[return-value]
 
     def _set_value(self, entry: int, value: V) -> None:
         if self._kind == "int":
@@ -103,7 +105,7 @@ class TitleTable(MutableMapping, Generic[V]):
             else:
                 self._ints[entry] = value  # type: ignore[assignment]
             return
-        raw = value.encode("utf-8")  # type: ignore[union-attr]
+        raw = value.encode("utf-8", _ANY)  # type: ignore[union-attr]
         start = len(self._strs)
         self._strs += raw
         if entry == len(self._bounds) // 2:
@@ -112,7 +114,7 @@ class TitleTable(MutableMapping, Generic[V]):
             self._bounds[2 * entry], self._bounds[2 * entry + 1] = start, len(self._strs)
 
     def __setitem__(self, key: str, value: V) -> None:
-        raw = key.encode("utf-8")
+        raw = key.encode("utf-8", _ANY)
         at, entry = self._find(raw)
         if entry >= 0:
             self._set_value(entry, value)
@@ -128,18 +130,18 @@ class TitleTable(MutableMapping, Generic[V]):
     def __getitem__(self, key: str) -> V:
         if not isinstance(key, str):
             raise KeyError(key)
-        _, entry = self._find(key.encode("utf-8"))
+        _, entry = self._find(key.encode("utf-8", _ANY))
         if entry < 0:
             raise KeyError(key)
         return self._value(entry)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self._find(key.encode("utf-8"))[1] >= 0
+        return isinstance(key, str) and self._find(key.encode("utf-8", _ANY))[1] >= 0
 
     def get(self, key: str, default=None):  # type: ignore[override]
         if not isinstance(key, str):
             return default
-        _, entry = self._find(key.encode("utf-8"))
+        _, entry = self._find(key.encode("utf-8", _ANY))
         return default if entry < 0 else self._value(entry)
 
     def __delitem__(self, key: str) -> None:

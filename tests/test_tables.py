@@ -51,3 +51,11 @@ def test_a_repeated_key_keeps_its_place_and_takes_the_new_value():
     with pytest.raises(TypeError):
         del table["C"]
 
+
+
+def test_any_string_is_a_key_as_in_a_dict():
+    """Lone surrogates and NUL round-trip (a dict takes them; strict UTF-8 would raise)."""
+    odd = ["\ud800", "a\x00b", "", "\U0001f600", "e\u0301"]
+    table = TitleTable("str", ((k, k[::-1]) for k in odd))
+    assert list(table.items()) == [(k, k[::-1]) for k in odd]
+    assert all(k in table for k in odd) and "\udc00" not in table
