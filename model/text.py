@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache, partial
@@ -18,6 +19,7 @@ from operator import add, itemgetter, lt, ne, not_, or_, sub
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import regex
 
 # Letters, combining marks (Indic vowel signs are marks, which `\w` would split on) and digits,
@@ -300,6 +302,93 @@ def filter_keys(keys: Iterable[str], language: str) -> set[str]:
         out.update(prefixes(key, language))
         out.add(WHOLE + key)
     return out
+
+
+class KeySet:
+    """``filter_keys(keys, language)`` as arrays: the same members, ~16 bytes each.
+
+    A fold task's set of every anchor prefix held ~110 bytes a string in a Python set, for
+    tens of millions of prefixes at enwiki's size. Here each distinct member is its
+    ``hash()`` (sorted, int64), the key it comes from and its length (-1: ``WHOLE`` + key);
+    a probe whose hash is found is compared with the members it shares the hash with, so
+    the answers are exactly the set's, collisions included. ``hash`` is the process's own
+    (forked workers share it); nothing derived from it leaves the process.
+    """
+
+    CHUNK = 1 << 21  # entries hashed before they are sorted and deduplicated
+
+    def __init__(self, keys: Iterable[str], language: str) -> None:
+        self.sources: list[str] = []
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        hashes, sources, lengths = array("q"), array("i"), array("i")
+        for key in keys:
+            at = len(self.sources)
+            self.sources.append(key)
+            for p in prefixes(key, language):
+                hashes.append(hash(p))
+                sources.append(at)
+                lengths.append(len(p))
+            hashes.append(hash(WHOLE + key))
+            sources.append(at)
+            lengths.append(-1)
+            if len(hashes) >= self.CHUNK:
+                parts.append(self._distinct(hashes, sources, lengths))
+                hashes, sources, lengths = array("q"), array("i"), array("i")
+        parts.append(self._distinct(hashes, sources, lengths))
+        if len(parts) > 1:  # a prefix shared by keys of two chunks is still twice there
+            parts = [self._distinct(*map(np.concatenate, zip(*parts, strict=True)))]
+        self.hashes, self.src, self.length = parts[0]
+
+    def _distinct(self, hashes, sources, lengths) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The entries sorted by hash, one per distinct string (a chunk's, then all of them)."""
+        h = np.asarray(hashes, dtype=np.int64)
+        order = np.argsort(h, kind="stable")
+        h = h[order]
+        src = np.asarray(sources, dtype=np.int32)[order]
+        length = np.asarray(lengths, dtype=np.int32)[order]
+        del order
+        keep = np.ones(len(h), dtype=bool)
+        texts: set[str] = set()
+        previous = -1  # the entry before x when x continues a run of equal hashes
+        for x in (np.flatnonzero(h[1:] == h[:-1]) + 1).tolist():
+            if x - 1 != previous:  # a run starts at x - 1
+                texts = {self._text(int(src[x - 1]), int(length[x - 1]))}
+            text = self._text(int(src[x]), int(length[x]))
+            keep[x] = text not in texts
+            texts.add(text)
+            previous = x
+        return h[keep], src[keep], length[keep]
+
+    def _text(self, source: int, length: int) -> str:
+        key = self.sources[source]
+        return WHOLE + key if length < 0 else key[:length]
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def __contains__(self, probe: object) -> bool:
+        return isinstance(probe, str) and self.passes([probe])[0]
+
+    def passes(self, probes: Sequence[str]) -> list[bool]:
+        """Whether each probe is a member (as ``probe in filter_keys(...)``)."""
+        if not len(self.hashes) or not probes:
+            return [False] * len(probes)
+        h = np.fromiter(map(hash, probes), dtype=np.int64, count=len(probes))
+        at = np.searchsorted(self.hashes, h)
+        found = self.hashes[np.minimum(at, len(self.hashes) - 1)] == h
+        out = [False] * len(probes)
+        for x in np.flatnonzero(found).tolist():
+            a, probe = int(at[x]), probes[x]
+            while a < len(self.hashes) and self.hashes[a] == h[x]:
+                if self._text(int(self.src[a]), int(self.length[a])) == probe:
+                    out[x] = True
+                    break
+                a += 1
+        return out
+
+    def members(self) -> Iterator[str]:
+        """Every member once, in hash order (what the model's Bloom filter is built from)."""
+        return map(self._text, self.src.tolist(), self.length.tolist())
 
 
 # Punctuation glued to a word (no white space between): an anchor key may begin or end so.
