@@ -92,7 +92,7 @@ def by_stage(stages: list[dict]) -> dict[str, dict]:
 
 
 def project(en: dict, scale: dict, svd: list[dict], fold_vectors: str = "projection",
-            memory: dict | None = None) -> dict:
+            memory: dict | None = None, dictionaries_from_memory: bool = False) -> dict:
     chars_per_word = en["chars"] / en["words"]
     per_article = ENWIKI_WORDS_PER_ARTICLE * chars_per_word
     bz2_bound = ENWIKI_BZ2_BYTES * en["bz2_ratio"] / ENWIKI_ARTICLES
@@ -190,7 +190,20 @@ def project(en: dict, scale: dict, svd: list[dict], fold_vectors: str = "project
                       - by_stage(mem_big["stages"])["anchor dictionary"]["rss_peak_mb"])
     fold_private_gb = fold_mb / 1024 * links / mem_big["counts"]["links"]
     fold_task_gb = fold_blocks_gb + fold_private_gb
-    fold_cpu = fold_vectors_cpu + per_link * links
+    # A fold's anchor dictionary and key filter: the whole model's per link (the same
+    # dicts, before the arrays), or, with ``dictionaries_from_memory`` (code whose fold
+    # dictionaries are masks over arrays the main process builds once), the fold models'
+    # own CPU per link in the --memory run, their projected vectors there included (an
+    # upper bound), and the whole model's dictionary from that run too.
+    fold_per_link = per_link
+    if dictionaries_from_memory:
+        mstages = by_stage(mem_big["stages"])
+        mem_links = mem_big["counts"]["links"]
+        per_link = mstages["anchor dictionary"]["cpu_s"] / mem_links
+        out["anchor dictionary"] = {"serial_cpu_s": per_link * links, "parallel_cpu_s": 0.0,
+                                    "wall_s": per_link * links}
+        fold_per_link = mstages["fold models and pairs"]["fold_models_cpu_s"] / FOLDS / mem_links
+    fold_cpu = fold_vectors_cpu + fold_per_link * links
     at_once = max(1, min(FOLDS, int(32 // fold_task_gb)))
     out["fold models"] = {"serial_cpu_s": 0.0, "parallel_cpu_s": FOLDS * fold_cpu,
                           "wall_s": math.ceil(FOLDS / at_once) * fold_cpu,
@@ -231,7 +244,8 @@ def project(en: dict, scale: dict, svd: list[dict], fold_vectors: str = "project
         "wall_hours_16": round(wall / 3600, 2),
         "projected_speedup_16": round((serial + parallel) / wall, 2),
         "assumptions": {"cores": CORES, "parts": PARTS, "folds": FOLDS,
-                        "english_sample_parts": en.get("parts", 1)},
+                        "english_sample_parts": en.get("parts", 1),
+                        "dictionaries_from_memory_run": dictionaries_from_memory},
         "peak_rss": {"exponent": round(exponent, 3), "from": [small["articles"],
                      large["articles"]], "main_process_gb_extrapolated": round(rss_gb, 1),
                      "largest_process_gb_linear_in_articles": round(linear_gb, 1),
@@ -251,6 +265,9 @@ def main() -> int:
     ap.add_argument("--memory", type=Path,
                     help="a train_scale.py JSON to take the peak RSS and the fold tasks' "
                          "memory from (default: --scale)")
+    ap.add_argument("--dictionaries-from-memory", action="store_true",
+                    help="the anchor dictionary's and the fold models' CPU per link from the "
+                         "--memory run (code whose fold dictionaries differ from --scale's)")
     ap.add_argument("--fold-vectors", choices=["projection", "svd"], default="projection",
                     help="how the fold tasks get their vectors (Settings.fold_vectors)")
     args = ap.parse_args()
@@ -262,7 +279,8 @@ def main() -> int:
             args.english.write_text(json.dumps(en, indent=2) + "\n")
     result = project(en, json.loads(args.scale.read_text()), json.loads(args.svd.read_text()),
                      args.fold_vectors,
-                     json.loads(args.memory.read_text()) if args.memory else None)
+                     json.loads(args.memory.read_text()) if args.memory else None,
+                     args.dictionaries_from_memory)
     result["english_sample_workers_2"] = en
     text = json.dumps(result, indent=2)
     print(text)

@@ -19,13 +19,14 @@ import sqlite3
 import tempfile
 import time
 from array import array
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import islice
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import regex
@@ -47,6 +48,7 @@ from model.features import FEATURE_SETS, ablated_columns, candidate_rows, kurtos
 from model.parallel import (
     BATCH,
     Background,
+    _private_bytes,
     annotate,
     ordered_map,
     recorded,
@@ -62,6 +64,7 @@ from model.text import (
     STEM,
     TERMINATORS,
     KeySet,
+    PrefixIndex,
     learn_abbreviations,
     link_trail,
     listed_abbreviations,
@@ -654,13 +657,13 @@ class AnchorCounts:
         return Counter(dict(zip(map(decode, ids[present].tolist()), counts[present].tolist(),
                                 strict=True)))
 
-    def title_index(self, fold: int | None, classes: bool) -> tuple:
+    def title_index(self, fold: int | None, classes: bool) -> _TitleIndex:
         """The keys with title or redirect candidates in the dictionary of every fold but
         ``fold`` (stem classes: whose members have some): their interned ids, sorted; the
         others, which no counter numbers, so never linked or seen; the key -> (titles,
         redirects) function; where each key's run of pairs starts, and its key; every
-        candidate key's id. Shared by the fold tasks where it is the same for every fold
-        (a complete dump: no link titles)."""
+        candidate key's id, where each interned id is among them and its run. Shared by the
+        fold tasks where it is the same for every fold (a complete dump: no link titles)."""
         cached = (classes, None if not self.link_titles else fold)
         if cached in self._cache:
             return self._cache[cached]
@@ -693,10 +696,79 @@ class AnchorCounts:
         starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) \
             if len(keys) else np.zeros(0, dtype=np.int64)
         linked = keys[starts]
-        index = (titled, frozenset(unnamed), candidates, starts, linked,
-                 np.union1d(linked, titled))
+        del keys
+        every = np.union1d(linked, titled)
+        run = np.searchsorted(linked, every)
+        has_run = run < len(linked)
+        has_run[has_run] = linked[run[has_run]] == every[has_run]
+        where = np.full(len(self.names.strings), -1, dtype=np.int32)
+        where[every] = np.arange(len(every), dtype=np.int32)
+        index = _TitleIndex(titled, tuple(sorted(unnamed)), candidates, starts, linked, every,
+                            where, np.where(has_run, run, -1).astype(np.int32))
         self._cache[cached] = index
         return index
+
+    def prefix_index(self, fold: int | None, language: str) -> PrefixIndex:
+        """The prefixes of every candidate key of the dictionaries (``title_index``; the
+        exact keys', then the stem classes'), built once where every fold has the same
+        candidates, before the fold tasks fork: a fold's key filter is a mask over it."""
+        cached = ("prefixes", language, None if not self.link_titles else fold)
+        if cached not in self._cache:
+            parts = [self.title_index(fold, classes) for classes in (False, True)[
+                : 1 + bool(self.members)]]
+            self._cache[cached] = PrefixIndex(
+                _Candidates(self.names.strings, [(p.keys, p.unnamed) for p in parts]), language)
+        return self._cache[cached]
+
+
+class _TitleIndex(NamedTuple):
+    """``AnchorCounts.title_index``: what every fold's dictionary of one kind shares."""
+
+    titled: np.ndarray  # interned ids of the keys with title candidates, sorted
+    unnamed: tuple[str, ...]  # the keys with title candidates that have no id, sorted
+    candidates: Callable[[str], tuple[set[str], set[str]]]  # key -> (titles, redirects)
+    starts: np.ndarray  # where each key's run of (key, target) pairs starts
+    linked_keys: np.ndarray  # the key of each run
+    keys: np.ndarray  # every candidate key's id: linked in some fold or titled, sorted
+    where: np.ndarray  # interned id -> its place in keys, or -1
+    run_of: np.ndarray  # a candidate key's run, or -1
+
+
+class _Candidates(Sequence):
+    """Candidate keys by number: each table's numbered keys (by id), then its unnumbered
+    ones; read one at a time, so a forked worker touches only the strings it asks for."""
+
+    def __init__(self, strings: list[str], parts: list[tuple[np.ndarray, tuple[str, ...]]]):
+        self.strings, self.parts = strings, parts
+        self.size = sum(len(ids) + len(unnamed) for ids, unnamed in parts)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, i):  # type: ignore[override]
+        ids, unnamed = self.parts[0]
+        if i < len(ids):  # the common case: an exact key with counts
+            return self.strings[ids[i]]
+        for ids, unnamed in self.parts:
+            if i < len(ids):
+                return self.strings[ids[i]]
+            i -= len(ids)
+            if i < len(unnamed):
+                return unnamed[i]
+            i -= len(unnamed)
+        raise IndexError(i)
+
+    def __iter__(self) -> Iterator[str]:
+        for ids, unnamed in self.parts:
+            yield from map(self.strings.__getitem__, ids.tolist())
+            yield from unnamed
+
+    def many(self, at: np.ndarray) -> list[str]:
+        """The keys numbered ``at`` (a probe's hits, checked at once)."""
+        ids = self.parts[0][0]
+        if len(at) and at.max() < len(ids):
+            return list(map(self.strings.__getitem__, ids[at].tolist()))
+        return [self[i] for i in at.tolist()]
 
 
 def _title_anchor_key(corpus: Corpus, name: str, target: str, complete: bool) -> str:
@@ -854,7 +926,7 @@ def _link_pairs(corpus: Corpus, record: dict, complete: bool) -> set[tuple[str, 
     return pairs
 
 
-def anchors_from(counts: AnchorCounts, fold: int | None, settings: Settings) -> Mapping:
+def anchors_from(counts: AnchorCounts, fold: int | None, settings: Settings) -> _Joined:
     """The anchor dictionary of every fold but ``fold`` (None: of all of them).
 
     A link-derived anchor needs SPEC §2's link probability. A title or redirect title counts
@@ -866,9 +938,8 @@ def anchors_from(counts: AnchorCounts, fold: int | None, settings: Settings) -> 
     a class lists its members that are exact keys of this dictionary.
     """
     exact = AnchorTable(counts, fold, settings)
-    if not counts.members:
-        return exact
-    return _Joined(exact, AnchorTable(counts, fold, settings, exact))
+    classes = AnchorTable(counts, fold, settings, exact) if counts.members else None
+    return _Joined(counts, fold, exact, classes)
 
 
 def _keep(total, linked, pages, appears, titled, settings: Settings):
@@ -929,26 +1000,26 @@ class AnchorTable(Mapping):
     same entries as a dict built key by key.
     """
 
-    CACHED = 1 << 16  # Anchors kept made (the keys a fold's pages ask for again)
+    CACHED = 1 << 14  # Anchors kept made (the keys a fold's pages ask for again)
 
     def __init__(self, counts: AnchorCounts, fold: int | None, settings: Settings,
                  exact: Mapping | None = None) -> None:
         prefix = "stem_" if exact is not None else ""
         self.names = counts.names
         self.pairs, self.pair_counts = counts.summed(prefix + "pairs", fold)
-        self.linked = counts.summed(prefix + "linked", fold)
-        self.seen = counts.summed(prefix + "seen", fold)
-        index = counts.title_index(fold, exact is not None)
-        titled, self.unnamed, self.candidates, self.starts, self.linked_keys, self.keys = index
+        self.index = index = counts.title_index(fold, exact is not None)
+        self.unnamed, self.candidates = index.unnamed, index.candidates
         self.exact = exact
         self.members = counts.members
-        total = (np.add.reduceat(self.pair_counts.astype(np.int64), self.starts)
-                 if len(self.starts) else np.zeros(0, dtype=np.int64))
-        total = _count_at(self.linked_keys, total, self.keys)
-        pages = _count_at(*self.linked, self.keys)
-        appears = np.maximum(_count_at(*self.seen, self.keys), pages)
-        has_title = np.isin(self.keys, titled, assume_unique=True)
+        total = (np.add.reduceat(self.pair_counts.astype(np.int64), index.starts)
+                 if len(index.starts) else np.zeros(0, dtype=np.int64))
+        total = _count_at(index.linked_keys, total, index.keys)
+        pages = _count_at(*counts.summed(prefix + "linked", fold), index.keys)
+        appears = np.maximum(_count_at(*counts.summed(prefix + "seen", fold), index.keys), pages)
+        has_title = np.isin(index.keys, index.titled, assume_unique=True)
         self.kept, self.title_ok = _keep(total, total > 0, pages, appears, has_title, settings)
+        del total, has_title
+        self.pages, self.appears = pages.astype(np.int32), appears.astype(np.int32)
         zero = np.zeros(1, dtype=np.int64)
         # A key no counter numbers has no counts: its title decides alone.
         self.unnamed_kept = bool(_keep(zero, zero > 0, zero, zero, np.ones(1, bool),
@@ -960,11 +1031,10 @@ class AnchorTable(Mapping):
         """Where a kept key is in ``self.keys``; -1 for an unnumbered kept key; -2: none."""
         i = self.names.ids.get(key) if isinstance(key, str) else None
         if i is None:
-            return -1 if self.unnamed_kept and key in self.unnamed else -2
-        at = int(np.searchsorted(self.keys, i))
-        if at < len(self.keys) and self.keys[at] == i and self.kept[at]:
-            return at
-        return -2
+            at = bisect_left(self.unnamed, key) if self.unnamed_kept else len(self.unnamed)
+            return -1 if at < len(self.unnamed) and self.unnamed[at] == key else -2
+        at = int(self.index.where[i])
+        return at if at >= 0 and self.kept[at] else -2
 
     def __contains__(self, key: object) -> bool:
         return self._at(key) > -2
@@ -979,18 +1049,15 @@ class AnchorTable(Mapping):
         links: list[tuple[str, int]] = []
         pages = appears = 0
         if at >= 0:
-            i = self.keys[at]
-            run = int(np.searchsorted(self.linked_keys, i))
-            if run < len(self.linked_keys) and self.linked_keys[run] == i:
-                stop = self.starts[run + 1] if run + 1 < len(self.starts) else len(self.pairs)
-                rows = slice(int(self.starts[run]), int(stop))
+            run, starts = int(self.index.run_of[at]), self.index.starts
+            if run >= 0:
+                stop = starts[run + 1] if run + 1 < len(starts) else len(self.pairs)
+                rows = slice(int(starts[run]), int(stop))
                 strings = self.names.strings
                 links = [(strings[t & 0xFFFFFFFF], n) for t, n in
                          zip(self.pairs[rows].tolist(), self.pair_counts[rows].tolist(),
                              strict=True) if n]
-            one = np.asarray([i])
-            pages = int(_count_at(*self.linked, one)[0])
-            appears = max(int(_count_at(*self.seen, one)[0]), pages)
+            pages, appears = int(self.pages[at]), int(self.appears[at])
         title_ok = bool(self.title_ok[at]) if at >= 0 else True
         title_of, redirect_of = self.candidates(key)
         members = None
@@ -998,9 +1065,13 @@ class AnchorTable(Mapping):
             members = [k for k in self.members.get(key, ()) if k in self.exact]
         return _anchor(key, links, pages, appears, title_ok, title_of, redirect_of, members)
 
+    def kept_candidates(self) -> np.ndarray:
+        """Which of its candidate keys (``_Candidates`` order) this dictionary holds."""
+        return np.concatenate([self.kept, np.full(len(self.unnamed), self.unnamed_kept)])
+
     def __iter__(self) -> Iterator[str]:
         strings = self.names.strings
-        keys = [strings[i] for i in self.keys[self.kept].tolist()]
+        keys = [strings[i] for i in self.index.keys[self.kept].tolist()]
         if self.unnamed_kept:
             keys += self.unnamed
         return iter(sorted(keys))
@@ -1012,8 +1083,16 @@ class AnchorTable(Mapping):
 class _Joined(Mapping):
     """The exact keys' dictionary, then the stem classes' (``STEM`` keys): one dictionary."""
 
-    def __init__(self, exact: Mapping, classes: Mapping) -> None:
-        self.exact, self.classes = exact, classes
+    def __init__(self, counts: AnchorCounts, fold: int | None, exact: AnchorTable,
+                 classes: AnchorTable | None) -> None:
+        self.counts, self.fold = counts, fold
+        self.exact, self.classes = exact, classes if classes is not None else {}
+
+    def filter(self, language: str) -> KeySet:
+        """``filter_keys(self, language)``: a mask over the shared ``prefix_index``."""
+        tables = [self.exact] + ([self.classes] if isinstance(self.classes, AnchorTable) else [])
+        kept = np.concatenate([t.kept_candidates() for t in tables])
+        return KeySet(self.counts.prefix_index(self.fold, language), kept)
 
     def _part(self, key: object) -> Mapping:
         return self.classes if isinstance(key, str) and key.startswith(STEM) else self.exact
@@ -1383,7 +1462,7 @@ class _Lookup:
             vectors,
             features,
         )
-        self.keys = keys if keys is not None else KeySet(anchors, "en")
+        self.keys = keys if keys is not None else KeySet.of(anchors, "en")
         self.trail = trail
         self.endings = frozenset(endings)
         self.abbreviations = abbreviations
@@ -1752,9 +1831,9 @@ def build_model(
     abbreviations = sentence_rules()
     with stage("anchor dictionary"):
         anchors = anchors_from(counts, None, settings)
-    if not anchors:
-        raise TrainingError("no anchors survived the filters; the dump is too small")
-    keys = KeySet(anchors, language)
+        if not anchors:
+            raise TrainingError("no anchors survived the filters; the dump is too small")
+        keys = anchors.filter(language)  # and the prefixes every fold's filter masks
     # Cross-fitting: a fold's training rows see anchors and vectors of the other folds only,
     # so no row's features contain the link it is labelled with.
     members: list[set[str]] = [set() for _ in range(settings.folds)]
@@ -1768,14 +1847,15 @@ def build_model(
     lines = _fold_lines(corpus, pair_include, settings, workers)
 
     def fold_rows(f: int) -> tuple[list[tuple[int, np.ndarray, np.ndarray, np.ndarray,
-                                              np.ndarray]], float]:
+                                              np.ndarray]], float, float]:
         """Fold f's model (anchors and vectors of the other folds) and the training rows of
-        its articles, each with its corpus line; and the CPU seconds the model took.
+        its articles, each with its corpus line; and the CPU seconds the model took and the
+        private memory (MB) it added to its process.
 
         One task per fold, in one worker: the fold model is built where it is used and never
         crosses a pipe (five of them pickled back and inherited by the pair workers cost
         more CPU than building them), and a worker holds one fold model at a time."""
-        started = time.process_time()
+        started, before = time.process_time(), _private_bytes()
         if embedding is not None:
             fold_entities, fold_vectors = project_fold(embedding, members[f])
         else:
@@ -1783,10 +1863,11 @@ def build_model(
         fold_anchors = anchors_from(counts, f, settings)
         lookup = _Lookup(
             fold_anchors, fold_entities, fold_vectors, settings.features,
-            KeySet(fold_anchors, language), trail, endings, abbreviations,
+            fold_anchors.filter(language), trail, endings, abbreviations,
             Stemmer(counts.stemmer),
         )
         built = time.process_time() - started
+        grown = (_private_bytes() - before) / 2**20  # the fold model's own memory
         out = []
         with open(corpus.path, "rb") as f_in:
             for i in lines[f]:
@@ -1801,7 +1882,7 @@ def build_model(
                     np.asarray([g[2] for g in got], dtype=np.int64),
                     np.asarray([g[3] for g in got], dtype=np.int8),  # UNLINKED, PROBE, ...
                 ))
-        return out, built
+        return out, built, grown
 
     # The rows arrive as one small array per article and are joined once, in corpus order
     # (the folds' lists merged by line): no Python list of rows (a float object per
@@ -1809,9 +1890,10 @@ def build_model(
     with stage("fold models and pairs"):
         folds = list(progress(ordered_map(fold_rows, range(settings.folds), workers, batch=1),
                               "fold models and pairs", total=settings.folds, unit="folds"))
-        annotate(fold_models_cpu_s=round(sum(built for _, built in folds), 3))
-        fold_of_line = {i: f for f, (rows, _) in enumerate(folds) for i, *_ in rows}
-        merged = heapq.merge(*(rows for rows, _ in folds), key=lambda r: r[0])
+        annotate(fold_models_cpu_s=round(sum(built for _, built, _ in folds), 3),
+                 fold_model_private_mb=round(max(grown for *_, grown in folds), 1))
+        fold_of_line = {i: f for f, (rows, *_) in enumerate(folds) for i, *_ in rows}
+        merged = heapq.merge(*(rows for rows, *_ in folds), key=lambda r: r[0])
         xs, ys, fs, ms, ps = [], [], [], [], []
         base = 0
         for i, x, y, mention, probe in merged:

@@ -15,7 +15,7 @@ import pytest
 from model.datasets import Anchor
 from model.features import kurtosis
 from model.stems import Stemmer
-from model.text import KeySet, filter_keys, page_mentions
+from model.text import KeySet, PrefixIndex, filter_keys, page_mentions
 from model.train import MAX_MEMBERS, MAX_TARGETS, Settings, anchors_from, count_anchors
 
 
@@ -88,7 +88,7 @@ def reference_anchors(counts, fold, settings) -> dict:
 def test_fold_dictionaries_and_filters_equal_the_dict_and_set(ltg_corpus, complete, monkeypatch):
     corpus, settings = ltg_corpus, Settings(complete=complete)
     if not complete:  # keys hashed in many chunks: prefixes shared across them met again
-        monkeypatch.setattr(KeySet, "CHUNK", 4096)
+        monkeypatch.setattr(PrefixIndex, "CHUNK", 4096)
     counts = count_anchors(corpus, None, complete, settings.seed, settings.folds,
                            stemming="auto", link_titles=True)
     assert counts.members, "ltgwiki learns endings: stem classes are exercised"
@@ -106,9 +106,10 @@ def test_fold_dictionaries_and_filters_equal_the_dict_and_set(ltg_corpus, comple
         assert "not an anchor at all" not in table and table.get("not an anchor") is None
         # The filter: exactly the set's members, asked the set's way and the walk's way.
         wanted = filter_keys(expected, language)
-        keys = KeySet(table, language)
+        keys = table.filter(language)
         assert len(keys) == len(wanted)
         assert set(keys.members()) == wanted
+        assert set(KeySet.of(expected, language).members()) == wanted
         probes = sorted(wanted) + [k + "x" for k in sorted(wanted)[:2000]] + ["", "\x00"]
         assert keys.passes(probes) == [p in wanted for p in probes]
         walked = [page_mentions(texts, language, keys.passes, whole_keys=True,

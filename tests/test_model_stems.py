@@ -157,7 +157,7 @@ def test_training_sees_an_inflected_link_as_a_positive_of_the_stem_mention():
     from model.text import KeySet
 
     lookup = _Lookup(anchors, {}, np.zeros((1, 4), dtype=np.float32), "full",
-                     KeySet(anchors, "uk"), link_trail("uk"), [], frozenset(), stemmer)
+                     KeySet.of(anchors, "uk"), link_trail("uk"), [], frozenset(), stemmer)
     text = "Він жив в Україні до війни."
     a = text.find("Україні")
     record = {"t": "Тест", "l": [["Україна", "Україні"]], "x": [[text, [[a, a + 7, "Україна"]]]]}
@@ -200,7 +200,7 @@ def test_training_labels_a_trail_mention_by_its_exact_span():
     from model.text import KeySet
 
     lookup = _Lookup(anchors, {}, np.zeros((1, 4), dtype=np.float32), "full",
-                     KeySet(anchors, "uk"), link_trail("uk"), ["ові"], frozenset(), stemmer)
+                     KeySet.of(anchors, "uk"), link_trail("uk"), ["ові"], frozenset(), stemmer)
     text = "Він жив у Лондонові до війни."
     a = text.find("Лондонові")
 
