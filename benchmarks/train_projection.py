@@ -20,7 +20,10 @@ Inputs, all measured here except the enwiki figures (stated with their source):
   projected on its basis (``--fold-vectors projection``, the default since it is
   Settings'), a fold's vectors from the "model+fold" row, linear in edges;
 - peak RSS from the synthetic runs, extrapolated with the exponent measured between them,
-  and linearly in articles (the growth per article between them: an upper bound).
+  and linearly in articles (the growth per article between them: an upper bound); a fold
+  task's memory from the largest run's worker: where the run records its fold model's own
+  memory (``fold_model_private_mb``), that part linear in links and the rest (the training
+  pairs', capped) scaled by enwiki's article size, else all of it linear in links.
 
 Stage wall time on N cores: a per-article stage takes max(serial, parallel / N) (the main
 process merges while the workers work); the parsing is dealt out by part, so with P parts
@@ -189,6 +192,16 @@ def project(en: dict, scale: dict, svd: list[dict], fold_vectors: str = "project
         fold_mb = max(0.0, folds_run["rss_peak_mb"]
                       - by_stage(mem_big["stages"])["anchor dictionary"]["rss_peak_mb"])
     fold_private_gb = fold_mb / 1024 * links / mem_big["counts"]["links"]
+    model_mb = folds_run.get("fold_model_private_mb")
+    if model_mb is not None and folds_run["worker_private_peak_mb"]:
+        # Measured apart (since the fold dictionaries became arrays): the fold model's own
+        # memory (its dictionary, key filter and vectors), linear in links; the rest of the
+        # worker's peak is the training pairs' (rows, the walk, the Anchors made), bounded by
+        # the pair cap, which the run reached, and scaled by enwiki's longer articles.
+        run_chars = mem_big["corpus"]["chars"] / mem_big["corpus"]["articles"]
+        rest_mb = max(0.0, fold_mb - model_mb)
+        fold_private_gb = (model_mb * links / mem_big["counts"]["links"]
+                           + rest_mb * per_article / run_chars) / 1024
     fold_task_gb = fold_blocks_gb + fold_private_gb
     # A fold's anchor dictionary and key filter: the whole model's per link (the same
     # dicts, before the arrays), or, with ``dictionaries_from_memory`` (code whose fold

@@ -1847,10 +1847,10 @@ def build_model(
     lines = _fold_lines(corpus, pair_include, settings, workers)
 
     def fold_rows(f: int) -> tuple[list[tuple[int, np.ndarray, np.ndarray, np.ndarray,
-                                              np.ndarray]], float, float]:
+                                              np.ndarray]], float, tuple[float, float]]:
         """Fold f's model (anchors and vectors of the other folds) and the training rows of
         its articles, each with its corpus line; and the CPU seconds the model took and the
-        private memory (MB) it added to its process.
+        private memory (MB) its vectors, then the whole model, added to its process.
 
         One task per fold, in one worker: the fold model is built where it is used and never
         crosses a pipe (five of them pickled back and inherited by the pair workers cost
@@ -1860,6 +1860,7 @@ def build_model(
             fold_entities, fold_vectors = project_fold(embedding, members[f])
         else:
             fold_entities, fold_vectors = build_vectors(graph, settings.seed, exclude=members[f])
+        with_vectors = (_private_bytes() - before) / 2**20
         fold_anchors = anchors_from(counts, f, settings)
         lookup = _Lookup(
             fold_anchors, fold_entities, fold_vectors, settings.features,
@@ -1882,7 +1883,7 @@ def build_model(
                     np.asarray([g[2] for g in got], dtype=np.int64),
                     np.asarray([g[3] for g in got], dtype=np.int8),  # UNLINKED, PROBE, ...
                 ))
-        return out, built, grown
+        return out, built, (with_vectors, grown)
 
     # The rows arrive as one small array per article and are joined once, in corpus order
     # (the folds' lists merged by line): no Python list of rows (a float object per
@@ -1891,7 +1892,8 @@ def build_model(
         folds = list(progress(ordered_map(fold_rows, range(settings.folds), workers, batch=1),
                               "fold models and pairs", total=settings.folds, unit="folds"))
         annotate(fold_models_cpu_s=round(sum(built for _, built, _ in folds), 3),
-                 fold_model_private_mb=round(max(grown for *_, grown in folds), 1))
+                 fold_vectors_private_mb=round(max(grown[0] for *_, grown in folds), 1),
+                 fold_model_private_mb=round(max(grown[1] for *_, grown in folds), 1))
         fold_of_line = {i: f for f, (rows, *_) in enumerate(folds) for i, *_ in rows}
         merged = heapq.merge(*(rows for rows, *_ in folds), key=lambda r: r[0])
         xs, ys, fs, ms, ps = [], [], [], [], []
