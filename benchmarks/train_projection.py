@@ -22,8 +22,10 @@ Inputs, all measured here except the enwiki figures (stated with their source):
 - peak RSS from the synthetic runs, extrapolated with the exponent measured between them,
   and linearly in articles (the growth per article between them: an upper bound); a fold
   task's memory from the largest run's worker: where the run records its fold model's own
-  memory (``fold_model_private_mb``), that part linear in links and the rest (the training
-  pairs', capped) scaled by enwiki's article size, else all of it linear in links.
+  memory (``fold_model_private_mb``, less its vectors' ``fold_vectors_private_mb``, whose
+  blocks are projected from the SVD benchmark), that part linear in links and the rest
+  (the training pairs', capped) scaled by enwiki's article size, else all of it linear in
+  links.
 
 Stage wall time on N cores: a per-article stage takes max(serial, parallel / N) (the main
 process merges while the workers work); the parsing is dealt out by part, so with P parts
@@ -112,7 +114,8 @@ def project(en: dict, scale: dict, svd: list[dict], fold_vectors: str = "project
     # Memory may come from a later run (``--memory``: the code whose memory is projected),
     # CPU from ``scale`` (a run on a quieter host: CPU times here vary with the load).
     mem_runs = (memory or scale)["runs"]
-    mem_big = max(mem_runs, key=lambda r: (r["articles"], r["workers"]))
+    # The largest run (of several files: the last file's), and it last among equals below.
+    mem_big = max(reversed(mem_runs), key=lambda r: (r["articles"], r["workers"]))
     out: dict[str, dict] = {}
     for name in PER_ARTICLE:
         s = stages[name]
@@ -195,12 +198,14 @@ def project(en: dict, scale: dict, svd: list[dict], fold_vectors: str = "project
     model_mb = folds_run.get("fold_model_private_mb")
     if model_mb is not None and folds_run["worker_private_peak_mb"]:
         # Measured apart (since the fold dictionaries became arrays): the fold model's own
-        # memory (its dictionary, key filter and vectors), linear in links; the rest of the
-        # worker's peak is the training pairs' (rows, the walk, the Anchors made), bounded by
-        # the pair cap, which the run reached, and scaled by enwiki's longer articles.
+        # memory, linear in links, less its vectors' where recorded (their blocks are
+        # fold_blocks_gb); the rest of the worker's peak is the training pairs' (rows, the
+        # walk, the Anchors made), bounded by the pair cap, which the run reached, and
+        # scaled by enwiki's longer articles.
         run_chars = mem_big["corpus"]["chars"] / mem_big["corpus"]["articles"]
         rest_mb = max(0.0, fold_mb - model_mb)
-        fold_private_gb = (model_mb * links / mem_big["counts"]["links"]
+        dictionary_mb = model_mb - folds_run.get("fold_vectors_private_mb", 0.0)
+        fold_private_gb = (dictionary_mb * links / mem_big["counts"]["links"]
                            + rest_mb * per_article / run_chars) / 1024
     fold_task_gb = fold_blocks_gb + fold_private_gb
     # A fold's anchor dictionary and key filter: the whole model's per link (the same
@@ -275,9 +280,10 @@ def main() -> int:
     ap.add_argument("--english", type=Path,
                     help="the English sample's measurement: read if it exists, else made there")
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--memory", type=Path,
-                    help="a train_scale.py JSON to take the peak RSS and the fold tasks' "
-                         "memory from (default: --scale)")
+    ap.add_argument("--memory", type=Path, nargs="+",
+                    help="train_scale.py JSONs to take the peak RSS and the fold tasks' "
+                         "memory from, their runs joined (the largest: the last file's; "
+                         "default: --scale)")
     ap.add_argument("--dictionaries-from-memory", action="store_true",
                     help="the anchor dictionary's and the fold models' CPU per link from the "
                          "--memory run (code whose fold dictionaries differ from --scale's)")
@@ -292,7 +298,9 @@ def main() -> int:
             args.english.write_text(json.dumps(en, indent=2) + "\n")
     result = project(en, json.loads(args.scale.read_text()), json.loads(args.svd.read_text()),
                      args.fold_vectors,
-                     json.loads(args.memory.read_text()) if args.memory else None,
+                     {"runs": [r for path in args.memory
+                               for r in json.loads(path.read_text())["runs"]]}
+                     if args.memory else None,
                      args.dictionaries_from_memory)
     result["english_sample_workers_2"] = en
     text = json.dumps(result, indent=2)
