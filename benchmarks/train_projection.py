@@ -20,7 +20,12 @@ Inputs, all measured here except the enwiki figures (stated with their source):
   projected on its basis (``--fold-vectors projection``, the default since it is
   Settings'), a fold's vectors from the "model+fold" row, linear in edges;
 - peak RSS from the synthetic runs, extrapolated with the exponent measured between them,
-  and linearly in articles (the growth per article between them: an upper bound).
+  and linearly in articles (the growth per article between them: an upper bound); a fold
+  task's memory from the largest run's worker: where the run records its fold model's own
+  memory (``fold_model_private_mb``, less its vectors' ``fold_vectors_private_mb``, whose
+  blocks are projected from the SVD benchmark), that part linear in links and the rest
+  (the training pairs', capped) scaled by enwiki's article size, else all of it linear in
+  links.
 
 Stage wall time on N cores: a per-article stage takes max(serial, parallel / N) (the main
 process merges while the workers work); the parsing is dealt out by part, so with P parts
@@ -92,7 +97,7 @@ def by_stage(stages: list[dict]) -> dict[str, dict]:
 
 
 def project(en: dict, scale: dict, svd: list[dict], fold_vectors: str = "projection",
-            memory: dict | None = None) -> dict:
+            memory: dict | None = None, dictionaries_from_memory: bool = False) -> dict:
     chars_per_word = en["chars"] / en["words"]
     per_article = ENWIKI_WORDS_PER_ARTICLE * chars_per_word
     bz2_bound = ENWIKI_BZ2_BYTES * en["bz2_ratio"] / ENWIKI_ARTICLES
@@ -109,7 +114,8 @@ def project(en: dict, scale: dict, svd: list[dict], fold_vectors: str = "project
     # Memory may come from a later run (``--memory``: the code whose memory is projected),
     # CPU from ``scale`` (a run on a quieter host: CPU times here vary with the load).
     mem_runs = (memory or scale)["runs"]
-    mem_big = max(mem_runs, key=lambda r: (r["articles"], r["workers"]))
+    # The largest run (of several files: the last file's), and it last among equals below.
+    mem_big = max(reversed(mem_runs), key=lambda r: (r["articles"], r["workers"]))
     out: dict[str, dict] = {}
     for name in PER_ARTICLE:
         s = stages[name]
@@ -189,8 +195,33 @@ def project(en: dict, scale: dict, svd: list[dict], fold_vectors: str = "project
         fold_mb = max(0.0, folds_run["rss_peak_mb"]
                       - by_stage(mem_big["stages"])["anchor dictionary"]["rss_peak_mb"])
     fold_private_gb = fold_mb / 1024 * links / mem_big["counts"]["links"]
+    model_mb = folds_run.get("fold_model_private_mb")
+    if model_mb is not None and folds_run["worker_private_peak_mb"]:
+        # Measured apart (since the fold dictionaries became arrays): the fold model's own
+        # memory, linear in links, less its vectors' where recorded (their blocks are
+        # fold_blocks_gb); the rest of the worker's peak is the training pairs' (rows, the
+        # walk, the Anchors made), bounded by the pair cap, which the run reached, and
+        # scaled by enwiki's longer articles.
+        run_chars = mem_big["corpus"]["chars"] / mem_big["corpus"]["articles"]
+        rest_mb = max(0.0, fold_mb - model_mb)
+        dictionary_mb = model_mb - folds_run.get("fold_vectors_private_mb", 0.0)
+        fold_private_gb = (dictionary_mb * links / mem_big["counts"]["links"]
+                           + rest_mb * per_article / run_chars) / 1024
     fold_task_gb = fold_blocks_gb + fold_private_gb
-    fold_cpu = fold_vectors_cpu + per_link * links
+    # A fold's anchor dictionary and key filter: the whole model's per link (the same
+    # dicts, before the arrays), or, with ``dictionaries_from_memory`` (code whose fold
+    # dictionaries are masks over arrays the main process builds once), the fold models'
+    # own CPU per link in the --memory run, their projected vectors there included (an
+    # upper bound), and the whole model's dictionary from that run too.
+    fold_per_link = per_link
+    if dictionaries_from_memory:
+        mstages = by_stage(mem_big["stages"])
+        mem_links = mem_big["counts"]["links"]
+        per_link = mstages["anchor dictionary"]["cpu_s"] / mem_links
+        out["anchor dictionary"] = {"serial_cpu_s": per_link * links, "parallel_cpu_s": 0.0,
+                                    "wall_s": per_link * links}
+        fold_per_link = mstages["fold models and pairs"]["fold_models_cpu_s"] / FOLDS / mem_links
+    fold_cpu = fold_vectors_cpu + fold_per_link * links
     at_once = max(1, min(FOLDS, int(32 // fold_task_gb)))
     out["fold models"] = {"serial_cpu_s": 0.0, "parallel_cpu_s": FOLDS * fold_cpu,
                           "wall_s": math.ceil(FOLDS / at_once) * fold_cpu,
@@ -231,7 +262,8 @@ def project(en: dict, scale: dict, svd: list[dict], fold_vectors: str = "project
         "wall_hours_16": round(wall / 3600, 2),
         "projected_speedup_16": round((serial + parallel) / wall, 2),
         "assumptions": {"cores": CORES, "parts": PARTS, "folds": FOLDS,
-                        "english_sample_parts": en.get("parts", 1)},
+                        "english_sample_parts": en.get("parts", 1),
+                        "dictionaries_from_memory_run": dictionaries_from_memory},
         "peak_rss": {"exponent": round(exponent, 3), "from": [small["articles"],
                      large["articles"]], "main_process_gb_extrapolated": round(rss_gb, 1),
                      "largest_process_gb_linear_in_articles": round(linear_gb, 1),
@@ -248,9 +280,13 @@ def main() -> int:
     ap.add_argument("--english", type=Path,
                     help="the English sample's measurement: read if it exists, else made there")
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--memory", type=Path,
-                    help="a train_scale.py JSON to take the peak RSS and the fold tasks' "
-                         "memory from (default: --scale)")
+    ap.add_argument("--memory", type=Path, nargs="+",
+                    help="train_scale.py JSONs to take the peak RSS and the fold tasks' "
+                         "memory from, their runs joined (the largest: the last file's; "
+                         "default: --scale)")
+    ap.add_argument("--dictionaries-from-memory", action="store_true",
+                    help="the anchor dictionary's and the fold models' CPU per link from the "
+                         "--memory run (code whose fold dictionaries differ from --scale's)")
     ap.add_argument("--fold-vectors", choices=["projection", "svd"], default="projection",
                     help="how the fold tasks get their vectors (Settings.fold_vectors)")
     args = ap.parse_args()
@@ -262,7 +298,10 @@ def main() -> int:
             args.english.write_text(json.dumps(en, indent=2) + "\n")
     result = project(en, json.loads(args.scale.read_text()), json.loads(args.svd.read_text()),
                      args.fold_vectors,
-                     json.loads(args.memory.read_text()) if args.memory else None)
+                     {"runs": [r for path in args.memory
+                               for r in json.loads(path.read_text())["runs"]]}
+                     if args.memory else None,
+                     args.dictionaries_from_memory)
     result["english_sample_workers_2"] = en
     text = json.dumps(result, indent=2)
     print(text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache, partial
@@ -18,6 +19,7 @@ from operator import add, itemgetter, lt, ne, not_, or_, sub
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import regex
 
 # Letters, combining marks (Indic vowel signs are marks, which `\w` would split on) and digits,
@@ -300,6 +302,131 @@ def filter_keys(keys: Iterable[str], language: str) -> set[str]:
         out.update(prefixes(key, language))
         out.add(WHOLE + key)
     return out
+
+
+class PrefixIndex:
+    """``filter_keys`` of every subset of a fixed list of keys, as arrays built once.
+
+    A fold task's set of every anchor prefix held ~110 bytes a string in a Python set, for
+    tens of millions of prefixes at enwiki's size, and walking its keys' strings in a
+    forked worker copied their pages. Here the candidate keys of every fold's dictionary
+    are walked once, before the fold tasks fork: each distinct string that ``filter_keys``
+    would hold for some key is its ``hash()`` (sorted, int64) and one key and length it is
+    cut from (length -1: ``WHOLE`` + key), with the keys it comes from (``sources``, by
+    entry); a fold's set is then a mask over the entries (``KeySet``). ``hash`` is the
+    process's own (forked workers share it); nothing derived from it leaves the process.
+    """
+
+    CHUNK = 1 << 21  # occurrences hashed before they are sorted by hash
+
+    def __init__(self, keys: Sequence[str], language: str) -> None:
+        self.keys = keys
+        parts: list[tuple[np.ndarray, ...]] = []
+        hashes, sources, lengths = array("q"), array("i"), array("i")
+        for at, key in enumerate(keys):
+            for p in prefixes(key, language):
+                hashes.append(hash(p))
+                sources.append(at)
+                lengths.append(len(p))
+            hashes.append(hash(WHOLE + key))
+            sources.append(at)
+            lengths.append(-1)
+            if len(hashes) >= self.CHUNK or at == len(keys) - 1:
+                h = np.asarray(hashes, dtype=np.int64)
+                order = np.argsort(h, kind="stable")
+                parts.append((h[order], np.asarray(sources, dtype=np.int32)[order],
+                              np.asarray(lengths, dtype=np.int32)[order]))
+                hashes, sources, lengths = array("q"), array("i"), array("i")
+        h, src, length = (map(np.concatenate, zip(*parts, strict=True)) if parts else
+                          (np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32)))
+        order = np.argsort(h, kind="stable")  # the chunks merged
+        h, src, length = h[order], src[order], length[order]
+        del order, parts
+        # owner: the first occurrence of the same string; a hash shared by two strings
+        # (rare) gives each its own entry.
+        owner = np.arange(len(h))
+        texts: dict[str, int] = {}
+        previous = -1  # the occurrence before x when x continues a run of equal hashes
+        for x in (np.flatnonzero(h[1:] == h[:-1]) + 1).tolist():
+            if x - 1 != previous:  # a run starts at x - 1
+                texts = {self.cut(int(src[x - 1]), int(length[x - 1])): x - 1}
+            owner[x] = texts.setdefault(self.cut(int(src[x]), int(length[x])), x)
+            previous = x
+        order = np.argsort(owner, kind="stable")
+        owner = owner[order]
+        self.starts = np.flatnonzero(np.concatenate([[True], owner[1:] != owner[:-1]])) \
+            if len(owner) else np.zeros(0, dtype=np.int64)
+        first = owner[self.starts]
+        self.hashes, self.src, self.length = h[first], src[first], length[first]
+        self.sources = src[order]
+
+    def cut(self, source: int, length: int) -> str:
+        key = self.keys[source]
+        return WHOLE + key if length < 0 else key[:length]
+
+    def text(self, entry: int) -> str:
+        return self.cut(int(self.src[entry]), int(self.length[entry]))
+
+    def members(self, kept: np.ndarray) -> np.ndarray:
+        """Which entries some kept key (a mask over ``keys``) has."""
+        if not len(self.starts):
+            return np.zeros(0, dtype=bool)
+        return np.logical_or.reduceat(kept[self.sources], self.starts)
+
+
+class KeySet:
+    """What ``filter_keys`` holds for some keys of a ``PrefixIndex``: a mask over its
+    entries (a byte each). A probe whose hash is found is compared with the members it
+    shares the hash with, so the answers are exactly the set's, collisions included."""
+
+    def __init__(self, index: PrefixIndex, kept: np.ndarray | None = None) -> None:
+        self.index = index
+        self.member = (np.ones(len(index.hashes), dtype=bool) if kept is None
+                       else index.members(kept))
+
+    @staticmethod
+    def of(keys: Iterable[str], language: str) -> KeySet:
+        """``filter_keys(keys, language)``."""
+        return KeySet(PrefixIndex(list(keys), language))
+
+    def __len__(self) -> int:
+        return int(self.member.sum())
+
+    def __contains__(self, probe: object) -> bool:
+        return isinstance(probe, str) and self.passes([probe])[0]
+
+    def passes(self, probes: Sequence[str]) -> list[bool]:
+        """Whether each probe is a member (as ``probe in filter_keys(...)``)."""
+        hashes, member = self.index.hashes, self.member
+        if not len(hashes) or not probes:
+            return [False] * len(probes)
+        h = np.fromiter(map(hash, probes), dtype=np.int64, count=len(probes))
+        at = np.searchsorted(hashes, h)
+        last = len(hashes) - 1
+        found = np.flatnonzero(hashes[np.minimum(at, last)] == h)
+        at, h = at[found], h[found]
+        # A hash no other entry shares (nearly all): one comparison with its member.
+        alone = (at == last) | (hashes[np.minimum(at + 1, last)] != h)
+        index = self.index
+        out = [False] * len(probes)
+        src = index.src[at]
+        many = getattr(index.keys, "many", None)
+        keys = many(src) if many is not None else [index.keys[i] for i in src.tolist()]
+        for x, a, hx, one, kept, key, length in zip(
+            found.tolist(), at.tolist(), h.tolist(), alone.tolist(), member[at].tolist(),
+            keys, index.length[at].tolist(), strict=True,
+        ):
+            if one:
+                out[x] = kept and (WHOLE + key if length < 0 else key[:length]) == probes[x]
+                continue
+            while a <= last and hashes[a] == hx and not out[x]:
+                out[x] = bool(member[a]) and index.text(a) == probes[x]
+                a += 1
+        return out
+
+    def members(self) -> Iterator[str]:
+        """Every member once, in hash order (what the model's Bloom filter is built from)."""
+        return map(self.index.text, np.flatnonzero(self.member).tolist())
 
 
 # Punctuation glued to a word (no white space between): an anchor key may begin or end so.

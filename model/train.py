@@ -19,11 +19,14 @@ import sqlite3
 import tempfile
 import time
 from array import array
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import islice
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import regex
@@ -45,6 +48,7 @@ from model.features import FEATURE_SETS, ablated_columns, candidate_rows, kurtos
 from model.parallel import (
     BATCH,
     Background,
+    _private_bytes,
     annotate,
     ordered_map,
     recorded,
@@ -60,7 +64,8 @@ from model.text import (
     MAX_NGRAM,
     STEM,
     TERMINATORS,
-    filter_keys,
+    KeySet,
+    PrefixIndex,
     learn_abbreviations,
     link_trail,
     listed_abbreviations,
@@ -611,6 +616,8 @@ class AnchorCounts:
     link_titles: list[FoldCounts] = field(default_factory=list)
     # The strings every fold's counts number (FoldCounts).
     names: Interned = field(default_factory=Interned)
+    # What every fold's dictionary reads (summed, title_index), computed once.
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def titles_for(self, fold: int | None) -> dict[str, set[str]]:
         """Title candidates of every fold but ``fold``: the articles' and the link targets'."""
@@ -621,18 +628,150 @@ class AnchorCounts:
             titles.setdefault(key, set()).add(target)
         return titles
 
+    def summed(self, name: str, fold: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """Every fold's ids of counter ``name`` and their counts in every fold but ``fold``
+        (0 where only ``fold`` has one): the all-fold sum, computed once before the fold
+        tasks fork and shared by them, less the fold's own counts."""
+        if name not in self._cache:
+            parts = getattr(self, name)
+            for part in parts:
+                part.flush()
+            self._cache[name] = _summed(
+                np.concatenate([np.zeros(0, dtype=np.int64)] + [p.ids for p in parts]),
+                np.concatenate([np.zeros(0, dtype=np.int32)] + [p.counts for p in parts]),
+            )
+        ids, counts = self._cache[name]
+        if fold is None:
+            return ids, counts
+        own = getattr(self, name)[fold]
+        counts = counts.copy()
+        counts[np.searchsorted(ids, own.ids)] -= own.counts
+        return ids, counts
+
     def total(self, name: str, fold: int | None) -> Counter:
-        """The counts of every fold but ``fold``, summed, as a Counter (what the anchor
-        dictionary is built from: a fold task's transient, not held)."""
-        parts = [part for f, part in enumerate(getattr(self, name)) if f != fold]
+        """The counts of every fold but ``fold``, summed, as a Counter (a slice's link
+        titles: small)."""
+        parts = getattr(self, name)
         if not parts:
             return Counter()
-        for part in parts:
-            part.flush()
-        ids, counts = _summed(np.concatenate([p.ids for p in parts]),
-                              np.concatenate([p.counts for p in parts]))
+        ids, counts = self.summed(name, fold)
+        present = counts > 0
         decode = parts[0]._decode
-        return Counter(dict(zip(map(decode, ids.tolist()), counts.tolist(), strict=True)))
+        return Counter(dict(zip(map(decode, ids[present].tolist()), counts[present].tolist(),
+                                strict=True)))
+
+    def title_index(self, fold: int | None, classes: bool) -> _TitleIndex:
+        """The keys with title or redirect candidates in the dictionary of every fold but
+        ``fold`` (stem classes: whose members have some): their interned ids, sorted; the
+        others, which no counter numbers, so never linked or seen; the key -> (titles,
+        redirects) function; where each key's run of pairs starts, and its key; every
+        candidate key's id, where each interned id is among them and its run. Shared by the
+        fold tasks where it is the same for every fold (a complete dump: no link titles)."""
+        cached = (classes, None if not self.link_titles else fold)
+        if cached in self._cache:
+            return self._cache[cached]
+        titles, redirects = self.titles_for(fold), self.redirects
+        if classes:
+            members = self.members
+
+            def candidates(c: str) -> tuple[set[str], set[str]]:
+                ks = members.get(c, ())
+                return (set().union(*(titles[k] for k in ks if k in titles)),
+                        set().union(*(redirects[k] for k in ks if k in redirects)))
+
+            keys: Iterable[str] = (c for c, ks in members.items()
+                                   if any(k in titles or k in redirects for k in ks))
+        else:
+            def candidates(k: str) -> tuple[set[str], set[str]]:
+                return titles.get(k, set()), redirects.get(k, set())
+
+            keys = titles.keys() | redirects.keys()
+        ids, unnamed = array("q"), set()
+        for k in keys:
+            i = self.names.ids.get(k)
+            if i is None:
+                unnamed.add(k)
+            else:
+                ids.append(i)
+        titled = np.unique(np.asarray(ids, dtype=np.int64))
+        # The pairs' runs of one key (every fold's), and every candidate key: linked or titled.
+        keys = self.summed("stem_pairs" if classes else "pairs", None)[0] >> 32
+        starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) \
+            if len(keys) else np.zeros(0, dtype=np.int64)
+        linked = keys[starts]
+        del keys
+        every = np.union1d(linked, titled)
+        run = np.searchsorted(linked, every)
+        has_run = run < len(linked)
+        has_run[has_run] = linked[run[has_run]] == every[has_run]
+        where = np.full(len(self.names.strings), -1, dtype=np.int32)
+        where[every] = np.arange(len(every), dtype=np.int32)
+        index = _TitleIndex(titled, tuple(sorted(unnamed)), candidates, starts, linked, every,
+                            where, np.where(has_run, run, -1).astype(np.int32))
+        self._cache[cached] = index
+        return index
+
+    def prefix_index(self, fold: int | None, language: str) -> PrefixIndex:
+        """The prefixes of every candidate key of the dictionaries (``title_index``; the
+        exact keys', then the stem classes'), built once where every fold has the same
+        candidates, before the fold tasks fork: a fold's key filter is a mask over it."""
+        cached = ("prefixes", language, None if not self.link_titles else fold)
+        if cached not in self._cache:
+            parts = [self.title_index(fold, classes) for classes in (False, True)[
+                : 1 + bool(self.members)]]
+            self._cache[cached] = PrefixIndex(
+                _Candidates(self.names.strings, [(p.keys, p.unnamed) for p in parts]), language)
+        return self._cache[cached]
+
+
+class _TitleIndex(NamedTuple):
+    """``AnchorCounts.title_index``: what every fold's dictionary of one kind shares."""
+
+    titled: np.ndarray  # interned ids of the keys with title candidates, sorted
+    unnamed: tuple[str, ...]  # the keys with title candidates that have no id, sorted
+    candidates: Callable[[str], tuple[set[str], set[str]]]  # key -> (titles, redirects)
+    starts: np.ndarray  # where each key's run of (key, target) pairs starts
+    linked_keys: np.ndarray  # the key of each run
+    keys: np.ndarray  # every candidate key's id: linked in some fold or titled, sorted
+    where: np.ndarray  # interned id -> its place in keys, or -1
+    run_of: np.ndarray  # a candidate key's run, or -1
+
+
+class _Candidates(Sequence):
+    """Candidate keys by number: each table's numbered keys (by id), then its unnumbered
+    ones; read one at a time, so a forked worker touches only the strings it asks for."""
+
+    def __init__(self, strings: list[str], parts: list[tuple[np.ndarray, tuple[str, ...]]]):
+        self.strings, self.parts = strings, parts
+        self.size = sum(len(ids) + len(unnamed) for ids, unnamed in parts)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, i):  # type: ignore[override]
+        ids, unnamed = self.parts[0]
+        if i < len(ids):  # the common case: an exact key with counts
+            return self.strings[ids[i]]
+        for ids, unnamed in self.parts:
+            if i < len(ids):
+                return self.strings[ids[i]]
+            i -= len(ids)
+            if i < len(unnamed):
+                return unnamed[i]
+            i -= len(unnamed)
+        raise IndexError(i)
+
+    def __iter__(self) -> Iterator[str]:
+        for ids, unnamed in self.parts:
+            yield from map(self.strings.__getitem__, ids.tolist())
+            yield from unnamed
+
+    def many(self, at: np.ndarray) -> list[str]:
+        """The keys numbered ``at`` (a probe's hits, checked at once)."""
+        ids = self.parts[0][0]
+        if len(at) and at.max() < len(ids):
+            return list(map(self.strings.__getitem__, ids[at].tolist()))
+        return [self[i] for i in at.tolist()]
 
 
 def _title_anchor_key(corpus: Corpus, name: str, target: str, complete: bool) -> str:
@@ -790,7 +929,7 @@ def _link_pairs(corpus: Corpus, record: dict, complete: bool) -> set[tuple[str, 
     return pairs
 
 
-def anchors_from(counts: AnchorCounts, fold: int | None, settings: Settings) -> dict[str, Anchor]:
+def anchors_from(counts: AnchorCounts, fold: int | None, settings: Settings) -> _Joined:
     """The anchor dictionary of every fold but ``fold`` (None: of all of them).
 
     A link-derived anchor needs SPEC §2's link probability. A title or redirect title counts
@@ -798,89 +937,186 @@ def anchors_from(counts: AnchorCounts, fold: int | None, settings: Settings) -> 
     unlinked on so many pages that it is a common word ("The", one letter), whatever the
     wiki's size: (linked + 1) / (seen + 1) >= min_link_prob. On a slice, the titles include
     the link targets outside the file that the pages of every fold but ``fold`` link.
+    Stem classes: a title's or redirect's class holds its article as a candidate too, and
+    a class lists its members that are exact keys of this dictionary.
     """
-    all_titles = counts.titles_for(fold)
-    anchors = _anchors(
-        counts.total("pairs", fold),
-        counts.total("linked", fold),
-        counts.total("seen", fold),
-        all_titles,
-        counts.redirects,
-        settings,
+    exact = AnchorTable(counts, fold, settings)
+    classes = AnchorTable(counts, fold, settings, exact) if counts.members else None
+    return _Joined(counts, fold, exact, classes)
+
+
+def _keep(total, linked, pages, appears, titled, settings: Settings):
+    """Which keys are anchors (SPEC §2, and titles as one more linking page), on arrays:
+    (kept, kept by a title candidate)."""
+    prob = np.divide(pages, appears, out=np.zeros(len(pages)), where=appears > 0)
+    link_ok = linked & (total >= settings.min_anchor_count) & (prob >= settings.min_link_prob)
+    title_ok = titled & ((pages + 1) / (appears + 1) >= settings.min_link_prob)
+    return link_ok | title_ok, title_ok
+
+
+def _anchor(
+    key: str,
+    links: list[tuple[str, int]],
+    pages: int,
+    appears: int,
+    title_ok: bool,
+    title_of: set[str],
+    redirect_of: set[str],
+    members: Iterable[str] | None,
+) -> Anchor:
+    """A kept key's entry: its targets ranked (the titles' after the links'), rounded stats."""
+    total = sum(n for _, n in links)
+    prob = pages / appears if appears else 0.0
+    extra = sorted((title_of | redirect_of) - {t for t, _ in links}) if title_ok else []
+    ranked = sorted(links, key=lambda kv: (-kv[1], kv[0]))[: MAX_TARGETS - len(extra)]
+    targets = tuple(ranked) + tuple((t, 0) for t in extra)
+    kept = {t for t, _ in targets}
+    return Anchor(
+        key=key,
+        targets=targets,
+        total=total,
+        link_prob=round(prob, 6),
+        kurtosis=round(kurtosis([n for _, n in ranked]), 6),
+        unlinked=appears - pages,
+        titles=tuple(sorted(title_of & kept)),
+        redirects=tuple(sorted(redirect_of & kept)),
+        members=tuple(sorted(members)[:MAX_MEMBERS]) if members is not None else (),
     )
-    if counts.members:
-        # Stem classes: a title's or redirect's class holds its article as a candidate too.
-        titles: dict[str, set[str]] = defaultdict(set)
-        redirects: dict[str, set[str]] = defaultdict(set)
-        stem_of = {k: c for c, ks in counts.members.items() for k in ks}
-        # Members are exact keys of this dictionary (not of the fold left out).
-        members = {c: {k for k in ks if k in anchors} for c, ks in counts.members.items()}
-        for table, out in ((all_titles, titles), (counts.redirects, redirects)):
-            for k, targets in table.items():
-                if k in stem_of:
-                    out[stem_of[k]] |= targets
-        anchors.update(
-            _anchors(
-                counts.total("stem_pairs", fold),
-                counts.total("stem_linked", fold),
-                counts.total("stem_seen", fold),
-                titles,
-                redirects,
-                settings,
-                members,
-            )
-        )
-    return anchors
 
 
-def _anchors(
-    pairs: Counter,
-    linked: Counter,
-    seen: Counter,
-    titles: dict[str, set[str]],
-    redirects: dict[str, set[str]],
-    settings: Settings,
-    members: dict[str, set[str]] | None = None,
-) -> dict[str, Anchor]:
-    by_key: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for (key, target), n in pairs.items():
-        by_key[key].append((target, n))
-    anchors = {}
-    for key in sorted(by_key.keys() | titles.keys() | redirects.keys()):
-        links = by_key.get(key, [])
-        total = sum(n for _, n in links)
-        pages = linked[key]
-        appears = max(seen[key], pages)
-        prob = pages / appears if appears else 0.0
-        link_ok = bool(links) and total >= settings.min_anchor_count
-        link_ok = link_ok and prob >= settings.min_link_prob
-        title_of = titles.get(key, set())
-        redirect_of = redirects.get(key, set())
-        title_ok = bool(title_of | redirect_of)
-        title_ok = title_ok and (pages + 1) / (appears + 1) >= settings.min_link_prob
-        if not (link_ok or title_ok):
-            continue
-        extra = sorted((title_of | redirect_of) - {t for t, _ in links}) if title_ok else []
-        ranked = sorted(links, key=lambda kv: (-kv[1], kv[0]))[: MAX_TARGETS - len(extra)]
-        targets = tuple(ranked) + tuple((t, 0) for t in extra)
-        kept = {t for t, _ in targets}
-        anchors[key] = Anchor(
-            key=key,
-            targets=targets,
-            total=total,
-            link_prob=round(prob, 6),
-            kurtosis=round(kurtosis([n for _, n in ranked]), 6),
-            unlinked=appears - pages,
-            titles=tuple(sorted(title_of & kept)),
-            redirects=tuple(sorted(redirect_of & kept)),
-            members=tuple(sorted(members.get(key, ()))[:MAX_MEMBERS]) if members else (),
-        )
-    return anchors
+def _count_at(ids: np.ndarray, counts: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """``counts`` of each of ``keys`` in the sorted ``ids`` (0 where absent)."""
+    if not len(ids):
+        return np.zeros(len(keys), dtype=np.int64)
+    at = np.minimum(np.searchsorted(ids, keys), len(ids) - 1)
+    return np.where(ids[at] == keys, counts[at], 0).astype(np.int64)
+
+
+class AnchorTable(Mapping):
+    """One anchor dictionary (exact keys, or stem classes) as arrays over the shared counts.
+
+    What a fold task held as a dict of ``Anchor`` objects, built from Counters of strings
+    decoded from the counts (~112 GB projected at enwiki's size for a worker), is here its
+    counts of every fold but this one, aligned with the all-fold arrays the fold tasks
+    share, and which candidate keys pass; an ``Anchor`` is made (``_anchor``) when a key is
+    asked for, the last ones asked for kept. The filter is ``_keep``'s: the same keys, the
+    same entries as a dict built key by key.
+    """
+
+    CACHED = 1 << 14  # Anchors kept made (the keys a fold's pages ask for again)
+
+    def __init__(self, counts: AnchorCounts, fold: int | None, settings: Settings,
+                 exact: Mapping | None = None) -> None:
+        prefix = "stem_" if exact is not None else ""
+        self.names = counts.names
+        self.pairs, self.pair_counts = counts.summed(prefix + "pairs", fold)
+        self.index = index = counts.title_index(fold, exact is not None)
+        self.unnamed, self.candidates = index.unnamed, index.candidates
+        self.exact = exact
+        self.members = counts.members
+        total = (np.add.reduceat(self.pair_counts.astype(np.int64), index.starts)
+                 if len(index.starts) else np.zeros(0, dtype=np.int64))
+        total = _count_at(index.linked_keys, total, index.keys)
+        pages = _count_at(*counts.summed(prefix + "linked", fold), index.keys)
+        appears = np.maximum(_count_at(*counts.summed(prefix + "seen", fold), index.keys), pages)
+        has_title = np.isin(index.keys, index.titled, assume_unique=True)
+        self.kept, self.title_ok = _keep(total, total > 0, pages, appears, has_title, settings)
+        del total, has_title
+        self.pages, self.appears = pages.astype(np.int32), appears.astype(np.int32)
+        zero = np.zeros(1, dtype=np.int64)
+        # A key no counter numbers has no counts: its title decides alone.
+        self.unnamed_kept = bool(_keep(zero, zero > 0, zero, zero, np.ones(1, bool),
+                                       settings)[0][0]) and bool(self.unnamed)
+        self._size = int(self.kept.sum()) + (len(self.unnamed) if self.unnamed_kept else 0)
+        self._made = lru_cache(maxsize=self.CACHED)(self._make)
+
+    def _at(self, key: object) -> int:
+        """Where a kept key is in ``self.keys``; -1 for an unnumbered kept key; -2: none."""
+        i = self.names.ids.get(key) if isinstance(key, str) else None
+        if i is None:
+            at = bisect_left(self.unnamed, key) if self.unnamed_kept else len(self.unnamed)
+            return -1 if at < len(self.unnamed) and self.unnamed[at] == key else -2
+        at = int(self.index.where[i])
+        return at if at >= 0 and self.kept[at] else -2
+
+    def __contains__(self, key: object) -> bool:
+        return self._at(key) > -2
+
+    def __getitem__(self, key: str) -> Anchor:
+        at = self._at(key)
+        if at == -2:
+            raise KeyError(key)
+        return self._made(key, at)
+
+    def _make(self, key: str, at: int) -> Anchor:
+        links: list[tuple[str, int]] = []
+        pages = appears = 0
+        if at >= 0:
+            run, starts = int(self.index.run_of[at]), self.index.starts
+            if run >= 0:
+                stop = starts[run + 1] if run + 1 < len(starts) else len(self.pairs)
+                rows = slice(int(starts[run]), int(stop))
+                strings = self.names.strings
+                links = [(strings[t & 0xFFFFFFFF], n) for t, n in
+                         zip(self.pairs[rows].tolist(), self.pair_counts[rows].tolist(),
+                             strict=True) if n]
+            pages, appears = int(self.pages[at]), int(self.appears[at])
+        title_ok = bool(self.title_ok[at]) if at >= 0 else True
+        title_of, redirect_of = self.candidates(key)
+        members = None
+        if self.exact is not None:
+            members = [k for k in self.members.get(key, ()) if k in self.exact]
+        return _anchor(key, links, pages, appears, title_ok, title_of, redirect_of, members)
+
+    def kept_candidates(self) -> np.ndarray:
+        """Which of its candidate keys (``_Candidates`` order) this dictionary holds."""
+        return np.concatenate([self.kept, np.full(len(self.unnamed), self.unnamed_kept)])
+
+    def __iter__(self) -> Iterator[str]:
+        strings = self.names.strings
+        keys = [strings[i] for i in self.index.keys[self.kept].tolist()]
+        if self.unnamed_kept:
+            keys += self.unnamed
+        return iter(sorted(keys))
+
+    def __len__(self) -> int:
+        return self._size
+
+
+class _Joined(Mapping):
+    """The exact keys' dictionary, then the stem classes' (``STEM`` keys): one dictionary."""
+
+    def __init__(self, counts: AnchorCounts, fold: int | None, exact: AnchorTable,
+                 classes: AnchorTable | None) -> None:
+        self.counts, self.fold = counts, fold
+        self.exact, self.classes = exact, classes if classes is not None else {}
+
+    def filter(self, language: str) -> KeySet:
+        """``filter_keys(self, language)``: a mask over the shared ``prefix_index``."""
+        tables = [self.exact] + ([self.classes] if isinstance(self.classes, AnchorTable) else [])
+        kept = np.concatenate([t.kept_candidates() for t in tables])
+        return KeySet(self.counts.prefix_index(self.fold, language), kept)
+
+    def _part(self, key: object) -> Mapping:
+        return self.classes if isinstance(key, str) and key.startswith(STEM) else self.exact
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._part(key)
+
+    def __getitem__(self, key: str) -> Anchor:
+        return self._part(key)[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.exact
+        yield from self.classes
+
+    def __len__(self) -> int:
+        return len(self.exact) + len(self.classes)
 
 
 def build_anchors(
     corpus: Corpus, include: set[str] | None, settings: Settings, complete: bool
-) -> dict[str, Anchor]:
+) -> Mapping:
     """The anchor dictionary of the given articles (all of them when ``include`` is None)."""
     counts = count_anchors(corpus, include, complete, settings.seed, settings.folds,
                            link_titles=settings.link_titles)
@@ -1207,17 +1443,17 @@ def project_fold(
 class _Lookup:
     """The in-memory view of freshly built datasets that training pairs are computed from.
 
-    ``keys`` is the exact set the Bloom filter is built from, so training walks the
+    ``keys`` holds exactly what the Bloom filter is built from, so training walks the
     same n-grams as the recommender (which only adds the filter's rare false positives).
     """
 
     def __init__(
         self,
-        anchors: dict[str, Anchor],
+        anchors: Mapping[str, Anchor],
         entities,
         vectors,
         features: str,
-        keys: set[str] | None = None,
+        keys: KeySet | None = None,
         trail: str | None = None,
         endings: Iterable[str] = (),
         abbreviations: frozenset[str] = frozenset(),
@@ -1229,14 +1465,14 @@ class _Lookup:
             vectors,
             features,
         )
-        self.keys = keys if keys is not None else filter_keys(anchors, "en")
+        self.keys = keys if keys is not None else KeySet.of(anchors, "en")
         self.trail = trail
         self.endings = frozenset(endings)
         self.abbreviations = abbreviations
         self.stemmer = stemmer
 
     def passes(self, keys: list[str]) -> list[bool]:
-        return [k in self.keys for k in keys]
+        return self.keys.passes(keys)
 
     def lookup(self, keys: Iterable[str]) -> dict[str, Anchor]:
         return {k: a for k in keys if (a := self.anchors.get(k)) is not None}
@@ -1598,9 +1834,9 @@ def build_model(
     abbreviations = sentence_rules()
     with stage("anchor dictionary"):
         anchors = anchors_from(counts, None, settings)
-    if not anchors:
-        raise TrainingError("no anchors survived the filters; the dump is too small")
-    keys = sorted(filter_keys(anchors, language))
+        if not anchors:
+            raise TrainingError("no anchors survived the filters; the dump is too small")
+        keys = anchors.filter(language)  # and the prefixes every fold's filter masks
     # Cross-fitting: a fold's training rows see anchors and vectors of the other folds only,
     # so no row's features contain the link it is labelled with.
     members: list[set[str]] = [set() for _ in range(settings.folds)]
@@ -1614,25 +1850,28 @@ def build_model(
     lines = _fold_lines(corpus, pair_include, settings, workers)
 
     def fold_rows(f: int) -> tuple[list[tuple[int, np.ndarray, np.ndarray, np.ndarray,
-                                              np.ndarray]], float]:
+                                              np.ndarray]], float, tuple[float, float]]:
         """Fold f's model (anchors and vectors of the other folds) and the training rows of
-        its articles, each with its corpus line; and the CPU seconds the model took.
+        its articles, each with its corpus line; and the CPU seconds the model took and the
+        private memory (MB) its vectors, then the whole model, added to its process.
 
         One task per fold, in one worker: the fold model is built where it is used and never
         crosses a pipe (five of them pickled back and inherited by the pair workers cost
         more CPU than building them), and a worker holds one fold model at a time."""
-        started = time.process_time()
+        started, before = time.process_time(), _private_bytes()
         if embedding is not None:
             fold_entities, fold_vectors = project_fold(embedding, members[f])
         else:
             fold_entities, fold_vectors = build_vectors(graph, settings.seed, exclude=members[f])
+        with_vectors = (_private_bytes() - before) / 2**20
         fold_anchors = anchors_from(counts, f, settings)
         lookup = _Lookup(
             fold_anchors, fold_entities, fold_vectors, settings.features,
-            filter_keys(fold_anchors, language), trail, endings, abbreviations,
+            fold_anchors.filter(language), trail, endings, abbreviations,
             Stemmer(counts.stemmer),
         )
         built = time.process_time() - started
+        grown = (_private_bytes() - before) / 2**20  # the fold model's own memory
         out = []
         with open(corpus.path, "rb") as f_in:
             for i in lines[f]:
@@ -1647,7 +1886,7 @@ def build_model(
                     np.asarray([g[2] for g in got], dtype=np.int64),
                     np.asarray([g[3] for g in got], dtype=np.int8),  # UNLINKED, PROBE, ...
                 ))
-        return out, built
+        return out, built, (with_vectors, grown)
 
     # The rows arrive as one small array per article and are joined once, in corpus order
     # (the folds' lists merged by line): no Python list of rows (a float object per
@@ -1655,9 +1894,11 @@ def build_model(
     with stage("fold models and pairs"):
         folds = list(progress(ordered_map(fold_rows, range(settings.folds), workers, batch=1),
                               "fold models and pairs", total=settings.folds, unit="folds"))
-        annotate(fold_models_cpu_s=round(sum(built for _, built in folds), 3))
-        fold_of_line = {i: f for f, (rows, _) in enumerate(folds) for i, *_ in rows}
-        merged = heapq.merge(*(rows for rows, _ in folds), key=lambda r: r[0])
+        annotate(fold_models_cpu_s=round(sum(built for _, built, _ in folds), 3),
+                 fold_vectors_private_mb=round(max(grown[0] for *_, grown in folds), 1),
+                 fold_model_private_mb=round(max(grown[1] for *_, grown in folds), 1))
+        fold_of_line = {i: f for f, (rows, *_) in enumerate(folds) for i, *_ in rows}
+        merged = heapq.merge(*(rows for rows, *_ in folds), key=lambda r: r[0])
         xs, ys, fs, ms, ps = [], [], [], [], []
         base = 0
         for i, x, y, mention, probe in merged:
@@ -1723,7 +1964,9 @@ def build_model(
         checksums["model"] = classifier_checksum(tmp)
         size, hashes = Bloom.sized(len(keys))
         bloom = Bloom(np.zeros(size, dtype=np.uint8), hashes)
-        bloom.add(keys)
+        members = keys.members()
+        while batch := list(islice(members, 1 << 20)):
+            bloom.add(batch)  # the same bits for any order and batches
         np.save(tmp / "anchors.bloom.npy", bloom.bits)
         manifest = {
             "wiki": corpus.site.dbname,

@@ -176,7 +176,6 @@ def test_probe_rows_are_the_candidates_the_backtest_scores(ltg_corpus, tmp_path)
     """
     from model.backtest import probes
     from model.recommend import score, select
-    from model.text import filter_keys
     from model.train import PROBE, PROBE_OVERLAPPED, build_model
 
     corpus, settings = ltg_corpus, Settings()
@@ -192,7 +191,7 @@ def test_probe_rows_are_the_candidates_the_backtest_scores(ltg_corpus, tmp_path)
     entities, vectors = build_vectors(link_graph(corpus, None), settings.seed)
     lookup = _Lookup(
         anchors, entities, vectors, settings.features,
-        filter_keys(anchors, corpus.site.language), model.trail, model.trail_endings,
+        anchors.filter(corpus.site.language), model.trail, model.trail_endings,
         model.abbreviations, Stemmer(counts.stemmer),
     )
     pages = same = kept_same = shared_positives = 0

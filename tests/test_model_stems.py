@@ -154,10 +154,10 @@ def test_a_stem_match_is_written_with_the_trail_where_the_wiki_allows_it():
 
 def test_training_sees_an_inflected_link_as_a_positive_of_the_stem_mention():
     stemmer, anchors, keys = _stem_model("uk", UK, "Україна")
-    from model.text import filter_keys
+    from model.text import KeySet
 
     lookup = _Lookup(anchors, {}, np.zeros((1, 4), dtype=np.float32), "full",
-                     filter_keys(anchors, "uk"), link_trail("uk"), [], frozenset(), stemmer)
+                     KeySet.of(anchors, "uk"), link_trail("uk"), [], frozenset(), stemmer)
     text = "Він жив в Україні до війни."
     a = text.find("Україні")
     record = {"t": "Тест", "l": [["Україна", "Україні"]], "x": [[text, [[a, a + 7, "Україна"]]]]}
@@ -197,10 +197,10 @@ def test_training_labels_a_trail_mention_by_its_exact_span():
     [[Лондон|Лондонові]] it is a negative (the backtest counts it right: the same linked
     word; as a positive or left out it cost precision at 0.7, docs/model.md)."""
     stemmer, anchors, keys = _stem_model("uk", UK, "Лондон")
-    from model.text import filter_keys
+    from model.text import KeySet
 
     lookup = _Lookup(anchors, {}, np.zeros((1, 4), dtype=np.float32), "full",
-                     filter_keys(anchors, "uk"), link_trail("uk"), ["ові"], frozenset(), stemmer)
+                     KeySet.of(anchors, "uk"), link_trail("uk"), ["ові"], frozenset(), stemmer)
     text = "Він жив у Лондонові до війни."
     a = text.find("Лондонові")
 
