@@ -54,6 +54,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 EN = REPO.parent / "shared" / "data" / "dumps" / "enwiki-20160501-sample.xml.bz2"
 ENWIKI_ARTICLES = 7_028_569
+# The link graph's nodes: every article and every title linked (red links too). Taken as the
+# articles (red-link targets add to it: ~1.8 KB of SVD blocks and ~1 KB of a fold task's
+# blocks per extra node, docs/model.md).
+ENWIKI_NODES = ENWIKI_ARTICLES
 ENWIKI_WORDS_PER_ARTICLE = 702
 ENWIKI_BZ2_BYTES = 24.05e9
 CORES = 16
@@ -162,16 +166,21 @@ def project(en: dict, scale: dict, svd: list[dict], fold_vectors: str = "project
     out["anchor dictionary"] = {"serial_cpu_s": per_link * links, "parallel_cpu_s": 0.0,
                                 "wall_s": per_link * links}
     # The SVD as training runs it (svd_scale.py's "model" rows: the link graph's CSR and
-    # the range finder on B + B.T as a product), from the largest graph measured, linear in
-    # edges: an upper bound for memory (its blocks grow with nodes, and enwiki has more
-    # links per node than the synthetic graph's ~21); enwiki's graph has about one edge per
-    # distinct link (counted here as every link: an upper bound too).
+    # the range finder on B + B.T as a product), from the largest graph measured: its CPU
+    # linear in edges (the sparse products), its memory split as measured — the edges
+    # (``edges_mb``) linear in links, the rest (the n x 60 float64 blocks, the QR's
+    # workspace, the result) linear in nodes (4.5x from 10^6 to 5x10^6 nodes). enwiki's
+    # graph has about one edge per distinct link (counted here as every link: an upper
+    # bound). ``svd_rss_gb_linear_in_links`` keeps the older, cruder upper bound.
     model_rows = [r for r in svd if r["method"] in ("model", "model+fold") and "error" not in r]
     largest = max(r["nodes"] for r in model_rows)
     ref = next(r for r in model_rows if r["method"] == "model" and r["nodes"] == largest)
     factor = links / ref["edges"]
+    nodes_factor = ENWIKI_NODES / ref["nodes"]
     svd_cpu = ref["svd_cpu_s"] * factor
-    svd_rss_gb = ref["peak_rss_mb"] / 1024 * factor
+    edges_mb = ref.get("edges_mb", 0.0)
+    svd_rss_gb = ((ref["peak_rss_mb"] - edges_mb) * nodes_factor + edges_mb * factor) / 1024
+    svd_rss_gb_linear = ref["peak_rss_mb"] / 1024 * factor
     out["vectors"] = {"serial_cpu_s": svd_cpu, "parallel_cpu_s": 0.0, "wall_s": svd_cpu,
                       "peak_rss_gb": svd_rss_gb}
     # Fold models: per fold, its vectors (Settings.fold_vectors: "projection", the graph
@@ -186,8 +195,8 @@ def project(en: dict, scale: dict, svd: list[dict], fold_vectors: str = "project
     if projected and fold_ref is not None:
         fold_vectors_cpu = fold_ref["fold_cpu_s"] * factor
         # Its own blocks in a forked task: the output and the masked basis (n x 50 doubles
-        # each) and the float32 result; the nodes scaled with the links as above.
-        fold_blocks_gb = 2.5 * fold_ref["nodes"] * factor * 50 * 8 / 2**30
+        # each) and the float32 result, n = enwiki's nodes.
+        fold_blocks_gb = 2.5 * ENWIKI_NODES * 50 * 8 / 2**30
     else:
         fold_vectors_cpu, fold_blocks_gb = svd_cpu, svd_rss_gb
     fold_mb = folds_run["worker_private_peak_mb"]
@@ -269,6 +278,7 @@ def project(en: dict, scale: dict, svd: list[dict], fold_vectors: str = "project
                      "largest_process_gb_linear_in_articles": round(linear_gb, 1),
                      "main_process_mb_by_stage": main_stage_mb,
                      "svd_of_the_whole_graph_gb": round(svd_rss_gb, 1),
+                     "svd_rss_gb_linear_in_links": round(svd_rss_gb_linear, 1),
                      "fold_task_gb": round(fold_task_gb, 1)},
     }
 
