@@ -1,7 +1,7 @@
 """Title tables held whole during training, in a few flat buffers instead of Python dicts.
 
 A training keeps every article title (title -> page id) and every redirect (title -> its
-resolved target) for its whole run: enwiki has ~7 M articles and ~10 M redirects. As dicts of
+resolved target) for its whole run: enwiki has ~7 M articles and millions of redirects. As dicts of
 ``str`` each entry costs ~150-250 bytes (the string objects, a dict slot, an ``int`` object),
 several GB in the main process; and a forked worker that reads a value increments its
 reference count, so the pages holding it become the worker's own copy. Here the strings are
@@ -127,21 +127,21 @@ class TitleTable(MutableMapping, Generic[V]):
         if 2 * len(self) > len(self._slots):  # at most half full: short probe runs
             self._grow()
 
+    def _entry(self, key: object) -> int:
+        """The entry of ``key``; -1 when absent (anything but a ``str`` is)."""
+        return self._find(key.encode("utf-8", _ANY))[1] if isinstance(key, str) else -1
+
     def __getitem__(self, key: str) -> V:
-        if not isinstance(key, str):
-            raise KeyError(key)
-        _, entry = self._find(key.encode("utf-8", _ANY))
+        entry = self._entry(key)
         if entry < 0:
             raise KeyError(key)
         return self._value(entry)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self._find(key.encode("utf-8", _ANY))[1] >= 0
+        return self._entry(key) >= 0
 
     def get(self, key: str, default=None):  # type: ignore[override]
-        if not isinstance(key, str):
-            return default
-        _, entry = self._find(key.encode("utf-8", _ANY))
+        entry = self._entry(key)
         return default if entry < 0 else self._value(entry)
 
     def __delitem__(self, key: str) -> None:
@@ -154,9 +154,3 @@ class TitleTable(MutableMapping, Generic[V]):
     def items(self) -> Iterator[tuple[str, V]]:  # type: ignore[override]
         keys = self._keys
         return ((keys[i], self._value(i)) for i in range(len(self)))
-
-    def nbytes(self) -> int:
-        """Bytes of the buffers (what the table holds beyond a few objects)."""
-        buffers = (self._keys.data, self._keys.offsets, self._ints, self._strs, self._bounds,
-                   self._hashes, self._slots)
-        return sum(len(b) * getattr(b, "itemsize", 1) for b in buffers)
