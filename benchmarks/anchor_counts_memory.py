@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib.util
-import json
 import sys
 import tempfile
 import tracemalloc
@@ -24,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backtest_all import chosen_dumps, dump_options  # noqa: E402 - benchmarks/, sys.path[0]
+from backtest_all import chosen_dumps, dump_options, write_results  # noqa: E402 - benchmarks/, sys.path[0]
 
 from model import train  # noqa: E402
 
@@ -65,8 +64,7 @@ def main() -> int:
         print(f"| {corpus.site.dbname} | {b['fold_entries']:,} | {a['held_mb']} "
               f"({a['bytes_per_entry']}) | {b['held_mb']} ({b['bytes_per_entry']}) |", flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"command": " ".join(sys.argv), "results": results},
-                                        indent=1) + "\n")
+        write_results(args.json, results)
     return 0
 
 

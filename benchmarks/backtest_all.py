@@ -218,6 +218,12 @@ def chosen_dumps(args: argparse.Namespace) -> list[Path]:
     return dumps
 
 
+def write_results(path: Path, results: list) -> None:
+    """A benchmark's rows as JSON, with the command that made them."""
+    path.write_text(json.dumps({"command": " ".join(sys.argv), "results": results}, indent=1)
+                    + "\n")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     dump_options(p)

@@ -21,7 +21,6 @@ near the converged fold SVD.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -30,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backtest_all import chosen_dumps, dump_options  # noqa: E402 - benchmarks/, sys.path[0]
+from backtest_all import chosen_dumps, dump_options, write_results  # noqa: E402 - benchmarks/, sys.path[0]
 
 from model.train import (  # noqa: E402
     _directed,
@@ -106,8 +105,7 @@ def main() -> int:
         print(f"| {r['wiki']} | " + " | ".join(f"{r[n]['pos']:.3f} / {r[n]['neg']:.3f}"
                                               for n in names) + " |", flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"command": " ".join(sys.argv), "results": results},
-                                        indent=1) + "\n")
+        write_results(args.json, results)
     return 0
 
 

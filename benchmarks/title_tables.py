@@ -1,6 +1,6 @@
 """Memory and lookup time of the training's title tables: dicts of strings vs ``TitleTable``.
 
-    .venv/bin/python benchmarks/title_tables.py [--dumps DIR] [--json OUT]
+    .venv/bin/python benchmarks/title_tables.py [--dumps DIR] [--only WIKI] [--json OUT]
 
 Per shared dump: its article titles (title -> page id) and redirects (title -> target), as
 training holds them for its whole run (``model.train.Corpus``). Memory is what Python's
@@ -26,11 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from backtest_all import chosen_dumps, dump_options  # noqa: E402 - benchmarks/, sys.path[0]
+
 from model.dump import pages  # noqa: E402
 from model.tables import TitleTable  # noqa: E402
 from model.wikitext import parse  # noqa: E402
 
-DEFAULT_DUMPS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "dumps"
 ENWIKI_ARTICLES = 7_028_569
 REDIRECTS_PER_ARTICLE = 0.83
 
@@ -56,22 +57,18 @@ def lookup_ns(table, probes: list[str]) -> float:
 
 
 def measure(name: str, pairs: list[tuple[bytes, object]], kind: str) -> dict:
-    def as_dict():
-        return {k.decode("utf-8"): (v.decode("utf-8") if kind == "str" else v) for k, v in pairs}
+    def decoded():  # the strings made inside the traced window
+        return ((k.decode("utf-8"), v.decode("utf-8") if kind == "str" else v) for k, v in pairs)
 
-    def as_table():
-        return TitleTable(kind, ((k.decode("utf-8"), v.decode("utf-8") if kind == "str" else v)
-                                 for k, v in pairs))
-
-    plain, dict_bytes = retained(as_dict)
-    table, table_bytes = retained(as_table)
+    plain, dict_bytes = retained(lambda: dict(decoded()))
+    table, table_bytes = retained(lambda: TitleTable(kind, decoded()))
     keys = list(plain)
     assert list(table.items()) == list(plain.items())  # type: ignore[attr-defined]
     probes = keys[::3] + [k + " \u2060" for k in keys[1::3]]
-    ns_dict = [lookup_ns(plain, probes)]
-    ns_table = [lookup_ns(table, probes)]
-    ns_dict.append(lookup_ns(plain, probes))
-    ns_table.append(lookup_ns(table, probes))
+    ns_dict, ns_table = [], []
+    for _ in range(2):  # alternating
+        ns_dict.append(lookup_ns(plain, probes))
+        ns_table.append(lookup_ns(table, probes))
     n = len(keys)
     return {
         "set": name,
@@ -88,12 +85,12 @@ def measure(name: str, pairs: list[tuple[bytes, object]], kind: str) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--dumps", type=Path, default=DEFAULT_DUMPS)
+    dump_options(p)
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     rows = []
     targets: dict[str, int] = {}
-    for dump in sorted(args.dumps.glob("*wiki-*.xml*")):
+    for dump in chosen_dumps(args):
         wiki = dump.name.split("-")[0]
         articles, redirects = [], []
         for page in pages(dump):
