@@ -365,6 +365,7 @@ class Model:
         # The language's MediaWiki link trail, as training recorded it (None: no trails).
         self.trail: str | None = self.manifest.get("link_trail")
         self.trail_endings = frozenset(self.manifest.get("link_trail_endings", ()))
+        self.guess_trails: bool = bool(self.manifest.get("link_trail_guesses"))
         # How training stemmed anchor keys (None/absent: no stem classes in this model).
         self.stemmer: Stemmer = stemmer_for(self.manifest.get("stemmer"))
         self.store = store

@@ -38,6 +38,8 @@ FULL = REFERENCE + (
     # Found by its stem key (an inflected form of a known anchor, ``model.stems``): the
     # anchor's statistics are then those of the whole stem class.
     "stem",
+    # Its trail is no ending the wiki's editors were seen to let trail (``Mention.guessed``).
+    "guessed_trail",
 )
 FEATURE_SETS = {"reference": REFERENCE, "full": FULL}
 TOP_CANDIDATES = 10
@@ -88,6 +90,7 @@ def pair_features(
     trail: int = 0,
     aligned: bool = True,
     stem: bool = False,
+    guessed: bool = False,
 ) -> list[float]:
     """One feature row, in the order of ``FEATURE_SETS[feature_set]``.
 
@@ -122,6 +125,7 @@ def pair_features(
         1.0 if target in anchor.redirects else 0.0,
         math.log1p(anchor.unlinked),
         1.0 if stem else 0.0,
+        1.0 if guessed else 0.0,
     ]
 
 
@@ -146,6 +150,7 @@ def candidate_rows(
     trail: int = 0,
     aligned: bool = True,
     stem: bool = False,
+    guessed: bool = False,
 ) -> Iterator[tuple[str, list[float]]]:
     """(target, features) for each of the anchor's top candidates: one mention's rows.
 
@@ -169,5 +174,6 @@ def candidate_rows(
                 trail=trail,
                 aligned=aligned,
                 stem=stem,
+                guessed=guessed,
             ),
         )

@@ -167,6 +167,7 @@ def score(
     found = page_mentions(
         texts, language, model.bloom.contains, trail=model.trail, endings=model.trail_endings,
         abbreviations=model.abbreviations, stemmer=model.stemmer, whole_keys=model.whole_keys,
+        guess_trails=model.guess_trails,
     )
     anchors = {}
     for key, (t, m, anchor) in mention_anchors(found, model.anchors, texts, model.trail).items():
@@ -211,6 +212,7 @@ def score(
             trail=m.trail,
             aligned=m.aligned,
             stem=bool(m.stem),
+            guessed=m.guessed,
         ):
             rows.append(features)
             owners.append((i, target))

@@ -228,6 +228,9 @@ class Mention(NamedTuple):
     # Non-empty: the mention was found by its stem key (``model.stems``), this one; ``key``
     # stays the exact text key, which the dictionary may not know.
     stem: str = ""
+    # The trail is no ending the wiki's editors were seen to let trail (``trail_endings``):
+    # cut where no other mention ends at that word (``page_mentions``), the weakest evidence.
+    guessed: bool = False
 
 
 def split_sentences(
@@ -573,6 +576,7 @@ def page_mentions(
     abbreviations: frozenset[str] = frozenset(),
     stemmer=None,
     whole_keys: bool = False,
+    guess_trails: bool = False,
 ) -> list[tuple[int, Mention]]:
     """The n-grams of several texts that can still be anchors, as (text index, mention).
 
@@ -590,6 +594,8 @@ def page_mentions(
     the exact text, which the dictionary may not know). Training and recommending both
     generate mentions here. Sorted by position. ``whole_keys``: the filter marks whole keys
     (``WHOLE``), so an n-gram that is only the prefix of an anchor is grown but not returned.
+    ``guess_trails`` (with a ``trail``): a word no mention ends at is also cut before any rest
+    the trail pattern takes (``_guessed_trails``), those mentions marked ``guessed``.
     """
     # All texts joined by line breaks (which always end a sentence): one tokenization and
     # one lower-casing for the page; survivors are mapped back to their text at the end.
@@ -655,6 +661,7 @@ def page_mentions(
             if tail:
                 tails[j] = tail.end()
     plain: list[int] = list(range(count))
+    alive: list[list[int]] = []  # alive[n - 1]: first tokens of the n-grams whose key passed
     # (start, end, token, n, key, trail, stem key)
     found: list[tuple[int, int, int, int, str, int, str]] = []
     n = 0
@@ -701,6 +708,7 @@ def page_mentions(
             i = firsts[x]
             found.append((opening[x], end_m[i], i, n, keys[x], 0, ""))
         plain = list(compress(grown, passed))  # the first lead_at entries are the grown ones
+        alive.append(plain)
         # Punctuation glued to the right of the last token may end the key.
         ends: list[tuple[int, int, str]] = []  # (entry, end, key) probed as whole keys
         if tails:
@@ -740,6 +748,12 @@ def page_mentions(
             words = list(map(normalize, map(joined.__getitem__, map(slice, begin, end))))
         stems = stemmer.words(words)
         _stem_walk(words, stems, begin, end, left, lower, exact, joined, key, flags, found)
+    guessed: set[tuple[int, int, str]] = set()
+    if ending is not None and guess_trails and count:
+        for entry in _guessed_trails(found, alive, begin, end, left, joined, lower, exact,
+                                     before, upto, ending, known, key, flags):
+            found.append(entry)
+            guessed.add((entry[0], entry[1], entry[4]))
     found.sort()  # position order in the joined text is text order, then offset order
     cuts_at: set[int] | None = None
     if _NO_SPACE_RUN.search(joined):
@@ -749,9 +763,78 @@ def page_mentions(
         text_index = bisect_right(starts, a) - 1
         start_ = starts[text_index]
         aligned = cuts_at is None or ((a in cuts_at or a < begin[i]) and b in cuts_at)
-        out.append(
-            (text_index, Mention(a - start_, b - start_, k, n, first_token[i], t, aligned, s))
-        )
+        out.append((
+            text_index,
+            Mention(a - start_, b - start_, k, n, first_token[i], t, aligned, s,
+                    bool(guessed) and (a, b, k) in guessed),
+        ))
+    return out
+
+
+def _guessed_trails(
+    found, alive, begin, end, left, joined, lower, exact, before, upto, ending, known, key,
+    passes,
+):
+    """Stems of words no mention ends at, cut before any rest the link trail takes.
+
+    The wiki's learnt trail endings miss stacked and rare ones (``[[उत्तर]]ेस``,
+    ``[[संघ]]ासोबत``): a word that nothing else matched is cut before each rest of up to
+    MAX_TRAIL letters that the trail pattern full-matches and that is no learnt ending,
+    keeping MIN_STEM characters of the word, and the stem (the word's own or an n-gram of
+    the words before it whose key passed the filter) is a mention where it is a whole key.
+    A word some mention already ends at is left alone: a cut there displaced the word's own
+    inflected anchor or stem class and lowered the ceiling when it was tried (docs/model.md,
+    "Links compared as they show"). (start, end, first token, n, stem key, trail, "") each.
+    Stems are probed once per distinct text of the page, and the trail pattern is only
+    asked about the few that are whole keys.
+    """
+    covered = {i + n - 1 for _, _, i, n, *_ in found}
+    count = len(begin)
+    open_ = compress(range(count), map(not_, map(covered.__contains__, range(count))))
+    long_ = [j for j in open_ if end[j] - begin[j] > MIN_STEM]
+    # (first token, last token) of each span whose last word is cut: the word alone, and
+    # after each n-gram that passed the filter and ends right before it in its sentence.
+    spans = [(j, j) for j in long_]
+    uncut = set(long_)
+    for n, firsts in enumerate(alive, 1):
+        spans.extend((i, i + n) for i in firsts if left[i] > n and i + n in uncut)
+    by_text: dict[str, list[tuple[int, int]]] = {}  # the span as keys write it -> its spans
+    slow: list[tuple[int, int]] = []  # spans whose key needs the slow normalization
+    if exact:  # a span without odd white space: its key is a slice of the lower-cased page
+        quick = [(i, j) for i, j in spans if before[i] == upto[j]]
+        if len(quick) < len(spans):
+            slow = [(i, j) for i, j in spans if before[i] != upto[j]]
+        texts = map(lower.__getitem__, map(slice, [begin[i] for i, _ in quick],
+                                           [end[j] for _, j in quick]))
+        for text, span in zip(texts, quick, strict=True):
+            by_text.setdefault(text, []).append(span)
+    else:
+        slow = spans
+    # The probes (WHOLE + each stem's key), text by text: ``first[x]`` is the index of text
+    # x's first probe, its stems cut 1, 2, ... characters; the few hits are mapped back.
+    items = list(by_text.items())
+    cuts = [min(MAX_TRAIL, end[at[0][1]] - begin[at[0][1]] - MIN_STEM) for _, at in items]
+    first = list(accumulate(cuts, initial=0))
+    probes = [WHOLE + text[:-t] for (text, _), c in zip(items, cuts, strict=True)
+              for t in range(1, c + 1)]
+    slow_cuts = [(i, j, t) for i, j in slow
+                 for t in range(1, min(MAX_TRAIL, end[j] - begin[j] - MIN_STEM) + 1)]
+    probes += [WHOLE + key(begin[i], end[j] - t, i, j) for i, j, t in slow_cuts]
+    if not probes:
+        return []
+    out = []
+    quick_probes = first[-1]
+    for x in compress(range(len(probes)), passes(probes)):
+        if x < quick_probes:
+            y = bisect_right(first, x) - 1
+            at, t = items[y][1], x - first[y] + 1
+        else:
+            i, j, t = slow_cuts[x - quick_probes]
+            at = [(i, j)]
+        for i, j in at:
+            b = end[j]
+            if ending(joined, b - t, b) and joined[b - t : b].lower() not in known:
+                out.append((begin[i], b - t, i, j - i + 1, probes[x][1:], t, ""))
     return out
 
 
@@ -852,7 +935,8 @@ def ngram_keys(texts: list[str], language: str, keys: Iterable[str]) -> set[str]
 
 
 def first_mentions(found: Iterable[tuple[int, Mention]]) -> dict[str, tuple[int, Mention]]:
-    """Key -> its first whole-word occurrence, or its first trail occurrence if it has none.
+    """Key -> its first whole-word occurrence, else its first before a learnt trail ending,
+    else its first before a guessed trail.
 
     Only one occurrence of a mention is suggested (SPEC §2); a stem inside an inflected
     word is the weaker evidence, so it must not hide the same anchor as a whole word later.
@@ -860,6 +944,11 @@ def first_mentions(found: Iterable[tuple[int, Mention]]) -> dict[str, tuple[int,
     out: dict[str, tuple[int, Mention]] = {}
     for index, m in found:
         seen = out.get(m.key)
-        if seen is None or (seen[1].trail and not m.trail):
+        if seen is None or _evidence(m) < _evidence(seen[1]):
             out[m.key] = (index, m)
     return out
+
+
+def _evidence(m: Mention) -> int:
+    """0 for a whole word, 1 for a stem before a learnt trail ending, 2 for a guessed one."""
+    return 0 if not m.trail else 2 if m.guessed else 1

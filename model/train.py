@@ -84,6 +84,10 @@ R = TypeVar("R")
 
 MIN_LINK_PROB = 0.065  # SPEC §2: anchors linked less often than this are dropped
 MIN_TRAIL_PAGES = 2  # an ending trailing links on fewer training pages is not tried
+# Trails beyond the learnt endings are guessed (``model.text.page_mentions``) only where at
+# least 1 link in 100 trails an ending: elsewhere editors hardly write [[stem]]rest, and the
+# guesses added only negatives to training (ltgwiki, 0.5 %: none was ever kept at 0.6).
+MIN_TRAILED_SHARE = 0.01
 MAX_TARGETS = 50  # candidate targets kept per anchor (the top 10 are scored)
 MAX_MEMBERS = 50  # exact keys stored with a stem class (its trail forms are tried)
 DIMENSIONS = 50
@@ -1458,7 +1462,9 @@ class _Lookup:
         endings: Iterable[str] = (),
         abbreviations: frozenset[str] = frozenset(),
         stemmer: Stemmer | None = None,
+        guess_trails: bool = False,
     ):
+        self.guess_trails = guess_trails
         self.anchors, self.entities, self.vectors, self.features = (
             anchors,
             entities,
@@ -1514,6 +1520,7 @@ def page_pairs(
     found = page_mentions(
         texts, language, lookup.passes, trail=lookup.trail, endings=lookup.endings,
         abbreviations=lookup.abbreviations, stemmer=lookup.stemmer, whole_keys=True,
+        guess_trails=lookup.guess_trails,
     )
     for index, m in found:
         mentions[index].append((index, m))
@@ -1567,6 +1574,7 @@ def page_pairs(
                 trail=m.trail,
                 aligned=m.aligned,
                 stem=bool(m.stem),
+                guessed=m.guessed,
             ):
                 yield features, int(target == truth), mention, kind
             mention += 1
@@ -1590,13 +1598,23 @@ def _kept_at_zero(mentions: list) -> set[int]:
     return kept
 
 
-def _trail_endings(corpus: Corpus, include: set[str] | None, workers: int = 1) -> list[str]:
-    """Endings seen trailing a link on at least MIN_TRAIL_PAGES of the training articles."""
+def _trail_endings(
+    corpus: Corpus, include: set[str] | None, workers: int = 1
+) -> tuple[list[str], float]:
+    """Endings seen trailing a link on at least MIN_TRAIL_PAGES of the training articles,
+    and the share of the articles' links that trail an ending (of up to MAX_TRAIL letters)."""
     pages: Counter = Counter()
+    trailed = links = 0
     with stage("trail endings"):
-        for endings in corpus.map(lambda r: sorted(set(r.get("e", ()))), include, workers):
+        for endings, n, of in corpus.map(
+            lambda r: (sorted(set(r.get("e", ()))), len(r.get("e", ())), len(r["l"])),
+            include, workers,
+        ):
             pages.update(endings)
-    return sorted(e for e, n in pages.items() if n >= MIN_TRAIL_PAGES)
+            trailed += n
+            links += of
+    share = round(trailed / links, 4) if links else 0.0
+    return sorted(e for e, n in pages.items() if n >= MIN_TRAIL_PAGES), share
 
 
 def pair_sample(titles: Collection[str], cap: int, seed: int) -> set[str] | None:
@@ -1814,7 +1832,9 @@ def build_model(
         entities, vectors, embedding = embed(graph, settings.seed)
         if settings.fold_vectors != "projection":
             embedding = None  # not needed: each fold task runs its own SVD
-    endings = _trail_endings(corpus, include, workers) if trail else []
+    endings, trailed = _trail_endings(corpus, include, workers) if trail else ([], 0.0)
+    # Trails are guessed beyond the learnt endings only where editors trail links at all.
+    guess_trails = trailed >= MIN_TRAILED_SHARE
     rules: list[frozenset[str]] = []
 
     def sentence_rules() -> frozenset[str]:
@@ -1868,7 +1888,7 @@ def build_model(
         lookup = _Lookup(
             fold_anchors, fold_entities, fold_vectors, settings.features,
             fold_anchors.filter(language), trail, endings, abbreviations,
-            Stemmer(counts.stemmer),
+            Stemmer(counts.stemmer), guess_trails,
         )
         built = time.process_time() - started
         grown = (_private_bytes() - before) / 2**20  # the fold model's own memory
@@ -1973,6 +1993,11 @@ def build_model(
             "language": corpus.site.language,
             "link_trail": trail,
             "link_trail_endings": endings,
+            # Share of the training articles' links that trail an ending, and whether words
+            # nothing else matched are also cut before other rests the trail takes
+            # (``model.text.page_mentions``' ``guess_trails``; absent in older models).
+            "link_trail_share": trailed,
+            "link_trail_guesses": guess_trails,
             "stemmer": counts.stemmer,
             "dump_date": corpus.dump_date,
             "complete": complete,

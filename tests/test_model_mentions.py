@@ -25,6 +25,7 @@ from model.text import (
     MAX_TRAIL,
     WHOLE,
     filter_keys,
+    first_mentions,
     link_trail,
     ngram_keys,
     ngrams,
@@ -34,7 +35,7 @@ from model.text import (
     trail_endings,
 )
 from model.train import _Lookup, page_pairs
-from tests.model_fixtures import EN_DUMP
+from tests.model_fixtures import EN_DUMP, LTG_DUMP
 
 REPO = Path(__file__).resolve().parent.parent
 MESSAGES = Path("/usr/share/mediawiki/languages/messages")
@@ -260,3 +261,136 @@ def test_training_sees_a_trail_link_as_a_positive_of_the_stem_mention():
     assert sorted(label for _, label in rows) == [0, 1]
     trail = FULL.index("trail")
     assert all(row[trail] == 1.0 for row, _ in rows)
+
+
+# (language, sentence, known anchors, (stem as linked, rest)): a rest the wiki's learnt
+# trail endings do not list (stacked or rare: Marathi's oblique vowel before a postposition).
+GUESSES = [
+    ("mr", "मणिपूरच्या उत्तरेस नागालॅंड आहे.", {"उत्तर"}, ("उत्तर", "ेस")),
+    ("mr", "ही संघटना राष्ट्रीय स्वयंसेवक संघासोबत संलग्न आहे.",
+     {"राष्ट्रीय स्वयंसेवक संघ"}, ("राष्ट्रीय स्वयंसेवक संघ", "ासोबत")),
+    ("uk", "Він жив у Лондонові довго.", {"лондон"}, ("Лондон", "ові")),
+    ("ltg", "Jis dzeivuoja Rēzeknis apleicīnē.", {"rēzekn"}, ("Rēzekn", "is")),
+    ("bn", "তিনি বাংলাদেশেরও নাগরিক।", {"বাংলাদেশ"}, ("বাংলাদেশ", "েরও")),
+    ("ka", "ის ცხოვრობს თბილისშიც.", {"თბილის"}, ("თბილის", "შიც")),
+]
+
+
+def _independent_guesses(sentence: str, keys: set[str], trail: str, learnt: set[str]):
+    """Independently of page_mentions: (start, end) of each known key that is a word's
+    start (or a run of whole words and a word's start) whose rest, at most MAX_TRAIL
+    characters, is all trail letters and no learnt ending, in a word no key ends at."""
+    import regex
+
+    letters = regex.compile(rf"(?:{trail})")
+    words = [m.span() for m in regex.finditer(r"[\p{L}\p{M}]+", sentence)]
+    out = set()
+    for j, (ws, we) in enumerate(words):
+        if any(sentence[a:we].lower() in keys for a, _ in words[: j + 1]):
+            continue  # a key ends at this word: nothing is guessed there
+        for t in range(1, MAX_TRAIL + 1):
+            rest = sentence[we - t : we]
+            if we - t - ws < 3 or rest.lower() in learnt or not letters.fullmatch(rest):
+                continue
+            for a, _ in words[: j + 1]:
+                if sentence[a : we - t].lower() in keys:
+                    out.add((a, we - t))
+    return out
+
+
+@pytest.mark.parametrize(("language", "sentence", "keys", "linked"), GUESSES,
+                         ids=[g[0] + str(i) for i, g in enumerate(GUESSES)])
+def test_a_known_stem_before_any_trail_rest_is_a_guessed_mention(
+    language, sentence, keys, linked
+):
+    bloom = bloom_of(keys, language)
+    trail = link_trail(language)
+    stem, rest = linked
+    a = sentence.find(stem + rest)
+    found = page_mentions([sentence], language, bloom.contains, trail=trail, endings=[],
+                          whole_keys=True, guess_trails=True)
+    guessed = [m for _, m in found if m.guessed]
+    assert [(m.start, m.end, m.trail, m.key) for m in guessed] == [
+        (a, a + len(stem), len(rest), normalize(stem))]
+    assert {(m.start, m.end) for m in guessed} == _independent_guesses(
+        sentence, keys, trail, set())
+    # Off (older models), or with the rest as a learnt ending, nothing is guessed; the
+    # learnt ending's cut is the same mention, not marked.
+    off = page_mentions([sentence], language, bloom.contains, trail=trail, endings=[],
+                        whole_keys=True)
+    assert not [m for _, m in off if m.key == normalize(stem)]
+    learnt = page_mentions([sentence], language, bloom.contains, trail=trail, endings=[rest],
+                           whole_keys=True, guess_trails=True)
+    cut = [m for _, m in learnt if m.key == normalize(stem)]
+    assert [(m.start, m.end, m.trail, m.guessed) for m in cut] == [
+        (a, a + len(stem), len(rest), False)]
+
+
+def test_a_guess_never_displaces_a_word_other_mentions_end_at():
+    """Where the word itself, or a learnt ending's cut, or a longer n-gram ends at the word,
+    no shorter stem is guessed there; and a guess never takes the key's one slot from a
+    whole word or a learnt cut elsewhere on the page (``first_mentions``)."""
+    trail = link_trail("mr")
+    keys = {"भारत", "भारतीय", "उत्तर", "उत्तर प्रदेश"}
+    bloom = bloom_of(keys, "mr")
+    texts = ["भारतीय लोक उत्तरेस गेले.", "उत्तर प्रदेशात आणि भारताचा इतिहास."]
+    found = page_mentions(texts, "mr", bloom.contains, trail=trail, endings=["ाचा"],
+                          whole_keys=True, guess_trails=True)
+    got = {(t, texts[t][m.start : m.end], m.trail, m.guessed) for t, m in found}
+    assert (0, "भारतीय", 0, False) in got
+    assert not any(t == 0 and s == "भारत" for t, s, _, _ in got)  # भारतीय is a whole key
+    assert (0, "उत्तर", 2, True) in got  # उत्तरेस: nothing else ends there
+    assert (1, "भारत", 3, False) in got  # the learnt ending ाचा
+    # उत्तर प्रदेशात: the longer key's guessed cut; its first word is no separate guess.
+    assert (1, "उत्तर प्रदेश", 2, True) in got
+    assert sum(1 for t, s, _, g in got if g) == 2
+    first = first_mentions(found)
+    # उत्तर is guessed in the first text, a whole word in the second: the whole word wins.
+    assert first["उत्तर"][0] == 1 and first["उत्तर"][1].trail == 0
+    assert first["भारत"][1].trail == 3 and not first["भारत"][1].guessed
+
+
+def _trailed_share(dump: Path, letters: str) -> float:
+    """Independently of training: of the main-namespace links of the dump's articles, the
+    share whose closing brackets are followed by 1-5 trail letters (a plain regex count)."""
+    import regex
+
+    link = regex.compile(r"\[\[([^\[\]|:]+)(?:\|[^\[\]]*)?\]\]((?:" + letters + r")*)")
+    links = trailed = 0
+    for page in pages(dump):
+        if page.namespace == 0 and not page.redirect:
+            for m in link.finditer(page.text):
+                links += 1
+                trailed += 0 < len(m.group(2)) <= MAX_TRAIL
+    return trailed / links
+
+
+def test_trails_are_guessed_only_where_editors_trail_links(ltg_model, en_model):
+    """Training records the share of links that trail; guesses are on at >= 1 in 100."""
+    from model import open_model
+    from model.recommend import score
+
+    shares = {}
+    for directory, dump, language in ((ltg_model, LTG_DUMP, "ltg"), (en_model, EN_DUMP, "en")):
+        manifest = json.loads((directory / "manifest.json").read_text())
+        share = manifest["link_trail_share"]
+        counted = _trailed_share(dump, link_trail(language))
+        assert abs(share - counted) <= 0.35 * counted, (language, share, counted)
+        assert manifest["link_trail_guesses"] == (share >= 0.01)
+        shares[language] = share
+    # Latgalian editors hardly trail links (about 1 in 200), English ones 1 in 20 or more.
+    assert shares["ltg"] < 0.01 < shares["en"]
+    # A word nothing else matches gets its guessed stem where guesses are on, not where off.
+    model = open_model(en_model)
+    try:
+        trace: list = []
+        score(model, "Several Englandese towns.", title="Test page", trace=trace)
+        assert model.guess_trails
+        assert ("england", 8, 15) in {(t.key, t.start, t.end) for t in trace}
+    finally:
+        model.close()
+    model = open_model(ltg_model)
+    try:
+        assert not model.guess_trails
+    finally:
+        model.close()
