@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import unicodedata
+from dataclasses import replace
 
 import pytest
 
@@ -15,6 +16,7 @@ from model.backtest import (
     LOSSES,
     Row,
     calibration,
+    ceiling_losses,
     evaluate,
     gold_links,
     in_test_half,
@@ -123,6 +125,34 @@ def test_trace_names_the_skip_rule(ltg_model):
     assert skips(title="Cyts rakstīņs")[key] is None
     assert skips(title=f"{key.title()} (nūzeime)")[key] == "in_title"
     assert skips(title="Cyts rakstīņs", extra_links=[target])[key] == "target_linked"
+    model.close()
+
+
+def test_a_pair_is_reachable_when_any_mention_showing_its_text_has_the_target(ltg_model):
+    """Two generated mentions may show one text (a word that is an anchor of its own, and a
+    shorter anchor written with a trail): the gold pair is reachable through either."""
+    model = open_model(ltg_model)
+    conn = sqlite3.connect(ltg_model / "anchors.sqlite")
+    (key, raw), (other, raw2) = [
+        (k, v) for k, v in conn.execute(
+            "SELECT anchor, targets FROM anchors WHERE anchor NOT LIKE '% %' ORDER BY total DESC")
+        if k.isalpha()
+    ][:2]
+    conn.close()
+    target, wrong = json.loads(raw)[0][0], json.loads(raw2)[0][0]
+    assert target != wrong
+    text = f"Vīnreiz {key} beja."
+    a = text.index(key)
+    gold = {(key, target): key}
+    mine = Traced(a, a + len(key), key, None, "", (target,))
+    theirs = Traced(a, a + len(key), other, None, "", (wrong,))  # another anchor, same text
+    for trace in ([theirs, mine], [mine, theirs]):
+        assert ceiling_losses(model, gold, trace, text) == {"reachable": 1}
+    # Neither has the target: lost there; both skipped: the first one's skip rule.
+    assert ceiling_losses(model, gold, [theirs], text) == {"target_not_candidate": 1}
+    skipped = [replace(mine, skip="in_title"), replace(theirs, skip="target_linked")]
+    assert ceiling_losses(model, gold, skipped, text) == {"skipped_in_title": 1}
+    assert ceiling_losses(model, gold, [], text) == {"mention_not_generated": 1}
     model.close()
 
 
