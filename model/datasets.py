@@ -133,6 +133,18 @@ def _powers(base: int) -> np.ndarray:
 
 
 _POWERS = _powers(_MULTIPLIER)
+_INVERSE_POWERS = _powers(pow(_MULTIPLIER, -1, 1 << 64))  # the multiplier is odd: invertible
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer, in place: it spreads the polynomial over all 64 bits."""
+    with np.errstate(over="ignore"):
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return x
 
 
 def poly_hashes(keys: Sequence[str], shift: int = 1) -> np.ndarray:
@@ -157,13 +169,39 @@ def poly_hashes(keys: Sequence[str], shift: int = 1) -> np.ndarray:
     np.minimum(exponent, _MAX_KEY, out=exponent)
     with np.errstate(over="ignore"):
         x = np.add.reduceat(codes * _POWERS[exponent], stops - lengths)
-        # splitmix64's finalizer spreads the polynomial over all 64 bits.
-        x ^= x >> np.uint64(30)
-        x *= np.uint64(0xBF58476D1CE4E5B9)
-        x ^= x >> np.uint64(27)
-        x *= np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(31)
-    return x
+    return _mix(x)
+
+
+def prefix_hashes(
+    texts: Sequence[str], cuts: Sequence[int], lead: str = "", shift: int = 1
+) -> np.ndarray | None:
+    """``poly_hashes`` of ``lead + text[:-t]`` for t = 1 .. ``cuts[x]`` of each text, in that
+    order, without building those strings: one pass over each text's code points.
+
+    The polynomial of a prefix of length k is B**k times the prefix sum of c_i * B**-i, so
+    every prefix of a text comes from one cumulative sum (the recommender probes up to five
+    stems of every word no mention ends at: ``model.text``'s guessed trails). None when a
+    prefix would exceed the code points ``poly_hashes`` hashes (it cuts longer keys).
+    """
+    full = [lead + t for t in texts]
+    lengths = np.fromiter(map(len, full), dtype=np.int64, count=len(full))
+    if len(full) == 0 or int(lengths.max()) >= _MAX_KEY:
+        return None
+    codes = np.frombuffer("".join(full).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    if shift:
+        codes += np.uint64(shift)
+    starts = np.cumsum(lengths) - lengths
+    local = np.arange(len(codes)) - np.repeat(starts, lengths)
+    with np.errstate(over="ignore"):
+        sums = np.cumsum(codes * _INVERSE_POWERS[local])  # wraps modulo 2**64, as wanted
+        counts = np.asarray(cuts, dtype=np.int64)
+        t = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + 1
+        k = np.repeat(lengths, counts) - t  # each prefix's length, lead included
+        last = np.repeat(starts, counts) + k - 1
+        before = np.repeat(starts, counts) - 1
+        s = sums[last] - np.where(before >= 0, sums[np.maximum(before, 0)], np.uint64(0))
+        x = _POWERS[k] * s + np.uint64(3 + shift)  # 3: the terminator poly_hashes appends
+    return _mix(x)
 
 
 class Bloom:
@@ -186,12 +224,15 @@ class Bloom:
         size = max(64, int(-n * math.log(error) / (math.log(2) ** 2)))
         return (size + 7) // 8, max(1, round(size / max(n, 1) * math.log(2)))
 
-    def _positions(self, keys: Sequence[str]) -> np.ndarray:
+    def _spread(self, h: np.ndarray) -> np.ndarray:
+        """Each 64-bit hash's ``hashes`` bit positions (double hashing over its halves)."""
         steps = np.arange(self.hashes, dtype=np.uint64)
+        low, high = h & np.uint64(0xFFFFFFFF), h >> np.uint64(32)
+        return (low[:, None] + steps * (high[:, None] | np.uint64(1))) % np.uint64(self.size)
+
+    def _positions(self, keys: Sequence[str]) -> np.ndarray:
         if self.scheme in ("poly64", "poly64b"):
-            h = poly_hashes(keys, 1 if self.scheme == "poly64b" else 0)
-            low, high = h & np.uint64(0xFFFFFFFF), h >> np.uint64(32)
-            return (low[:, None] + steps * (high[:, None] | np.uint64(1))) % np.uint64(self.size)
+            return self._spread(poly_hashes(keys, 1 if self.scheme == "poly64b" else 0))
         digests = (
             np.frombuffer(
                 b"".join(hashlib.blake2b(k.encode(), digest_size=8).digest() for k in keys),
@@ -210,7 +251,21 @@ class Bloom:
     def contains(self, keys: Sequence[str]) -> np.ndarray:
         if not keys:
             return np.zeros(0, dtype=bool)
-        pos = self._positions(keys)
+        return self._hits(self._positions(keys))
+
+    def contains_cut(self, texts: Sequence[str], cuts: Sequence[int], lead: str = "") -> np.ndarray:
+        """``contains`` of ``lead + text[:-t]`` for t = 1 .. ``cuts[x]`` of each text, in that
+        order; the polynomial schemes hash them without building the strings."""
+        h = None
+        if self.scheme in ("poly64", "poly64b") and sum(cuts):
+            h = prefix_hashes(texts, cuts, lead, 1 if self.scheme == "poly64b" else 0)
+        if h is None:
+            return self.contains(
+                [lead + t[:-c] for t, n in zip(texts, cuts, strict=True) for c in range(1, n + 1)]
+            )
+        return self._hits(self._spread(h))
+
+    def _hits(self, pos: np.ndarray) -> np.ndarray:
         hit = (self.bits[pos >> 3] >> (pos & 7).astype(np.uint8)) & 1
         return hit.all(axis=1)
 

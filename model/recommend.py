@@ -167,7 +167,7 @@ def score(
     found = page_mentions(
         texts, language, model.bloom.contains, trail=model.trail, endings=model.trail_endings,
         abbreviations=model.abbreviations, stemmer=model.stemmer, whole_keys=model.whole_keys,
-        guess_trails=model.guess_trails,
+        guess_trails=model.guess_trails, passes_cut=model.bloom.contains_cut,
     )
     anchors = {}
     for key, (t, m, anchor) in mention_anchors(found, model.anchors, texts, model.trail).items():

@@ -577,6 +577,7 @@ def page_mentions(
     stemmer=None,
     whole_keys: bool = False,
     guess_trails: bool = False,
+    passes_cut: Callable[[list[str], list[int], str], np.ndarray] | None = None,
 ) -> list[tuple[int, Mention]]:
     """The n-grams of several texts that can still be anchors, as (text index, mention).
 
@@ -595,7 +596,9 @@ def page_mentions(
     generate mentions here. Sorted by position. ``whole_keys``: the filter marks whole keys
     (``WHOLE``), so an n-gram that is only the prefix of an anchor is grown but not returned.
     ``guess_trails`` (with a ``trail``): a word no mention ends at is also cut before any rest
-    the trail pattern takes (``_guessed_trails``), those mentions marked ``guessed``.
+    the trail pattern takes (``_guessed_trails``), those mentions marked ``guessed``;
+    ``passes_cut(texts, cuts, lead)`` (``Bloom.contains_cut``), when given, probes their
+    stems ``lead + text[:-t]`` without building them, with the same answers as ``passes``.
     """
     # All texts joined by line breaks (which always end a sentence): one tokenization and
     # one lower-casing for the page; survivors are mapped back to their text at the end.
@@ -751,7 +754,7 @@ def page_mentions(
     guessed: set[tuple[int, int, str]] = set()
     if ending is not None and guess_trails and count:
         for entry in _guessed_trails(found, alive, begin, end, left, joined, lower, exact,
-                                     before, upto, ending, known, key, flags):
+                                     before, upto, ending, known, key, flags, passes_cut):
             found.append(entry)
             guessed.add((entry[0], entry[1], entry[4]))
     found.sort()  # position order in the joined text is text order, then offset order
@@ -773,7 +776,7 @@ def page_mentions(
 
 def _guessed_trails(
     found, alive, begin, end, left, joined, lower, exact, before, upto, ending, known, key,
-    passes,
+    passes, passes_cut,
 ):
     """Stems of words no mention ends at, cut before any rest the link trail takes.
 
@@ -815,26 +818,29 @@ def _guessed_trails(
     items = list(by_text.items())
     cuts = [min(MAX_TRAIL, end[at[0][1]] - begin[at[0][1]] - MIN_STEM) for _, at in items]
     first = list(accumulate(cuts, initial=0))
-    probes = [WHOLE + text[:-t] for (text, _), c in zip(items, cuts, strict=True)
-              for t in range(1, c + 1)]
+    if passes_cut is not None:
+        quick_hits = passes_cut([text for text, _ in items], cuts, WHOLE).tolist()
+    else:
+        quick_hits = passes([WHOLE + text[:-t] for (text, _), c in zip(items, cuts, strict=True)
+                             for t in range(1, c + 1)])
     slow_cuts = [(i, j, t) for i, j in slow
                  for t in range(1, min(MAX_TRAIL, end[j] - begin[j] - MIN_STEM) + 1)]
-    probes += [WHOLE + key(begin[i], end[j] - t, i, j) for i, j, t in slow_cuts]
-    if not probes:
-        return []
+    slow_keys = [key(begin[i], end[j] - t, i, j) for i, j, t in slow_cuts]
+    hits = quick_hits + (passes([WHOLE + k for k in slow_keys]) if slow_keys else [])
     out = []
     quick_probes = first[-1]
-    for x in compress(range(len(probes)), passes(probes)):
+    for x in compress(range(len(hits)), hits):
         if x < quick_probes:
             y = bisect_right(first, x) - 1
-            at, t = items[y][1], x - first[y] + 1
+            t = x - first[y] + 1
+            at, stem = items[y][1], items[y][0][:-t]
         else:
             i, j, t = slow_cuts[x - quick_probes]
-            at = [(i, j)]
+            at, stem = [(i, j)], slow_keys[x - quick_probes]
         for i, j in at:
             b = end[j]
             if ending(joined, b - t, b) and joined[b - t : b].lower() not in known:
-                out.append((begin[i], b - t, i, j - i + 1, probes[x][1:], t, ""))
+                out.append((begin[i], b - t, i, j - i + 1, stem, t, ""))
     return out
 
 

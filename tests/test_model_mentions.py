@@ -155,6 +155,35 @@ def test_whole_key_probes_tell_keys_from_their_prefixes():
     assert bloom.contains([WHOLE + p for p in only_prefixes]).mean() < 0.03
 
 
+def test_stems_probed_by_prefix_hashes_answer_as_the_strings_would():
+    """``Bloom.contains_cut`` (no stem strings built) gives what ``contains`` gives for the
+    strings: words of a real page in six scripts, astral characters, every cut length."""
+    import random
+
+    page = next(p for p in pages(EN_DUMP) if p.namespace == 0 and not p.redirect)
+    words = sorted({m.key for m in ngrams(page.text[:20000], "en", 2)})
+    words += ["उत्तरेस", "লণ্ডনের", "лондонові", "αθήνας", "თბილისშიც", "😀x😀yz", "a\x03bc"]
+    rng = random.Random(7)
+    cuts = [rng.randint(0, min(5, len(w))) for w in words]
+    stems = [WHOLE + w[:-t] for w, n in zip(words, cuts, strict=True) for t in range(1, n + 1)]
+    assert len(stems) > 1000
+    # A filter holding a third of those stems as whole keys, and the rest of the page.
+    keys = {s[1:] for s in stems[::3]} | set(words[::2])
+    for scheme in ("poly64b", "poly64"):
+        entries = sorted(filter_keys(keys, "en"))
+        size, hashes = Bloom.sized(len(entries))
+        bloom = Bloom(np.zeros(size, dtype=np.uint8), hashes, scheme)
+        bloom.add(entries)
+        got = bloom.contains_cut(words, cuts, WHOLE)
+        assert got.tolist() == bloom.contains(stems).tolist()
+        assert got.sum() >= len(stems[::3])
+    assert bloom.contains_cut([], [], WHOLE).tolist() == []
+    # A text longer than the polynomial's 4096 code points falls back to the strings.
+    long = "x" * 5000
+    assert bloom.contains_cut([long], [2], WHOLE).tolist() == bloom.contains(
+        [WHOLE + long[:-1], WHOLE + long[:-2]]).tolist()
+
+
 @pytest.mark.parametrize(("language", "sentence", "surfaces"), CASES, ids=[c[0] for c in CASES])
 def test_every_known_anchor_at_token_boundaries_is_a_mention(language, sentence, surfaces):
     keys = {normalize(s) for s in surfaces}
