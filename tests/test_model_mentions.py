@@ -423,3 +423,73 @@ def test_trails_are_guessed_only_where_editors_trail_links(ltg_model, en_model):
         assert not model.guess_trails
     finally:
         model.close()
+
+
+def _guess_case():
+    """A random sentence of words built from a few stems and endings, in one of four
+    scripts, with the stems (and some two-word n-grams of them) as the known anchors."""
+    from hypothesis import strategies as st
+
+    alphabets = {
+        "mr": ("उत्तर", "दक्षिण", "संघ", "भारत", "ेस", "ासोबत", "ात", "ाचा", "ची"),
+        "uk": ("лондон", "київ", "україн", "ові", "ом", "ою", "ськ", "а"),
+        "en": ("england", "paris", "dog", "ish", "ese", "s", "ers", "ian"),
+        "ltg": ("rēzekn", "daugpil", "ē", "is", "ys", "ai"),
+    }
+
+    @st.composite
+    def case(draw):
+        language = draw(st.sampled_from(sorted(alphabets)))
+        parts = alphabets[language]
+        stems = [p for p in parts if len(p) > 3]
+        words = draw(st.lists(st.tuples(st.sampled_from(stems), st.sampled_from(("",) + parts)),
+                              min_size=1, max_size=8))
+        caps = draw(st.lists(st.booleans(), min_size=len(words), max_size=len(words)))
+        text = " ".join((s.title() if c else s) + e for (s, e), c in zip(words, caps, strict=True))
+        keys = set(draw(st.lists(st.sampled_from(stems), min_size=1, max_size=4)))
+        if draw(st.booleans()) and len(words) > 1:
+            keys.add(normalize(" ".join(s for s, _ in words[:2])))
+        learnt = draw(st.lists(st.sampled_from(parts), max_size=2))
+        return language, text + ".", keys, learnt
+
+    return case()
+
+
+def test_guessed_mentions_are_stems_before_a_trail_at_words_nothing_else_ends_at():
+    """Over random sentences: a guessed mention is a whole key at the start of words, cut
+    inside its last word before a rest the trail takes that is no learnt ending, and no
+    other mention ends at that word."""
+    import regex
+    from hypothesis import given, settings
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(_guess_case())
+    def check(case):
+        language, text, keys, learnt = case
+        trail = link_trail(language)
+        # The filter's entries as an exact set: a Bloom filter's rare false positive (a
+        # tiny one of near strings: "лондон лондонло" beside "лондон лондон") is looked up
+        # in the dictionary and dropped later; here every mention must be a key.
+        entries = filter_keys(keys, language)
+        found = [m for _, m in page_mentions([text], language,
+                                             lambda ks: [k in entries for k in ks],
+                                             trail=trail, endings=learnt, whole_keys=True,
+                                             guess_trails=True)]
+        words = [m.span() for m in regex.finditer(r"[\p{L}\p{M}]+", text)]
+        word_at = {b: (a, b) for a, b in words}
+        ends_of = {next(b for a, b in words if a <= m.end - 1 < b)
+                   for m in found if not m.guessed}
+        letters = regex.compile(rf"(?:{trail})")
+        guessed.extend(m for m in found if m.guessed)
+        for m in (m for m in found if m.guessed):
+            assert normalize(text[m.start : m.end]) == m.key and m.key in keys
+            assert any(a == m.start for a, _ in words)  # starts a word
+            rest = text[m.end : m.end + m.trail]
+            assert 0 < m.trail <= MAX_TRAIL and m.end + m.trail in word_at  # ends its word
+            assert letters.fullmatch(rest) and rest.lower() not in learnt
+            assert m.end - word_at[m.end + m.trail][0] >= 3  # MIN_STEM letters stay
+            assert m.end + m.trail not in ends_of  # no other mention ends at the word
+
+    guessed: list = []
+    check()
+    assert len(guessed) >= 50 and any(m.length == 2 for m in guessed)  # it did guess
