@@ -26,7 +26,7 @@ import numpy as np
 from model.calibration import FILE as CALIBRATION_FILE
 from model.calibration import Calibration
 from model.stems import Stemmer, stemmer_for
-from model.text import WHOLE
+from model.text import WHOLE, cut_stems
 
 # Dataset name -> (file, table, key column, value columns). The names are the reference
 # system's, so `meta.dataset_checksums` keeps its keys ("w2vfiltered" holds the entity index).
@@ -197,8 +197,9 @@ def prefix_hashes(
         counts = np.asarray(cuts, dtype=np.int64)
         t = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + 1
         k = np.repeat(lengths, counts) - t  # each prefix's length, lead included
-        last = np.repeat(starts, counts) + k - 1
-        before = np.repeat(starts, counts) - 1
+        start = np.repeat(starts, counts)
+        last = start + k - 1
+        before = start - 1
         s = sums[last] - np.where(before >= 0, sums[np.maximum(before, 0)], np.uint64(0))
         x = _POWERS[k] * s + np.uint64(3 + shift)  # 3: the terminator poly_hashes appends
     return _mix(x)
@@ -260,9 +261,7 @@ class Bloom:
         if self.scheme in ("poly64", "poly64b") and sum(cuts):
             h = prefix_hashes(texts, cuts, lead, 1 if self.scheme == "poly64b" else 0)
         if h is None:
-            return self.contains(
-                [lead + t[:-c] for t, n in zip(texts, cuts, strict=True) for c in range(1, n + 1)]
-            )
+            return self.contains(cut_stems(texts, cuts, lead))
         return self._hits(self._spread(h))
 
     def _hits(self, pos: np.ndarray) -> np.ndarray:

@@ -298,6 +298,12 @@ def prefixes(key: str, language: str = "en") -> list[str]:
 WHOLE = "\x00"
 
 
+def cut_stems(texts: Sequence[str], cuts: Sequence[int], lead: str = "") -> list[str]:
+    """``lead + text[:-t]`` for t = 1 .. ``cuts[x]`` of each text, in that order: the stems a
+    guessed trail probes (``Bloom.contains_cut`` hashes the same without building them)."""
+    return [lead + t[:-c] for t, n in zip(texts, cuts, strict=True) for c in range(1, n + 1)]
+
+
 def filter_keys(keys: Iterable[str], language: str) -> set[str]:
     """What a model's Bloom filter holds for its anchor keys: prefixes and whole keys."""
     out: set[str] = set()
@@ -818,11 +824,11 @@ def _guessed_trails(
     items = list(by_text.items())
     cuts = [min(MAX_TRAIL, end[at[0][1]] - begin[at[0][1]] - MIN_STEM) for _, at in items]
     first = list(accumulate(cuts, initial=0))
+    spelled = [text for text, _ in items]
     if passes_cut is not None:
-        quick_hits = passes_cut([text for text, _ in items], cuts, WHOLE).tolist()
+        quick_hits = passes_cut(spelled, cuts, WHOLE).tolist()
     else:
-        quick_hits = passes([WHOLE + text[:-t] for (text, _), c in zip(items, cuts, strict=True)
-                             for t in range(1, c + 1)])
+        quick_hits = passes(cut_stems(spelled, cuts, WHOLE))
     slow_cuts = [(i, j, t) for i, j in slow
                  for t in range(1, min(MAX_TRAIL, end[j] - begin[j] - MIN_STEM) + 1)]
     slow_keys = [key(begin[i], end[j] - t, i, j) for i, j, t in slow_cuts]
