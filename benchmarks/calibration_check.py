@@ -1,9 +1,11 @@
 """Precision, recall and calibration of the backtest's probe mentions, on every shared dump.
 
     .venv/bin/python benchmarks/calibration_check.py [--dumps DIR] [--json OUT] [--only WIKI]
+        [--seed N]
 
-Same split and probes as ``model.backtest`` (seed 1): the model is built from the train half,
-each test article's probe sentence is scored. Besides P/R/F1 at 0.5 and the best F1 it
+Same split and probes as ``model.backtest`` (seed 1, or ``--seed N`` for another split and
+training seed): the model is built from the train half, each test article's probe sentence
+is scored. Besides P/R/F1 at 0.5 and the best F1 it
 reports what calibration needs: ECE (10 equal-width bins) over each mention's best candidate
 as ``score`` returns it (threshold 0, label = that (mention, target) is a removed link), the
 same over the links ``select`` keeps at threshold 0 (the backtest's ECE) with the ECE a
@@ -214,6 +216,7 @@ def main() -> int:
                    help="the folds' entity vectors (Settings.fold_vectors; default: Settings)")
     p.add_argument("--scores", help="comma-separated minimum link scores, 'auto' for the "
                    "train-half model's suggestion: precision of kept links at each")
+    p.add_argument("--seed", type=int, help="split and training seed (default: Settings, 1)")
     args = p.parse_args()
     scores = [v if v == "auto" else float(v) for v in args.scores.split(",")] \
         if args.scores else []
@@ -234,6 +237,8 @@ def main() -> int:
                 settings = Settings(features=features)
                 if args.positive_weight is not None:
                     settings.positive_weight = args.positive_weight
+                if args.seed is not None:
+                    settings.seed = args.seed
                 if args.folds is not None:
                     settings.folds = args.folds
                 if args.calibration is not None:
@@ -252,6 +257,7 @@ def main() -> int:
                     scores,
                     r["kept_pages"],
                 )
+                s["seed"] = settings.seed
                 s["build_seconds"] = r["build_seconds"]
                 s["training"] = r["training"]
                 lines.append(s)
