@@ -272,6 +272,7 @@ def main() -> int:
                     acc[5] += r["kept_pages"]
     for features, (sent, exp, men, kep, pag, kpg) in pooled.items():
         s = summary("small pooled", features, sent, exp, men, kep, pag, scores, kpg)
+        s["seed"] = args.seed if args.seed is not None else Settings().seed
         lines.append(s)
         print(row(s), flush=True)
     if scores:
