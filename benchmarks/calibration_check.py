@@ -218,6 +218,7 @@ def main() -> int:
                    "train-half model's suggestion: precision of kept links at each")
     p.add_argument("--seed", type=int, help="split and training seed (default: Settings, 1)")
     args = p.parse_args()
+    seed = args.seed if args.seed is not None else Settings().seed
     scores = [v if v == "auto" else float(v) for v in args.scores.split(",")] \
         if args.scores else []
     lines = []
@@ -237,8 +238,7 @@ def main() -> int:
                 settings = Settings(features=features)
                 if args.positive_weight is not None:
                     settings.positive_weight = args.positive_weight
-                if args.seed is not None:
-                    settings.seed = args.seed
+                settings.seed = seed
                 if args.folds is not None:
                     settings.folds = args.folds
                 if args.calibration is not None:
@@ -257,7 +257,7 @@ def main() -> int:
                     scores,
                     r["kept_pages"],
                 )
-                s["seed"] = settings.seed
+                s["seed"] = seed
                 s["build_seconds"] = r["build_seconds"]
                 s["training"] = r["training"]
                 lines.append(s)
@@ -272,7 +272,7 @@ def main() -> int:
                     acc[5] += r["kept_pages"]
     for features, (sent, exp, men, kep, pag, kpg) in pooled.items():
         s = summary("small pooled", features, sent, exp, men, kep, pag, scores, kpg)
-        s["seed"] = args.seed if args.seed is not None else Settings().seed
+        s["seed"] = seed
         lines.append(s)
         print(row(s), flush=True)
     if scores:

@@ -53,6 +53,14 @@ def _fmt(x: float | None) -> str:
     return "" if x is None or x != x else f"{x:.3f}"
 
 
+def _kept(right: int, kept: int) -> str:
+    """Precision of kept links with its Wilson 95 % interval, as the docs' tables show it."""
+    if not kept:
+        return "none kept"
+    low, high = wilson(right, kept)
+    return f"{right / kept:.3f} ({right}/{kept}, {low:.2f}-{high:.2f})"
+
+
 def table(calibration: dict, backtest: dict) -> list[str]:
     """Markdown lines: per dump, a row per seed and one for the seeds together."""
     lines = [
@@ -77,21 +85,16 @@ def table(calibration: dict, backtest: dict) -> list[str]:
                                 ("ece", c["ece_kept"])):
                 if value is not None and value == value:
                     figures[name].append(value)
-            low, high = at["ci"] if at["kept"] else (0.0, 0.0)
-            shipped = (f"{at['precision']:.3f} ({at['right']}/{at['kept']}, {low:.2f}-{high:.2f})"
-                       if at["kept"] else "none kept")
             lines.append(
                 f"| {wiki} | {seed} | {c['test_sentences']} | {_fmt(ceiling)} | "
                 f"{_fmt(c['f1_50'])} | {_fmt(r80)} | {_fmt(c['ece_kept'])} "
-                f"({_fmt(c['ece_kept_floor'])}) | {shipped} |"
+                f"({_fmt(c['ece_kept_floor'])}) | {_kept(at['right'], at['kept'])} |"
             )
         if len(seeds) > 1:
             mean = {k: statistics.fmean(v) if v else None for k, v in figures.items()}
-            low, high = wilson(right, kept) if kept else (0.0, 0.0)
-            pooled = (f"{right / kept:.3f} ({right}/{kept}, {low:.2f}-{high:.2f})"
-                      if kept else "none kept")
             means = " | ".join(f"{_fmt(mean[k])} (mean)" if mean[k] is not None else ""
                                for k in ("ceiling", "f1", "r80", "ece"))
+            pooled = _kept(right, kept)
             lines.append(f"| {wiki} | {len(seeds)} splits | | {means} | {pooled} pooled |")
     return lines
 
