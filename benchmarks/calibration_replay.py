@@ -1,0 +1,247 @@
+"""Calibration maps judged offline over many splits: train once per split, replay any map.
+
+    .venv/bin/python benchmarks/calibration_replay.py capture --seed 1 [--seed 2 ...]
+        [--dumps DIR] [--only WIKI] [--out DIR]
+    .venv/bin/python benchmarks/calibration_replay.py judge [--captured DIR] [--seeds 1-6]
+        [--map platt] [--map platt,beta] [--map isotonic] [--map moderated] [--map capped]
+        [--json OUT]
+
+``capture`` builds the train-half model of each dump at each seed, exactly as
+``calibration_check.py`` does, and keeps two things per (dump, seed) in one pickle: the
+out-of-fold mentions training fits its calibration on (raw score, label, fold: what
+``model.train.train_classifier`` hands ``choose_calibration``) and every test probe's scored
+mentions with their *raw* scores (the model's map set to the identity) and whether each is a
+removed link as the backtest judges it (by the text it shows). Seven dumps take about as
+long as one ``calibration_check.py`` run per seed.
+
+``judge`` then fits each named map on a split's out-of-fold mentions, applies it to the test
+half's raw scores and selects as the backtest does (``select`` at threshold 0 for the kept
+links' ECE, at the shipped minimum link score for their precision). It takes seconds for
+seven dumps and six splits, and with ``--map platt`` it reproduces calibration_check.py's
+figures of the same code to the link. A map is a comma list of ``model.calibration.METHODS``
+(chosen among by cross-validated log loss, as training does) or one of the two maps below,
+which were tried and not taken (docs/model.md, "Calibration maps for small held-out
+samples"): kept here so that those figures can be re-made.
+
+Why: a calibration change judged on one split is judged on noise (one dump's ECE moves by
+0.04-0.07 from split to split), and a full run per split per variant costs minutes each.
+The pickles hold this code version's scores: capture again after changing anything but the
+map.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import pickle
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import model.train as training  # noqa: E402
+from model import calibration as cal  # noqa: E402
+from model.backtest import in_test_half, probes, rendered  # noqa: E402
+from model.datasets import open_model  # noqa: E402
+from model.recommend import score, select  # noqa: E402
+from model.train import Settings, build_model, extract  # noqa: E402
+from runner.config import Criteria  # noqa: E402
+
+SHIPPED = Criteria().minimum_link_score
+DEFAULT_DUMPS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "dumps"
+DEFAULT_CAPTURED = Path("/tmp/addlink-calibration-replay")
+LIMIT = 15  # as calibration_check.py
+
+
+def capture(dumps: list[Path], seeds: list[int], out: Path) -> None:
+    """One pickle per (dump, seed): the calibration's out-of-fold mentions, the test half's
+    raw scored mentions. An existing pickle is kept (a capture can be resumed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    seen: dict = {}
+    choose = training.choose_calibration
+
+    def spy(s, y, fold, folds, candidates=cal.CANDIDATES):
+        seen["oof"] = (np.asarray(s).copy(), np.asarray(y).copy(), np.asarray(fold).copy())
+        return choose(s, y, fold, folds, candidates)
+
+    training.choose_calibration = spy
+    try:
+        for dump in dumps:
+            with tempfile.TemporaryDirectory(prefix="addlink-replay-") as work:
+                corpus = extract(dump, Path(work))
+                for seed in seeds:
+                    path = out / f"{dump.name.split('-')[0]}-{seed}.pkl"
+                    if path.exists():
+                        continue
+                    settings = Settings(features="full")
+                    settings.seed = seed
+                    test = {t for t in corpus.articles if in_test_half(t, seed)}
+                    build_model(corpus, Path(work) / f"m{seed}", settings,
+                                include=set(corpus.articles) - test)
+                    model = open_model(Path(work) / f"m{seed}")
+                    model.calibration = cal.IDENTITY
+                    pages = []
+                    for record, text, gold, context in probes(corpus, test, model.trail):
+                        _, scored = score(model, text, title=record["t"], extra_links=context)
+                        pages.append([
+                            (s, int((rendered(text, s.start, s.end, model.trail), s.target)
+                                    in gold))
+                            for s in scored
+                        ])
+                    model.close()
+                    tmp = path.with_suffix(".tmp")
+                    tmp.write_bytes(pickle.dumps({"oof": seen["oof"], "pages": pages}))
+                    tmp.replace(path)
+                    print(f"{path.name}: {len(seen['oof'][0])} calibration mentions, "
+                          f"{len(pages)} test sentences", flush=True)
+    finally:
+        training.choose_calibration = choose
+
+
+def fit_moderated(scores, labels) -> cal.Calibration:
+    """Platt's posterior predictive probability (Laplace approximation; MacKay 1992):
+    sigmoid(mu / sqrt(1 + pi var / 8)) with mu = a z + b and var its posterior variance."""
+    s = np.clip(np.asarray(scores, dtype=np.float64), 1e-6, 1 - 1e-6)
+    y = np.asarray(labels, dtype=np.float64)
+    z = np.log(s / (1 - s))
+    x = np.column_stack([z, np.ones(len(z))])
+    a, b = cal._logistic(x, y, [True, True])  # Platt's fit, ridge included
+    p = 1 / (1 + np.exp(-(x @ np.array([a, b]))))
+    hess = (x * (p * (1 - p) + 1e-9)[:, None]).T @ x
+    hess[0, 0] += 2 * cal.RIDGE * len(z)
+    cov = np.linalg.inv(hess)
+    grid = cal._logit_grid(241)
+    g = np.log(grid / (1 - grid))
+    var = cov[0, 0] * g * g + 2 * cov[0, 1] * g + cov[1, 1]
+    return cal._on_grid(grid, 1 / (1 + np.exp(-(max(a, 1e-3) * g + b) /
+                                             np.sqrt(1 + math.pi * var / 8))))
+
+
+def fit_capped(scores, labels) -> cal.Calibration:
+    """c * sigmoid(a z + b): Platt under a ceiling c <= 1 fitted with it (share right
+    levelling off below 1 at the top scores)."""
+    from scipy.optimize import minimize
+
+    s = np.clip(np.asarray(scores, dtype=np.float64), 1e-6, 1 - 1e-6)
+    y = np.asarray(labels, dtype=np.float64)
+    z = np.log(s / (1 - s))
+    a, b = cal._logistic(np.column_stack([z, np.ones(len(z))]), y, [True, True])
+
+    def loss(v: np.ndarray) -> float:
+        p = 1 / (1 + np.exp(-v[2])) / (1 + np.exp(-np.clip(v[0] * z + v[1], -30, 30)))
+        p = np.clip(p, 1e-12, 1 - 1e-12)
+        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean() + cal.RIDGE * v[0] ** 2)
+
+    start = np.array([max(a, 1e-3), b, 6.0])
+    got = minimize(loss, start, method="L-BFGS-B",
+                   bounds=[(1e-3, None), (None, None), (None, 12.0)])
+    a, b, c = got.x if got.fun <= loss(start) else start
+    grid = cal._logit_grid(241)
+    return cal._on_grid(grid, 1 / (1 + np.exp(-c)) /
+                        (1 + np.exp(-(a * np.log(grid / (1 - grid)) + b))))
+
+
+TRIED = {"moderated": fit_moderated, "capped": fit_capped}
+
+
+def fitter(name: str):
+    if name in TRIED:
+        fit = TRIED[name]
+        return lambda s, y, fold: fit(s, y) if 0 < y.sum() < len(y) else cal.fit_isotonic(s, y)
+    methods = tuple(name.split(","))
+    return lambda s, y, fold: cal.choose_calibration(s, y, fold, training.FOLDS, methods)[1]
+
+
+def judge_split(pages: list, calibration) -> tuple[float, int, int]:
+    """(ECE of the links kept at threshold 0, right and kept at the shipped default)."""
+    kept, right, shown = [], 0, 0
+    for page in pages:
+        mapped = [(dataclasses.replace(s, score=float(calibration([s.score])[0])), c)
+                  for s, c in page]
+        correct = {id(m): c for m, c in mapped}
+        scored = [m for m, _ in mapped]
+        kept += [(m.score, correct[id(m)]) for m in select(scored, 0.0, LIMIT)]
+        chosen = select(scored, SHIPPED, LIMIT)
+        right += sum(correct[id(m)] for m in chosen)
+        shown += len(chosen)
+    return cal.ece([p for p, _ in kept], [c for _, c in kept]), right, shown
+
+
+def judge(captured: Path, seeds: list[int], maps: list[str]) -> list[dict]:
+    rows = []
+    files = sorted(f for f in captured.glob("*.pkl") if int(f.stem.rsplit("-", 1)[1]) in seeds)
+    if not files:
+        raise SystemExit(f"calibration_replay: no captured splits in {captured} for {seeds}")
+    splits = [(f.stem.rsplit("-", 1)[0], pickle.loads(f.read_bytes())) for f in files]
+    for name in maps:
+        fit = fitter(name)
+        per: dict[str, list] = {}
+        for wiki, data in splits:
+            s, y, fold = data["oof"]
+            per.setdefault(wiki, []).append(judge_split(data["pages"], fit(s, y, fold)))
+        for wiki, got in sorted(per.items()):
+            right, kept = sum(g[1] for g in got), sum(g[2] for g in got)
+            rows.append({"map": name, "wiki": wiki, "splits": len(got),
+                         "mean_ece_kept": statistics.mean(g[0] for g in got),
+                         "right": right, "kept": kept,
+                         "precision": right / kept if kept else None,
+                         "ci": list(cal.wilson(right, kept))})
+    return rows
+
+
+def seed_list(text: str) -> list[int]:
+    low, _, high = text.partition("-")
+    return list(range(int(low), int(high or low) + 1))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("capture")
+    c.add_argument("--seed", type=int, action="append", required=True)
+    c.add_argument("--dumps", type=Path, default=DEFAULT_DUMPS)
+    c.add_argument("--only", action="append", help="wiki name prefix, e.g. ltgwiki")
+    c.add_argument("--out", type=Path, default=DEFAULT_CAPTURED)
+    j = sub.add_parser("judge")
+    j.add_argument("--captured", type=Path, default=DEFAULT_CAPTURED)
+    j.add_argument("--seeds", type=seed_list, default=seed_list("1-6"))
+    j.add_argument("--map", action="append", dest="maps")
+    j.add_argument("--json", type=Path)
+    args = p.parse_args()
+    if args.command == "capture":
+        dumps = [d for d in sorted(args.dumps.glob("*.xml*"))
+                 if not args.only or any(d.name.startswith(o) for o in args.only)]
+        if not dumps:
+            raise SystemExit(f"calibration_replay: no dumps in {args.dumps}")
+        capture(dumps, args.seed, args.out)
+        return 0
+    maps = args.maps or ["platt"]
+    unknown = [m for m in maps if m not in TRIED
+               and any(x not in cal.METHODS for x in m.split(","))]
+    if unknown:
+        raise SystemExit(f"calibration_replay: unknown map(s) {unknown}")
+    rows = judge(args.captured, args.seeds, maps)
+    print(f"| map | wiki | splits | mean ECE kept | P kept at {SHIPPED} (right/kept, 95 % CI) |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        p_kept = f"{r['precision']:.3f}" if r["kept"] else "none"
+        print(f"| {r['map']} | {r['wiki']} | {r['splits']} | {r['mean_ece_kept']:.3f} | "
+              f"{p_kept} ({r['right']}/{r['kept']}, {r['ci'][0]:.2f}-{r['ci'][1]:.2f}) |")
+    for name in maps:
+        mine = [r for r in rows if r["map"] == name]
+        mean = statistics.mean(r["mean_ece_kept"] for r in mine)
+        print(f"{name}: mean over dumps of the mean ECE {mean:.4f}, "
+              f"right links kept {sum(r['right'] for r in mine)}")
+    if args.json:
+        args.json.write_text(json.dumps({"seeds": args.seeds, "rows": rows}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
