@@ -1,7 +1,7 @@
 """Calibration maps judged offline over many splits: train once per split, replay any map.
 
     .venv/bin/python benchmarks/calibration_replay.py capture --seed 1 [--seed 2 ...]
-        [--dumps DIR] [--only WIKI] [--out DIR]
+        [--dumps DIR] [--only WIKI] [--out DIR] [--set SETTING=VALUE ...]
     .venv/bin/python benchmarks/calibration_replay.py judge [--captured DIR] [--seeds 1-6]
         [--map platt] [--map platt,beta] [--map isotonic] [--map moderated] [--map capped]
         [--json OUT]
@@ -10,13 +10,17 @@
 ``calibration_check.py`` does, and keeps two things per (dump, seed) in one pickle: the
 out-of-fold mentions training fits its calibration on (raw score, label, fold: what
 ``model.train.train_classifier`` hands ``choose_calibration``) and every test probe's scored
-mentions with their *raw* scores (the model's map set to the identity) and whether each is a
-removed link as the backtest judges it (by the text it shows). Seven dumps take about as
-long as one ``calibration_check.py`` run per seed.
+mentions with their *raw* scores (the model's map set to the identity), the text each shows
+and whether it is a removed link as the backtest judges it, and the probe's number of gold
+links. Seven dumps take about as long as one ``calibration_check.py`` run per seed.
+``--set max_depth=4`` (any ``model.train.Settings`` field, its type's value) captures
+another training's splits, so that a training change is judged on as many splits as a map.
 
 ``judge`` then fits each named map on a split's out-of-fold mentions, applies it to the test
 half's raw scores and selects as the backtest does (``select`` at threshold 0 for the kept
-links' ECE, at the shipped minimum link score for their precision). It takes seconds for
+links' ECE, at the shipped minimum link score for their precision; at the backtest's
+thresholds for F1 at 0.5 and recall at precision >= 0.8, counted as ``model.backtest``
+counts them). It takes seconds for
 seven dumps and six splits, and with ``--map platt`` it reproduces calibration_check.py's
 figures of the same code to the link. A map is a comma list of ``model.calibration.METHODS``
 (chosen among by cross-validated log loss, as training does) or one of the two maps below,
@@ -47,7 +51,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import model.train as training  # noqa: E402
 from model import calibration as cal  # noqa: E402
-from model.backtest import in_test_half, probes, rendered  # noqa: E402
+from model.backtest import (  # noqa: E402
+    SWEEP,
+    _row,
+    in_test_half,
+    probes,
+    recall_at_precision,
+    rendered,
+)
 from model.datasets import open_model  # noqa: E402
 from model.recommend import score, select  # noqa: E402
 from model.train import Settings, build_model, extract  # noqa: E402
@@ -59,7 +70,7 @@ DEFAULT_CAPTURED = Path("/tmp/addlink-calibration-replay")
 LIMIT = 15  # as calibration_check.py
 
 
-def capture(dumps: list[Path], seeds: list[int], out: Path) -> None:
+def capture(dumps: list[Path], seeds: list[int], out: Path, overrides: dict | None = None) -> None:
     """One pickle per (dump, seed): the calibration's out-of-fold mentions, the test half's
     raw scored mentions. An existing pickle is kept (a capture can be resumed)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -79,24 +90,25 @@ def capture(dumps: list[Path], seeds: list[int], out: Path) -> None:
                     path = out / f"{dump.name.split('-')[0]}-{seed}.pkl"
                     if path.exists():
                         continue
-                    settings = Settings(features="full")
+                    settings = Settings(features="full", **(overrides or {}))
                     settings.seed = seed
                     test = {t for t in corpus.articles if in_test_half(t, seed)}
                     build_model(corpus, Path(work) / f"m{seed}", settings,
                                 include=set(corpus.articles) - test)
                     model = open_model(Path(work) / f"m{seed}")
                     model.calibration = cal.IDENTITY
-                    pages = []
+                    pages, expected = [], []
                     for record, text, gold, context in probes(corpus, test, model.trail):
                         _, scored = score(model, text, title=record["t"], extra_links=context)
-                        pages.append([
-                            (s, int((rendered(text, s.start, s.end, model.trail), s.target)
-                                    in gold))
-                            for s in scored
-                        ])
+                        shown = [rendered(text, s.start, s.end, model.trail) for s in scored]
+                        pages.append([(s, int((t, s.target) in gold), t)
+                                      for s, t in zip(scored, shown, strict=True)])
+                        expected.append(len(gold))
                     model.close()
                     tmp = path.with_suffix(".tmp")
-                    tmp.write_bytes(pickle.dumps({"oof": seen["oof"], "pages": pages}))
+                    tmp.write_bytes(pickle.dumps({"oof": seen["oof"], "pages": pages,
+                                                  "expected": expected,
+                                                  "settings": overrides or {}}))
                     tmp.replace(path)
                     print(f"{path.name}: {len(seen['oof'][0])} calibration mentions, "
                           f"{len(pages)} test sentences", flush=True)
@@ -158,19 +170,35 @@ def fitter(name: str):
     return lambda s, y, fold: cal.choose_calibration(s, y, fold, training.FOLDS, methods)[1]
 
 
-def judge_split(pages: list, calibration) -> tuple[float, int, int]:
-    """(ECE of the links kept at threshold 0, right and kept at the shipped default)."""
+def judge_split(data: dict, calibration) -> dict:
+    """The kept links' ECE (threshold 0), right and kept at the shipped default, and, where
+    the capture has the texts shown and the gold counts, F1 at 0.5 and recall at precision
+    >= 0.8 over the backtest's thresholds (distinct (text, target) pairs, as it counts)."""
     kept, right, shown = [], 0, 0
-    for page in pages:
-        mapped = [(dataclasses.replace(s, score=float(calibration([s.score])[0])), c)
-                  for s, c in page]
-        correct = {id(m): c for m, c in mapped}
-        scored = [m for m, _ in mapped]
+    texts = all(len(m) == 3 for page in data["pages"] for m in page)
+    counts = {t: [0, 0] for t in SWEEP}
+    for page in data["pages"]:
+        mapped = [(dataclasses.replace(m[0], score=float(calibration([m[0].score])[0])),) + m[1:]
+                  for m in page]
+        correct = {id(m[0]): m[1] for m in mapped}
+        text = {id(m[0]): m[2] for m in mapped} if texts else {}
+        scored = [m[0] for m in mapped]
         kept += [(m.score, correct[id(m)]) for m in select(scored, 0.0, LIMIT)]
         chosen = select(scored, SHIPPED, LIMIT)
         right += sum(correct[id(m)] for m in chosen)
         shown += len(chosen)
-    return cal.ece([p for p, _ in kept], [c for _, c in kept]), right, shown
+        for t in SWEEP if texts else ():
+            pairs = {(text[id(m)], m.target): correct[id(m)] for m in select(scored, t, LIMIT)}
+            counts[t][0] += len(pairs)
+            counts[t][1] += sum(pairs.values())
+    out = {"ece": cal.ece([p for p, _ in kept], [c for _, c in kept]), "right": right,
+           "kept": shown, "f1_50": None, "r_p80": None}
+    if texts and "expected" in data:
+        sweep = [_row(t, p, c, sum(data["expected"])) for t, (p, c) in counts.items()]
+        out["f1_50"] = next(r.f1 for r in sweep if r.threshold == 0.5)
+        best = recall_at_precision(sweep)
+        out["r_p80"] = best["recall"] if best else 0.0
+    return out
 
 
 def judge(captured: Path, seeds: list[int], maps: list[str]) -> list[dict]:
@@ -184,15 +212,34 @@ def judge(captured: Path, seeds: list[int], maps: list[str]) -> list[dict]:
         per: dict[str, list] = {}
         for wiki, data in splits:
             s, y, fold = data["oof"]
-            per.setdefault(wiki, []).append(judge_split(data["pages"], fit(s, y, fold)))
+            per.setdefault(wiki, []).append(judge_split(data, fit(s, y, fold)))
         for wiki, got in sorted(per.items()):
-            right, kept = sum(g[1] for g in got), sum(g[2] for g in got)
+            right, kept = sum(g["right"] for g in got), sum(g["kept"] for g in got)
+            f1s = [g["f1_50"] for g in got if g["f1_50"] is not None]
+            recalls = [g["r_p80"] for g in got if g["r_p80"] is not None]
             rows.append({"map": name, "wiki": wiki, "splits": len(got),
-                         "mean_ece_kept": statistics.mean(g[0] for g in got),
+                         "mean_ece_kept": statistics.mean(g["ece"] for g in got),
                          "right": right, "kept": kept,
                          "precision": right / kept if kept else None,
-                         "ci": list(cal.wilson(right, kept))})
+                         "ci": list(cal.wilson(right, kept)),
+                         "mean_f1_50": statistics.mean(f1s) if len(f1s) == len(got) else None,
+                         "mean_r_p80": statistics.mean(recalls)
+                         if len(recalls) == len(got) else None})
     return rows
+
+
+def overrides(pairs: list[str]) -> dict:
+    """``--set`` pairs as Settings keyword arguments, each value of its field's type."""
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    out = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if name not in fields or not value:
+            raise SystemExit(f"calibration_replay: --set {pair!r}: not SETTING=VALUE of "
+                             "model.train.Settings")
+        kind = type(getattr(Settings(), name))
+        out[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    return out
 
 
 def seed_list(text: str) -> list[int]:
@@ -208,6 +255,8 @@ def main() -> int:
     c.add_argument("--dumps", type=Path, default=DEFAULT_DUMPS)
     c.add_argument("--only", action="append", help="wiki name prefix, e.g. ltgwiki")
     c.add_argument("--out", type=Path, default=DEFAULT_CAPTURED)
+    c.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE",
+                   help="a model.train.Settings field for this capture, e.g. max_depth=4")
     j = sub.add_parser("judge")
     j.add_argument("--captured", type=Path, default=DEFAULT_CAPTURED)
     j.add_argument("--seeds", type=seed_list, default=seed_list("1-6"))
@@ -219,7 +268,7 @@ def main() -> int:
                  if not args.only or any(d.name.startswith(o) for o in args.only)]
         if not dumps:
             raise SystemExit(f"calibration_replay: no dumps in {args.dumps}")
-        capture(dumps, args.seed, args.out)
+        capture(dumps, args.seed, args.out, overrides(args.set))
         return 0
     maps = args.maps or ["platt"]
     unknown = [m for m in maps if m not in TRIED
@@ -227,17 +276,25 @@ def main() -> int:
     if unknown:
         raise SystemExit(f"calibration_replay: unknown map(s) {unknown}")
     rows = judge(args.captured, args.seeds, maps)
-    print(f"| map | wiki | splits | mean ECE kept | P kept at {SHIPPED} (right/kept, 95 % CI) |")
-    print("|---|---|---|---|---|")
+    print(f"| map | wiki | splits | mean ECE kept | P kept at {SHIPPED} (right/kept, 95 % CI) "
+          "| mean F1@0.5 | mean R@P>=0.8 |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         p_kept = f"{r['precision']:.3f}" if r["kept"] else "none"
+        f1 = "-" if r["mean_f1_50"] is None else f"{r['mean_f1_50']:.3f}"
+        rp = "-" if r["mean_r_p80"] is None else f"{r['mean_r_p80']:.3f}"
         print(f"| {r['map']} | {r['wiki']} | {r['splits']} | {r['mean_ece_kept']:.3f} | "
-              f"{p_kept} ({r['right']}/{r['kept']}, {r['ci'][0]:.2f}-{r['ci'][1]:.2f}) |")
+              f"{p_kept} ({r['right']}/{r['kept']}, {r['ci'][0]:.2f}-{r['ci'][1]:.2f}) "
+              f"| {f1} | {rp} |")
     for name in maps:
         mine = [r for r in rows if r["map"] == name]
         mean = statistics.mean(r["mean_ece_kept"] for r in mine)
+        f1 = [r["mean_f1_50"] for r in mine if r["mean_f1_50"] is not None]
+        rp = [r["mean_r_p80"] for r in mine if r["mean_r_p80"] is not None]
+        more = (f", mean F1@0.5 {statistics.mean(f1):.4f}, mean R@P>=0.8 {statistics.mean(rp):.4f}"
+                if len(f1) == len(rp) == len(mine) else "")
         print(f"{name}: mean over dumps of the mean ECE {mean:.4f}, "
-              f"right links kept {sum(r['right'] for r in mine)}")
+              f"right links kept {sum(r['right'] for r in mine)}{more}")
     if args.json:
         args.json.write_text(json.dumps({"seeds": args.seeds, "rows": rows}, indent=1) + "\n")
     return 0
