@@ -93,8 +93,8 @@ def capture(dumps: list[Path], seeds: list[int], out: Path, overrides: dict | No
                     settings = Settings(features="full", **(overrides or {}))
                     settings.seed = seed
                     test = {t for t in corpus.articles if in_test_half(t, seed)}
-                    build_model(corpus, Path(work) / f"m{seed}", settings,
-                                include=set(corpus.articles) - test)
+                    manifest = build_model(corpus, Path(work) / f"m{seed}", settings,
+                                           include=set(corpus.articles) - test)
                     model = open_model(Path(work) / f"m{seed}")
                     model.calibration = cal.IDENTITY
                     pages, expected = [], []
@@ -108,7 +108,8 @@ def capture(dumps: list[Path], seeds: list[int], out: Path, overrides: dict | No
                     tmp = path.with_suffix(".tmp")
                     tmp.write_bytes(pickle.dumps({"oof": seen["oof"], "pages": pages,
                                                   "expected": expected,
-                                                  "settings": overrides or {}}))
+                                                  "settings": overrides or {},
+                                                  "training": manifest.get("training", {})}))
                     tmp.replace(path)
                     print(f"{path.name}: {len(seen['oof'][0])} calibration mentions, "
                           f"{len(pages)} test sentences", flush=True)
