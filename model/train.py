@@ -100,6 +100,8 @@ UNLINKED, PROBE, LINKED, PROBE_OVERLAPPED = 0, 1, 2, 3
 # were tried (fold models closer to the shipped one): ECE lower on en, ja, ltg but higher
 # on el (0.052 -> 0.095) and F1@0.5 lower on bn and el, for ~1.6x the training time.
 FOLDS = 5
+# Tree counts the out-of-fold log loss is compared at (those <= Settings.rounds, and it).
+ROUND_GRID = (25, 50, 75, 100, 150, 200, 300)
 COMPLETE_RESOLVE_RATIO = 0.25  # links resolving inside the dump above this: a complete wiki
 ENDINGS = set(TERMINATORS + "。！？｡")
 _NO_LETTER = regex.compile(r"^[^\p{L}]*$")
@@ -442,7 +444,10 @@ class Settings:
     seed: int = 1
     min_anchor_count: int = 1  # SPEC §2 drops anchors linked once; small wikis need them
     min_link_prob: float = MIN_LINK_PROB
-    rounds: int = 150
+    # Boosting rounds at most; with choose_rounds the shipped classifier keeps the first k
+    # trees, k on ROUND_GRID chosen by the folds' out-of-fold log loss (train_classifier).
+    rounds: int = 300
+    choose_rounds: bool = True
     max_depth: int = 6
     min_child_weight: float = 2.0
     eta: float = 0.1
@@ -1700,8 +1705,9 @@ def train_classifier(rows: TrainingRows, settings: Settings):
     }
 
     # A refit on every row ships, not the fold classifiers averaged: the average (tried, one
-    # model of 5 x 150 trees) was no better calibrated nor more precise on the shared dumps
-    # and costs five times the trees per recommendation (docs/model.md).
+    # model of 5 x 150 trees, before the tree count was chosen) was no better calibrated nor
+    # more precise on the shared dumps and costs five times the trees per recommendation
+    # (docs/model.md).
     def fit(f: int) -> np.ndarray | bytearray | None:
         """Fold f's out-of-fold scores (f < folds), or the shipped classifier (f == folds).
         The six fits are independent: they run in the workers (one thread each, as the
@@ -1721,9 +1727,12 @@ def train_classifier(rows: TrainingRows, settings: Settings):
             params, xgboost.DMatrix(x[rest], y[rest], missing=np.nan, nthread=1),
             settings.rounds,
         )
-        return fitted.predict(xgboost.DMatrix(x[held], missing=np.nan, nthread=1))
+        held_rows = xgboost.DMatrix(x[held], missing=np.nan, nthread=1)
+        return np.stack([fitted.predict(held_rows, iteration_range=(0, k)) for k in grid])
 
-    oof = np.full(len(y), np.nan)
+    grid = tuple(k for k in ROUND_GRID if k < settings.rounds) + (settings.rounds,) \
+        if settings.choose_rounds else (settings.rounds,)
+    by_rounds = np.full((len(grid), len(y)), np.nan)
     # The refit first: the longest fit (every row) is not left for last.
     order = [settings.folds, *range(settings.folds)]
     workers = min(max(1, settings.workers), len(order))
@@ -1731,7 +1740,19 @@ def train_classifier(rows: TrainingRows, settings: Settings):
         if f == settings.folds:
             booster = xgboost.Booster(model_file=got)
         elif got is not None:
-            oof[rows.fold == f] = got
+            by_rounds[:, rows.fold == f] = got
+    # How many trees to ship: the count whose out-of-fold scores predict the held-out
+    # articles' rows best (log loss over every row, the classifier's own objective; ties to
+    # fewer trees). A small wiki's few thousand rows are fitted to noise long before a large
+    # one's, and one fixed count cannot suit both; the first k trees of the refit are
+    # exactly a k-round refit, so nothing is trained twice.
+    seen = ~np.isnan(by_rounds[0])
+    round_losses = [log_loss(v[seen], y[seen]) for v in by_rounds]
+    pick = min(range(len(grid)), key=lambda i: (round(round_losses[i], 6), grid[i])) \
+        if seen.any() else len(grid) - 1
+    if grid[pick] < settings.rounds:
+        booster = booster[: grid[pick]]
+    oof = by_rounds[pick]
     # Calibrated on the mentions of each article's probe sentence (its first with links),
     # where SPEC §2's backtest judges "right". Elsewhere editors link less densely: a lead
     # sentence's mentions are right about twice as often as those of all linked sentences
@@ -1749,6 +1770,8 @@ def train_classifier(rows: TrainingRows, settings: Settings):
     )
     metrics = {
         "heldout": f"articles, {settings.folds} folds",
+        "rounds": grid[pick],
+        "rounds_log_loss": {str(k): round(v, 6) for k, v in zip(grid, round_losses, strict=True)},
         "calibration": method,
         "calibration_log_loss": losses,  # each candidate method's, cross-validated
         "auc": round(_auc(kept.y, oof[scored]), 4),

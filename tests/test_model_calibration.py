@@ -139,6 +139,42 @@ def test_manifest_metrics_are_measured_on_held_out_articles():
     assert max(calibration.y) < 0.5, "no score is calibrated to near-certainty on noise"
 
 
+def _rows(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> TrainingRows:
+    n = len(y)
+    return TrainingRows(x.astype(np.float32), y.astype(np.float32), rng.integers(0, 5, n),
+                        np.arange(n) // 3, np.ones(n, dtype=bool))
+
+
+def test_the_shipped_tree_count_is_the_one_the_held_out_folds_predict_best():
+    """Noise is fitted to from the first trees on: the fewest trees on the grid predict the
+    held-out folds best, and that is what ships. A real signal earns more trees. Either way
+    the manifest's losses are out of fold and the chosen count is their minimum."""
+    rng = np.random.default_rng(5)
+    n = 6000
+    noise = _rows(rng.normal(size=(n, 6)), rng.uniform(size=n) < 0.2, rng)
+    booster, _, metrics = train_classifier(noise, Settings(rounds=100))
+    losses = {int(k): v for k, v in metrics["rounds_log_loss"].items()}
+    assert sorted(losses) == [25, 50, 75, 100]
+    assert metrics["rounds"] == 25 == min(losses, key=losses.get)
+    assert losses[100] > losses[25], "more trees fit the noise of the rows they saw"
+    assert booster.num_boosted_rounds() == 25
+
+    x = rng.normal(size=(n, 6))
+    signal = _rows(x, x[:, 0] + 0.5 * x[:, 1] * x[:, 2] + rng.normal(0, 0.5, n) > 1.0, rng)
+    booster, _, metrics = train_classifier(signal, Settings(rounds=100))
+    losses = {int(k): v for k, v in metrics["rounds_log_loss"].items()}
+    assert metrics["rounds"] == min(losses, key=losses.get) > 25
+    assert booster.num_boosted_rounds() == metrics["rounds"]
+    fixed, _, fixed_metrics = train_classifier(
+        signal, Settings(rounds=metrics["rounds"], choose_rounds=False))
+    assert "rounds" in fixed_metrics and fixed_metrics["rounds"] == metrics["rounds"]
+    import xgboost
+
+    d = xgboost.DMatrix(signal.x, missing=np.nan, nthread=1)
+    assert np.array_equal(booster.predict(d), fixed.predict(d)), \
+        "the first k trees of the longer refit are a k-round refit"
+
+
 def test_titles_and_redirect_titles_are_anchor_candidates(ltg_corpus):
     assert title_key("Mercury (planet)") == "mercury"
     corpus, settings = ltg_corpus, Settings()
