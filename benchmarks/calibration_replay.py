@@ -179,8 +179,9 @@ def judge_split(data: dict, calibration) -> dict:
     texts = all(len(m) == 3 for page in data["pages"] for m in page)
     counts = {t: [0, 0] for t in SWEEP}
     for page in data["pages"]:
-        mapped = [(dataclasses.replace(m[0], score=float(calibration([m[0].score])[0])),) + m[1:]
-                  for m in page]
+        probability = calibration([m[0].score for m in page]) if page else []
+        mapped = [(dataclasses.replace(m[0], score=float(p)),) + m[1:]
+                  for m, p in zip(page, probability, strict=True)]
         correct = {id(m[0]): m[1] for m in mapped}
         text = {id(m[0]): m[2] for m in mapped} if texts else {}
         scored = [m[0] for m in mapped]

@@ -337,6 +337,7 @@ def choose_calibration(
     if len(score) >= ISOTONIC_MIN_MENTIONS and "isotonic" not in names:
         names.append("isotonic")
     cross: dict[str, np.ndarray] = {}
+    each: dict[str, np.ndarray] = {}  # each mention's out-of-fold log loss, per method
     losses: dict[str, float] = {}
     for name in names:
         cross[name] = np.zeros(len(score))
@@ -344,8 +345,8 @@ def choose_calibration(
             held = fold == f
             if held.any():
                 cross[name][held] = METHODS[name](score[~held], label[~held])(score[held])
-        losses[name] = log_loss(cross[name], label)
-    each = {name: _log_losses(cross[name], label) for name in names}
+        each[name] = _log_losses(cross[name], label)
+        losses[name] = float(each[name].mean()) if len(score) else math.nan
     simplest = each[names[0]]
 
     def clears(name: str) -> bool:

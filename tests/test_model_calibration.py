@@ -121,28 +121,23 @@ def test_cross_fitting_leaves_out_the_folds_own_links(ltg_corpus):
     assert in_full > 50, "the final model, built from every fold, keeps them"
 
 
+def _rows(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> TrainingRows:
+    """Rows of synthetic features, five folds at random, three rows per mention."""
+    n = len(y)
+    return TrainingRows(x.astype(np.float32), y.astype(np.float32), rng.integers(0, 5, n),
+                        np.arange(n) // 3, np.ones(n, dtype=bool))
+
+
 def test_manifest_metrics_are_measured_on_held_out_articles():
     """Random features with random labels: in-sample AUC would be high, held-out is ~0.5."""
     rng = np.random.default_rng(3)
     n = 6000
-    rows = TrainingRows(
-        rng.normal(size=(n, 6)).astype(np.float32),
-        (rng.uniform(size=n) < 0.2).astype(np.float32),
-        rng.integers(0, 5, n),
-        np.arange(n) // 3,
-        np.ones(n, dtype=bool),
-    )
+    rows = _rows(rng.normal(size=(n, 6)), rng.uniform(size=n) < 0.2, rng)
     _, calibration, metrics = train_classifier(rows, Settings(rounds=60))
     assert 0.4 < metrics["auc"] < 0.6
     assert metrics["mentions"] == n // 3
     assert metrics["ece"] < metrics["ece_raw"]
     assert max(calibration.y) < 0.5, "no score is calibrated to near-certainty on noise"
-
-
-def _rows(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> TrainingRows:
-    n = len(y)
-    return TrainingRows(x.astype(np.float32), y.astype(np.float32), rng.integers(0, 5, n),
-                        np.arange(n) // 3, np.ones(n, dtype=bool))
 
 
 def test_the_shipped_tree_count_is_the_one_the_held_out_folds_predict_best():
