@@ -2,7 +2,8 @@
 
 A model directory holds ``manifest.json``, the classifier (``model.json``) and its score
 calibration (``calibration.json``), the entity vectors (``vectors.npy``, memory-mapped) and a
-Bloom filter of anchor keys (``anchors.bloom``, memory-mapped), plus the keyed datasets
+Bloom filter of anchor keys (``anchors.bloom``, memory-mapped) and one of the articles it was
+trained on (``pages.bloom``), plus the keyed datasets
 (anchors, redirects, page ids, entity index) either as SQLite files in the same directory or
 as MySQL tables (after ``python -m model load``). The Bloom filter answers "surely not an
 anchor" for most n-grams without touching the database, which keeps lookups per page cheap
@@ -16,7 +17,7 @@ import json
 import math
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
@@ -42,6 +43,8 @@ DATASETS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
     "w2vfiltered": ("entities.sqlite", "entities", "title", ("vector_row", "indegree")),
 }
 SENTENCES_FILE = "sentences.json"  # the splitter's parameters learnt in training
+PAGES_BLOOM = "pages.bloom.npy"  # the titles of the articles the model was trained on
+TRAINED_PAGES_ERROR = 1e-4  # its false-positive rate: a page taken for a trained one
 CHUNK = 500  # keys per IN (...) query: below SQLite's and MySQL's parameter limits
 
 
@@ -63,6 +66,29 @@ class Anchor:
     redirects: tuple[str, ...] = ()  # targets the text is a redirect title of
     # A stem class (key starting with ``model.text.STEM``): the exact keys filed under it.
     members: tuple[str, ...] = ()
+
+    def without_page(self) -> Anchor:
+        """The statistics as if one page showing the text unlinked had not been counted.
+
+        A refresh scores the wiki's own articles, and the model's statistics include each
+        of them: a text that page shows unlinked counts once more in ``unlinked`` and the
+        denominator of ``link_prob`` than it would for a page the model never saw. The
+        classifier learnt from rows whose statistics left their page out (each fold's
+        dictionary is the other folds'), and its calibration was fitted on such rows, so a
+        trained page is scored as what it was then: one page out. (Measured on ukwiki's
+        test half scored by a whole-dump model: kept links at 0.7 per page 0.58 with the
+        page counted, 1.91 without; docs/model.md, "A page's own statistics".) The
+        linking pages are recovered from the two stored figures (``link_prob`` is pages /
+        (pages + unlinked), to 6 decimals). Only an unlinked appearance is taken out: a
+        text the page links is never suggested on it (SPEC §2's skip rules).
+        """
+        if self.unlinked < 1:
+            return self
+        p = self.link_prob
+        pages = round(p * self.unlinked / (1.0 - p)) if p < 1.0 else 0
+        unlinked = self.unlinked - 1
+        seen = pages + unlinked
+        return replace(self, unlinked=unlinked, link_prob=round(pages / seen, 6) if seen else 0.0)
 
     def origin_json(self) -> str:
         """The ``origin`` column: where the candidates came from besides links."""
@@ -431,6 +457,13 @@ class Model:
             bloom["hashes"],
             bloom.get("scheme", "blake2b"),
         )
+        # The articles it was trained on (absent from older models: no page counts as one).
+        pages = self.manifest.get("trained_pages")
+        self.trained = (
+            Bloom(np.load(directory / PAGES_BLOOM, mmap_mode="r"), pages["hashes"],
+                  pages["scheme"])
+            if pages else None
+        )
         self.booster = xgboost.Booster(params={"nthread": 1})
         self.booster.load_model(str(directory / "model.json"))
         path = directory / CALIBRATION_FILE
@@ -452,6 +485,11 @@ class Model:
         probes = [WHOLE + k for k in keys] if self.whole_keys else keys
         maybe = [k for k, hit in zip(keys, self.bloom.contains(probes), strict=True) if hit]
         return {k: Anchor.from_row(k, *v) for k, v in self.store.get("anchors", maybe).items()}
+
+    def trained_on(self, title: str) -> bool:
+        """Whether the article was one of those the model was trained on (a Bloom filter:
+        one title in 10,000 it never saw is taken for one, ``TRAINED_PAGES_ERROR``)."""
+        return self.trained is not None and bool(self.trained.contains([title])[0])
 
     def stem_keys(self, keys: Iterable[str]) -> dict[str, str]:
         """Key -> its stem-class key, for keys that have one (``model.stems``)."""

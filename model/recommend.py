@@ -169,8 +169,15 @@ def score(
         abbreviations=model.abbreviations, stemmer=model.stemmer, whole_keys=model.whole_keys,
         guess_trails=model.guess_trails, passes_cut=model.bloom.contains_cut,
     )
+    lookup = model.anchors
+    if model.trained_on(title):
+        # The page is one of the model's training articles: its own unlinked mentions are
+        # in its anchors' statistics, and scored so they look like less often linked texts
+        # than they were to the classifier in training (``Anchor.without_page``).
+        def lookup(keys: Iterable[str]) -> dict[str, Anchor]:
+            return {k: a.without_page() for k, a in model.anchors(keys).items()}
     anchors = {}
-    for key, (t, m, anchor) in mention_anchors(found, model.anchors, texts, model.trail).items():
+    for key, (t, m, anchor) in mention_anchors(found, lookup, texts, model.trail).items():
         first[key] = (m, spans[t])
         anchors[key] = anchor
     in_title = title_filter(title)

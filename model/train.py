@@ -37,7 +37,9 @@ from model.calibration import FILE as CALIBRATION_FILE
 from model.calibration import choose_calibration, ece, log_loss, suggest_minimum_link_score
 from model.datasets import (
     DATASETS,
+    PAGES_BLOOM,
     SENTENCES_FILE,
+    TRAINED_PAGES_ERROR,
     Anchor,
     Bloom,
     classifier_checksum,
@@ -2011,6 +2013,12 @@ def build_model(
         while batch := list(islice(members, 1 << 20)):
             bloom.add(batch)  # the same bits for any order and batches
         np.save(tmp / "anchors.bloom.npy", bloom.bits)
+        trained = sorted(corpus.articles if include is None else include)
+        pages_size, pages_hashes = Bloom.sized(len(trained), TRAINED_PAGES_ERROR)
+        pages = Bloom(np.zeros(pages_size, dtype=np.uint8), pages_hashes)
+        for first in range(0, len(trained), 1 << 20):
+            pages.add(trained[first : first + (1 << 20)])
+        np.save(tmp / PAGES_BLOOM, pages.bits)
         manifest = {
             "wiki": corpus.site.dbname,
             "language": corpus.site.language,
@@ -2047,6 +2055,14 @@ def build_model(
                 "prefixes": len(keys),
                 "scheme": bloom.scheme,
                 "whole_keys": True,
+            },
+            # Which articles it was trained on: their anchor statistics are read one page out
+            # when they are scored (``Anchor.without_page``).
+            "trained_pages": {
+                "count": len(trained),
+                "bytes": pages_size,
+                "hashes": pages_hashes,
+                "scheme": pages.scheme,
             },
             "checksums": checksums,
             "training": metrics,
