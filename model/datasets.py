@@ -44,6 +44,10 @@ DATASETS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
 }
 SENTENCES_FILE = "sentences.json"  # the splitter's parameters learnt in training
 PAGES_BLOOM = "pages.bloom.npy"  # the titles of the articles the model was trained on
+# The shipped vectors' basis (V of ``A V``) and their rows' lengths before they were made
+# unit: with them a trained page's own links are left out of its context (projected models).
+VECTOR_BASIS = "vectors.basis.npy"
+VECTOR_LENGTHS = "vectors.lengths.npy"
 TRAINED_PAGES_ERROR = 1e-4  # its false-positive rate: a page taken for a trained one
 CHUNK = 500  # keys per IN (...) query: below SQLite's and MySQL's parameter limits
 
@@ -450,6 +454,11 @@ class Model:
         self.stemmer: Stemmer = stemmer_for(self.manifest.get("stemmer"))
         self.store = store
         self.vectors = np.load(directory / "vectors.npy", mmap_mode="r")
+        basis = directory / VECTOR_BASIS
+        self.basis, self.lengths = (
+            (np.load(basis, mmap_mode="r"), np.load(directory / VECTOR_LENGTHS, mmap_mode="r"))
+            if basis.is_file() else (None, None)
+        )
         bloom = self.manifest["bloom"]
         self.whole_keys: bool = bloom.get("whole_keys", False)
         self.bloom = Bloom(

@@ -133,13 +133,41 @@ def title_filter(title: str):
     return normalize(title).__contains__
 
 
-def context_vector(model: Model, titles: Iterable[str]) -> np.ndarray | None:
-    """Mean unit vector of the page's linked articles: what the page is about."""
-    rows = sorted(row for row, _ in model.entities(titles).values())
+def context_vector(
+    model: Model, titles: Iterable[str], page: str | None = None
+) -> np.ndarray | None:
+    """Sum of the unit vectors of the page's linked articles: what the page is about.
+
+    ``page``: the page's title when the model was trained on it, ``titles`` then being its
+    links (and itself). Its training fold's vectors had its links left out (``A_p V``:
+    ``model.train.project_fold``), so the classifier learnt from contexts without them; in
+    the shipped vectors each linked row holds the page's basis row once more, and the page's
+    row its targets', which pulls its context towards what it already links and away from
+    every candidate. They are taken out here, where the model has the basis (projected
+    vectors); measured in docs/model.md, "A page's own statistics".
+    """
+    found = model.entities(titles)
+    rows = sorted(row for row, _ in found.values())
     if not rows:
         return None
     vectors = np.asarray(model.vectors[rows], dtype=np.float32)
-    return vectors.sum(axis=0)
+    if page is None or page not in found or model.basis is None:
+        return vectors.sum(axis=0)
+    own = found[page][0]
+    at = rows.index(own)
+    linked = [r for r in rows if r != own]
+    lengths = np.asarray(model.lengths[rows], dtype=np.float64)[:, None]
+    whole = vectors.astype(np.float64) * lengths
+    if linked:
+        whole -= np.asarray(model.basis[own], dtype=np.float64)
+        whole[at] += np.asarray(model.basis[own], dtype=np.float64)
+        whole[at] -= np.asarray(model.basis[linked], dtype=np.float64).sum(axis=0)
+    # A row that was the page's link alone is zero without it (in training such an article
+    # was no entity of the fold at all); stored to 5 decimals, what is left of it here is
+    # rounding (under 4e-5 of its length), not a direction.
+    norms = np.linalg.norm(whole, axis=1, keepdims=True)
+    units = np.divide(whole, norms, out=np.zeros_like(whole), where=norms > 1e-4 * lengths)
+    return units.sum(axis=0).astype(np.float32)
 
 
 def score(
@@ -170,7 +198,8 @@ def score(
         guess_trails=model.guess_trails, passes_cut=model.bloom.contains_cut,
     )
     lookup = model.anchors
-    if model.trained_on(title):
+    trained = model.trained_on(title)
+    if trained:
         # The page is one of the model's training articles: its own unlinked mentions are
         # in its anchors' statistics, and scored so they look like less often linked texts
         # than they were to the classifier in training (``Anchor.without_page``).
@@ -204,7 +233,7 @@ def score(
         return page, []
 
     entities = model.entities({t for _, _, cands in mentions for t, _ in cands})
-    context = context_vector(model, linked)
+    context = context_vector(model, linked, title if trained else None)
     rows, owners = [], []
     for i, ((m, span), anchor, _) in enumerate(mentions):
         for target, features in candidate_rows(

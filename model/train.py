@@ -40,6 +40,8 @@ from model.datasets import (
     PAGES_BLOOM,
     SENTENCES_FILE,
     TRAINED_PAGES_ERROR,
+    VECTOR_BASIS,
+    VECTOR_LENGTHS,
     Anchor,
     Bloom,
     classifier_checksum,
@@ -481,6 +483,11 @@ class Settings:
     # fold, ~13x cheaper than an SVD at 10^6 nodes, and no SVD's blocks in the fold tasks);
     # "svd", a decomposition of that graph per fold (before). Side by side in docs/model.md.
     fold_vectors: str = "projection"
+    # The shipped entity vectors: "projection", the whole graph on its basis (A V, what
+    # project_fold gives each fold without its links), stored with the basis and the rows'
+    # lengths so a page the model was trained on can be scored with its own links left out
+    # of its targets' vectors (``model.recommend.context_vector``); "svd", U S (before).
+    vectors: str = "projection"
 
 
 def _target_ok(corpus: Corpus, target: str, complete: bool) -> bool:
@@ -1424,6 +1431,14 @@ def project_fold(
     are the nodes of the fold's graph as ``build_vectors(exclude=...)`` has them (an article
     outside the fold, or a target of one), in-degree from the other folds' links.
     """
+    entities, out = _projected(embedding, exclude)
+    return entities, _unit_rows(out)
+
+
+def _projected(
+    embedding: Embedding, exclude: Collection[str]
+) -> tuple[dict[str, tuple[int, int]], np.ndarray]:
+    """``project_fold``'s entities and its rows of ``A_f V`` before they are made unit."""
     from scipy.sparse import _sparsetools
 
     graph, links, basis = embedding.graph, embedding.links, embedding.basis
@@ -1445,10 +1460,26 @@ def project_fold(
                              outside, indegree)
     present = indegree > 0
     present[graph.sources[keep]] = True
-    vectors = _unit_rows(out)
-    del out
     entities = {graph.names[i]: (int(i), int(indegree[i])) for i in np.flatnonzero(present)}
-    return entities, vectors
+    return entities, out
+
+
+def whole_projection(
+    embedding: Embedding,
+) -> tuple[dict[str, tuple[int, int]], np.ndarray, np.ndarray]:
+    """The shipped vectors as every fold's are made: the whole graph's rows of ``A V``
+    (unit, as ``project_fold``), with each row's length before it was made unit.
+
+    The classifier learnt its similarity feature from fold projections; ``U S`` from the
+    decomposition is the same only where the randomized SVD is exact (its leading
+    directions), so the shipped vectors are the same projection, of nothing left out. The
+    lengths and the basis let ``model.recommend.context_vector`` take one page's links out
+    again: ``A_p V`` is ``A V`` less ``V[p]`` in each row the page links, less the sum of
+    its targets' basis rows in its own.
+    """
+    entities, out = _projected(embedding, ())
+    lengths = np.linalg.norm(out, axis=1).astype(np.float32)
+    return entities, _unit_rows(out), lengths
 
 
 class _Lookup:
@@ -1844,6 +1875,8 @@ def build_model(
     if settings.features not in FEATURE_SETS:
         raise TrainingError(f"unknown feature set {settings.features!r}")
     ablated_columns(settings.features, settings.ablate)  # an unknown name fails before work
+    if settings.vectors not in ("projection", "svd"):
+        raise TrainingError(f"unknown vectors {settings.vectors!r} (projection or svd)")
     complete = settings.complete
     if complete is None:
         complete = corpus.resolve_ratio >= COMPLETE_RESOLVE_RATIO
@@ -1855,6 +1888,10 @@ def build_model(
     graph = link_graph(corpus, include, workers)
     with stage("vectors"):
         entities, vectors, embedding = embed(graph, settings.seed)
+        basis = lengths = None
+        if settings.vectors == "projection":
+            entities, vectors, lengths = whole_projection(embedding)
+            basis = embedding.basis.astype(np.float32)
         if settings.fold_vectors != "projection":
             embedding = None  # not needed: each fold task runs its own SVD
     endings, trailed = _trail_endings(corpus, include, workers) if trail else ([], 0.0)
@@ -1992,6 +2029,9 @@ def build_model(
             "pageids": _write_sqlite(tmp / "pageids.sqlite", "pageids", corpus.articles.items()),
         }
         np.save(tmp / "vectors.npy", vectors)
+        if basis is not None:
+            np.save(tmp / VECTOR_BASIS, basis)
+            np.save(tmp / VECTOR_LENGTHS, lengths)
         (tmp / SENTENCES_FILE).write_text(
             json.dumps({"abbreviations": sorted(abbreviations)}, ensure_ascii=False) + "\n",
             encoding="utf-8",
@@ -2033,6 +2073,7 @@ def build_model(
             "dump_date": corpus.dump_date,
             "complete": complete,
             "features": settings.features,
+            "vectors": settings.vectors,
             "seed": settings.seed,
             **({"ablate": list(settings.ablate)} if settings.ablate else {}),
             "namespaces": sorted(CANONICAL_NAMESPACES | corpus.site.namespaces),

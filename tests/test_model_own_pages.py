@@ -1,4 +1,4 @@
-"""A page the model was trained on is scored with its statistics one page out.
+"""A page the model was trained on is scored with its statistics and vectors one page out.
 
 A refresh scores the wiki's own articles, all of them in the model's training; the
 classifier learnt each article's rows from statistics that left it out (the other folds'),
@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
 import pytest
 
 from model import open_model
 from model.datasets import Anchor
 from model.dump import pages
-from model.recommend import score
-from model.train import Settings, build_model
+from model.recommend import context_vector, score
+from model.train import Settings, build_model, embed, link_graph, project_fold
 from tests.model_fixtures import LTG_DUMP
 
 
@@ -96,3 +97,31 @@ def test_a_trained_page_reads_the_statistics_of_a_model_without_it(
     finally:
         with_page.close()
         without.close()
+
+
+def test_a_trained_page_context_is_its_training_folds(ltg_corpus, whole):
+    """Its context is the sum of its links' vectors as training's projection left its links
+    out of them (``project_fold``, on the same basis), not as the model stores them."""
+    path, chosen = whole
+    graph = link_graph(ltg_corpus, None)
+    _, _, embedding = embed(graph, 1)
+    model = open_model(path)
+    try:
+        assert model.manifest["vectors"] == "projection" and model.basis is not None
+        for page in chosen:
+            fold_entities, fold_vectors = project_fold(embedding, {page.title})
+            titles = [*graph[page.title], page.title]
+            assert len(titles) >= 10
+            expected = np.sum([fold_vectors[fold_entities[t][0]] for t in titles
+                               if t in fold_entities], axis=0)
+            got = context_vector(model, titles, page.title)
+            assert np.allclose(got, expected, atol=2e-3), np.abs(got - expected).max()
+            stored = context_vector(model, titles)
+            assert np.abs(stored - expected).max() > 0.05
+            # A page it never saw (its title not among them) reads the stored vectors.
+            assert np.array_equal(context_vector(model, titles[:-1]),
+                                  np.sum(model.vectors[sorted(
+                                      r for r, _ in model.entities(titles[:-1]).values())],
+                                      axis=0))
+    finally:
+        model.close()
