@@ -81,10 +81,11 @@ class Anchor:
         dictionary is the other folds'), and its calibration was fitted on such rows, so a
         trained page is scored as what it was then: one page out. (Measured on ukwiki's
         test half scored by a whole-dump model: kept links at 0.7 per page 0.58 with the
-        page counted, 1.91 without; docs/model.md, "A page's own statistics".) The
-        linking pages are recovered from the two stored figures (``link_prob`` is pages /
-        (pages + unlinked), to 6 decimals). Only an unlinked appearance is taken out: a
-        text the page links is never suggested on it (SPEC §2's skip rules).
+        page counted, 1.91 without; docs/model.md, "Current main: a trained page read one
+        page out".) The linking pages are recovered from the two stored figures
+        (``link_prob`` is pages / (pages + unlinked), to 6 decimals). Only an unlinked
+        appearance is taken out: a text the page links is never suggested on it (SPEC §2's
+        skip rules).
         """
         if self.unlinked < 1:
             return self

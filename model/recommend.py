@@ -144,7 +144,7 @@ def context_vector(
     the shipped vectors each linked row holds the page's basis row once more, and the page's
     row its targets', which pulls its context towards what it already links and away from
     every candidate. They are taken out here, where the model has the basis (projected
-    vectors); measured in docs/model.md, "A page's own statistics".
+    vectors); measured in docs/model.md, "Current main: a trained page read one page out".
     """
     found = model.entities(titles)
     rows = sorted(row for row, _ in found.values())
