@@ -17,7 +17,7 @@ from model import open_model
 from model.datasets import Anchor
 from model.dump import pages
 from model.recommend import context_vector, score
-from model.train import Settings, build_model, embed, link_graph, project_fold
+from model.train import Settings, TrainingError, build_model, embed, link_graph, project_fold
 from tests.model_fixtures import LTG_DUMP
 
 
@@ -125,3 +125,28 @@ def test_a_trained_page_context_is_its_training_folds(ltg_corpus, whole):
                                       axis=0))
     finally:
         model.close()
+
+
+def test_svd_vectors_keep_no_basis_and_read_every_page_as_stored(ltg_corpus, whole, tmp_path):
+    """``Settings(vectors="svd")`` (before the projection) ships U S without the basis: a
+    trained page's context is then the stored vectors' sum, its statistics still one page
+    out. An unknown kind is refused before any work."""
+    path, chosen = whole
+    build_model(ltg_corpus, tmp_path / "svd", Settings(seed=1, vectors="svd"))
+    model = open_model(tmp_path / "svd")
+    try:
+        assert model.manifest["vectors"] == "svd" and model.basis is None
+        assert not (tmp_path / "svd" / "vectors.basis.npy").exists()
+        page = chosen[0]
+        assert model.trained_on(page.title)
+        others = sorted(t for t in model.entities(ltg_corpus.articles) if t != page.title)
+        titles = [page.title, *others[:29]]
+        assert page.title in model.entities(titles)
+        rows = sorted(r for r, _ in model.entities(titles).values())
+        assert np.array_equal(context_vector(model, titles, page.title),
+                              np.sum(model.vectors[rows], axis=0))
+    finally:
+        model.close()
+    with pytest.raises(TrainingError, match="unknown vectors 'pca'"):
+        build_model(ltg_corpus, tmp_path / "bad", Settings(vectors="pca"))
+    assert not (tmp_path / "bad").exists()
