@@ -1864,6 +1864,16 @@ def _sentence_rules(records: Iterable[dict], language: str) -> frozenset[str]:
     return learnt | listed_abbreviations(language)
 
 
+def _spill(array: np.ndarray, directory: Path) -> Path:
+    """``array`` written to a new .npy file in ``directory`` (the corpus's work directory,
+    removed with it if training fails), so training does not hold it until the model is
+    written: the basis is 200 bytes a node, as large as the vectors."""
+    fd, name = tempfile.mkstemp(prefix="basis-", suffix=".npy", dir=directory)
+    with open(fd, "wb") as f:
+        np.save(f, array)
+    return Path(name)
+
+
 def build_model(
     corpus: Corpus,
     out: Path,
@@ -1891,7 +1901,7 @@ def build_model(
         basis = lengths = None
         if settings.vectors == "projection":
             entities, vectors, lengths = whole_projection(embedding)
-            basis = embedding.basis.astype(np.float32)
+            basis = _spill(embedding.basis.astype(np.float32), corpus.path.parent)
         if settings.fold_vectors != "projection":
             embedding = None  # not needed: each fold task runs its own SVD
     endings, trailed = _trail_endings(corpus, include, workers) if trail else ([], 0.0)
@@ -2030,7 +2040,7 @@ def build_model(
         }
         np.save(tmp / "vectors.npy", vectors)
         if basis is not None:
-            np.save(tmp / VECTOR_BASIS, basis)
+            shutil.move(basis, tmp / VECTOR_BASIS)
             np.save(tmp / VECTOR_LENGTHS, lengths)
         (tmp / SENTENCES_FILE).write_text(
             json.dumps({"abbreviations": sorted(abbreviations)}, ensure_ascii=False) + "\n",
