@@ -106,14 +106,11 @@ def pad(model_dir: Path, out: Path, count: int) -> None:
     conn.close()
     manifest = json.loads((out / "manifest.json").read_text())
     keys = sorted(filter_keys(keys, manifest["language"]))
-    size, hashes = Bloom.sized(len(keys))
-    bloom = Bloom(np.zeros(size, dtype=np.uint8), hashes)
-    for i in range(0, len(keys), 100_000):
-        bloom.add(keys[i : i + 100_000])
+    bloom = Bloom.filled(keys, len(keys))
     np.save(out / "anchors.bloom.npy", bloom.bits)
     manifest["bloom"] = {
-        "bytes": size,
-        "hashes": hashes,
+        "bytes": len(bloom.bits),
+        "hashes": bloom.hashes,
         "scheme": bloom.scheme,
         "whole_keys": True,
     }

@@ -18,6 +18,7 @@ import math
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from itertools import islice
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
@@ -44,11 +45,11 @@ DATASETS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
 }
 SENTENCES_FILE = "sentences.json"  # the splitter's parameters learnt in training
 PAGES_BLOOM = "pages.bloom.npy"  # the titles of the articles the model was trained on
+TRAINED_PAGES_ERROR = 1e-4  # its false-positive rate: a page taken for a trained one
 # The shipped vectors' basis (V of ``A V``) and their rows' lengths before they were made
 # unit: with them a trained page's own links are left out of its context (projected models).
 VECTOR_BASIS = "vectors.basis.npy"
 VECTOR_LENGTHS = "vectors.lengths.npy"
-TRAINED_PAGES_ERROR = 1e-4  # its false-positive rate: a page taken for a trained one
 CHUNK = 500  # keys per IN (...) query: below SQLite's and MySQL's parameter limits
 
 
@@ -256,6 +257,17 @@ class Bloom:
         size = max(64, int(-n * math.log(error) / (math.log(2) ** 2)))
         return (size + 7) // 8, max(1, round(size / max(n, 1) * math.log(2)))
 
+    @staticmethod
+    def filled(keys: Iterable[str], n: int, error: float = 0.01) -> Bloom:
+        """A filter sized for ``n`` keys at false-positive rate ``error``, with ``keys`` added
+        in batches (the same bits for any order and batches, so nothing needs sorting)."""
+        size, hashes = Bloom.sized(n, error)
+        bloom = Bloom(np.zeros(size, dtype=np.uint8), hashes)
+        keys = iter(keys)
+        while batch := list(islice(keys, 1 << 20)):
+            bloom.add(batch)
+        return bloom
+
     def _spread(self, h: np.ndarray) -> np.ndarray:
         """Each 64-bit hash's ``hashes`` bit positions (double hashing over its halves)."""
         steps = np.arange(self.hashes, dtype=np.uint64)
@@ -455,10 +467,11 @@ class Model:
         self.stemmer: Stemmer = stemmer_for(self.manifest.get("stemmer"))
         self.store = store
         self.vectors = np.load(directory / "vectors.npy", mmap_mode="r")
-        basis = directory / VECTOR_BASIS
+        # Projected vectors come with their basis (models before them, and "svd": none).
         self.basis, self.lengths = (
-            (np.load(basis, mmap_mode="r"), np.load(directory / VECTOR_LENGTHS, mmap_mode="r"))
-            if basis.is_file() else (None, None)
+            (np.load(directory / VECTOR_BASIS, mmap_mode="r"),
+             np.load(directory / VECTOR_LENGTHS, mmap_mode="r"))
+            if self.manifest.get("vectors") == "projection" else (None, None)
         )
         bloom = self.manifest["bloom"]
         self.whole_keys: bool = bloom.get("whole_keys", False)

@@ -154,14 +154,12 @@ def context_vector(
     if page is None or page not in found or model.basis is None:
         return vectors.sum(axis=0)
     own = found[page][0]
-    at = rows.index(own)
-    linked = [r for r in rows if r != own]
+    linked = np.asarray(rows) != own
     lengths = np.asarray(model.lengths[rows], dtype=np.float64)[:, None]
     whole = vectors.astype(np.float64) * lengths
-    if linked:
-        whole -= np.asarray(model.basis[own], dtype=np.float64)
-        whole[at] += np.asarray(model.basis[own], dtype=np.float64)
-        whole[at] -= np.asarray(model.basis[linked], dtype=np.float64).sum(axis=0)
+    basis = np.asarray(model.basis[rows], dtype=np.float64)
+    whole[linked] -= basis[~linked]  # each link p -> t out of t's row
+    whole[~linked] -= basis[linked].sum(axis=0)  # and out of the page's own
     # A row that was the page's link alone is zero without it (in training such an article
     # was no entity of the fold at all); stored to 5 decimals, what is left of it here is
     # rounding (under 4e-5 of its length), not a direction.

@@ -24,7 +24,6 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import islice
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
@@ -2057,17 +2056,10 @@ def build_model(
         # The calibration is part of the classifier: one checksum for both keeps the reference
         # format's dataset_checksums keys.
         checksums["model"] = classifier_checksum(tmp)
-        size, hashes = Bloom.sized(len(keys))
-        bloom = Bloom(np.zeros(size, dtype=np.uint8), hashes)
-        members = keys.members()
-        while batch := list(islice(members, 1 << 20)):
-            bloom.add(batch)  # the same bits for any order and batches
+        bloom = Bloom.filled(keys.members(), len(keys))
         np.save(tmp / "anchors.bloom.npy", bloom.bits)
-        trained = sorted(corpus.articles if include is None else include)
-        pages_size, pages_hashes = Bloom.sized(len(trained), TRAINED_PAGES_ERROR)
-        pages = Bloom(np.zeros(pages_size, dtype=np.uint8), pages_hashes)
-        for first in range(0, len(trained), 1 << 20):
-            pages.add(trained[first : first + (1 << 20)])
+        trained = corpus.articles if include is None else include
+        pages = Bloom.filled(trained, len(trained), TRAINED_PAGES_ERROR)
         np.save(tmp / PAGES_BLOOM, pages.bits)
         manifest = {
             "wiki": corpus.site.dbname,
@@ -2101,8 +2093,8 @@ def build_model(
                 "stem_classes": sum(1 for k in anchors if k.startswith(STEM)),
             },
             "bloom": {
-                "bytes": size,
-                "hashes": hashes,
+                "bytes": len(bloom.bits),
+                "hashes": bloom.hashes,
                 "prefixes": len(keys),
                 "scheme": bloom.scheme,
                 "whole_keys": True,
@@ -2111,8 +2103,8 @@ def build_model(
             # when they are scored (``Anchor.without_page``).
             "trained_pages": {
                 "count": len(trained),
-                "bytes": pages_size,
-                "hashes": pages_hashes,
+                "bytes": len(pages.bits),
+                "hashes": pages.hashes,
                 "scheme": pages.scheme,
             },
             "checksums": checksums,
