@@ -4,7 +4,7 @@
         [--dumps DIR] [--only WIKI] [--out DIR] [--set SETTING=VALUE ...]
     .venv/bin/python benchmarks/calibration_replay.py judge [--captured DIR] [--seeds 1-6]
         [--map platt] [--map platt,beta] [--map isotonic] [--map moderated] [--map capped]
-        [--json OUT]
+        [--minimum 0.7|floor|wilson|labels] [--json OUT]
 
 ``capture`` builds the train-half model of each dump at each seed, exactly as
 ``calibration_check.py`` does, and keeps two things per (dump, seed) in one pickle: the
@@ -18,7 +18,8 @@ another training's splits, so that a training change is judged on as many splits
 
 ``judge`` then fits each named map on a split's out-of-fold mentions, applies it to the test
 half's raw scores and selects as the backtest does (``select`` at threshold 0 for the kept
-links' ECE, at the shipped minimum link score for their precision; at the backtest's
+links' ECE, at the shipped minimum link score for their precision, or with ``--minimum`` at
+a given one or at each split's own pick by a rule over its out-of-fold mentions; at the backtest's
 thresholds for F1 at 0.5 and recall at precision >= 0.8, counted as ``model.backtest``
 counts them). It takes seconds for
 seven dumps and six splits, and with ``--map platt`` it reproduces calibration_check.py's
@@ -62,9 +63,10 @@ from model.backtest import (  # noqa: E402
 from model.datasets import open_model  # noqa: E402
 from model.recommend import score, select  # noqa: E402
 from model.train import Settings, build_model, extract  # noqa: E402
-from runner.config import Criteria  # noqa: E402
+from runner.config import AUTO, Criteria  # noqa: E402
 
-SHIPPED = Criteria().minimum_link_score
+# The job's default minimum link score: ``auto``, each model's floor rule (RULES below).
+SHIPPED = "floor" if Criteria().minimum_link_score == AUTO else str(Criteria().minimum_link_score)
 DEFAULT_DUMPS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "dumps"
 DEFAULT_CAPTURED = Path("/tmp/addlink-calibration-replay")
 LIMIT = 15  # as calibration_check.py
@@ -171,7 +173,7 @@ def fitter(name: str):
     return lambda s, y, fold: cal.choose_calibration(s, y, fold, training.FOLDS, methods)[1]
 
 
-def judge_split(data: dict, calibration) -> dict:
+def judge_split(data: dict, calibration, minimum: float) -> dict:
     """The kept links' ECE (threshold 0), right and kept at the shipped default, and, where
     the capture has the texts shown and the gold counts, F1 at 0.5 and recall at precision
     >= 0.8 over the backtest's thresholds (distinct (text, target) pairs, as it counts)."""
@@ -186,7 +188,7 @@ def judge_split(data: dict, calibration) -> dict:
         text = {id(m[0]): m[2] for m in mapped} if texts else {}
         scored = [m[0] for m in mapped]
         kept += [(m.score, correct[id(m)]) for m in select(scored, 0.0, LIMIT)]
-        chosen = select(scored, SHIPPED, LIMIT)
+        chosen = select(scored, minimum, LIMIT)
         right += sum(correct[id(m)] for m in chosen)
         shown += len(chosen)
         for t in SWEEP if texts else ():
@@ -194,7 +196,7 @@ def judge_split(data: dict, calibration) -> dict:
             counts[t][0] += len(pairs)
             counts[t][1] += sum(pairs.values())
     out = {"ece": cal.ece([p for p, _ in kept], [c for _, c in kept]), "right": right,
-           "kept": shown, "f1_50": None, "r_p80": None}
+           "kept": shown, "f1_50": None, "r_p80": None, "minimum": minimum}
     if texts and "expected" in data:
         sweep = [_row(t, p, c, sum(data["expected"])) for t, (p, c) in counts.items()]
         out["f1_50"] = next(r.f1 for r in sweep if r.threshold == 0.5)
@@ -203,7 +205,56 @@ def judge_split(data: dict, calibration) -> dict:
     return out
 
 
-def judge(captured: Path, seeds: list[int], maps: list[str]) -> list[dict]:
+WILSON_GRID = tuple(round(0.6 + 0.05 * i, 2) for i in range(7))
+
+
+def wilson_minimum(scores, labels) -> float:
+    """What ``auto`` meant until the floor rule (docs/model.md, "Minimum link score: fixed or
+    the model's suggestion"), kept here to re-make its figures: the smallest t on 0.60, 0.65,
+    ..., 0.90 whose held-out kept mentions have a Wilson 95 % lower bound of precision >= 0.8;
+    else 0.9."""
+    s, y = np.asarray(scores), np.asarray(labels)
+    for t in WILSON_GRID:
+        kept = s >= t - 1e-12
+        n = int(kept.sum())
+        if n and cal.wilson(int(y[kept].sum()), n)[0] >= cal.TARGET_PRECISION:
+            return t
+    return WILSON_GRID[-1]
+
+
+def labels_floor(scores, labels) -> float:
+    """The floor rule asked of the labels' point estimate instead of the mean score (reported
+    beside it in docs/model.md): the smallest t on ``FLOOR_GRID`` whose held-out kept
+    mentions are right >= 80 % of the time; else the grid's top."""
+    s, y = np.asarray(scores), np.asarray(labels)
+    for t in cal.FLOOR_GRID:
+        kept = s >= t - 1e-12
+        if kept.any() and y[kept].mean() >= cal.TARGET_PRECISION:
+            return t
+    return cal.FLOOR_GRID[-1]
+
+
+# How ``--minimum`` picks each split's minimum link score from its out-of-fold population
+# (calibrated as training calibrates it: each fold's map fitted on the other folds).
+RULES = {
+    "floor": lambda s, y: cal.floor_minimum_link_score(s)["minimum_link_score"],
+    "wilson": wilson_minimum,
+    "labels": labels_floor,
+}
+
+
+def minimum_for(data: dict, name: str, rule: str) -> float:
+    """A split's minimum link score: a number as given, or a rule of ``RULES`` applied to
+    the split's out-of-fold mentions calibrated by the map ``name`` (not one of ``TRIED``)."""
+    if rule not in RULES:
+        return float(rule)
+    s, y, fold = data["oof"]
+    calibrated = cal.choose_calibration(s, y, fold, training.FOLDS, tuple(name.split(",")))[2]
+    return RULES[rule](calibrated, y)
+
+
+def judge(captured: Path, seeds: list[int], maps: list[str],
+          minimum: str = SHIPPED) -> list[dict]:
     rows = []
     files = sorted(f for f in captured.glob("*.pkl") if int(f.stem.rsplit("-", 1)[1]) in seeds)
     if not files:
@@ -214,12 +265,14 @@ def judge(captured: Path, seeds: list[int], maps: list[str]) -> list[dict]:
         per: dict[str, list] = {}
         for wiki, data in splits:
             s, y, fold = data["oof"]
-            per.setdefault(wiki, []).append(judge_split(data, fit(s, y, fold)))
+            per.setdefault(wiki, []).append(
+                judge_split(data, fit(s, y, fold), minimum_for(data, name, minimum)))
         for wiki, got in sorted(per.items()):
             right, kept = sum(g["right"] for g in got), sum(g["kept"] for g in got)
             f1s = [g["f1_50"] for g in got if g["f1_50"] is not None]
             recalls = [g["r_p80"] for g in got if g["r_p80"] is not None]
             rows.append({"map": name, "wiki": wiki, "splits": len(got),
+                         "minimum": minimum, "minimums": [g["minimum"] for g in got],
                          "mean_ece_kept": statistics.mean(g["ece"] for g in got),
                          "right": right, "kept": kept,
                          "precision": right / kept if kept else None,
@@ -264,6 +317,10 @@ def main() -> int:
     j.add_argument("--seeds", type=seed_list, default=seed_list("1-6"))
     j.add_argument("--map", action="append", dest="maps")
     j.add_argument("--json", type=Path)
+    j.add_argument("--minimum", default=SHIPPED,
+                   help=f"the minimum link score the kept links' precision is counted at: a "
+                        f"number (default {SHIPPED}) or a rule picking each split's own from its "
+                        f"out-of-fold mentions: {', '.join(RULES)}")
     args = p.parse_args()
     if args.command == "capture":
         dumps = [d for d in sorted(args.dumps.glob("*.xml*"))
@@ -277,17 +334,27 @@ def main() -> int:
                and any(x not in cal.METHODS for x in m.split(","))]
     if unknown:
         raise SystemExit(f"calibration_replay: unknown map(s) {unknown}")
-    rows = judge(args.captured, args.seeds, maps)
-    print(f"| map | wiki | splits | mean ECE kept | P kept at {SHIPPED} (right/kept, 95 % CI) "
-          "| mean F1@0.5 | mean R@P>=0.8 |")
-    print("|---|---|---|---|---|---|---|")
+    if args.minimum not in RULES:
+        try:
+            if not 0.0 <= float(args.minimum) <= 1.0:
+                raise ValueError
+        except ValueError:
+            raise SystemExit(f"calibration_replay: --minimum {args.minimum!r}: not a score in "
+                             f"[0, 1] or one of {', '.join(RULES)}") from None
+    if args.minimum in RULES and any(m in TRIED for m in maps):
+        raise SystemExit(f"calibration_replay: --minimum {args.minimum} needs maps of "
+                         f"model.calibration.METHODS, not {[m for m in maps if m in TRIED]}")
+    rows = judge(args.captured, args.seeds, maps, args.minimum)
+    print(f"| map | wiki | splits | mean ECE kept | P kept at {args.minimum} (right/kept, 95 % CI) "
+          "| mean F1@0.5 | mean R@P>=0.8 | minimum per split |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         p_kept = f"{r['precision']:.3f}" if r["kept"] else "none"
         f1 = "-" if r["mean_f1_50"] is None else f"{r['mean_f1_50']:.3f}"
         rp = "-" if r["mean_r_p80"] is None else f"{r['mean_r_p80']:.3f}"
         print(f"| {r['map']} | {r['wiki']} | {r['splits']} | {r['mean_ece_kept']:.3f} | "
               f"{p_kept} ({r['right']}/{r['kept']}, {r['ci'][0]:.2f}-{r['ci'][1]:.2f}) "
-              f"| {f1} | {rp} |")
+              f"| {f1} | {rp} | {' '.join(f'{m:g}' for m in r['minimums'])} |")
     for name in maps:
         mine = [r for r in rows if r["map"] == name]
         mean = statistics.mean(r["mean_ece_kept"] for r in mine)
@@ -298,7 +365,8 @@ def main() -> int:
         print(f"{name}: mean over dumps of the mean ECE {mean:.4f}, "
               f"right links kept {sum(r['right'] for r in mine)}{more}")
     if args.json:
-        args.json.write_text(json.dumps({"seeds": args.seeds, "rows": rows}, indent=1) + "\n")
+        args.json.write_text(json.dumps({"seeds": args.seeds, "minimum": args.minimum,
+                                         "rows": rows}, indent=1) + "\n")
     return 0
 
 
