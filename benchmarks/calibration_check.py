@@ -11,12 +11,12 @@ as ``score`` returns it (threshold 0, label = that (mention, target) is a remove
 same over the links ``select`` keeps at threshold 0 (the backtest's ECE) with the ECE a
 perfectly calibrated model would show on as many links (noise floor), and the precision of
 kept links at score >= 0.6 (SPEC §5's minimumLinkScore) and at the job's shipped default
-(``runner.config.Criteria``: ``auto``, each model's own), each with a Wilson 95 % interval.
-The small dumps (< 150 test sentences) are also pooled.
+(``runner.config.Criteria``), each with a Wilson 95 % interval. The small dumps
+(< 150 test sentences) are also pooled.
 
 ``--scores 0.7,0.75,0.8,auto`` adds the precision of kept links at each minimum link score
 (``by_score`` in the JSON); ``auto`` is the train-half model's own suggestion
-(``training.default_minimum_link_score``, model/calibration.py), per wiki (pooled: each
+(``training.suggested_minimum_link_score``, model/calibration.py), per wiki (pooled: each
 wiki's pages at its own model's suggestion). ``--calibration platt,beta`` lets training
 choose beta calibration too (``Settings.calibration``).
 
@@ -123,7 +123,7 @@ def run(corpus, settings: Settings) -> dict:
             ])
             kept += kept_pages[-1]
         model.close()
-    auto = manifest.get("training", {}).get("default_minimum_link_score")
+    auto = manifest.get("training", {}).get("suggested_minimum_link_score")
     pages = [(scored, gold, auto) for scored, gold in pages]
     return {
         "wiki": manifest["wiki"],
@@ -148,7 +148,7 @@ def summary(
             key = {id(s): t for t, s in scored}
             t = auto if threshold == "auto" else threshold
             if t is None:
-                raise SystemExit("auto: the model has no default_minimum_link_score")
+                raise SystemExit("auto: the model has no suggested_minimum_link_score")
             chosen = select([s for _, s in scored], t, LIMIT)
             n += len(chosen)
             k += sum((key[id(s)], s.target) in gold for s in chosen)

@@ -63,10 +63,9 @@ from model.backtest import (  # noqa: E402
 from model.datasets import open_model  # noqa: E402
 from model.recommend import score, select  # noqa: E402
 from model.train import Settings, build_model, extract  # noqa: E402
-from runner.config import AUTO, Criteria  # noqa: E402
+from runner.config import Criteria  # noqa: E402
 
-# The job's default minimum link score: ``auto``, each model's floor rule (RULES below).
-SHIPPED = "floor" if Criteria().minimum_link_score == AUTO else str(Criteria().minimum_link_score)
+SHIPPED = str(Criteria().minimum_link_score)  # the job's default minimum link score
 DEFAULT_DUMPS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "dumps"
 DEFAULT_CAPTURED = Path("/tmp/addlink-calibration-replay")
 LIMIT = 15  # as calibration_check.py
@@ -205,21 +204,20 @@ def judge_split(data: dict, calibration, minimum: float) -> dict:
     return out
 
 
-WILSON_GRID = tuple(round(0.6 + 0.05 * i, 2) for i in range(7))
+FLOOR_GRID = (0.7, 0.75, 0.8)
 
 
-def wilson_minimum(scores, labels) -> float:
-    """What ``auto`` meant until the floor rule (docs/model.md, "Minimum link score: fixed or
-    the model's suggestion"), kept here to re-make its figures: the smallest t on 0.60, 0.65,
-    ..., 0.90 whose held-out kept mentions have a Wilson 95 % lower bound of precision >= 0.8;
-    else 0.9."""
-    s, y = np.asarray(scores), np.asarray(labels)
-    for t in WILSON_GRID:
+def floor_minimum(scores, labels) -> float:
+    """The floor rule, tried and not taken (docs/model.md, "The default minimum link score
+    raised where the calibrated scores call for it"): the smallest t of 0.7, 0.75, 0.8 whose
+    held-out kept mentions (calibrated score >= t) have a mean calibrated score >= 0.8; else
+    0.8 (the mean of scores >= 0.8 is at least 0.8)."""
+    s = np.asarray(scores)
+    for t in FLOOR_GRID:
         kept = s >= t - 1e-12
-        n = int(kept.sum())
-        if n and cal.wilson(int(y[kept].sum()), n)[0] >= cal.TARGET_PRECISION:
+        if kept.any() and s[kept].mean() >= cal.TARGET_PRECISION - 1e-12:
             return t
-    return WILSON_GRID[-1]
+    return FLOOR_GRID[-1]
 
 
 def labels_floor(scores, labels) -> float:
@@ -227,18 +225,18 @@ def labels_floor(scores, labels) -> float:
     beside it in docs/model.md): the smallest t on ``FLOOR_GRID`` whose held-out kept
     mentions are right >= 80 % of the time; else the grid's top."""
     s, y = np.asarray(scores), np.asarray(labels)
-    for t in cal.FLOOR_GRID:
+    for t in FLOOR_GRID:
         kept = s >= t - 1e-12
         if kept.any() and y[kept].mean() >= cal.TARGET_PRECISION:
             return t
-    return cal.FLOOR_GRID[-1]
+    return FLOOR_GRID[-1]
 
 
 # How ``--minimum`` picks each split's minimum link score from its out-of-fold population
 # (calibrated as training calibrates it: each fold's map fitted on the other folds).
 RULES = {
-    "floor": lambda s, y: cal.floor_minimum_link_score(s)["minimum_link_score"],
-    "wilson": wilson_minimum,
+    "floor": floor_minimum,
+    "wilson": lambda s, y: cal.suggest_minimum_link_score(s, y)["minimum_link_score"],
     "labels": labels_floor,
 }
 

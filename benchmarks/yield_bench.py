@@ -6,20 +6,18 @@ For every shared dump: a model trained on the whole dump (seed 1), then
 ``python -m runner refresh`` over that dump (dump source, SQLite store, JSON-lines events,
 file lock, all in a temporary directory) with the ``allpages`` walk and a pool target no
 wiki reaches, so every page of the dump gets an outcome. The criteria are the production
-defaults of ``runner.config.Criteria`` (minimumLinkScore ``auto``, each model's own, 0.7 or
-higher, where SPEC §5 says 0.6, docs/runner.md; minimumLinksPerTask 2, maximumLinksPerTask
-10), not the sample config's English block. The JSON's ``criteria`` are the defaults when
-the run started; each result's ``minimum_link_score`` is the one it ran at. Excluded
-sections and disambiguation templates are left at their (empty) defaults: they are per-wiki
-settings.
+defaults of ``runner.config.Criteria`` (minimumLinkScore 0.7 where SPEC §5 says 0.6,
+docs/runner.md; minimumLinksPerTask 2, maximumLinksPerTask 10), not the sample config's
+English block. The JSON's ``criteria`` are the defaults when the run started; each result's
+``minimum_link_score`` is the one it ran at. Excluded sections and
+disambiguation templates are left at their (empty) defaults: they are per-wiki settings.
 
 Printed per wiki: pages evaluated, tasks stored, tasks per 100 pages evaluated, the mean
 links of a stored task, and the outcome counts (the run's own summary).
 
 ``--scores 0.7,0.8,auto``: one refresh per minimum link score on the same model; ``auto`` is
 passed to the runner as such (``criteria.minimum_link_score: auto``), which takes the
-whole-dump model's ``training.default_minimum_link_score`` (recorded as ``auto_score``); the
-shipped default is ``auto``.
+whole-dump model's ``training.suggested_minimum_link_score`` (recorded as ``auto_score``).
 """
 
 from __future__ import annotations
@@ -125,8 +123,8 @@ def _refresh_once(
     return {
         "wiki": wiki,
         "minimum_link_score": Criteria().minimum_link_score if score is None else score,
-        "auto_score": manifest.get("training", {}).get("default_minimum_link_score"),
-        "suggestion": manifest.get("training", {}).get("default_suggestion"),
+        "auto_score": manifest.get("training", {}).get("suggested_minimum_link_score"),
+        "suggestion": manifest.get("training", {}).get("suggestion"),
         "articles": manifest["counts"]["articles"],
         "complete": manifest["complete"],
         "evaluated": evaluated,
@@ -167,7 +165,7 @@ def main() -> int:
         for r in runs:
             outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items()))
             shown = r["minimum_link_score"]
-            if shown == "auto":  # given as such, or the default
+            if shown == "auto":
                 shown = f"auto = {r['auto_score']}"
             print(f"| {r['wiki']} | {shown} | {r['evaluated']} | "
                   f"{r['stored']} | {r['per_100']:.1f} | "

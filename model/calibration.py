@@ -24,6 +24,9 @@ FILE = "calibration.json"
 BINS = 10
 Z95 = 1.959964
 TARGET_PRECISION = 0.8  # the deployment rule: a newcomer shown a wrong link loses trust
+# The minimum link scores a model may suggest (SPEC §5's 0.6 up to 0.9), and what it suggests
+# when its held-out evidence supports none of them: the most cautious.
+SUGGESTION_GRID = tuple(round(0.6 + 0.05 * i, 2) for i in range(7))
 
 
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -37,46 +40,44 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     return (round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4))
 
 
-# What the floor rule may suggest: never below the shipped fixed default (0.7), and 0.8 at
-# most (the mean of scores >= 0.8 is at least 0.8, so the rule never needs more).
-FLOOR_GRID = (0.7, 0.75, 0.8)
+def suggest_minimum_link_score(scores, labels) -> dict:
+    """The smallest minimum link score on ``SUGGESTION_GRID`` whose kept links are shown right
+    at least ``TARGET_PRECISION`` of the time: the Wilson 95 % lower bound of their precision
+    over the held-out population, not the point estimate, must reach it.
 
-
-def floor_minimum_link_score(scores, labels=None) -> dict:
-    """The smallest minimum link score on ``FLOOR_GRID`` whose kept links are *expected*
-    right at least ``TARGET_PRECISION`` of the time: the mean calibrated score of the
-    held-out mentions kept at it (score >= t) must reach it.
-
-    Calibrated scores make the kept links at t right about as often as their mean score, so
-    a wiki whose scores above 0.7 sit mostly under 0.8 keeps links right under 80 % of the
-    time at a fixed 0.7 (ltgwiki: 0.79) and is raised, while a wiki whose scores crowd near
-    1 keeps 0.7. It asks the scores, not the labels: a lower bound on the labels needs many
-    mentions at the top of the grid, which a small wiki does not have (the Wilson rule that
-    ``auto`` meant before gave it 0.9 and no tasks; docs/model.md). It never goes below
-    0.7, where a calibration's error at the top (an over-confident small sample) would cost
-    precision. ``labels``, when given, only add the held-out count right at each grid score
-    to ``grid``, for checking.
+    ``scores``/``labels`` are the out-of-fold calibrated scores of the mentions the
+    recommender would return and whether each is a removed link (what the calibration is
+    judged on). The lower bound is the one margin, fixed on principle rather than per wiki:
+    a wiki with few held-out mentions needs a clearer result before a lower threshold is
+    trusted, and one with many gets the threshold its evidence supports. Where no grid point
+    reaches it, the suggestion is the grid's top with ``reached`` false. ``grid`` keeps
+    (right, kept) per threshold so that the choice can be checked from the manifest alone.
     """
     s = np.asarray(scores, dtype=np.float64)
-    y = None if labels is None else np.asarray(labels, dtype=np.float64)
-    grid: dict[str, dict] = {}
+    y = np.asarray(labels, dtype=np.float64)
+    grid: dict[str, list[int]] = {}
     chosen = None
-    for t in FLOOR_GRID:
+    for t in SUGGESTION_GRID:
         kept = s >= t - 1e-12
-        n = int(kept.sum())
-        mean = float(s[kept].mean()) if n else None
-        grid[f"{t:.2f}"] = {"kept": n, "mean_score": None if mean is None else round(mean, 4),
-                            "right": None if y is None else int(y[kept].sum())}
-        if chosen is None and mean is not None and mean >= TARGET_PRECISION - 1e-12:
+        n, k = int(kept.sum()), int(y[kept].sum())
+        grid[f"{t:.2f}"] = [k, n]
+        if chosen is None and n and wilson(k, n)[0] >= TARGET_PRECISION:
             chosen = t
-    t = FLOOR_GRID[-1] if chosen is None else chosen
+    reached = chosen is not None
+    t = chosen if reached else SUGGESTION_GRID[-1]
+    k, n = grid[f"{t:.2f}"]
     return {
         "minimum_link_score": t,
+        "reached": reached,
         "rule": (
-            f"smallest t in {', '.join(f'{g:.2f}' for g in FLOOR_GRID)} whose out-of-fold kept "
-            f"mentions (calibrated score >= t) have a mean calibrated score >= "
-            f"{TARGET_PRECISION}; else {FLOOR_GRID[-1]}"
+            f"smallest t in {SUGGESTION_GRID[0]}..{SUGGESTION_GRID[-1]} step 0.05 whose "
+            f"out-of-fold kept links (score >= t) have a Wilson 95 % lower bound of precision "
+            f">= {TARGET_PRECISION}; else {SUGGESTION_GRID[-1]}"
         ),
+        "precision": round(k / n, 4) if n else None,
+        "right": k,
+        "kept": n,
+        "ci": list(wilson(k, n)),
         "grid": grid,
     }
 

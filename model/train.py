@@ -33,7 +33,7 @@ from mwparserfromhell.nodes import Heading, Text, Wikilink
 
 from model import dump as dumps
 from model.calibration import FILE as CALIBRATION_FILE
-from model.calibration import choose_calibration, ece, floor_minimum_link_score, log_loss
+from model.calibration import choose_calibration, ece, log_loss, suggest_minimum_link_score
 from model.datasets import (
     DATASETS,
     PAGES_BLOOM,
@@ -1814,13 +1814,12 @@ def train_classifier(rows: TrainingRows, settings: Settings):
         "ece_raw": round(ece(score, label), 4),
         "ece": round(ece(calibrated, label), 4),
     }
-    # The runner's default `minimum_link_score: auto` (docs/runner.md): 0.7, raised where the
-    # held-out mentions' calibrated scores (each fold's map fitted on the other folds, so out
-    # of sample twice over) say links kept at 0.7 would be right under 80 % of the time.
-    # Not `suggested_minimum_link_score`: older models hold another rule's figure there.
-    suggestion = floor_minimum_link_score(calibrated, label)
-    metrics["default_minimum_link_score"] = suggestion["minimum_link_score"]
-    metrics["default_suggestion"] = suggestion
+    # The runner's `minimum_link_score: auto` (docs/runner.md): judged on the same held-out
+    # mentions with each fold's calibration fitted on the other folds, so the figure behind
+    # it is out of sample twice over (classifier and calibration).
+    suggestion = suggest_minimum_link_score(calibrated, label)
+    metrics["suggested_minimum_link_score"] = suggestion["minimum_link_score"]
+    metrics["suggestion"] = suggestion
     return booster, calibration, metrics
 
 

@@ -44,7 +44,7 @@ def test_sample_config_loads_with_spec_defaults():
     assert (d.pool_target, d.criteria.minimum_links_per_task, d.criteria.minimum_link_score,
             d.criteria.maximum_links_per_task, d.criteria.maximum_links_to_show_per_task,
             d.criteria.minimum_time_since_last_edit, d.criteria.minimum_word_count,
-            d.criteria.maximum_word_count) == (500, 2, "auto", 10, 3, 86400, 0, None)
+            d.criteria.maximum_word_count) == (500, 2, 0.7, 10, 3, 86400, 0, None)
     assert SAMPLE_CONFIG.name == "sample-config.yaml"
 
 
@@ -65,18 +65,12 @@ def test_minimum_link_score_auto_takes_the_models_suggestion_a_number_overrides(
 
     w = wiki("auto")
     assert w.criteria.minimum_link_score == "auto"
-    manifest = {"training": {"default_minimum_link_score": 0.75}}
+    manifest = {"training": {"suggested_minimum_link_score": 0.75}}
     got, origin = resolve_criteria(w, manifest)
     assert (got.criteria.minimum_link_score, origin) == (0.75, "model")
     assert got.criteria.minimum_links_per_task == w.criteria.minimum_links_per_task
     got, origin = resolve_criteria(w, {"training": {"auc": 0.8}})  # trained before auto
-    assert got.criteria.minimum_link_score == AUTO_FALLBACK == 0.7
-    assert origin.startswith("fallback")
-    # An older model's suggestion came from the Wilson rule (0.9 on small wikis): not read.
-    old = {"training": {"suggested_minimum_link_score": 0.9}}
-    assert resolve_criteria(w, old)[0].criteria.minimum_link_score == 0.7
-    # Nothing configured: the default is the model's own.
-    assert parse_config(minimal(), env={}).wiki("ltgwiki").criteria.minimum_link_score == "auto"
+    assert got.criteria.minimum_link_score == AUTO_FALLBACK and origin.startswith("fallback")
     assert resolve_criteria(wiki(0.65), manifest)[0].criteria.minimum_link_score == 0.65
 
 

@@ -211,7 +211,7 @@ def test_minimum_link_score_auto_is_the_models_suggestion_in_a_refresh(tmp_path,
     """`auto` in the config: the run logs and uses the score the model's manifest suggests
     (the suggestion itself: tests/test_model_calibration.py)."""
     suggested = json.loads((ltg_model / "manifest.json").read_text())[
-        "training"]["default_minimum_link_score"]
+        "training"]["suggested_minimum_link_score"]
     cfg = make_config(tmp_path, ltg_model, dump=ltg_slice, target=500,
                       criteria={"minimum_link_score": "auto", "minimum_links_per_task": 1})
     with caplog.at_level("INFO", logger="runner.job"):
