@@ -44,7 +44,7 @@ def test_sample_config_loads_with_spec_defaults():
     assert (d.pool_target, d.criteria.minimum_links_per_task, d.criteria.minimum_link_score,
             d.criteria.maximum_links_per_task, d.criteria.maximum_links_to_show_per_task,
             d.criteria.minimum_time_since_last_edit, d.criteria.minimum_word_count,
-            d.criteria.maximum_word_count) == (500, 2, 0.7, 10, 3, 86400, 0, None)
+            d.criteria.maximum_word_count) == (500, 2, 0.75, 10, 3, 86400, 0, None)
     assert SAMPLE_CONFIG.name == "sample-config.yaml"
 
 
