@@ -258,14 +258,20 @@ start_mediawiki() {
     command -v curl >/dev/null || need+=(curl)
     ((${#need[@]} == 0)) || apt_install "${need[@]}" php-cli
     mkdir -p "$MW_DIR"
+    # Only a server this checkout started (its pid file) is reused: another checkout's wiki
+    # answers the same siteinfo but holds that checkout's bot password and test pages, and
+    # the tests would fail against it for no reason they could name.
     if [[ -f $MW_DIR/stamp && -f $MW_CONF && "$(cat "$MW_DIR/stamp")" == "$(mw_stamp)" ]]; then
-        if mw_up; then log "mediawiki: up at $MW_API"; return 0; fi
+        if pid_alive "$MW_DIR/php.pid" && mw_up; then log "mediawiki: up at $MW_API"; return 0; fi
     else
         stop_group "$MW_DIR/php.pid" mediawiki >/dev/null 2>&1
         mw_install
     fi
     if mw_port_busy; then
-        mw_up && { log "mediawiki: up at $MW_API"; return 0; }
+        pid_alive "$MW_DIR/php.pid" && mw_up && { log "mediawiki: up at $MW_API"; return 0; }
+        mw_up && die "mediawiki: port $MW_PORT is served by a MediaWiki this checkout did not" \
+            "start (another checkout's: stop it with that checkout's scripts/services.sh stop" \
+            "mediawiki, or set ADDLINK_MW_PORT)"
         die "mediawiki: port $MW_PORT is taken by something else (set ADDLINK_MW_PORT)"
     fi
     # Own process group (setsid): stopping must also stop the PHP_CLI_SERVER_WORKERS children.
