@@ -196,9 +196,13 @@ def test_ctrl_c_in_model_train_is_one_line_and_exit_5(tmp_path, presses):
     import time
 
     dump = dump_slice(tmp_path / "slice.xml", 400)
+    # SIGINT at its default in the child, as a terminal's process has it: a suite started in
+    # the background by a shell without job control inherits SIGINT ignored, Python then
+    # installs no handler, and the press would rightly go unnoticed (seen: exit 0).
     proc = subprocess.Popen([sys.executable, "-m", "model", "train", "--wiki", "ltgwiki",
                              "--dump", dump, "--out", str(tmp_path / "model")], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = proc.stderr.readline()  # the first stage's record: training is under way
     assert json.loads(first)["stage"]
     time.sleep(0.5)
