@@ -173,7 +173,7 @@ def fitter(name: str):
 
 
 def judge_split(data: dict, calibration, minimum: float) -> dict:
-    """The kept links' ECE (threshold 0), right and kept at the shipped default, and, where
+    """The kept links' ECE (threshold 0), right and kept at ``minimum``, and, where
     the capture has the texts shown and the gold counts, F1 at 0.5 and recall at precision
     >= 0.8 over the backtest's thresholds (distinct (text, target) pairs, as it counts)."""
     kept, right, shown = [], 0, 0
@@ -207,27 +207,17 @@ def judge_split(data: dict, calibration, minimum: float) -> dict:
 FLOOR_GRID = (0.7, 0.75, 0.8)
 
 
-def floor_minimum(scores, labels) -> float:
-    """The floor rule, tried and not taken (docs/model.md, "The default minimum link score
-    raised where the calibrated scores call for it"): the smallest t of 0.7, 0.75, 0.8 whose
-    held-out kept mentions (calibrated score >= t) have a mean calibrated score >= 0.8; else
-    0.8 (the mean of scores >= 0.8 is at least 0.8)."""
-    s = np.asarray(scores)
+def floor_of(scores, values) -> float:
+    """The smallest t of ``FLOOR_GRID`` whose held-out kept mentions (calibrated score >= t)
+    have a mean of ``values`` >= 0.8; else the grid's top. With ``values`` the scores
+    themselves this is the floor rule, tried and not taken (docs/model.md, "The default
+    minimum link score raised where the calibrated scores call for it"; the mean of scores
+    >= 0.8 is at least 0.8); with the labels, the same asked of their point estimate
+    (reported beside it)."""
+    s, v = np.asarray(scores), np.asarray(values)
     for t in FLOOR_GRID:
         kept = s >= t - 1e-12
-        if kept.any() and s[kept].mean() >= cal.TARGET_PRECISION - 1e-12:
-            return t
-    return FLOOR_GRID[-1]
-
-
-def labels_floor(scores, labels) -> float:
-    """The floor rule asked of the labels' point estimate instead of the mean score (reported
-    beside it in docs/model.md): the smallest t on ``FLOOR_GRID`` whose held-out kept
-    mentions are right >= 80 % of the time; else the grid's top."""
-    s, y = np.asarray(scores), np.asarray(labels)
-    for t in FLOOR_GRID:
-        kept = s >= t - 1e-12
-        if kept.any() and y[kept].mean() >= cal.TARGET_PRECISION:
+        if kept.any() and v[kept].mean() >= cal.TARGET_PRECISION - 1e-12:
             return t
     return FLOOR_GRID[-1]
 
@@ -235,20 +225,10 @@ def labels_floor(scores, labels) -> float:
 # How ``--minimum`` picks each split's minimum link score from its out-of-fold population
 # (calibrated as training calibrates it: each fold's map fitted on the other folds).
 RULES = {
-    "floor": floor_minimum,
+    "floor": lambda s, y: floor_of(s, s),
     "wilson": lambda s, y: cal.suggest_minimum_link_score(s, y)["minimum_link_score"],
-    "labels": labels_floor,
+    "labels": floor_of,
 }
-
-
-def minimum_for(data: dict, name: str, rule: str) -> float:
-    """A split's minimum link score: a number as given, or a rule of ``RULES`` applied to
-    the split's out-of-fold mentions calibrated by the map ``name`` (not one of ``TRIED``)."""
-    if rule not in RULES:
-        return float(rule)
-    s, y, fold = data["oof"]
-    calibrated = cal.choose_calibration(s, y, fold, training.FOLDS, tuple(name.split(",")))[2]
-    return RULES[rule](calibrated, y)
 
 
 def judge(captured: Path, seeds: list[int], maps: list[str],
@@ -263,8 +243,13 @@ def judge(captured: Path, seeds: list[int], maps: list[str],
         per: dict[str, list] = {}
         for wiki, data in splits:
             s, y, fold = data["oof"]
-            per.setdefault(wiki, []).append(
-                judge_split(data, fit(s, y, fold), minimum_for(data, name, minimum)))
+            if minimum in RULES:  # one calibration: its map, and its out-of-fold scores
+                _, mapping, calibrated, _ = cal.choose_calibration(
+                    s, y, fold, training.FOLDS, tuple(name.split(",")))
+                threshold = RULES[minimum](calibrated, y)
+            else:
+                mapping, threshold = fit(s, y, fold), float(minimum)
+            per.setdefault(wiki, []).append(judge_split(data, mapping, threshold))
         for wiki, got in sorted(per.items()):
             right, kept = sum(g["right"] for g in got), sum(g["kept"] for g in got)
             f1s = [g["f1_50"] for g in got if g["f1_50"] is not None]
