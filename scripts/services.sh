@@ -261,9 +261,7 @@ start_mediawiki() {
     # Only a server this checkout started (its pid file) is reused: another checkout's wiki
     # answers the same siteinfo but holds that checkout's bot password and test pages, and
     # the tests would fail against it for no reason they could name.
-    if [[ -f $MW_DIR/stamp && -f $MW_CONF && "$(cat "$MW_DIR/stamp")" == "$(mw_stamp)" ]]; then
-        if pid_alive "$MW_DIR/php.pid" && mw_up; then log "mediawiki: up at $MW_API"; return 0; fi
-    else
+    if ! [[ -f $MW_DIR/stamp && -f $MW_CONF && "$(cat "$MW_DIR/stamp")" == "$(mw_stamp)" ]]; then
         stop_group "$MW_DIR/php.pid" mediawiki >/dev/null 2>&1
         mw_install
     fi
