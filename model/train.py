@@ -105,10 +105,6 @@ UNLINKED, PROBE, LINKED, PROBE_OVERLAPPED = 0, 1, 2, 3
 FOLDS = 5
 # Tree counts the out-of-fold log loss is compared at (those <= Settings.rounds, and it).
 ROUND_GRID = (25, 50, 75, 100, 150, 200, 300)
-# Tree depths compared the same way (those < Settings.max_depth, and it), each at every count
-# of ROUND_GRID: the least loss over (depth, count) wins. docs/model.md, "Tree depth chosen by
-# the folds".
-DEPTH_GRID = (3, 6)
 COMPLETE_RESOLVE_RATIO = 0.25  # links resolving inside the dump above this: a complete wiki
 ENDINGS = set(TERMINATORS + "。！？｡")
 _NO_LETTER = regex.compile(r"^[^\p{L}]*$")
@@ -455,9 +451,7 @@ class Settings:
     # trees, k on ROUND_GRID chosen by the folds' out-of-fold log loss (train_classifier).
     rounds: int = 300
     choose_rounds: bool = True
-    # The deepest trees; with choose_depth the folds also try DEPTH_GRID's shallower ones.
     max_depth: int = 6
-    choose_depth: bool = True
     min_child_weight: float = 2.0
     eta: float = 0.1
     # Weight of a positive pair relative to a negative one. It was 0.5 (so a raw 0.5 needed
@@ -1732,6 +1726,7 @@ def train_classifier(rows: TrainingRows, settings: Settings):
     params = {
         "objective": "binary:logistic",
         "eval_metric": "auc",
+        "max_depth": settings.max_depth,
         "eta": settings.eta,
         "min_child_weight": settings.min_child_weight,
         "subsample": 1.0,
@@ -1740,58 +1735,56 @@ def train_classifier(rows: TrainingRows, settings: Settings):
         "tree_method": "hist",
         "scale_pos_weight": settings.positive_weight,
     }
-    rounds = tuple(k for k in ROUND_GRID if k < settings.rounds) + (settings.rounds,) \
-        if settings.choose_rounds else (settings.rounds,)
-    depths = tuple(d for d in DEPTH_GRID if d < settings.max_depth) + (settings.max_depth,) \
-        if settings.choose_depth else (settings.max_depth,)
-    grid = [(d, k) for d in depths for k in rounds]
-
-    def train(depth: int, keep: np.ndarray | slice, k: int):
-        # nthread=1 on every DMatrix too: a process that forks after libgomp started its
-        # thread team (the DMatrix default is every core) hangs in a forked child's first
-        # OpenMP region; a one-thread team never waits for the missing threads.
-        return xgboost.train({**params, "max_depth": depth},
-                             xgboost.DMatrix(x[keep], y[keep], missing=np.nan, nthread=1), k)
 
     # A refit on every row ships, not the fold classifiers averaged: the average (tried, one
     # model of 5 x 150 trees, before the tree count was chosen) was no better calibrated nor
     # more precise on the shared dumps and costs five times the trees per recommendation
     # (docs/model.md).
-    def fold_scores(task: tuple[int, int]) -> np.ndarray | None:
-        """Fold f's out-of-fold scores at depth d, at every tree count of the grid. The
-        fits are independent: they run in the workers (one thread each, as the classifier
-        is the same bytes for any number of them), the rows inherited."""
-        d, f = task
+    def fit(f: int) -> np.ndarray | bytearray | None:
+        """Fold f's out-of-fold scores (f < folds), or the shipped classifier (f == folds).
+        The six fits are independent: they run in the workers (one thread each, as the
+        classifier is the same bytes for any number of them), the rows inherited."""
+        # nthread=1 on every DMatrix too: a process that forks after libgomp started its
+        # thread team (the DMatrix default is every core) hangs in a forked child's first
+        # OpenMP region; a one-thread team never waits for the missing threads.
+        if f == settings.folds:
+            booster = xgboost.train(params, xgboost.DMatrix(x, y, missing=np.nan, nthread=1),
+                                    settings.rounds)
+            return booster.save_raw("ubj")
         held = rows.fold == f
         rest = ~held
         if not (held.any() and 0 < y[rest].sum() < rest.sum()):
             return None
-        fitted = train(d, rest, rounds[-1])
+        fitted = xgboost.train(
+            params, xgboost.DMatrix(x[rest], y[rest], missing=np.nan, nthread=1),
+            settings.rounds,
+        )
         held_rows = xgboost.DMatrix(x[held], missing=np.nan, nthread=1)
-        return np.stack([fitted.predict(held_rows, iteration_range=(0, k)) for k in rounds])
+        return np.stack([fitted.predict(held_rows, iteration_range=(0, k)) for k in grid])
 
-    by_grid = np.full((len(grid), len(y)), np.nan)
-    tasks = [(d, f) for d in reversed(depths) for f in range(settings.folds)]
-    workers = min(max(1, settings.workers), len(tasks))
-    for (d, f), got in zip(tasks, ordered_map(fold_scores, tasks, workers, batch=1),
-                           strict=True):
-        if got is not None:
-            i = depths.index(d) * len(rounds)
-            by_grid[i:i + len(rounds), rows.fold == f] = got
-    # How deep and how many trees to ship: the pair whose out-of-fold scores predict the
-    # held-out articles' rows best (log loss over every row, the classifier's own objective;
-    # ties to fewer trees, then shallower). A small wiki's few thousand rows are fitted to
-    # noise long before a large one's, and one fixed size cannot suit both. The shipped
-    # refit is trained at the chosen depth and keeps its first k trees, which are exactly
-    # a k-round refit.
-    seen = ~np.isnan(by_grid[0])
-    grid_losses = [log_loss(v[seen], y[seen]) for v in by_grid]
-    pick = min(range(len(grid)),
-               key=lambda i: (round(grid_losses[i], 6), grid[i][1], grid[i][0])) \
+    grid = tuple(k for k in ROUND_GRID if k < settings.rounds) + (settings.rounds,) \
+        if settings.choose_rounds else (settings.rounds,)
+    by_rounds = np.full((len(grid), len(y)), np.nan)
+    # The refit first: the longest fit (every row) is not left for last.
+    order = [settings.folds, *range(settings.folds)]
+    workers = min(max(1, settings.workers), len(order))
+    for f, got in zip(order, ordered_map(fit, order, workers, batch=1), strict=True):
+        if f == settings.folds:
+            booster = xgboost.Booster(model_file=got)
+        elif got is not None:
+            by_rounds[:, rows.fold == f] = got
+    # How many trees to ship: the count whose out-of-fold scores predict the held-out
+    # articles' rows best (log loss over every row, the classifier's own objective; ties to
+    # fewer trees). A small wiki's few thousand rows are fitted to noise long before a large
+    # one's, and one fixed count cannot suit both; the first k trees of the refit are
+    # exactly a k-round refit, so nothing is trained twice.
+    seen = ~np.isnan(by_rounds[0])
+    round_losses = [log_loss(v[seen], y[seen]) for v in by_rounds]
+    pick = min(range(len(grid)), key=lambda i: (round(round_losses[i], 6), grid[i])) \
         if seen.any() else len(grid) - 1
-    depth, chosen_rounds = grid[pick]
-    booster = train(depth, slice(None), chosen_rounds)
-    oof = by_grid[pick]
+    if grid[pick] < settings.rounds:
+        booster = booster[: grid[pick]]
+    oof = by_rounds[pick]
     # Calibrated on the mentions of each article's probe sentence (its first with links),
     # where SPEC §2's backtest judges "right". Elsewhere editors link less densely: a lead
     # sentence's mentions are right about twice as often as those of all linked sentences
@@ -1809,14 +1802,8 @@ def train_classifier(rows: TrainingRows, settings: Settings):
     )
     metrics = {
         "heldout": f"articles, {settings.folds} folds",
-        "rounds": chosen_rounds,
-        "max_depth": depth,
-        # at the chosen depth, by tree count; and each depth's best
-        "rounds_log_loss": {str(k): round(v, 6) for (d, k), v
-                            in zip(grid, grid_losses, strict=True) if d == depth},
-        "depth_log_loss": {str(d): round(min(v for (e, _), v
-                                             in zip(grid, grid_losses, strict=True) if e == d), 6)
-                           for d in depths},
+        "rounds": grid[pick],
+        "rounds_log_loss": {str(k): round(v, 6) for k, v in zip(grid, round_losses, strict=True)},
         "calibration": method,
         "calibration_log_loss": losses,  # each candidate method's, cross-validated
         "auc": round(_auc(kept.y, oof[scored]), 4),

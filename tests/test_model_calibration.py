@@ -133,14 +133,11 @@ def test_manifest_metrics_are_measured_on_held_out_articles():
     rng = np.random.default_rng(3)
     n = 6000
     rows = _rows(rng.normal(size=(n, 6)), rng.uniform(size=n) < 0.2, rng)
-    booster, calibration, metrics = train_classifier(rows, Settings(rounds=60))
+    _, calibration, metrics = train_classifier(rows, Settings(rounds=60))
     assert 0.4 < metrics["auc"] < 0.6
     assert metrics["mentions"] == n // 3
     assert metrics["ece"] < metrics["ece_raw"]
-    import xgboost
-
-    raw = booster.predict(xgboost.DMatrix(rows.x, missing=np.nan, nthread=1))
-    assert max(calibration(raw)) < 0.5, "no row is calibrated to near-certainty on noise"
+    assert max(calibration.y) < 0.5, "no score is calibrated to near-certainty on noise"
 
 
 def test_the_shipped_tree_count_is_the_one_the_held_out_folds_predict_best():
@@ -163,14 +160,8 @@ def test_the_shipped_tree_count_is_the_one_the_held_out_folds_predict_best():
     losses = {int(k): v for k, v in metrics["rounds_log_loss"].items()}
     assert metrics["rounds"] == min(losses, key=losses.get) > 25
     assert booster.num_boosted_rounds() == metrics["rounds"]
-    depths = metrics["depth_log_loss"]
-    assert sorted(depths) == ["3", "6"] and metrics["max_depth"] in (3, 6)
-    assert depths[str(metrics["max_depth"])] == min(depths.values()) == min(losses.values()), \
-        "the depth shipped is the one whose best tree count predicts the held-out folds best"
     fixed, _, fixed_metrics = train_classifier(
-        signal, Settings(rounds=metrics["rounds"], choose_rounds=False,
-                         max_depth=metrics["max_depth"], choose_depth=False))
-    assert list(fixed_metrics["depth_log_loss"]) == [str(metrics["max_depth"])]
+        signal, Settings(rounds=metrics["rounds"], choose_rounds=False))
     assert "rounds" in fixed_metrics and fixed_metrics["rounds"] == metrics["rounds"]
     import xgboost
 
