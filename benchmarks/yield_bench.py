@@ -6,7 +6,7 @@ For every shared dump: a model trained on the whole dump (seed 1), then
 ``python -m runner refresh`` over that dump (dump source, SQLite store, JSON-lines events,
 file lock, all in a temporary directory) with the ``allpages`` walk and a pool target no
 wiki reaches, so every page of the dump gets an outcome. The criteria are the production
-defaults of ``runner.config.Criteria`` (minimumLinkScore 0.7 where SPEC §5 says 0.6,
+defaults of ``runner.config.Criteria`` (minimumLinkScore 0.75 where SPEC §5 says 0.6,
 docs/runner.md; minimumLinksPerTask 2, maximumLinksPerTask 10), not the sample config's
 English block. The JSON's ``criteria`` are the defaults when the run started; each result's
 ``minimum_link_score`` is the one it ran at. Excluded sections and
