@@ -40,10 +40,6 @@ FULL = REFERENCE + (
     "stem",
     # Its trail is no ending the wiki's editors were seen to let trail (``Mention.guessed``).
     "guessed_trail",
-    # The target's closest single link of the page (cosine with the nearest unit vector of
-    # the context): "similarity" compares it with the page's whole topic, which a page about
-    # a town shares with every town; this says it sits next to one thing the page links.
-    "max_similarity",
 )
 FEATURE_SETS = {"reference": REFERENCE, "full": FULL}
 TOP_CANDIDATES = 10
@@ -95,7 +91,6 @@ def pair_features(
     aligned: bool = True,
     stem: bool = False,
     guessed: bool = False,
-    max_similarity: float = math.nan,
 ) -> list[float]:
     """One feature row, in the order of ``FEATURE_SETS[feature_set]``.
 
@@ -131,7 +126,6 @@ def pair_features(
         math.log1p(anchor.unlinked),
         1.0 if stem else 0.0,
         1.0 if guessed else 0.0,
-        max_similarity,
     ]
 
 
@@ -141,15 +135,6 @@ def cosine(context: np.ndarray | None, vector: np.ndarray | None) -> float:
         return math.nan
     n = float(np.linalg.norm(context))
     return float(np.dot(context, vector) / n) if n > 0 else math.nan
-
-
-def closest(units: np.ndarray | None, vector: np.ndarray | None) -> float:
-    """Cosine of a target with the nearest of the page's linked articles (``units``: their
-    unit vectors, one row each); NaN (missing) when either is unknown."""
-    if units is None or vector is None or not len(units):
-        return math.nan
-    n = float(np.linalg.norm(vector))
-    return float((units @ vector).max() / n) if n > 0 else math.nan
 
 
 def candidate_rows(
@@ -166,7 +151,6 @@ def candidate_rows(
     aligned: bool = True,
     stem: bool = False,
     guessed: bool = False,
-    units: np.ndarray | None = None,
 ) -> Iterator[tuple[str, list[float]]]:
     """(target, features) for each of the anchor's top candidates: one mention's rows.
 
@@ -174,7 +158,6 @@ def candidate_rows(
     """
     for rank, (target, count) in enumerate(anchor.targets[:TOP_CANDIDATES]):
         row, indegree = entities.get(target, (None, 0))
-        vector = None if row is None else np.asarray(vectors[row])
         yield (
             target,
             pair_features(
@@ -185,13 +168,12 @@ def candidate_rows(
                 rank=rank,
                 target=target,
                 count=count,
-                similarity=cosine(context, vector),
+                similarity=cosine(context, None if row is None else np.asarray(vectors[row])),
                 indegree=indegree,
                 sentence_start=sentence_start,
                 trail=trail,
                 aligned=aligned,
                 stem=stem,
                 guessed=guessed,
-                max_similarity=closest(units, vector) if feature_set == "full" else math.nan,
             ),
         )

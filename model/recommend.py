@@ -136,15 +136,7 @@ def title_filter(title: str):
 def context_vector(
     model: Model, titles: Iterable[str], page: str | None = None
 ) -> np.ndarray | None:
-    """Sum of the unit vectors of the page's linked articles: what the page is about."""
-    units = context_units(model, titles, page)
-    return None if units is None else units.sum(axis=0)
-
-
-def context_units(
-    model: Model, titles: Iterable[str], page: str | None = None
-) -> np.ndarray | None:
-    """The unit vectors of the page's linked articles, one row each (None: none known).
+    """Sum of the unit vectors of the page's linked articles: what the page is about.
 
     ``page``: the page's title when the model was trained on it, ``titles`` then being its
     links (and itself). Its training fold's vectors had its links left out (``A_p V``:
@@ -160,7 +152,7 @@ def context_units(
         return None
     vectors = np.asarray(model.vectors[rows], dtype=np.float32)
     if page is None or page not in found or model.basis is None:
-        return vectors
+        return vectors.sum(axis=0)
     own = found[page][0]
     linked = np.asarray(rows) != own
     lengths = np.asarray(model.lengths[rows], dtype=np.float64)[:, None]
@@ -173,7 +165,7 @@ def context_units(
     # rounding (under 4e-5 of its length), not a direction.
     norms = np.linalg.norm(whole, axis=1, keepdims=True)
     units = np.divide(whole, norms, out=np.zeros_like(whole), where=norms > 1e-4 * lengths)
-    return units.astype(np.float32)
+    return units.sum(axis=0).astype(np.float32)
 
 
 def score(
@@ -239,8 +231,7 @@ def score(
         return page, []
 
     entities = model.entities({t for _, _, cands in mentions for t, _ in cands})
-    units = context_units(model, linked, title if trained else None)
-    context = None if units is None else units.sum(axis=0)
+    context = context_vector(model, linked, title if trained else None)
     rows, owners = [], []
     for i, ((m, span), anchor, _) in enumerate(mentions):
         for target, features in candidate_rows(
@@ -256,7 +247,6 @@ def score(
             aligned=m.aligned,
             stem=bool(m.stem),
             guessed=m.guessed,
-            units=units,
         ):
             rows.append(features)
             owners.append((i, target))

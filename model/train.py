@@ -1547,13 +1547,10 @@ def page_pairs(
     in_title = title_filter(record["t"])
     page_targets = Counter(t for t, _ in record["l"])
     full_context = np.zeros(lookup.vectors.shape[1], dtype=np.float32)
-    known = {}
     for t in page_targets:
         v = lookup.vector(t)
         if v is not None:
             full_context = full_context + v
-            known[t] = v
-    every = np.stack(list(known.values())) if known else None
     pure = record["x"]
     mentions: list[list] = [[] for _ in pure]
     texts = [text for text, _ in pure]
@@ -1580,12 +1577,10 @@ def page_pairs(
         else:
             linked = {t for t, n in page_targets.items() if n > here.get(t, 0)} | {record["t"]}
         context = full_context
-        out = [t for t in here if t in known and t not in linked]
-        for t in out:
-            context = context - known[t]
-        units = every if not out else \
-            np.stack([v for t, v in known.items() if t not in out]) if len(out) < len(known) \
-            else None
+        for t in here:
+            v = lookup.vector(t)
+            if v is not None and t not in linked:
+                context = context - v
         eligible = []
         for _, m, anchor in mention_anchors(found, lookup.lookup, texts, lookup.trail).values():
             if in_title(m.key):
@@ -1617,7 +1612,6 @@ def page_pairs(
                 aligned=m.aligned,
                 stem=bool(m.stem),
                 guessed=m.guessed,
-                units=units,
             ):
                 yield features, int(target == truth), mention, kind
             mention += 1
