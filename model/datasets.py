@@ -27,6 +27,7 @@ import numpy as np
 
 from model.calibration import FILE as CALIBRATION_FILE
 from model.calibration import Calibration
+from model.features import FEATURE_SETS
 from model.stems import Stemmer, stemmer_for
 from model.text import WHOLE, cut_stems
 
@@ -489,6 +490,15 @@ class Model:
         )
         self.booster = xgboost.Booster(params={"nthread": 1})
         self.booster.load_model(str(directory / "model.json"))
+        # A model trained before a feature was added (or removed) would fail on every page
+        # with xgboost's shape mismatch; refused here, at open, with what to do.
+        columns = FEATURE_SETS.get(self.features, ())
+        if self.booster.num_features() != len(columns):
+            raise DatasetError(
+                f"{directory}: its classifier takes {self.booster.num_features()} features "
+                f"where this version's {self.features!r} set has {len(columns)} (trained by "
+                "another version): retrain it"
+            )
         path = directory / CALIBRATION_FILE
         if not path.is_file():
             raise DatasetError(f"{path} missing: the model predates calibration; retrain it")

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import Levenshtein
 import numpy as np
 
-from model.datasets import Anchor
+if TYPE_CHECKING:  # annotations only: model.datasets imports this module's feature sets
+    from model.datasets import Anchor
 
 REFERENCE = ("ngram", "freq", "ambiguity", "kurtosis", "similarity", "jaro")
 FULL = REFERENCE + (

@@ -278,6 +278,43 @@ def test_preflight_refuses_a_damaged_or_forged_model_before_any_write(tmp_path, 
     assert untouched(tmp_path / "addlink.sqlite")
 
 
+def test_a_model_of_another_feature_set_is_refused_before_any_page(tmp_path, ltg_model):
+    """A model trained by a version with other features, its manifest consistent (as such
+    a model's is): the workers refuse it as they open it, before any page or write."""
+    import numpy as np
+    import xgboost
+
+    from model.datasets import classifier_checksum, file_checksum
+
+    model = tmp_path / "model"
+    shutil.copytree(ltg_model, model)
+    x = np.random.default_rng(1).normal(size=(200, 3))
+    other = xgboost.train({"objective": "binary:logistic", "nthread": 1},
+                          xgboost.DMatrix(x, x[:, 0] > 0, nthread=1), 2)
+    other.save_model(str(model / "model.json"))
+    manifest = json.loads((model / "manifest.json").read_text())
+    manifest["files"]["model.json"] = file_checksum(model / "model.json")
+    manifest["checksums"]["model"] = classifier_checksum(model)
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    cfg, _ = sqlite_setup(tmp_path, model, target=5)
+    res = run(cfg, "refresh")
+    assert res.code == ExitCode.MODEL_INVALID, res.stderr[-2000:]
+    assert "takes 3 features" in one_line_error(res) and "retrain it" in one_line_error(res)
+    # the run is recorded as refused (it had started: the workers open the model), and
+    # nothing else was written: no task, pool entry or event
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "addlink.sqlite")
+    try:
+        assert conn.execute("SELECT ar_status, ar_outcomes FROM addlink_runs").fetchall() == \
+            [("model_invalid", "{}")]
+        assert all(conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] == 0
+                   for t in ("growthexperiments_link_recommendations", "addlink_outbox",
+                             "addlink_pool"))
+    finally:
+        conn.close()
+
+
 def test_preflight_names_an_unreachable_store(tmp_path, ltg_model):
     cfg = write_config(tmp_path / "config.yaml", ltg_model, LTG_DUMP,
                        store={"type": "mysql", "url": "mysql://root@127.0.0.1:1/addlink"},

@@ -5,15 +5,18 @@ from __future__ import annotations
 import bz2
 import json
 import secrets
+import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pymysql
 import pytest
 
 from model import open_model, recommend
 from model.datasets import DATASETS, DatasetError, mysql_connect, mysql_table
 from model.dump import DumpError, pages
+from model.exitcodes import ExitCode
 from model.load import load
 from model.text import ngrams, normalize, tokens
 from model.train import FOLDS, Settings, TrainingError, extract, train_model
@@ -102,6 +105,36 @@ def test_wrong_wiki_name_is_refused_and_nothing_written(tmp_path):
 def test_open_model_errors(tmp_path):
     with pytest.raises(DatasetError, match="manifest.json missing"):
         open_model(tmp_path)
+
+
+def test_a_classifier_of_another_feature_set_is_refused_when_the_model_opens(ltg_model, tmp_path):
+    """A model trained by a version with other features: one line naming what to do, at
+    open, not xgboost's shape mismatch on every page."""
+    import xgboost
+
+    model = tmp_path / "model"
+    shutil.copytree(ltg_model, model)
+    x = np.random.default_rng(1).normal(size=(200, 3))
+    other = xgboost.train({"objective": "binary:logistic", "nthread": 1},
+                          xgboost.DMatrix(x, x[:, 0] > 0, nthread=1), 2)
+    other.save_model(str(model / "model.json"))
+    with pytest.raises(DatasetError, match=r"takes 3 features where this version's 'full' set "
+                                           r"has \d+ .*retrain it"):
+        open_model(model)
+    page = tmp_path / "page.wikitext"
+    page.write_text("Latgola ir regions Latvejā.", encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "model", "recommend", "--model", str(model),
+         "--wikitext-file", str(page), "--title", "Latgola"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    # the one error line last (before it, the structured log record of the same failure)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == ExitCode.MODEL_INVALID, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert lines[-1].startswith(f"error: {model}: its classifier takes 3 features")
+    assert lines[-1].endswith("retrain it")
+    assert open_model(ltg_model).features == "full", "the model it was copied from still opens"
 
 
 def test_cli_train_refuses_a_wrong_wiki(tmp_path):
