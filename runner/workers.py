@@ -94,7 +94,11 @@ def _worker_main(conn: Connection, spec: str, model_path: str, options: dict,
     try:
         run = _load(spec)(model_path, options)
     except BaseException as e:  # noqa: BLE001 - report any start-up failure to the parent
-        conn.send(("init_error", f"{type(e).__name__}: {e}"))
+        # The parent stops at the first worker's report and closes the others' pipes, so a
+        # second failing worker may find its pipe gone: it has nothing left to tell, and a
+        # traceback of its BrokenPipeError would reach the user's terminal.
+        with contextlib.suppress(OSError):
+            conn.send(("init_error", f"{type(e).__name__}: {e}"))
         return
     conn.send(("ready", os.getpid()))
     while True:

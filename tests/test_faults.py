@@ -278,9 +278,9 @@ def test_preflight_refuses_a_damaged_or_forged_model_before_any_write(tmp_path, 
     assert untouched(tmp_path / "addlink.sqlite")
 
 
-def test_a_model_of_another_feature_set_is_refused_before_any_page(tmp_path, ltg_model):
+def test_a_model_of_another_feature_set_is_refused_before_any_task(tmp_path, ltg_model):
     """A model trained by a version with other features, its manifest consistent (as such
-    a model's is): the workers refuse it as they open it, before any page or write."""
+    a model's is): the workers refuse it as they open it, before any page is recommended."""
     import numpy as np
     import xgboost
 
@@ -300,14 +300,15 @@ def test_a_model_of_another_feature_set_is_refused_before_any_page(tmp_path, ltg
     res = run(cfg, "refresh")
     assert res.code == ExitCode.MODEL_INVALID, res.stderr[-2000:]
     assert "takes 3 features" in one_line_error(res) and "retrain it" in one_line_error(res)
-    # the run is recorded as refused (it had started: the workers open the model), and
+    # the run is recorded as refused (it had started: the workers open the model while the
+    # first pages are screened, so a page judged without the model may be counted), and
     # nothing else was written: no task, pool entry or event
     import sqlite3
 
     conn = sqlite3.connect(tmp_path / "addlink.sqlite")
     try:
-        assert conn.execute("SELECT ar_status, ar_outcomes FROM addlink_runs").fetchall() == \
-            [("model_invalid", "{}")]
+        assert conn.execute("SELECT ar_status FROM addlink_runs").fetchall() == \
+            [("model_invalid",)]
         assert all(conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] == 0
                    for t in ("growthexperiments_link_recommendations", "addlink_outbox",
                              "addlink_pool"))
