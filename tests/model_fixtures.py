@@ -54,3 +54,27 @@ def ltg_corpus(tmp_path_factory):
     from model.train import extract
 
     return extract(_dump(LTG_DUMP), tmp_path_factory.mktemp("ltg-corpus"))
+
+
+def model_of_other_features(source: Path, directory: Path) -> Path:
+    """A copy of the model ``source`` whose classifier takes 3 features, as a model trained
+    by a version with another feature set would; its manifest consistent with its files (as
+    such a model's is), so only the feature count can tell."""
+    import json
+    import shutil
+
+    import numpy as np
+    import xgboost
+
+    from model.datasets import classifier_checksum, file_checksum
+
+    shutil.copytree(source, directory)
+    x = np.random.default_rng(1).normal(size=(200, 3))
+    other = xgboost.train({"objective": "binary:logistic", "nthread": 1},
+                          xgboost.DMatrix(x, x[:, 0] > 0, nthread=1), 2)
+    other.save_model(str(directory / "model.json"))
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["files"]["model.json"] = file_checksum(directory / "model.json")
+    manifest["checksums"]["model"] = classifier_checksum(directory)
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    return directory

@@ -42,6 +42,7 @@ from tests.faults import (
     sqlite_setup,
     write_config,
 )
+from tests.model_fixtures import model_of_other_features
 from tests.runner_support import LTG_DUMP, drop_database, migrated_store
 from tests.tcpproxy import TcpProxy
 
@@ -281,21 +282,7 @@ def test_preflight_refuses_a_damaged_or_forged_model_before_any_write(tmp_path, 
 def test_a_model_of_another_feature_set_is_refused_before_any_task(tmp_path, ltg_model):
     """A model trained by a version with other features, its manifest consistent (as such
     a model's is): the workers refuse it as they open it, before any page is recommended."""
-    import numpy as np
-    import xgboost
-
-    from model.datasets import classifier_checksum, file_checksum
-
-    model = tmp_path / "model"
-    shutil.copytree(ltg_model, model)
-    x = np.random.default_rng(1).normal(size=(200, 3))
-    other = xgboost.train({"objective": "binary:logistic", "nthread": 1},
-                          xgboost.DMatrix(x, x[:, 0] > 0, nthread=1), 2)
-    other.save_model(str(model / "model.json"))
-    manifest = json.loads((model / "manifest.json").read_text())
-    manifest["files"]["model.json"] = file_checksum(model / "model.json")
-    manifest["checksums"]["model"] = classifier_checksum(model)
-    (model / "manifest.json").write_text(json.dumps(manifest))
+    model = model_of_other_features(ltg_model, tmp_path / "model")
     cfg, _ = sqlite_setup(tmp_path, model, target=5)
     res = run(cfg, "refresh")
     assert res.code == ExitCode.MODEL_INVALID, res.stderr[-2000:]

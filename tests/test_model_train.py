@@ -5,11 +5,9 @@ from __future__ import annotations
 import bz2
 import json
 import secrets
-import shutil
 import subprocess
 import sys
 
-import numpy as np
 import pymysql
 import pytest
 
@@ -21,7 +19,7 @@ from model.load import load
 from model.text import ngrams, normalize, tokens
 from model.train import FOLDS, Settings, TrainingError, extract, train_model
 from model.wikitext import parse
-from tests.model_fixtures import EN_DUMP, JA_DUMP, LTG_DUMP, REPO
+from tests.model_fixtures import EN_DUMP, JA_DUMP, LTG_DUMP, REPO, model_of_other_features
 
 
 def test_same_dump_and_seed_give_the_same_checksums(ltg_model, tmp_path):
@@ -110,14 +108,7 @@ def test_open_model_errors(tmp_path):
 def test_a_classifier_of_another_feature_set_is_refused_when_the_model_opens(ltg_model, tmp_path):
     """A model trained by a version with other features: one line naming what to do, at
     open, not xgboost's shape mismatch on every page."""
-    import xgboost
-
-    model = tmp_path / "model"
-    shutil.copytree(ltg_model, model)
-    x = np.random.default_rng(1).normal(size=(200, 3))
-    other = xgboost.train({"objective": "binary:logistic", "nthread": 1},
-                          xgboost.DMatrix(x, x[:, 0] > 0, nthread=1), 2)
-    other.save_model(str(model / "model.json"))
+    model = model_of_other_features(ltg_model, tmp_path / "model")
     with pytest.raises(DatasetError, match=r"takes 3 features where this version's 'full' set "
                                            r"has \d+ .*retrain it"):
         open_model(model)
