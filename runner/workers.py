@@ -86,6 +86,17 @@ def _on_alarm(signum: int, frame: Any) -> None:
     raise PageTimeout()
 
 
+def _tell(conn: Connection, msg: tuple) -> bool:
+    """Send ``msg`` to the parent; False when its end is closed. The parent closes a pipe when
+    it stops (at another worker's start-up failure, too): this worker then has nothing left
+    to tell, and a BrokenPipeError traceback would reach the user's terminal."""
+    try:
+        conn.send(msg)
+    except OSError:
+        return False
+    return True
+
+
 def _worker_main(conn: Connection, spec: str, model_path: str, options: dict,
                  budget: float) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
@@ -94,13 +105,10 @@ def _worker_main(conn: Connection, spec: str, model_path: str, options: dict,
     try:
         run = _load(spec)(model_path, options)
     except BaseException as e:  # noqa: BLE001 - report any start-up failure to the parent
-        # The parent stops at the first worker's report and closes the others' pipes, so a
-        # second failing worker may find its pipe gone: it has nothing left to tell, and a
-        # traceback of its BrokenPipeError would reach the user's terminal.
-        with contextlib.suppress(OSError):
-            conn.send(("init_error", f"{type(e).__name__}: {e}"))
+        _tell(conn, ("init_error", f"{type(e).__name__}: {e}"))
         return
-    conn.send(("ready", os.getpid()))
+    if not _tell(conn, ("ready", os.getpid())):
+        return
     while True:
         try:
             task = conn.recv()
@@ -119,9 +127,7 @@ def _worker_main(conn: Connection, spec: str, model_path: str, options: dict,
             msg = ("error", task.key, None, f"{type(e).__name__}: {e}")
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-        try:
-            conn.send((*msg, time.perf_counter() - t0))
-        except (BrokenPipeError, OSError):
+        if not _tell(conn, (*msg, time.perf_counter() - t0)):
             return
 
 

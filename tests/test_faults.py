@@ -7,6 +7,7 @@ restores every invariant (tests/faults.py). The long version: benchmarks/faults.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import secrets
@@ -218,17 +219,24 @@ def test_rejected_events_are_dead_lettered_counted_and_repaired_by_drift(tmp_pat
         assert rep.ok, rep.violations
 
 
-def untouched(db: Path) -> bool:
-    """The migrated (empty) store of a run refused before any write: no row, event or run."""
+WRITTEN = ("growthexperiments_link_recommendations", "addlink_outbox", "addlink_runs",
+           "addlink_pool")
+
+
+def rows_written(db: Path) -> dict[str, int]:
+    """Rows in each table a run writes: tasks, events, runs, the pool."""
     import sqlite3
 
     conn = sqlite3.connect(db)
     try:
-        return all(conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] == 0
-                   for t in ("growthexperiments_link_recommendations", "addlink_outbox",
-                             "addlink_runs", "addlink_pool"))
+        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in WRITTEN}
     finally:
         conn.close()
+
+
+def untouched(db: Path) -> bool:
+    """The migrated (empty) store of a run refused before any write: no row, event or run."""
+    return not any(rows_written(db).values())
 
 
 def test_eventgate_outage_longer_than_the_retries(tmp_path, ltg_model):
@@ -290,17 +298,13 @@ def test_a_model_of_another_feature_set_is_refused_before_any_task(tmp_path, ltg
     # the run is recorded as refused (it had started: the workers open the model while the
     # first pages are screened, so a page judged without the model may be counted), and
     # nothing else was written: no task, pool entry or event
+    db = tmp_path / "addlink.sqlite"
+    assert rows_written(db) == {t: int(t == "addlink_runs") for t in WRITTEN}
     import sqlite3
 
-    conn = sqlite3.connect(tmp_path / "addlink.sqlite")
-    try:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
         assert conn.execute("SELECT ar_status FROM addlink_runs").fetchall() == \
             [("model_invalid",)]
-        assert all(conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] == 0
-                   for t in ("growthexperiments_link_recommendations", "addlink_outbox",
-                             "addlink_pool"))
-    finally:
-        conn.close()
 
 
 def test_preflight_names_an_unreachable_store(tmp_path, ltg_model):
