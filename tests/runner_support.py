@@ -72,11 +72,14 @@ def crash_once(model_path: str, options: dict):
 
 
 def dump_slice(path, pages: int, source: str = LTG_DUMP) -> str:
-    """The first ``pages`` pages of a dump as a plain XML dump (a slice of the wiki)."""
-    import bz2
+    """The first ``pages`` pages of a dump (.bz2, .xz or plain) as a plain XML dump (a slice
+    of the wiki)."""
+    import io
+
+    from model.dump import open_file
 
     out = []
-    with bz2.open(source, "rt", encoding="utf-8") as f:
+    with io.TextIOWrapper(open_file(source), encoding="utf-8") as f:
         n = 0
         for line in f:
             out.append(line)
