@@ -454,10 +454,6 @@ class Settings:
     max_depth: int = 6
     min_child_weight: float = 2.0
     eta: float = 0.1
-    # Share of the rows each tree is fitted on (xgboost's subsample; 1.0: every row). Row
-    # sampling (stochastic gradient boosting) is the usual guard against a small wiki's
-    # trees fitting its few positives to noise.
-    subsample: float = 1.0
     # Weight of a positive pair relative to a negative one. It was 0.5 (so a raw 0.5 needed
     # more evidence); with calibrated scores the caution belongs in minimumLinkScore, and 1.0
     # gave the higher F1 at 0.5 on 3 of 4 dumps at equal precision (docs/model.md).
@@ -1733,7 +1729,7 @@ def train_classifier(rows: TrainingRows, settings: Settings):
         "max_depth": settings.max_depth,
         "eta": settings.eta,
         "min_child_weight": settings.min_child_weight,
-        "subsample": settings.subsample,
+        "subsample": 1.0,
         "nthread": 1,
         "seed": settings.seed,
         "tree_method": "hist",
