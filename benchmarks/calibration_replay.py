@@ -5,6 +5,8 @@
     .venv/bin/python benchmarks/calibration_replay.py judge [--captured DIR] [--seeds 1-6]
         [--map platt] [--map platt,beta] [--map isotonic] [--map moderated] [--map capped]
         [--minimum 0.7|floor|wilson|labels] [--json OUT]
+    .venv/bin/python benchmarks/calibration_replay.py compare --base DIR --change DIR
+        [--seeds 1-6] [--minimum 0.75] [--json OUT]
 
 ``capture`` builds the train-half model of each dump at each seed, exactly as
 ``calibration_check.py`` does, and keeps two things per (dump, seed) in one pickle: the
@@ -27,6 +29,10 @@ figures of the same code to the link. A map is a comma list of ``model.calibrati
 (chosen among by cross-validated log loss, as training does) or one of the two maps below,
 which were tried and not taken (docs/model.md, "Calibration maps for small held-out
 samples"): kept here so that those figures can be re-made.
+
+``compare`` pairs two captures of the same seeds probe by probe (a training change against
+main) and gives bootstrap intervals for the differences in the kept links' precision and in
+the right links kept, so a rule can tell a difference from the splits' noise.
 
 Why: a calibration change judged on one split is judged on noise (one dump's ECE moves by
 0.04-0.07 from split to split), and a full run per split per variant costs minutes each.
@@ -173,10 +179,11 @@ def fitter(name: str):
 
 
 def judge_split(data: dict, calibration, minimum: float) -> dict:
-    """The kept links' ECE (threshold 0), right and kept at ``minimum``, and, where
-    the capture has the texts shown and the gold counts, F1 at 0.5 and recall at precision
-    >= 0.8 over the backtest's thresholds (distinct (text, target) pairs, as it counts)."""
-    kept, right, shown = [], 0, 0
+    """The kept links' ECE (threshold 0), right and kept at ``minimum`` (in all and per test
+    probe, ``per_probe``), and, where the capture has the texts shown and the gold counts,
+    F1 at 0.5 and recall at precision >= 0.8 over the backtest's thresholds (distinct
+    (text, target) pairs, as it counts)."""
+    kept, right, shown, per_probe = [], 0, 0, []
     texts = all(len(m) == 3 for page in data["pages"] for m in page)
     counts = {t: [0, 0] for t in SWEEP}
     for page in data["pages"]:
@@ -188,14 +195,16 @@ def judge_split(data: dict, calibration, minimum: float) -> dict:
         scored = [m[0] for m in mapped]
         kept += [(m.score, correct[id(m)]) for m in select(scored, 0.0, LIMIT)]
         chosen = select(scored, minimum, LIMIT)
-        right += sum(correct[id(m)] for m in chosen)
-        shown += len(chosen)
+        per_probe.append((sum(correct[id(m)] for m in chosen), len(chosen)))
+        right += per_probe[-1][0]
+        shown += per_probe[-1][1]
         for t in SWEEP if texts else ():
             pairs = {(text[id(m)], m.target): correct[id(m)] for m in select(scored, t, LIMIT)}
             counts[t][0] += len(pairs)
             counts[t][1] += sum(pairs.values())
     out = {"ece": cal.ece([p for p, _ in kept], [c for _, c in kept]), "right": right,
-           "kept": shown, "f1_50": None, "r_p80": None, "minimum": minimum}
+           "kept": shown, "f1_50": None, "r_p80": None, "minimum": minimum,
+           "per_probe": per_probe}
     if texts and "expected" in data:
         sweep = [_row(t, p, c, sum(data["expected"])) for t, (p, c) in counts.items()]
         out["f1_50"] = next(r.f1 for r in sweep if r.threshold == 0.5)
@@ -266,6 +275,69 @@ def judge(captured: Path, seeds: list[int], maps: list[str],
     return rows
 
 
+def _drawn(side: list[np.ndarray], draws: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Right and kept links summed over the splits, per bootstrap draw of their probes."""
+    right = sum(a[d, 0].sum(axis=1) for a, d in zip(side, draws, strict=True))
+    kept = sum(a[d, 1].sum(axis=1) for a, d in zip(side, draws, strict=True))
+    return right, kept
+
+
+def compare(base: Path, change: Path, seeds: list[int], minimum: float,
+            resamples: int = 4000) -> list[dict]:
+    """Per dump, the change's kept links at ``minimum`` against the base's, paired by probe.
+
+    Both captures of one seed hold the same test probes in the same order (the split and the
+    probe rule do not depend on the model), so each probe is scored by both; a bootstrap
+    that redraws probes within each split, the same draw for both sides, gives a 95 %
+    interval for the change's precision minus the base's and for its right links kept
+    minus the base's. Why: a rule's "not lower" over ~70 kept links (the English sample) is
+    decided by one link either way; the interval says whether a difference is more than the
+    splits' noise. Platt, as shipped; the draw is seeded, so the figures repeat."""
+    rng = np.random.default_rng(1)
+    rows = []
+    files = sorted(f for f in base.glob("*.pkl") if int(f.stem.rsplit("-", 1)[1]) in seeds)
+    wikis = sorted({f.stem.rsplit("-", 1)[0] for f in files})
+    if not wikis:
+        raise SystemExit(f"calibration_replay: no captured splits in {base} for {seeds}")
+    for wiki in wikis:
+        sides: list[list[np.ndarray]] = [[], []]
+        for seed in seeds:
+            paths = [d / f"{wiki}-{seed}.pkl" for d in (base, change)]
+            if not all(p.exists() for p in paths):
+                raise SystemExit(f"calibration_replay: {wiki} at seed {seed} is not captured "
+                                 f"in both {base} and {change}")
+            got = []
+            for side, path in zip(sides, paths, strict=True):
+                data = pickle.loads(path.read_bytes())
+                s, y, fold = data["oof"]
+                counts = judge_split(data, fitter("platt")(s, y, fold), minimum)["per_probe"]
+                side.append(np.asarray(counts, dtype=float).reshape(-1, 2))
+                got.append(data["expected"])
+            if got[0] != got[1]:
+                raise SystemExit(f"calibration_replay: {wiki} at seed {seed}: the captures "
+                                 "hold other test probes (another split or probe rule)")
+        draws = [rng.integers(0, max(1, len(a)), size=(resamples, len(a))) for a in sides[0]]
+        (rb, kb), (rc, kc) = _drawn(sides[0], draws), _drawn(sides[1], draws)
+        both = (kb > 0) & (kc > 0)
+        diff = rc[both] / kc[both] - rb[both] / kb[both]
+        right = [sum(int(a[:, 0].sum()) for a in side) for side in sides]
+        kept = [sum(int(a[:, 1].sum()) for a in side) for side in sides]
+        rows.append({
+            "wiki": wiki, "splits": len(seeds), "minimum": minimum,
+            "probes": sum(len(a) for a in sides[0]),
+            "base": {"right": right[0], "kept": kept[0]},
+            "change": {"right": right[1], "kept": kept[1]},
+            "precision_difference": right[1] / kept[1] - right[0] / kept[0]
+            if kept[0] and kept[1] else None,
+            "precision_difference_ci": [round(float(q), 4) for q in
+                                        np.quantile(diff, [0.025, 0.975])] if both.any()
+            else None,
+            "right_difference": right[1] - right[0],
+            "right_difference_ci": [int(q) for q in np.quantile(rc - rb, [0.025, 0.975])],
+        })
+    return rows
+
+
 def overrides(pairs: list[str]) -> dict:
     """``--set`` pairs as Settings keyword arguments, each value of its field's type."""
     fields = {f.name: f for f in dataclasses.fields(Settings)}
@@ -304,7 +376,17 @@ def main() -> int:
                    help=f"the minimum link score the kept links' precision is counted at: a "
                         f"number (default {SHIPPED}) or a rule picking each split's own from its "
                         f"out-of-fold mentions: {', '.join(RULES)}")
+    k = sub.add_parser("compare", help="a change's kept links against a base's, paired by "
+                       "probe, with bootstrap intervals of the differences")
+    k.add_argument("--base", type=Path, required=True)
+    k.add_argument("--change", type=Path, required=True)
+    k.add_argument("--seeds", type=seed_list, default=seed_list("1-6"))
+    k.add_argument("--minimum", type=float, default=float(SHIPPED))
+    k.add_argument("--json", type=Path)
     args = p.parse_args()
+    if args.command == "compare":
+        return report_comparison(compare(args.base, args.change, args.seeds, args.minimum),
+                                 args.json)
     if args.command == "capture":
         dumps = [d for d in sorted(args.dumps.glob("*.xml*"))
                  if not args.only or any(d.name.startswith(o) for o in args.only)]
@@ -350,6 +432,25 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps({"seeds": args.seeds, "minimum": args.minimum,
                                          "rows": rows}, indent=1) + "\n")
+    return 0
+
+
+def report_comparison(rows: list[dict], out: Path | None) -> int:
+    print(f"| wiki | probes | P kept at {rows[0]['minimum']:g}: base → change | difference "
+          "(95 % CI) | right links kept: difference (95 % CI) |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        b, c = r["base"], r["change"]
+        if r["precision_difference"] is None:
+            shown = "-"
+        else:
+            low, high = r["precision_difference_ci"]
+            shown = f"{r['precision_difference']:+.3f} ({low:+.3f} to {high:+.3f})"
+        print(f"| {r['wiki']} | {r['probes']} | {b['right']}/{b['kept']} → "
+              f"{c['right']}/{c['kept']} | {shown} | {r['right_difference']:+d} "
+              f"({r['right_difference_ci'][0]:+d} to {r['right_difference_ci'][1]:+d}) |")
+    if out:
+        out.write_text(json.dumps({"rows": rows}, indent=1) + "\n")
     return 0
 
 
