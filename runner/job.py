@@ -19,12 +19,12 @@ from pathlib import Path
 
 from runner import criteria as C
 from runner import metric_names as M
-from runner import search
 from runner import topics as T
 from runner.config import AUTO, Config, WikiConfig, resolve_criteria
 from runner.coordination import LocalPoolTarget, PoolTarget, UnlimitedTarget
 from runner.events import EventFactory, Publisher
 from runner.lock import WikiLock
+from runner.lookups import LookupQueue, lookup
 from runner.metrics import Metrics, report_run
 from runner.preflight import model_manifest
 from runner.progress import open_progress
@@ -52,10 +52,6 @@ FETCH_CHUNK = 50  # titles per fetch (the Action API's limit without apihighlimi
 FETCH_AHEAD = 3  # chunks fetched ahead of the workers
 IO_THREADS = 3  # concurrent source requests (fetches, lookups, next candidate batch)
 MAX_MODEL_FAILURES = 25  # at least this many, and most model calls failed: stop the run
-# Recommendations wait for their red-link and revision lookups in groups: one request each
-# for up to LOOKUP_BATCH pages (instead of two per page), sent once the group is full, has
-# waited LOOKUP_WAIT seconds, or the workers have nothing else to do.
-LOOKUP_BATCH, LOOKUP_WAIT = 25, 0.05
 
 
 class Abandoned(Exception):
@@ -101,9 +97,11 @@ class WikiJob:
         self._taken = 0  # candidates taken into evaluation (for --limit)
         self._io = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="addlink-io")
         self._model_calls = self._model_failures = 0
-        self._post: dict[Future, list[tuple[PageData, dict]]] = {}  # groups in lookup
-        self._waiting: list[tuple[PageData, dict]] = []  # the next group
-        self._waiting_since = 0.0
+        # Recommendations with links, waiting for their lookups (the plan is read per group:
+        # it is made when the run starts).
+        self.lookups = LookupQueue(
+            lambda group: lookup(self.source, group, self._needed_links(), self.plan),
+            self._io.submit, self._wait)
         self._taken_ids: list[int] = []  # page ids taken in the current batch, in order
         self._done_ids: set[int] = set()  # page ids with an outcome
         self._missing: list[str] = []  # titles asked for that are no page
@@ -454,10 +452,10 @@ class WikiJob:
                                  page.wikitext))
 
         feed()
-        while inflight or self._post or self._waiting:
+        while inflight or self.lookups:
             if self.stop.left(STOP_GRACE) == 0.0:
                 raise Abandoned(len(inflight))  # uncommitted: the next run has them
-            waiting_io = (bool(fetching) and not ready) or bool(self._post or self._waiting)
+            waiting_io = (bool(fetching) and not ready) or bool(self.lookups)
             results = self.workers.wait(timeout=0.01 if waiting_io else 0.5) \
                 if self.workers and inflight else []
             feed()  # give idle workers their next page before the parent's own work
@@ -473,7 +471,7 @@ class WikiJob:
     def _finish(self, page: PageData, res: TaskResult) -> int:
         """A worker's answer: failures are recorded now; a recommendation with links waits
         for its target and revision lookups, done for a group of pages at once by an I/O
-        thread (``self._waiting``, then ``self._post``)."""
+        thread (``self.lookups``)."""
         name = self.wiki.name
         self._model_calls += 1
         self.metrics.timing(M.MODEL_TIME, res.seconds * 1000.0, wiki=name)
@@ -491,47 +489,17 @@ class WikiJob:
             return 0
         if not res.recommendation.get("links"):
             return self._complete(page, res.recommendation, {}, None)
-        if not self._waiting:
-            self._waiting_since = time.monotonic()
-        self._waiting.append((page, res.recommendation))
-        if len(self._waiting) >= LOOKUP_BATCH:
-            self._send_lookups()
+        self.lookups.add(page, res.recommendation)
         return 0
-
-    def _send_lookups(self) -> None:
-        group, self._waiting = self._waiting, []
-        if group:
-            self._post[self._io.submit(self._lookup, group)] = group
 
     def _needed_links(self) -> int:
         return 1 if self.options.force else max(1, self.wiki.criteria.minimum_links_per_task)
 
-    def _lookup(self, group: list[tuple[PageData, dict]]) -> tuple[dict, dict, dict]:
-        """(I/O thread) Existence of the link targets of a group of recommendations and,
-        for the pages that can still succeed, their latest revision (SPEC §5: it must
-        still be the one recommended for) and their topics in the index."""
-        targets = self.source.targets({x["link_target"] for _, rec in group
-                                       for x in rec["links"]})
-        needed = [page.page_id for page, rec in group
-                  if len(rec["links"]) >= self._needed_links()]
-        latest = self.source.latest_revisions(needed) if needed else {}
-        found = search.topics_of(self.source, needed, self.plan.targets) \
-            if needed and self.plan and self.plan.counted_by == "search" else {}
-        return targets, latest, found
-
     def _drain_post(self, block: bool) -> int:
         """Complete the recommendations whose lookups are done (all of them if ``block``)."""
-        if self._waiting and (block or time.monotonic() - self._waiting_since >= LOOKUP_WAIT):
-            self._send_lookups()
-        successes = 0
-        for fut in list(self._post):
-            if block or fut.done():
-                group = self._post.pop(fut)
-                targets, latest, found = self._wait(fut)
-                for page, rec in group:
-                    successes += self._complete(page, rec, targets, latest.get(page.page_id),
-                                                found.get(page.page_id, set()))
-        return successes
+        return sum(self._complete(page, rec, targets, latest.get(page.page_id),
+                                  found.get(page.page_id, set()))
+                   for page, rec, (targets, latest, found) in self.lookups.answered(block))
 
     def _complete(self, page: PageData, rec: dict, targets: dict, latest: int | None,
                   found: set | frozenset = frozenset()) -> int:
