@@ -43,6 +43,15 @@ def start_service(name: str) -> str:
     return proc.stderr
 
 
+@pytest.fixture(scope="session", autouse=True)
+def crash_marker(tmp_path_factory) -> Path:
+    """The marker file of ``tests.runner_support:crash_once``, in the environment before any
+    worker pool starts the forkserver its workers come from (and inherit its environment)."""
+    marker = tmp_path_factory.mktemp("crash") / "crashed"
+    os.environ["ADDLINK_TEST_CRASH_MARKER"] = str(marker)
+    return marker
+
+
 @pytest.fixture(scope="session")
 def mysql_url() -> Iterator[str]:
     """A fresh, empty MariaDB database for this test session, dropped at the end."""

@@ -56,7 +56,10 @@ def crash_some(model_path: str, options: dict):
 def crash_once(model_path: str, options: dict):
     """The real model, except that the first task of a run kills its process: exactly one
     worker crash whatever the timing (a refresh to a target may stop before it reaches a
-    page ``crash_some`` would crash on). The run's marker file: ``$ADDLINK_TEST_CRASH_MARKER``.
+    page ``crash_some`` would crash on). The run's marker file: ``$ADDLINK_TEST_CRASH_MARKER``,
+    set for the whole session (tests/conftest.py) because workers start from a forkserver,
+    which keeps the environment of the moment the session's first pool started it; a test
+    removes the marker before its run.
     """
     real = model_recommender(model_path, options)
     marker = os.environ["ADDLINK_TEST_CRASH_MARKER"]

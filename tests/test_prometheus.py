@@ -85,7 +85,7 @@ class Prom:
 
 
 @pytest.fixture(scope="module")
-def scraped(tmp_path_factory, ltg_model, pushgateway_url, prometheus_url):
+def scraped(tmp_path_factory, ltg_model, pushgateway_url, prometheus_url, crash_marker):
     tmp = tmp_path_factory.mktemp("prom")
     job = f"addlink_test_{secrets.token_hex(4)}"
     dump = dump_slice(tmp / "ltg.xml", 1000)
@@ -131,10 +131,9 @@ def scraped(tmp_path_factory, ltg_model, pushgateway_url, prometheus_url):
             eg.armed = True
             cfg = load_config(config)
             metrics = open_metrics(cfg.metrics)
-            with pytest.MonkeyPatch.context() as env:  # one worker crash in this run
-                env.setenv("ADDLINK_TEST_CRASH_MARKER", str(tmp / "crashed"))
-                res = run_wiki(cfg, "ltgwiki", RunOptions(
-                    target=6, recommender="tests.runner_support:crash_once"), metrics)
+            crash_marker.unlink(missing_ok=True)  # one worker crash in this run
+            res = run_wiki(cfg, "ltgwiki", RunOptions(
+                target=6, recommender="tests.runner_support:crash_once"), metrics)
             metrics.close()
             assert res.pool_after >= 4, res.as_dict()
             worker_errors = metrics.registry.get_sample_value(
