@@ -17,6 +17,7 @@ from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from runner import candidates as select
 from runner import criteria as C
 from runner import metric_names as M
 from runner import topics as T
@@ -42,6 +43,7 @@ from runner.run import (
 from runner.sources import TimedSource
 from runner.stages import decide, screen
 from runner.store import Store
+from runner.upkeep import upkeep
 from runner.workers import Task, TaskResult, WorkerPool
 
 __all__ = ["RunOptions", "RunResult", "StopFlag", "WikiJob"]
@@ -252,61 +254,22 @@ class WikiJob:
     # ------------------------------------------------------------------ upkeep
     def upkeep(self) -> int:
         """Drop rows whose revision is no longer the page's latest; queue clear events."""
-        removed = 0
-        for batch in self.store.iter_pooled_pages(500):
-            if self.lock.lost or self.stop:
-                break
-            batch = [(p, rev) for p, rev in batch if self._in_shard(p)]  # each shard its own
-            latest = self._io_call(self.source.latest_revisions, [p for p, _ in batch])
-            stale = [p for p, rev in batch if latest.get(p) != rev]
-            if not stale:
-                continue
-            titles = self.store.pool_titles(stale)
-            missing = [p for p in stale if p not in titles]
-            if missing:
-                titles.update(self._io_call(self.source.page_titles, missing))
-            for p in stale:
-                log.info("pooled page changed or gone: row removed", extra={
-                    "wiki": self.wiki.name, "page_id": p, "title": titles.get(p),
-                    "outcome": "upkeep_removed", "dry_run": self.options.dry_run})
-            if not self.options.dry_run:
-                with self.metrics.timer(M.DB_TIME, wiki=self.wiki.name):
-                    self.store.remove_pages([(p, titles.get(p)) for p in stale],
-                                            self.events.clear)
-            removed += len(stale)
-        self.result.upkeep_removed = removed
-        return removed
+        self.result.upkeep_removed = upkeep(
+            self.store, self.source, call=self._io_call, in_shard=self._in_shard,
+            stopped=lambda: bool(self.lock.lost or self.stop), clear=self.events.clear,
+            wiki=self.wiki.name, dry_run=self.options.dry_run, metrics=self.metrics)
+        return self.result.upkeep_removed
 
     # ------------------------------------------------------------------ candidates
-    def _batches(self) -> Iterator[tuple[str | None, list[Candidate]]]:
-        opts, size = self.options, self._size()
-        if opts.titles is not None:
-            titles = list(opts.titles)
-            for i in range(0, len(titles), size):
-                yield None, [Candidate(t) for t in titles[i:i + size]]
-            return
-        strategy = self.wiki.candidates.strategy
-        topics: list[str | None] = [opts.topic] if opts.topic else (
-            list(self.wiki.candidates.topics) if strategy == "search" else [])
-        for topic in topics or [None]:
-            if self.plan and self.target.remaining(topic) <= 0:
-                continue  # full already
-            resume = self.store.resume_point(self._resume_key()) \
-                if strategy == "allpages" else None
-            for batch in self._prefetched(self.source.candidates(
-                    strategy, batch_size=size, topic=topic, resume_from=resume,
-                    shard=opts.shard)):
-                batch = [c for c in batch if c.page_id is None or self._in_shard(c.page_id)]
-                if not batch:
-                    continue  # another shard's pages only (a source that cannot filter)
-                yield topic, batch
-                if self._stopping():
-                    return
-                if self.plan and (topic in self.plan.exhausted
-                                  or self.target.remaining(topic) <= 0):
-                    break  # this topic is done: the next one
-            if strategy == "allpages" and not opts.dry_run and not self._stopping():
-                self.store.set_resume_point(self._resume_key(), None)  # walk done: restart
+    def _batches(self) -> Iterator[select.Batch]:
+        return select.batches(self.options, self.wiki.candidates, self.source, self.store,
+                              self._size(), in_shard=self._in_shard, stopping=self._stopping,
+                              topic_done=self._topic_done, prefetch=self._prefetched)
+
+    def _topic_done(self, topic: str | None) -> bool:
+        """Per-topic pools only: the topic is full, or a batch of it found nothing."""
+        return bool(self.plan) and (topic in self.plan.exhausted
+                                    or self.target.remaining(topic) <= 0)
 
     def _size(self) -> int:
         return self.options.batch_size or self.wiki.candidates.batch_size \
@@ -330,17 +293,9 @@ class WikiJob:
             yield batch
 
     def _save_resume_point(self) -> None:
-        """Resume after the longest run of taken pages that all got an outcome."""
-        last = 0
-        for pid in self._taken_ids:
-            if not pid or pid not in self._done_ids:
-                break
-            last = pid
+        last = select.resume_after(self._taken_ids, self._done_ids)
         if last:
-            self.store.set_resume_point(self._resume_key(), last)
-
-    def _resume_key(self) -> str:
-        return "allpages" + (f":{self.options.shard_label}" if self.options.shard else "")
+            self.store.set_resume_point(select.resume_key(self.options), last)
 
     def _stopping(self) -> str:
         """The reason to stop taking new pages, or ''."""

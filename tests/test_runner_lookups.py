@@ -61,3 +61,4 @@ def test_full_groups_go_at_once_the_rest_when_due_or_asked():
         (page, _, answers), = queue.answered(block=True)
         assert page.page_id == 100 and answers[1] == {100: 1100}
         assert not queue
+
