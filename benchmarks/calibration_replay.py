@@ -183,7 +183,7 @@ def judge_split(data: dict, calibration, minimum: float) -> dict:
     probe, ``per_probe``), and, where the capture has the texts shown and the gold counts,
     F1 at 0.5 and recall at precision >= 0.8 over the backtest's thresholds (distinct
     (text, target) pairs, as it counts)."""
-    kept, right, shown, per_probe = [], 0, 0, []
+    kept, per_probe = [], []
     texts = all(len(m) == 3 for page in data["pages"] for m in page)
     counts = {t: [0, 0] for t in SWEEP}
     for page in data["pages"]:
@@ -196,14 +196,13 @@ def judge_split(data: dict, calibration, minimum: float) -> dict:
         kept += [(m.score, correct[id(m)]) for m in select(scored, 0.0, LIMIT)]
         chosen = select(scored, minimum, LIMIT)
         per_probe.append((sum(correct[id(m)] for m in chosen), len(chosen)))
-        right += per_probe[-1][0]
-        shown += per_probe[-1][1]
         for t in SWEEP if texts else ():
             pairs = {(text[id(m)], m.target): correct[id(m)] for m in select(scored, t, LIMIT)}
             counts[t][0] += len(pairs)
             counts[t][1] += sum(pairs.values())
-    out = {"ece": cal.ece([p for p, _ in kept], [c for _, c in kept]), "right": right,
-           "kept": shown, "f1_50": None, "r_p80": None, "minimum": minimum,
+    out = {"ece": cal.ece([p for p, _ in kept], [c for _, c in kept]),
+           "right": sum(r for r, _ in per_probe), "kept": sum(n for _, n in per_probe),
+           "f1_50": None, "r_p80": None, "minimum": minimum,
            "per_probe": per_probe}
     if texts and "expected" in data:
         sweep = [_row(t, p, c, sum(data["expected"])) for t, (p, c) in counts.items()]
