@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/calibration_replay.py capture --seed 1 [--seed 2 ...]
         [--dumps DIR] [--only WIKI] [--out DIR] [--set SETTING=VALUE ...]
+        [--keep-rows DIR] [--prior-rows DIR]
     .venv/bin/python benchmarks/calibration_replay.py judge [--captured DIR] [--seeds 1-6]
         [--map platt] [--map platt,beta] [--map isotonic] [--map moderated] [--map capped]
         [--minimum 0.7|floor|wilson|labels] [--json OUT]
@@ -47,6 +48,7 @@ import dataclasses
 import json
 import math
 import pickle
+import shutil
 import statistics
 import sys
 import tempfile
@@ -58,6 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import model.train as training  # noqa: E402
 from model import calibration as cal  # noqa: E402
+from model import prior as priors  # noqa: E402
 from model.backtest import (  # noqa: E402
     SWEEP,
     _row,
@@ -77,10 +80,17 @@ DEFAULT_CAPTURED = Path("/tmp/addlink-calibration-replay")
 LIMIT = 15  # as calibration_check.py
 
 
-def capture(dumps: list[Path], seeds: list[int], out: Path, overrides: dict | None = None) -> None:
+def capture(dumps: list[Path], seeds: list[int], out: Path, overrides: dict | None = None,
+            keep_rows: Path | None = None, prior_rows: Path | None = None) -> None:
     """One pickle per (dump, seed): the calibration's out-of-fold mentions, the test half's
-    raw scored mentions. An existing pickle is kept (a capture can be resumed)."""
+    raw scored mentions. An existing pickle is kept (a capture can be resumed).
+
+    ``keep_rows``: each split's model's own training rows (``model.prior.FILE``) are kept
+    there as ``WIKI-SEED.npz``. ``prior_rows``: such a directory; each split is trained with
+    the rows of the *other* wikis at the same seed as its prior (leave one wiki out)."""
     out.mkdir(parents=True, exist_ok=True)
+    if keep_rows is not None:
+        keep_rows.mkdir(parents=True, exist_ok=True)
     seen: dict = {}
     choose = training.choose_calibration
 
@@ -99,9 +109,18 @@ def capture(dumps: list[Path], seeds: list[int], out: Path, overrides: dict | No
                         continue
                     settings = Settings(features="full", **(overrides or {}))
                     settings.seed = seed
+                    wiki = dump.name.split("-")[0]
+                    if prior_rows is not None:
+                        settings.prior = tuple(
+                            str(f) for f in sorted(prior_rows.glob(f"*-{seed}.npz"))
+                            if f.name.split("-")[0] != wiki
+                        )
                     test = {t for t in corpus.articles if in_test_half(t, seed)}
                     manifest = build_model(corpus, Path(work) / f"m{seed}", settings,
                                            include=set(corpus.articles) - test)
+                    if keep_rows is not None:
+                        shutil.copyfile(Path(work) / f"m{seed}" / priors.FILE,
+                                        keep_rows / f"{wiki}-{seed}.npz")
                     model = open_model(Path(work) / f"m{seed}")
                     model.calibration = cal.IDENTITY
                     pages, expected = [], []
@@ -115,7 +134,9 @@ def capture(dumps: list[Path], seeds: list[int], out: Path, overrides: dict | No
                     tmp = path.with_suffix(".tmp")
                     tmp.write_bytes(pickle.dumps({"oof": seen["oof"], "pages": pages,
                                                   "expected": expected,
-                                                  "settings": overrides or {},
+                                                  "settings": {**(overrides or {}), **(
+                                                      {"prior": list(settings.prior)}
+                                                      if settings.prior else {})},
                                                   "training": manifest.get("training", {})}))
                     tmp.replace(path)
                     print(f"{path.name}: {len(seen['oof'][0])} calibration mentions, "
@@ -366,6 +387,11 @@ def main() -> int:
     c.add_argument("--out", type=Path, default=DEFAULT_CAPTURED)
     c.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE",
                    help="a model.train.Settings field for this capture, e.g. max_depth=4")
+    c.add_argument("--keep-rows", type=Path, metavar="DIR",
+                   help="keep each split's training rows there (WIKI-SEED.npz)")
+    c.add_argument("--prior-rows", type=Path, metavar="DIR",
+                   help="train each split with the other wikis' rows of its seed in DIR "
+                        "(kept by --keep-rows) as its prior")
     j = sub.add_parser("judge")
     j.add_argument("--captured", type=Path, default=DEFAULT_CAPTURED)
     j.add_argument("--seeds", type=seed_list, default=seed_list("1-6"))
@@ -391,7 +417,8 @@ def main() -> int:
                  if not args.only or any(d.name.startswith(o) for o in args.only)]
         if not dumps:
             raise SystemExit(f"calibration_replay: no dumps in {args.dumps}")
-        capture(dumps, args.seed, args.out, overrides(args.set))
+        capture(dumps, args.seed, args.out, overrides(args.set), args.keep_rows,
+                args.prior_rows)
         return 0
     maps = args.maps or ["platt"]
     unknown = [m for m in maps if m not in TRIED

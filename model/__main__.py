@@ -37,7 +37,7 @@ def _settings(args: argparse.Namespace):
     complete = {"complete": True, "slice": False, "auto": None}[args.mode]
     workers = args.workers if args.workers is not None else available_cpus()
     return Settings(complete=complete, features=args.features, seed=args.seed,
-                    workers=workers, stemmer=args.stemmer)
+                    workers=workers, stemmer=args.stemmer, prior=tuple(args.prior))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -181,6 +181,11 @@ def parser() -> argparse.ArgumentParser:
             default="auto",
             help="stem classes of anchors: auto = Snowball where the language has one, else "
             "endings learnt from the wiki's text; none = exact anchors only",
+        )
+        sp.add_argument(
+            "--prior", action="append", default=[], metavar="MODEL",
+            help="another wiki's model directory (repeatable): its training rows join this "
+            "wiki's as a prior, at a weight the folds choose (0 among them)",
         )
 
     t = cli.command("train", help="train one wiki's model from its dump")

@@ -32,6 +32,7 @@ import regex
 from mwparserfromhell.nodes import Heading, Text, Wikilink
 
 from model import dump as dumps
+from model import prior as priors
 from model.calibration import FILE as CALIBRATION_FILE
 from model.calibration import choose_calibration, ece, log_loss, suggest_minimum_link_score
 from model.datasets import (
@@ -487,6 +488,9 @@ class Settings:
     # lengths so a page the model was trained on can be scored with its own links left out
     # of its targets' vectors (``model.recommend.context_vector``); "svd", U S (before).
     vectors: str = "projection"
+    # Other wikis' models (directories, or their prior.rows.npz): their training rows join
+    # this wiki's at a share the folds choose (model/prior.py). Empty: its own rows alone.
+    prior: tuple[str, ...] = ()
 
 
 def _target_ok(corpus: Corpus, target: str, complete: bool) -> bool:
@@ -1706,7 +1710,8 @@ def best_per_mention(scores: np.ndarray, rows: TrainingRows) -> tuple[np.ndarray
     return scores[pick], rows.y[pick], rows.fold[pick]
 
 
-def train_classifier(rows: TrainingRows, settings: Settings):
+def train_classifier(rows: TrainingRows, settings: Settings,
+                     prior: priors.Prior | None = None):
     """The classifier on every row, its calibration, and metrics on held-out articles.
 
     Rows are cross-fitted (each fold's rows come from a model of the other folds), so one
@@ -1714,6 +1719,11 @@ def train_classifier(rows: TrainingRows, settings: Settings):
     unseen pages: those out-of-fold scores, over each mention's best candidate, fit the
     calibration map and give the manifest's metrics (the calibration's own error is measured
     the same way, one map per fold fitted on the other folds).
+
+    With a ``prior`` (other wikis' rows, ``model.prior``) every fit also learns from those
+    rows, weighted to a share of the wiki's own rows' weight (``prior.RATIOS``); the share is
+    chosen with the tree count by the same out-of-fold log loss on the wiki's own held-out
+    articles. The prior's rows are never held out, scored nor calibrated on.
     """
     import xgboost
 
@@ -1722,7 +1732,12 @@ def train_classifier(rows: TrainingRows, settings: Settings):
         raise TrainingError(
             f"cannot train a classifier from {len(y)} pairs with {int(y.sum())} positives"
         )
-    x[:, ablated_columns(settings.features, settings.ablate)] = np.nan
+    ablated = ablated_columns(settings.features, settings.ablate)
+    x[:, ablated] = np.nan
+    if prior is not None:
+        px = prior.x.copy()
+        px[:, ablated] = np.nan
+    ratios = priors.RATIOS if prior is not None else (0.0,)
     params = {
         "objective": "binary:logistic",
         "eval_metric": "auc",
@@ -1740,51 +1755,68 @@ def train_classifier(rows: TrainingRows, settings: Settings):
     # model of 5 x 150 trees, before the tree count was chosen) was no better calibrated nor
     # more precise on the shared dumps and costs five times the trees per recommendation
     # (docs/model.md).
-    def fit(f: int) -> np.ndarray | bytearray | None:
-        """Fold f's out-of-fold scores (f < folds), or the shipped classifier (f == folds).
-        The six fits are independent: they run in the workers (one thread each, as the
-        classifier is the same bytes for any number of them), the rows inherited."""
+    def matrix(own: np.ndarray | None, ratio: float):
+        """The DMatrix of the wiki's rows (``own`` a mask, None for all) and, at a share
+        ``ratio`` > 0, the prior's rows weighted so that they weigh ``ratio`` times them."""
+        xs, ys = (x, y) if own is None else (x[own], y[own])
+        if not ratio:
+            return xgboost.DMatrix(xs, ys, missing=np.nan, nthread=1)
+        weight = np.concatenate([np.ones(len(ys)),
+                                 np.full(len(prior.y), ratio * len(ys) / len(prior.y))])
+        return xgboost.DMatrix(np.concatenate([xs, px]), np.concatenate([ys, prior.y]),
+                               weight=weight, missing=np.nan, nthread=1)
+
+    def fit(job: tuple[int, float]) -> np.ndarray | bytearray | None:
+        """Fold f's out-of-fold scores (f < folds), or the shipped classifier (f == folds),
+        at a prior share. The fits are independent: they run in the workers (one thread
+        each, as the classifier is the same bytes for any number of them), the rows
+        inherited."""
         # nthread=1 on every DMatrix too: a process that forks after libgomp started its
         # thread team (the DMatrix default is every core) hangs in a forked child's first
         # OpenMP region; a one-thread team never waits for the missing threads.
+        f, ratio = job
         if f == settings.folds:
-            booster = xgboost.train(params, xgboost.DMatrix(x, y, missing=np.nan, nthread=1),
-                                    settings.rounds)
-            return booster.save_raw("ubj")
+            return xgboost.train(params, matrix(None, ratio), settings.rounds).save_raw("ubj")
         held = rows.fold == f
         rest = ~held
         if not (held.any() and 0 < y[rest].sum() < rest.sum()):
             return None
-        fitted = xgboost.train(
-            params, xgboost.DMatrix(x[rest], y[rest], missing=np.nan, nthread=1),
-            settings.rounds,
-        )
+        fitted = xgboost.train(params, matrix(rest, ratio), settings.rounds)
         held_rows = xgboost.DMatrix(x[held], missing=np.nan, nthread=1)
         return np.stack([fitted.predict(held_rows, iteration_range=(0, k)) for k in grid])
 
     grid = tuple(k for k in ROUND_GRID if k < settings.rounds) + (settings.rounds,) \
         if settings.choose_rounds else (settings.rounds,)
-    by_rounds = np.full((len(grid), len(y)), np.nan)
-    # The refit first: the longest fit (every row) is not left for last.
-    order = [settings.folds, *range(settings.folds)]
+    by_rounds = {r: np.full((len(grid), len(y)), np.nan) for r in ratios}
+    # Without a prior the refit comes first: the longest fit (every row) is not left for
+    # last. With one, its share is chosen first and the refit made at it.
+    order = ([(settings.folds, 0.0)] if prior is None else []) + [
+        (f, r) for r in ratios for f in range(settings.folds)
+    ]
     workers = min(max(1, settings.workers), len(order))
-    for f, got in zip(order, ordered_map(fit, order, workers, batch=1), strict=True):
+    booster = None
+    for (f, r), got in zip(order, ordered_map(fit, order, workers, batch=1), strict=True):
         if f == settings.folds:
             booster = xgboost.Booster(model_file=got)
         elif got is not None:
-            by_rounds[:, rows.fold == f] = got
-    # How many trees to ship: the count whose out-of-fold scores predict the held-out
-    # articles' rows best (log loss over every row, the classifier's own objective; ties to
-    # fewer trees). A small wiki's few thousand rows are fitted to noise long before a large
-    # one's, and one fixed count cannot suit both; the first k trees of the refit are
-    # exactly a k-round refit, so nothing is trained twice.
-    seen = ~np.isnan(by_rounds[0])
-    round_losses = [log_loss(v[seen], y[seen]) for v in by_rounds]
-    pick = min(range(len(grid)), key=lambda i: (round(round_losses[i], 6), grid[i])) \
-        if seen.any() else len(grid) - 1
+            by_rounds[r][:, rows.fold == f] = got
+    # How many trees to ship (and the prior's share): the count whose out-of-fold scores
+    # predict the held-out articles' rows best (log loss over every row, the classifier's
+    # own objective; ties to fewer trees, and to the smaller share). A small wiki's few
+    # thousand rows are fitted to noise long before a large one's, and one fixed count
+    # cannot suit both; the first k trees of the refit are exactly a k-round refit, so
+    # nothing is trained twice.
+    seen = ~np.isnan(by_rounds[0.0][0])
+    oof_losses = {(r, i): log_loss(by_rounds[r][i][seen], y[seen])
+                  for r in ratios for i in range(len(grid))}
+    ratio, pick = min(oof_losses, key=lambda k: (round(oof_losses[k], 6), k[0], grid[k[1]])) \
+        if seen.any() else (0.0, len(grid) - 1)
+    round_losses = [oof_losses[(ratio, i)] for i in range(len(grid))]
+    if booster is None:
+        booster = xgboost.Booster(model_file=fit((settings.folds, ratio)))
     if grid[pick] < settings.rounds:
         booster = booster[: grid[pick]]
-    oof = by_rounds[pick]
+    oof = by_rounds[ratio][pick]
     # Calibrated on the mentions of each article's probe sentence (its first with links),
     # where SPEC §2's backtest judges "right". Elsewhere editors link less densely: a lead
     # sentence's mentions are right about twice as often as those of all linked sentences
@@ -1804,6 +1836,14 @@ def train_classifier(rows: TrainingRows, settings: Settings):
         "heldout": f"articles, {settings.folds} folds",
         "rounds": grid[pick],
         "rounds_log_loss": {str(k): round(v, 6) for k, v in zip(grid, round_losses, strict=True)},
+        **({"prior": {
+            "wikis": list(prior.wikis),
+            "rows": len(prior.y),
+            "ratio": ratio,
+            # each share's best out-of-fold log loss over the tree counts
+            "log_loss": {str(r): round(min(oof_losses[(r, i)] for i in range(len(grid))), 6)
+                         for r in ratios},
+        }} if prior is not None else {}),
         "calibration": method,
         "calibration_log_loss": losses,  # each candidate method's, cross-validated
         "auc": round(_auc(kept.y, oof[scored]), 4),
@@ -1886,6 +1926,9 @@ def build_model(
     ablated_columns(settings.features, settings.ablate)  # an unknown name fails before work
     if settings.vectors not in ("projection", "svd"):
         raise TrainingError(f"unknown vectors {settings.vectors!r} (projection or svd)")
+    # Read before any work: a prior that cannot be used fails the run at once.
+    prior = priors.load(settings.prior, wiki=corpus.site.dbname, features=settings.features,
+                        columns=len(FEATURE_SETS[settings.features]))
     complete = settings.complete
     if complete is None:
         complete = corpus.resolve_ratio >= COMPLETE_RESOLVE_RATIO
@@ -2012,7 +2055,8 @@ def build_model(
     del xs, ys, fs, ms, ps
     labels = training.y
     with stage("classifier"):
-        booster, calibration, metrics = train_classifier(training, settings)
+        booster, calibration, metrics = train_classifier(training, settings, prior)
+    del prior
 
     tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=out.parent))
     try:
@@ -2052,6 +2096,9 @@ def build_model(
             [[index_checksum, file_checksum(tmp / "vectors.npy")]]
         )
         booster.save_model(str(tmp / "model.json"))
+        # Its own rows (never its prior's) for other wikis' training: model/prior.py.
+        priors.save(tmp / priors.FILE, training.x, training.y, wiki=corpus.site.dbname,
+                    features=settings.features, seed=settings.seed)
         calibration.save(tmp / CALIBRATION_FILE)
         # The calibration is part of the classifier: one checksum for both keeps the reference
         # format's dataset_checksums keys.
@@ -2140,6 +2187,9 @@ def train_model(
     site = dumps.site_info(paths[0])
     if wiki and wiki != site.dbname:
         raise TrainingError(f"--wiki {wiki} but the dump is of {site.dbname}")
+    # A prior that cannot be used fails before the dump is read (build_model reads it again).
+    priors.load(settings.prior, wiki=site.dbname, features=settings.features,
+                columns=len(FEATURE_SETS[settings.features]))
     with tempfile.TemporaryDirectory(prefix="addlink-train-") as work, recording():
         corpus = extract(paths, Path(work), settings.workers, sentence_rules=True)
         return build_model(corpus, out, settings)

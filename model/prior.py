@@ -1,0 +1,90 @@
+"""Other wikis' training rows as a prior for a wiki's classifier.
+
+A small wiki gives its classifier a few thousand rows (the English sample's train half about
+50 articles), and what its editors link is learnt from little. The features mean the same on
+every wiki (counts, link probability, ambiguity, similarity, what kind of mention), so the
+rows of wikis already trained say something about a new one. Every model keeps a seeded
+sample of its own training rows (``FILE``); training another wiki with ``Settings.prior``
+joins those rows to its own, weighted to a share of its own rows' weight that the folds
+choose (``RATIOS``, with 0 among them: a wiki whose own rows predict its held-out articles
+better keeps them alone). Measured in docs/model.md, "Rows of other wikis as the
+classifier's prior".
+
+Only a model's *own* rows are kept, never the prior it was trained with, so priors do not
+compound from model to model; a wiki's own model is refused as its prior (in a backtest that
+would put test-half articles into training).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from model.datasets import DatasetError
+
+FILE = "prior.rows.npz"
+ROWS = 60_000  # rows kept per model at most (a seeded sample): ~2 MB, and no more weight
+# Total weight of the prior's rows relative to the wiki's own rows, chosen among by the
+# folds' out-of-fold log loss together with the tree count (model.train.train_classifier).
+RATIOS = (0.0, 0.25, 1.0)
+
+
+@dataclass(frozen=True)
+class Prior:
+    """Rows of other wikis, joined: features, labels, and the wikis they came from."""
+
+    x: np.ndarray
+    y: np.ndarray
+    wikis: tuple[str, ...]
+
+
+def save(path: Path, x: np.ndarray, y: np.ndarray, *, wiki: str, features: str,
+         seed: int) -> None:
+    """Keep at most ``ROWS`` of a model's training rows (seeded, in row order) at ``path``."""
+    keep = np.arange(len(y))
+    if len(y) > ROWS:
+        keep = np.sort(np.random.default_rng(seed).choice(len(y), ROWS, replace=False))
+    np.savez_compressed(path, x=np.asarray(x[keep], dtype=np.float32),
+                        y=np.asarray(y[keep], dtype=np.float32),
+                        wiki=np.array(wiki), features=np.array(features))
+
+
+def _rows_file(source: str | Path) -> Path:
+    path = Path(source)
+    return path / FILE if path.is_dir() else path
+
+
+def load(sources: Sequence[str | Path], *, wiki: str, features: str,
+         columns: int) -> Prior | None:
+    """The rows of the models (directories, or their rows files) in ``sources``; None for none.
+
+    Raises ``DatasetError`` (a model unusable as a prior: no rows file, another feature set or
+    width) and ``ValueError`` (the wiki's own model), each naming the source."""
+    if not sources:
+        return None
+    xs, ys, wikis = [], [], []
+    for source in sources:
+        path = _rows_file(source)
+        if not path.is_file():
+            raise DatasetError(f"prior {source}: no {FILE} (a model trained before priors "
+                               "existed keeps none; retrain it)")
+        try:
+            with np.load(path) as data:
+                x, y = data["x"], data["y"]
+                of, kind = str(data["wiki"]), str(data["features"])
+        except (OSError, ValueError, KeyError) as e:
+            raise DatasetError(f"prior {source}: unreadable {FILE} ({e})") from e
+        if of == wiki:
+            raise ValueError(f"prior {source}: a model of {wiki} itself cannot be its prior")
+        if kind != features or x.ndim != 2 or x.shape[1] != columns or len(x) != len(y):
+            raise DatasetError(
+                f"prior {source}: {kind!r} rows of {x.shape[-1]} features, not {features!r} "
+                f"of {columns} (trained by another version; retrain it)"
+            )
+        xs.append(x)
+        ys.append(y)
+        wikis.append(of)
+    return Prior(np.concatenate(xs), np.concatenate(ys), tuple(wikis))
