@@ -17,6 +17,7 @@ would put test-half articles into training).
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,9 +48,17 @@ def save(path: Path, x: np.ndarray, y: np.ndarray, *, wiki: str, features: str,
     keep = np.arange(len(y))
     if len(y) > ROWS:
         keep = np.sort(np.random.default_rng(seed).choice(len(y), ROWS, replace=False))
-    np.savez_compressed(path, x=np.asarray(x[keep], dtype=np.float32),
-                        y=np.asarray(y[keep], dtype=np.float32),
-                        wiki=np.array(wiki), features=np.array(features))
+    arrays = {"x": np.asarray(x[keep], dtype=np.float32),
+              "y": np.asarray(y[keep], dtype=np.float32),
+              "wiki": np.array(wiki), "features": np.array(features)}
+    # np.savez stamps each member with the time it was written; a fixed stamp keeps the
+    # model the same bytes from run to run and for any number of workers.
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, array in arrays.items():
+            member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            member.compress_type = zipfile.ZIP_DEFLATED
+            with z.open(member, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, array, allow_pickle=False)
 
 
 def _rows_file(source: str | Path) -> Path:
