@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.datasets import DatasetError
+from model.datasets import DatasetError, file_checksum
 
 FILE = "prior.rows.npz"
 ROWS = 60_000  # rows kept per model at most (a seeded sample): ~2 MB, and no more weight
@@ -35,11 +35,13 @@ RATIOS = (0.0, 0.25, 1.0)
 
 @dataclass(frozen=True)
 class Prior:
-    """Rows of other wikis, joined: features, labels, and the wikis they came from."""
+    """Rows of other wikis, joined: features, labels, the wikis they came from and the sha256
+    of each rows file (so a manifest says exactly which models taught it)."""
 
     x: np.ndarray
     y: np.ndarray
     wikis: tuple[str, ...]
+    checksums: tuple[str, ...]
 
 
 def save(path: Path, x: np.ndarray, y: np.ndarray, *, wiki: str, features: str,
@@ -74,7 +76,7 @@ def load(sources: Sequence[str | Path], *, wiki: str, features: str,
     width) and ``ValueError`` (the wiki's own model), each naming the source."""
     if not sources:
         return None
-    xs, ys, wikis = [], [], []
+    xs, ys, wikis, checksums = [], [], [], []
     for source in sources:
         path = _rows_file(source)
         if not path.is_file():
@@ -96,4 +98,5 @@ def load(sources: Sequence[str | Path], *, wiki: str, features: str,
         xs.append(x)
         ys.append(y)
         wikis.append(of)
-    return Prior(np.concatenate(xs), np.concatenate(ys), tuple(wikis))
+        checksums.append(file_checksum(path))
+    return Prior(np.concatenate(xs), np.concatenate(ys), tuple(wikis), tuple(checksums))

@@ -1838,6 +1838,7 @@ def train_classifier(rows: TrainingRows, settings: Settings,
         "rounds_log_loss": {str(k): round(v, 6) for k, v in zip(grid, round_losses, strict=True)},
         **({"prior": {
             "wikis": list(prior.wikis),
+            "sha256": list(prior.checksums),  # of each model's prior.rows.npz
             "rows": len(prior.y),
             "ratio": ratio,
             # each share's best out-of-fold log loss over the tree counts

@@ -75,6 +75,7 @@ def test_training_with_another_wikis_rows(tmp_path, en_model):
     prior = manifest["training"]["prior"]
     en = json.loads((en_model / "manifest.json").read_text())
     assert prior["wikis"] == ["enwiki"]
+    assert prior["sha256"] == [en["files"][priors.FILE]]  # exactly which rows taught it
     assert prior["rows"] == en["counts"]["training_pairs"]
     # The share shipped is the one whose best out-of-fold log loss is lowest (ties to less).
     losses = {float(r): v for r, v in prior["log_loss"].items()}
