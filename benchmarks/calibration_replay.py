@@ -103,13 +103,13 @@ def capture(dumps: list[Path], seeds: list[int], out: Path, overrides: dict | No
         for dump in dumps:
             with tempfile.TemporaryDirectory(prefix="addlink-replay-") as work:
                 corpus = extract(dump, Path(work))
+                wiki = dump.name.split("-")[0]
                 for seed in seeds:
-                    path = out / f"{dump.name.split('-')[0]}-{seed}.pkl"
+                    path = out / f"{wiki}-{seed}.pkl"
                     if path.exists():
                         continue
                     settings = Settings(features="full", **(overrides or {}))
                     settings.seed = seed
-                    wiki = dump.name.split("-")[0]
                     if prior_rows is not None:
                         settings.prior = tuple(
                             str(f) for f in sorted(prior_rows.glob(f"*-{seed}.npz"))

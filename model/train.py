@@ -1735,8 +1735,10 @@ def train_classifier(rows: TrainingRows, settings: Settings,
     ablated = ablated_columns(settings.features, settings.ablate)
     x[:, ablated] = np.nan
     if prior is not None:
-        px = prior.x.copy()
-        px[:, ablated] = np.nan
+        px = prior.x
+        if ablated:  # a copy only where columns are blanked: the prior is not ours to change
+            px = px.copy()
+            px[:, ablated] = np.nan
     ratios = priors.RATIOS if prior is not None else (0.0,)
     params = {
         "objective": "binary:logistic",
@@ -1914,22 +1916,31 @@ def _spill(array: np.ndarray, directory: Path) -> Path:
     return Path(name)
 
 
+def load_prior(settings: Settings, wiki: str) -> priors.Prior | None:
+    """``settings.prior``'s rows for a model of ``wiki`` (None without one), checked."""
+    return priors.load(settings.prior, wiki=wiki, features=settings.features,
+                       columns=len(FEATURE_SETS[settings.features]))
+
+
 def build_model(
     corpus: Corpus,
     out: Path,
     settings: Settings,
     include: set[str] | None = None,
+    prior: priors.Prior | None = None,
 ) -> dict:
-    """Anchors, vectors and classifier from the corpus (optionally a subset of its articles)."""
+    """Anchors, vectors and classifier from the corpus (optionally a subset of its articles).
+
+    ``prior``: ``settings.prior`` already loaded (``train_model`` reads it before the dump);
+    otherwise it is loaded here."""
     start = time.monotonic()
     if settings.features not in FEATURE_SETS:
         raise TrainingError(f"unknown feature set {settings.features!r}")
     ablated_columns(settings.features, settings.ablate)  # an unknown name fails before work
     if settings.vectors not in ("projection", "svd"):
         raise TrainingError(f"unknown vectors {settings.vectors!r} (projection or svd)")
-    # Read before any work: a prior that cannot be used fails the run at once.
-    prior = priors.load(settings.prior, wiki=corpus.site.dbname, features=settings.features,
-                        columns=len(FEATURE_SETS[settings.features]))
+    if prior is None:  # read before any work: a prior that cannot be used fails at once
+        prior = load_prior(settings, corpus.site.dbname)
     complete = settings.complete
     if complete is None:
         complete = corpus.resolve_ratio >= COMPLETE_RESOLVE_RATIO
@@ -2188,9 +2199,7 @@ def train_model(
     site = dumps.site_info(paths[0])
     if wiki and wiki != site.dbname:
         raise TrainingError(f"--wiki {wiki} but the dump is of {site.dbname}")
-    # A prior that cannot be used fails before the dump is read (build_model reads it again).
-    priors.load(settings.prior, wiki=site.dbname, features=settings.features,
-                columns=len(FEATURE_SETS[settings.features]))
+    prior = load_prior(settings, site.dbname)  # a prior that cannot be used fails before
     with tempfile.TemporaryDirectory(prefix="addlink-train-") as work, recording():
         corpus = extract(paths, Path(work), settings.workers, sentence_rules=True)
-        return build_model(corpus, out, settings)
+        return build_model(corpus, out, settings, prior=prior)
