@@ -22,7 +22,7 @@ from pathlib import Path
 
 from model.cli import CommandLine, fail, log_level, on_terminal
 from model.exitcodes import ExitCode
-from model.parallel import stop_background
+from model.parallel import INTERRUPTS, stop_background
 from model.progress import setup_logging
 from model.stems import METHODS
 from model.titles import InvalidTitle, validate_title
@@ -304,19 +304,18 @@ def _safe_url(url: str) -> str:
     return u._replace(netloc=u.netloc.replace(f":{u.password}@", "@", 1)).geturl()
 
 
-_INTERRUPTED: list[int] = []  # the SIGINTs seen while a command ran (see _interrupted)
-
-
 def _interrupted(signum, frame) -> None:
     """Ctrl-C: KeyboardInterrupt once; every later SIGINT is ignored.
 
     A second SIGINT (a terminal's second Ctrl-C, or one more reaching the process group)
     arriving before the first is handled ran Python's handler again at some later point,
     in the cleanup or at exit, where the KeyboardInterrupt escapes and the process ends
-    killed by the signal (exit -2) instead of with its one line and exit 5."""
-    _INTERRUPTED.append(signum)
+    killed by the signal (exit -2) instead of with its one line and exit 5. Each SIGINT is
+    recorded in ``INTERRUPTS``, where ``model.parallel.checkpoint`` finds one whose
+    KeyboardInterrupt was swallowed."""
+    INTERRUPTS.append(signum)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if len(_INTERRUPTED) == 1:
+    if len(INTERRUPTS) == 1:
         raise KeyboardInterrupt
 
 
@@ -327,14 +326,29 @@ def main(argv: list[str] | None = None) -> int:
     # Python's own handler only (not replaced when embedded), and only where it may be set.
     ours = (previous is signal.default_int_handler
             and threading.current_thread() is threading.main_thread())
+    unraisable = sys.unraisablehook
     if ours:
-        _INTERRUPTED.clear()
+        INTERRUPTS.clear()
         signal.signal(signal.SIGINT, _interrupted)
+        sys.unraisablehook = _unraisable
     try:
         return _run(args)
     finally:
-        if ours and not _INTERRUPTED:  # interrupted: SIGINT stays ignored to the end
+        sys.unraisablehook = unraisable
+        if ours and not INTERRUPTS:  # interrupted: SIGINT stays ignored to the end
             signal.signal(signal.SIGINT, previous)
+
+
+def _unraisable(info) -> None:
+    """Python's report of an exception it could not raise, minus a lost Ctrl-C's.
+
+    Where the handler's KeyboardInterrupt lands in a hook that cannot raise (an after-fork
+    callback, a ``__del__``), Python prints "Exception ignored" and a traceback. That one
+    is not lost: ``INTERRUPTS`` holds it and the next ``checkpoint`` raises it, so the user
+    sees the command's one line only. Every other report goes to Python's hook."""
+    if issubclass(info.exc_type, KeyboardInterrupt) and INTERRUPTS:
+        return
+    sys.__unraisablehook__(info)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -363,7 +377,7 @@ def _run(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     code = main()
-    if _INTERRUPTED:
+    if INTERRUPTS:
         # Interrupted: the command has cleaned up and printed its line. Leave without the
         # interpreter's finalization, where a SIGINT still pending in the C signal layer
         # (1 to 4 runs in 6 on the loaded host) raised KeyboardInterrupt in an atexit hook

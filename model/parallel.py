@@ -33,6 +33,22 @@ WINDOW = 4  # batches in flight per worker: keeps workers busy while the reader 
 
 _task: Callable[[Any], Any] | None = None  # the stage's function, inherited through fork
 
+INTERRUPTS: list[int] = []  # the SIGINTs a command's handler has seen (model/__main__.py)
+
+
+def checkpoint() -> None:
+    """Raise the KeyboardInterrupt of a Ctrl-C whose exception was lost.
+
+    A signal handler's exception is raised in whatever Python code runs next, and some
+    places swallow it: seen, a SIGINT landing in logging's after-fork hook while a stage
+    forked its workers printed "Exception ignored" and training went on to write its model
+    (exit 0). The handler records each SIGINT in ``INTERRUPTS``; the stages and the final
+    install call this, so a lost one still stops the command before it commits anything.
+    Only reached on the normal path: while the first KeyboardInterrupt propagates, no
+    checkpoint runs, so it is never raised twice."""
+    if INTERRUPTS:
+        raise KeyboardInterrupt
+
 
 def available_cpus() -> int:
     """CPUs this process may use: affinity, capped by a cgroup v2 CPU quota (a Kubernetes
@@ -273,8 +289,10 @@ def annotate(**fields: Any) -> None:
 def stage(name: str) -> Iterator[None]:
     """Time one training stage; a no-op outside ``recording()``."""
     global _current
+    checkpoint()
     if _stages is None:
         yield
+        checkpoint()
         return
     outer = _current
     clock = _current = _Stage(name)
@@ -304,3 +322,4 @@ def stage(name: str) -> Iterator[None]:
         if outer is not None:
             outer.rss_peak = max(outer.rss_peak, clock.rss_peak)
             outer.worker_private = max(outer.worker_private, clock.worker_private)
+    checkpoint()

@@ -54,6 +54,7 @@ from model.parallel import (
     Background,
     _private_bytes,
     annotate,
+    checkpoint,
     ordered_map,
     recorded,
     recording,
@@ -2176,6 +2177,7 @@ def build_model(
         # sha256 of every file the model is read from: the runner verifies them (preflight).
         manifest["files"] = {f.name: file_checksum(f) for f in sorted(tmp.iterdir())}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+        checkpoint()  # a Ctrl-C whose exception was lost still installs nothing
         out = install(tmp, out)  # the model appears whole or not at all
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

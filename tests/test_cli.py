@@ -215,3 +215,52 @@ def test_ctrl_c_in_model_train_is_one_line_and_exit_5(tmp_path, presses):
     assert err.strip().splitlines()[-1] == "error: train: interrupted (SIGINT)"
     assert "Traceback" not in err and out == ""
     assert not (tmp_path / "model").exists()
+
+
+# A Ctrl-C whose KeyboardInterrupt is swallowed where it lands: the signal is sent from a
+# __del__ (CI saw it land in logging's after-fork hook), where Python prints "Exception
+# ignored" and goes on. The command runs through its own main(), in its own process; a log
+# filter drops the object when the first stage's record is written.
+SWALLOWED = """
+import logging, os, signal, sys
+import model.__main__ as cli
+
+class Lost:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        sum(range(1000))  # the handler runs here, and its exception goes nowhere
+
+class AtFirstStage(logging.Filter):
+    fired = False
+    def filter(self, record):
+        if getattr(record, "stage", None) and not AtFirstStage.fired:
+            AtFirstStage.fired = True
+            Lost()
+        return True
+
+_setup = cli.setup_logging
+def setup(*args, **kwargs):
+    _setup(*args, **kwargs)
+    for handler in logging.getLogger("addlink").handlers:
+        handler.addFilter(AtFirstStage())
+cli.setup_logging = setup
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as on a terminal
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_ctrl_c_whose_exception_was_swallowed_still_stops_train(tmp_path):
+    """The SIGINT is recorded; the next stage boundary raises it, so training ends with its
+    one line and exit 5 and installs no model, instead of carrying on to exit 0, and
+    Python's "Exception ignored" report of it is not shown."""
+    import subprocess
+    import sys
+
+    dump = dump_slice(tmp_path / "slice.xml", 120)
+    proc = subprocess.run([sys.executable, "-c", SWALLOWED, "train", "--wiki", "ltgwiki",
+                           "--dump", dump, "--out", str(tmp_path / "model")],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == ExitCode.SIGNAL, proc.stderr[-2000:]  # (before the fix: 0)
+    assert proc.stderr.strip().splitlines()[-1] == "error: train: interrupted (SIGINT)"
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
+    assert not (tmp_path / "model").exists()
