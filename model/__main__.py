@@ -37,7 +37,21 @@ def _settings(args: argparse.Namespace):
     complete = {"complete": True, "slice": False, "auto": None}[args.mode]
     workers = args.workers if args.workers is not None else available_cpus()
     return Settings(complete=complete, features=args.features, seed=args.seed,
-                    workers=workers, stemmer=args.stemmer, prior=tuple(args.prior))
+                    workers=workers, stemmer=args.stemmer, prior=_prior(args.prior))
+
+
+def _prior(given: list[str]) -> tuple[str, ...]:
+    """``--prior`` as ``Settings.prior``: the shipped rows when none is given, nothing for
+    ``--prior none``, else exactly the models given."""
+    from model import prior as priors
+
+    if not given:
+        return priors.DEFAULT
+    if priors.NONE in given:
+        if len(given) > 1:
+            raise UsageError(f"--prior {priors.NONE} cannot be given with other priors")
+        return ()
+    return tuple(given)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -185,7 +199,9 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument(
             "--prior", action="append", default=[], metavar="MODEL",
             help="another wiki's model directory (repeatable): its training rows join this "
-            "wiki's as a prior, at a weight the folds choose (0 among them)",
+            "wiki's as a prior, at a weight the folds choose (0 among them); default: the "
+            "shipped rows of the shared dumps (model/prior_rows, the wiki's own left out); "
+            "'none': this wiki's rows alone",
         )
 
     t = cli.command("train", help="train one wiki's model from its dump")

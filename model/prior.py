@@ -13,6 +13,13 @@ classifier's prior".
 Only a model's *own* rows are kept, never the prior it was trained with, so priors do not
 compound from model to model; a wiki's own model is refused as its prior (in a backtest that
 would put test-half articles into training).
+
+The default prior is ``SHIPPED``: a sample of the rows of the whole-dump models of the shared
+dumps, kept in the package (``scripts/prior_rows.py`` makes it), so a wiki nobody has trained
+before learns from those wikis without being told to. Its file of the wiki being trained is
+left out (a backtest of a shared dump must not learn from its own test half), and it applies
+only to the feature set it was made with: ``--features reference`` stays the reference's
+classifier, its own rows alone.
 """
 
 from __future__ import annotations
@@ -31,6 +38,13 @@ ROWS = 60_000  # rows kept per model at most (a seeded sample): ~2 MB, and no mo
 # Total weight of the prior's rows relative to the wiki's own rows, chosen among by the
 # folds' out-of-fold log loss together with the tree count (model.train.train_classifier).
 RATIOS = (0.0, 0.25, 1.0)
+# The shipped prior: one rows file per shared dump, at most SHIPPED_ROWS rows each. Fewer
+# than a model keeps, so that training (every fold fit at each share) stays cheap; the
+# share's weight does not depend on the count (model.train.train_classifier).
+SHIPPED = Path(__file__).with_name("prior_rows")
+SHIPPED_ROWS = 10_000
+DEFAULT = ("shipped",)  # Settings.prior's default: the rows in SHIPPED
+NONE = "none"  # on the command line: no prior at all
 
 
 @dataclass(frozen=True)
@@ -45,11 +59,13 @@ class Prior:
 
 
 def save(path: Path, x: np.ndarray, y: np.ndarray, *, wiki: str, features: str,
-         seed: int) -> None:
-    """Keep at most ``ROWS`` of a model's training rows (seeded, in row order) at ``path``."""
+         seed: int, rows: int | None = None) -> None:
+    """Keep at most ``rows`` (default ``ROWS``) of a model's training rows (seeded, in row
+    order) at ``path``."""
+    rows = ROWS if rows is None else rows
     keep = np.arange(len(y))
-    if len(y) > ROWS:
-        keep = np.sort(np.random.default_rng(seed).choice(len(y), ROWS, replace=False))
+    if len(y) > rows:
+        keep = np.sort(np.random.default_rng(seed).choice(len(y), rows, replace=False))
     arrays = {"x": np.asarray(x[keep], dtype=np.float32),
               "y": np.asarray(y[keep], dtype=np.float32),
               "wiki": np.array(wiki), "features": np.array(features)}
@@ -68,16 +84,32 @@ def _rows_file(source: str | Path) -> Path:
     return path / FILE if path.is_dir() else path
 
 
+def shipped(*, wiki: str, features: str) -> list[Path]:
+    """The shipped rows files a model of ``wiki`` with ``features`` learns from by default:
+    every one but the wiki's own, and none for a feature set they were not made with."""
+    files = []
+    for path in sorted(SHIPPED.glob("*.npz")):
+        with np.load(path) as data:
+            if str(data["features"]) == features and str(data["wiki"]) != wiki:
+                files.append(path)
+    return files
+
+
 def load(sources: Sequence[str | Path], *, wiki: str, features: str,
          columns: int) -> Prior | None:
     """The rows of the models (directories, or their rows files) in ``sources``; None for none.
+    ``"shipped"`` among them stands for ``shipped(...)``'s files.
 
     Raises ``DatasetError`` (a model unusable as a prior: no rows file, another feature set or
     width) and ``ValueError`` (the wiki's own model), each naming the source."""
-    if not sources:
+    expanded: list[str | Path] = []
+    for source in sources:
+        expanded.extend(shipped(wiki=wiki, features=features) if source == DEFAULT[0]
+                        else [source])
+    if not expanded:
         return None
     xs, ys, wikis, checksums = [], [], [], []
-    for source in sources:
+    for source in expanded:
         path = _rows_file(source)
         if not path.is_file():
             raise DatasetError(f"prior {source}: no {FILE} (a model trained before priors "
@@ -93,7 +125,9 @@ def load(sources: Sequence[str | Path], *, wiki: str, features: str,
         if kind != features or x.ndim != 2 or x.shape[1] != columns or len(x) != len(y):
             raise DatasetError(
                 f"prior {source}: {kind!r} rows of {x.shape[-1]} features, not {features!r} "
-                f"of {columns} (trained by another version; retrain it)"
+                f"of {columns} (trained by another version; "
+                + ("make them again: scripts/prior_rows.py)" if Path(path).parent == SHIPPED
+                   else "retrain it)")
             )
         xs.append(x)
         ys.append(y)

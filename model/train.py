@@ -490,8 +490,10 @@ class Settings:
     # of its targets' vectors (``model.recommend.context_vector``); "svd", U S (before).
     vectors: str = "projection"
     # Other wikis' models (directories, or their prior.rows.npz): their training rows join
-    # this wiki's at a share the folds choose (model/prior.py). Empty: its own rows alone.
-    prior: tuple[str, ...] = ()
+    # this wiki's at a share the folds choose (model/prior.py). "shipped" (the default): the
+    # shared dumps' rows kept in the package, the wiki's own left out. Empty: its own rows
+    # alone.
+    prior: tuple[str, ...] = priors.DEFAULT
 
 
 def _target_ok(corpus: Corpus, target: str, complete: bool) -> bool:

@@ -16,7 +16,7 @@ import pytest
 
 from model import open_model
 from model import prior as priors
-from model.datasets import DatasetError
+from model.datasets import DatasetError, file_checksum
 from model.dump import pages
 from model.features import FEATURE_SETS
 from model.recommend import recommend
@@ -130,4 +130,60 @@ def test_cli_refuses_a_model_without_rows(tmp_path):
     assert done.returncode == 8, done.stderr  # MODEL_INVALID, docs/runner.md
     assert _last_line(done) == f"error: prior {empty}: no {priors.FILE} (a model trained " \
         "before priors existed keeps none; retrain it)"
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------ the shipped prior
+
+def test_the_shipped_rows_are_of_this_versions_features():
+    """One file per shared dump, of the features this code computes: a feature change that
+    did not make them again (scripts/prior_rows.py) fails here, not in a user's training."""
+    files = sorted(priors.SHIPPED.glob("*.npz"))
+    dumps = sorted((REPO.parent / "shared" / "data" / "dumps").glob("*.xml*"))
+    assert [f.stem for f in files] == sorted(d.name.split("-")[0] for d in dumps)
+    for path in files:
+        with np.load(path) as rows:
+            x, y = rows["x"], rows["y"]
+            assert str(rows["wiki"]) == path.stem and str(rows["features"]) == "full"
+        assert x.shape == (len(y), len(FEATURE_SETS["full"])) and 0 < len(y) <= \
+            priors.SHIPPED_ROWS
+        assert set(np.unique(y)) == {0.0, 1.0}
+        assert np.isfinite(x[~np.isnan(x)]).all()
+
+
+def test_the_shipped_prior_leaves_the_wikis_own_rows_out():
+    every = {f.stem for f in priors.SHIPPED.glob("*.npz")}
+    assert {f.stem for f in priors.shipped(wiki="ltgwiki", features="full")} == \
+        every - {"ltgwiki"}
+    assert {f.stem for f in priors.shipped(wiki="xxwiki", features="full")} == every
+    # The reference's feature set is the reference's classifier: no prior.
+    assert priors.shipped(wiki="xxwiki", features="reference") == []
+    columns = len(FEATURE_SETS["reference"])
+    assert priors.load(priors.DEFAULT, wiki="xxwiki", features="reference",
+                       columns=columns) is None
+
+
+def test_a_model_trained_by_default_learns_from_the_shipped_rows(en_model):
+    """The fixture's model is trained with Settings() as they come: the shipped rows of
+    every shared dump but its own are its prior, each recorded by its checksum."""
+    prior = json.loads((en_model / "manifest.json").read_text())["training"]["prior"]
+    files = priors.shipped(wiki="enwiki", features="full")
+    assert prior["wikis"] == [f.stem for f in files] and "enwiki" not in prior["wikis"]
+    assert prior["sha256"] == [file_checksum(f) for f in files]
+    with np.load(en_model / priors.FILE) as rows:  # and it keeps its own rows only
+        assert str(rows["wiki"]) == "enwiki"
+
+
+def test_cli_prior_none_trains_on_the_wikis_own_rows_alone(tmp_path):
+    done = _train(tmp_path, "none")
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert "prior" not in manifest["training"]
+
+
+def test_cli_refuses_none_beside_a_prior(tmp_path, en_model):
+    done = _train(tmp_path, "none", str(en_model))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == \
+        "error: --prior none cannot be given with other priors"
     assert not (tmp_path / "out").exists()
