@@ -268,7 +268,8 @@ def test_entrypoint_is_the_runner_and_no_healthcheck(dockerfile):
 def test_no_models_or_data_in_the_build_context(dockerfile):
     rules = ignore_rules()
     for name in ("var/models/x/manifest.json", ".venv/bin/python", "tests/test_x.py",
-                 "docs/operations.md", ".git/HEAD", "var/sample/enwiki.xml.bz2", ".env"):
+                 "docs/operations.md", ".git/HEAD", "var/sample/enwiki.xml.bz2", ".env",
+                 "model/prior_rows/ltgwiki.npz"):
         assert is_ignored(name, rules), f".dockerignore lets {name} into the build context"
     for copy in copies(dockerfile):
         if copy.from_stage is not None:
