@@ -29,7 +29,7 @@ from model.exitcodes import ExitCode
 from model.recommend import Traced, mention_anchors, score
 from model.text import link_trail, normalize, page_mentions
 from model.train import Settings, build_model
-from tests.model_fixtures import LTG_DUMP, REPO
+from tests.model_fixtures import LTG_DUMP, OWN_ROWS, REPO
 
 
 def _stem_key(key: str, endings: list[str]) -> str:
@@ -59,11 +59,12 @@ def _stem_key(key: str, endings: list[str]) -> str:
 
 
 def test_ceiling_matches_an_independent_count(ltg_corpus, tmp_path):
-    result = evaluate(ltg_corpus, Settings(seed=1))
+    result = evaluate(ltg_corpus, Settings(seed=1, prior=OWN_ROWS))
     # The same train half, built again, read straight from its SQLite anchor table.
     test = {t for t in ltg_corpus.articles if in_test_half(t, 1)}
     train = set(ltg_corpus.articles) - test
-    manifest = build_model(ltg_corpus, tmp_path / "m", Settings(seed=1), include=train)
+    manifest = build_model(ltg_corpus, tmp_path / "m", Settings(seed=1, prior=OWN_ROWS),
+                           include=train)
     conn = sqlite3.connect(tmp_path / "m" / "anchors.sqlite")
     targets = {k: [t for t, _ in json.loads(v)] for k, v in conn.execute(
         "SELECT anchor, targets FROM anchors")}

@@ -38,6 +38,7 @@ from model.train import (
     title_key,
     train_classifier,
 )
+from tests.model_fixtures import OWN_ROWS
 
 
 def test_calibration_is_stored_monotone_and_covered_by_the_model_checksum(ltg_model):
@@ -209,7 +210,7 @@ def test_probe_rows_are_the_candidates_the_backtest_scores(ltg_corpus, tmp_path)
     from model.recommend import score, select
     from model.train import PROBE, PROBE_OVERLAPPED, build_model
 
-    corpus, settings = ltg_corpus, Settings()
+    corpus, settings = ltg_corpus, Settings(prior=OWN_ROWS)
     build_model(corpus, tmp_path / "m", settings)
     model = open_model(tmp_path / "m")
     from model.stems import Stemmer

@@ -18,7 +18,7 @@ from model.datasets import Anchor
 from model.dump import pages
 from model.recommend import context_vector, score
 from model.train import Settings, TrainingError, build_model, embed, link_graph, project_fold
-from tests.model_fixtures import LTG_DUMP
+from tests.model_fixtures import LTG_DUMP, OWN_ROWS
 
 
 def test_one_unlinked_page_less():
@@ -58,7 +58,7 @@ def whole(ltg_corpus, tmp_path_factory):
     """A model of every ltgwiki article, and the two of its 40 longest pages that it scores
     the most mentions of (lists link nearly every name and leave little to score)."""
     out = tmp_path_factory.mktemp("own") / "all"
-    build_model(ltg_corpus, out, Settings(seed=1))
+    build_model(ltg_corpus, out, Settings(seed=1, prior=OWN_ROWS))
     model = open_model(out)
     articles = [p for p in pages(LTG_DUMP) if p.title in ltg_corpus.articles]
     longest = sorted(articles, key=lambda p: (-len(p.text), p.title))[:40]
@@ -74,7 +74,8 @@ def test_a_trained_page_reads_the_statistics_of_a_model_without_it(
     path, chosen = whole
     page = chosen[rank]
     others = set(ltg_corpus.articles) - {page.title}
-    build_model(ltg_corpus, tmp_path / "without", Settings(seed=1), include=others)
+    build_model(ltg_corpus, tmp_path / "without", Settings(seed=1, prior=OWN_ROWS),
+                include=others)
     with_page, without = open_model(path), open_model(tmp_path / "without")
     try:
         assert with_page.trained_on(page.title)
@@ -132,7 +133,7 @@ def test_svd_vectors_keep_no_basis_and_read_every_page_as_stored(ltg_corpus, who
     trained page's context is then the stored vectors' sum, its statistics still one page
     out. An unknown kind is refused before any work."""
     path, chosen = whole
-    build_model(ltg_corpus, tmp_path / "svd", Settings(seed=1, vectors="svd"))
+    build_model(ltg_corpus, tmp_path / "svd", Settings(seed=1, vectors="svd", prior=OWN_ROWS))
     model = open_model(tmp_path / "svd")
     try:
         assert model.manifest["vectors"] == "svd" and model.basis is None

@@ -15,7 +15,7 @@ from model.dump import open_file, pages
 from model.parallel import available_cpus, ordered_map, recorded, recording, stage
 from model.text import normalize_title
 from model.train import Settings, pair_sample, train_model
-from tests.model_fixtures import DUMPS, EN_DUMP, LTG_DUMP, REPO
+from tests.model_fixtures import DUMPS, EN_DUMP, LTG_DUMP, OWN_ROWS, REPO
 
 RUN_FIELDS = ("seconds", "timing")
 
@@ -160,8 +160,9 @@ def test_a_subset_model_pairs_only_its_articles_for_any_worker_count(ltg_corpus,
     from model.train import build_model
 
     train = {t for t in ltg_corpus.articles if not in_test_half(t, 1)}
-    manifests = [build_model(ltg_corpus, tmp_path / f"m{w}", Settings(seed=1, workers=w),
-                             include=train) for w in (1, 2)]
+    manifests = [build_model(ltg_corpus, tmp_path / f"m{w}",
+                             Settings(seed=1, workers=w, prior=OWN_ROWS), include=train)
+                 for w in (1, 2)]
     assert manifests[0]["checksums"] == manifests[1]["checksums"]
     whole = json.loads((ltg_model / "manifest.json").read_text())["counts"]["training_pairs"]
     assert manifests[0]["counts"]["training_pairs"] < 0.7 * whole

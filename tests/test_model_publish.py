@@ -26,7 +26,7 @@ import yaml
 from model.exitcodes import ExitCode
 from model.publish import fetch, publish, versions
 from model.train import Settings, train_model
-from tests.model_fixtures import LTG_DUMP
+from tests.model_fixtures import LTG_DUMP, OWN_ROWS
 from tests.runner_support import dump_slice
 
 REPO = Path(__file__).resolve().parent.parent
@@ -74,7 +74,7 @@ def server(tmp_path) -> Iterator[tuple[str, Path]]:
 def second_model(tmp_path_factory) -> Path:
     """ltgwiki again with another seed: a second version with other vectors and classifier."""
     out = tmp_path_factory.mktemp("models2") / "ltgwiki"
-    train_model(LTG_DUMP, out, Settings(seed=2))
+    train_model(LTG_DUMP, out, Settings(seed=2, prior=OWN_ROWS))
     return out
 
 
@@ -205,7 +205,8 @@ def test_training_into_a_symlinked_layout_is_readable(tmp_path, ltg_model):
     (models / "ltgwiki").symlink_to("ltgwiki.old")
     old_mask = os.umask(0o077)  # as a training pod with a strict umask
     try:
-        train_model(dump_slice(tmp_path / "ltg.xml", 600), models / "ltgwiki", Settings(seed=1))
+        train_model(dump_slice(tmp_path / "ltg.xml", 600), models / "ltgwiki",
+                    Settings(seed=1, prior=OWN_ROWS))
     finally:
         os.umask(old_mask)
     current = models / os.readlink(models / "ltgwiki")
@@ -216,7 +217,8 @@ def test_training_into_a_symlinked_layout_is_readable(tmp_path, ltg_model):
     plain = tmp_path / "plain"
     os.umask(0o077)
     try:
-        train_model(dump_slice(tmp_path / "ltg2.xml", 600), plain, Settings(seed=1))
+        train_model(dump_slice(tmp_path / "ltg2.xml", 600), plain,
+                    Settings(seed=1, prior=OWN_ROWS))
     finally:
         os.umask(old_mask)
     assert mode(plain) == 0o755 and {mode(p) for p in plain.iterdir()} == {0o644}

@@ -20,7 +20,14 @@ from model.load import load
 from model.text import ngrams, normalize, tokens
 from model.train import FOLDS, Settings, TrainingError, extract, train_model
 from model.wikitext import parse
-from tests.model_fixtures import EN_DUMP, JA_DUMP, LTG_DUMP, REPO, model_of_other_features
+from tests.model_fixtures import (
+    EN_DUMP,
+    JA_DUMP,
+    LTG_DUMP,
+    OWN_ROWS,
+    REPO,
+    model_of_other_features,
+)
 from tests.runner_support import dump_slice
 
 
@@ -180,7 +187,7 @@ def test_japanese_model_recommends_in_japanese(tmp_path):
     and a model of any size shows that tokens, n-grams and offsets work in Japanese."""
     out = tmp_path / "jawiki"
     dump = Path(dump_slice(tmp_path / "jawiki.xml", 50, str(JA_DUMP)))
-    manifest = train_model(dump, out)
+    manifest = train_model(dump, out, Settings(prior=OWN_ROWS))
     assert manifest["language"] == "ja" and manifest["counts"]["anchors"] > 100
     model = open_model(out)
     links = 0

@@ -13,7 +13,7 @@ import regex
 
 from model import open_model
 from model.train import Settings, anchors_from, count_anchors, fold_of, title_key, train_model
-from tests.model_fixtures import LTG_DUMP
+from tests.model_fixtures import LTG_DUMP, OWN_ROWS
 
 # Plain titles only (letters and single spaces, 1-3 words, no qualifier): whatever the
 # training's exclusion rules, these are title candidates if anything is.
@@ -71,7 +71,7 @@ def test_link_targets_outside_a_slice_are_title_candidates_of_other_folds_only(l
 def test_slice_training_ships_link_target_titles(tmp_path, ltg_corpus):
     """The trained model's dictionary (what recommend reads) has them as title targets."""
     outside = _outside_links(ltg_corpus)
-    train_model(LTG_DUMP, tmp_path / "ltg", Settings(complete=False, workers=1))
+    train_model(LTG_DUMP, tmp_path / "ltg", Settings(complete=False, workers=1, prior=OWN_ROWS))
     model = open_model(tmp_path / "ltg")
     got = model.anchors(sorted(outside))
     model.close()
