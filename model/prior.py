@@ -43,7 +43,8 @@ RATIOS = (0.0, 0.25, 1.0)
 # share's weight does not depend on the count (model.train.train_classifier).
 SHIPPED = Path(__file__).with_name("prior_rows")
 SHIPPED_ROWS = 10_000
-DEFAULT = ("shipped",)  # Settings.prior's default: the rows in SHIPPED
+SHIPPED_NAME = "shipped"  # in Settings.prior: the rows in SHIPPED
+DEFAULT = (SHIPPED_NAME,)  # Settings.prior's default
 NONE = "none"  # on the command line: no prior at all
 
 
@@ -104,7 +105,7 @@ def load(sources: Sequence[str | Path], *, wiki: str, features: str,
     width) and ``ValueError`` (the wiki's own model), each naming the source."""
     expanded: list[str | Path] = []
     for source in sources:
-        expanded.extend(shipped(wiki=wiki, features=features) if source == DEFAULT[0]
+        expanded.extend(shipped(wiki=wiki, features=features) if source == SHIPPED_NAME
                         else [source])
     if not expanded:
         return None

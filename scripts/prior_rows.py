@@ -7,7 +7,8 @@ Each dump is trained whole, without a prior (a model keeps only its own rows any
 ``SHIPPED_ROWS`` of its training rows, a seeded sample, are written as ``WIKI.npz``. Run it
 whenever the features change: ``tests/test_model_prior.py`` fails while the shipped rows are
 of another feature set than the code's. The files are the same bytes for the same code and
-dumps (fixed seed, fixed zip member times).
+dumps on one machine (fixed seed, fixed zip member times); on another, the similarity column
+may differ in its last bit (seen: 998 of ltgwiki's 2,830 rows, by at most 1.2e-7).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=priors.SHIPPED)
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args()
-    dumps = sorted(d for d in args.dumps.glob("*.xml*"))
+    dumps = sorted(args.dumps.glob("*.xml*"))
     if not dumps:
         print(f"prior_rows: no dumps in {args.dumps}", file=sys.stderr)
         return 2
